@@ -1,0 +1,1 @@
+"""Connectors fetch or receive mentions, normalise them and hand them to ``mentions.raw``."""

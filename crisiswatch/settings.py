@@ -1,0 +1,118 @@
+"""The one typed settings object: environment variables, then an optional YAML file, then defaults.
+
+Every knob of crisiswatch lives here. Environment variables use the ``CRISISWATCH_`` prefix
+(``CRISISWATCH_WINDOW_SECONDS=30``), except the Kafka bootstrap servers, which also answer to the
+conventional ``KAFKA_BOOTSTRAP_SERVERS``. A YAML file named by ``CRISISWATCH_CONFIG`` supplies
+anything the environment does not. Secrets are ``SecretStr`` so that they never appear in a repr
+or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_BRANDS_FILE = PACKAGE_DIR / "data" / "brands.yaml"
+
+
+class Settings(BaseSettings):
+    """All configuration of a crisiswatch process (worker, connectors, CLI, gate)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRISISWATCH_",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- Kafka -----------------------------------------------------------------------------------
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CRISISWATCH_BOOTSTRAP_SERVERS"),
+        description="Kafka cluster to use. Unset: an embedded broker is launched on loopback.",
+    )
+    topic_prefix: str = Field("", description="Prefix for every topic name, to share a cluster.")
+    app_id: str = Field("crisiswatch", description="Faust application id (consumer group prefix).")
+    partitions: int = Field(4, ge=1, description="Partitions of the data topics.")
+    replication_factor: int = Field(1, ge=1)
+    max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
+
+    # --- Processing --------------------------------------------------------------------------------
+    batch_size: int = Field(2000, ge=1, description="Max records a stage processes at once.")
+    batch_seconds: float = Field(0.05, gt=0, description="Max wait to fill a batch.")
+    dedupe_ttl_seconds: float = Field(3600.0, gt=0)
+    dedupe_max_ids: int = Field(500_000, ge=1000)
+    window_seconds: int = Field(60, ge=1, description="Event-time tumbling window length.")
+    allowed_lateness_seconds: int = Field(30, ge=0, description="Late mentions within this still count.")
+    idle_flush_seconds: float = Field(
+        5.0, gt=0, description="With no new data for this long, event time advances with the wall clock."
+    )
+    brands_file: Path = Field(DEFAULT_BRANDS_FILE)
+    language_backend: str = Field("fast", description="'fast' (default batch path) or 'langdetect'.")
+
+    # --- Risk policy -----------------------------------------------------------------------------
+    pause_severity: str = Field("critical", description="Lowest severity that pauses publishing.")
+    pause_scope: str = Field("global", description="'global' or 'brand' (the brand's own scope).")
+    min_mentions_to_pause: int = Field(20, ge=0)
+    min_sources_to_pause: int = Field(1, ge=0)
+
+    # --- Control plane ---------------------------------------------------------------------------
+    control_keys: SecretStr | None = Field(
+        default=None,
+        description="HMAC keys as 'kid1:secret1,kid2:secret2'; the first signs, all verify.",
+    )
+    control_max_age_seconds: float = Field(300.0, gt=0, description="Older control messages are stale.")
+    gate_max_staleness_seconds: float = Field(30.0, gt=0)
+
+    # --- HTTP --------------------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1")
+    web_port: int = Field(6066)
+    metrics_port: int = Field(9108, description="Prometheus /metrics port of `crisiswatch run`.")
+    api_token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CRISISWATCH_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic name (applies ``topic_prefix``)."""
+        return f"{self.topic_prefix}{name}"
+
+    def control_keyring(self) -> dict[str, bytes]:
+        """Signing keys by key id; empty when none are configured."""
+        if self.control_keys is None:
+            return {}
+        ring: dict[str, bytes] = {}
+        for item in self.control_keys.get_secret_value().split(","):
+            kid, sep, secret = item.strip().partition(":")
+            if not sep or not kid or not secret:
+                raise ValueError("CRISISWATCH_CONTROL_KEYS must look like 'kid:secret[,kid:secret]'")
+            ring[kid] = secret.encode()
+        return ring
+
+
+@lru_cache(maxsize=1)
+def get_settings(**overrides: Any) -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Pure detection logic: no Kafka, no I/O. Texts and time buckets in, decisions out."""

@@ -1,0 +1,1 @@
+"""Stream processing: the faust app, its agents and the topic contracts that wire detectors to Kafka."""

@@ -1,0 +1,112 @@
+"""The topic contracts: names, keys, schemas, partitioning and retention of every crisiswatch topic.
+
+Topics are created explicitly (``ensure_topics``) with partition counts from settings; nothing relies
+on broker auto-creation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from crisiswatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """What a topic carries and how it is keyed."""
+
+    name: str
+    schema: str
+    key: str
+    description: str
+    compacted: bool = False
+    single_partition: bool = False
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+MENTIONS_RAW = TopicSpec(
+    "mentions.raw", "mention.v1.json", "mention id", "Mentions as connectors fetched them."
+)
+MENTIONS_ENRICHED = TopicSpec(
+    "mentions.enriched",
+    "enriched_mention.v1.json",
+    "brand id (mention id when no brand matched)",
+    "De-duplicated mentions with language, sentiment, brands, topics and crisis terms.",
+)
+MENTIONS_DLQ = TopicSpec(
+    "mentions.dlq", "dead_letter.v1.json", "original key", "Records that failed, with reason and bytes."
+)
+SIGNALS = TopicSpec(
+    "signals", "signal.v1.json", "brand id", "Closed per-brand event-time windows with spike scores."
+)
+ALERTS = TopicSpec("alerts", "alert.v1.json", "brand id", "Crisis alerts; one alert_id per episode.")
+PUBLISHING_CONTROL = TopicSpec(
+    "publishing.control",
+    "control.v1.json",
+    "scope ('global', 'brand:<id>', 'channel:<name>', 'account:<id>')",
+    "Signed pause/resume state per scope; the latest message per key is the state.",
+    compacted=True,
+    single_partition=True,
+)
+PUBLISHING_AUDIT = TopicSpec(
+    "publishing.audit",
+    "audit.v1.json",
+    "scope",
+    "Append-only log of every control change: who, what, why, when. Never compacted.",
+    single_partition=True,
+    configs={"retention.ms": "-1"},
+)
+STATE = TopicSpec(
+    "crisiswatch.state",
+    "detector_state.v1.json",
+    "'<stage>:<brand>'",
+    "Internal: detector and window state per brand, changelogged so that it survives restarts.",
+    compacted=True,
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    MENTIONS_RAW,
+    MENTIONS_ENRICHED,
+    MENTIONS_DLQ,
+    SIGNALS,
+    ALERTS,
+    PUBLISHING_CONTROL,
+    PUBLISHING_AUDIT,
+    STATE,
+)
+
+
+def partitions_for(spec: TopicSpec, settings: Settings) -> int:
+    return 1 if spec.single_partition else settings.partitions
+
+
+async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
+    """Create every crisiswatch topic that does not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = []
+        for spec in ALL_TOPICS:
+            name = settings.topic(spec.name)
+            if name in existing:
+                continue
+            configs = dict(spec.configs)
+            if spec.compacted:
+                configs["cleanup.policy"] = "compact"
+            new.append(NewTopic(name, partitions_for(spec, settings), settings.replication_factor, None, configs))
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:  # raced with another process: fine
+                pass
+            log.info("created topics: %s", ", ".join(t.name for t in new))
+        return [t.name for t in new]
+    finally:
+        await admin.close()

@@ -1,0 +1,48 @@
+"""Shared fixtures: one real Kafka-protocol broker for the whole session.
+
+The broker comes from the same launcher the product uses (`crisiswatch.broker.broker_for`): the
+embedded Tansu broker, or the cluster named by ``KAFKA_BOOTSTRAP_SERVERS`` when that is set. Each test
+gets its own topic prefix and application id so that tests never see each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crisiswatch.broker import broker_for
+from crisiswatch.settings import Settings
+
+SHARED_DATA = Path(os.environ.get("CRISISWATCH_SHARED_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real broker, started once per test session."""
+    with broker_for(Settings()) as servers:
+        yield servers
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings bound to the session broker, with topics and group ids private to this test."""
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{tag}.",
+        app_id=f"crisiswatch-test-{tag}",
+        partitions=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ../shared/data folder; tests that need it are skipped with a clear message when absent."""
+    path = SHARED_DATA.resolve()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set CRISISWATCH_SHARED_DATA)")
+    return path
