@@ -1,0 +1,150 @@
+"""Per-brand event-time window aggregates: counts, sentiment mix, reach, languages and evidence.
+
+A `WindowAggregate` summarises the mentions of one brand in one event-time window with bounded
+memory: distinct stories (near-duplicates folded by `detectors.neardup.story_key`) are counted with a
+K-minimum-values sketch, exact up to ``DISTINCT_K`` stories; the evidence keeps the top mentions by
+reach, one per story. `tumbling_window` maps an event time to its window. State round-trips through
+plain dicts so the stream can changelog it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+DISTINCT_K = 1024
+TOP_MENTIONS = 5
+_MAX64 = float(2**64)
+
+
+def tumbling_window(event_time: float, size: float) -> tuple[float, float]:
+    """(start, end) of the tumbling window of ``size`` seconds that holds ``event_time``."""
+    start = event_time - (event_time % size)
+    return start, start + size
+
+
+@dataclass
+class DistinctCounter:
+    """K-minimum-values distinct counter: exact below ``k`` distinct keys, an estimate above."""
+
+    k: int = DISTINCT_K
+    mins: list[int] = field(default_factory=list)
+
+    def add(self, key: int) -> None:
+        mins = self.mins
+        if len(mins) >= self.k and key >= mins[-1]:
+            return
+        pos = bisect.bisect_left(mins, key)
+        if pos < len(mins) and mins[pos] == key:
+            return
+        mins.insert(pos, key)
+        if len(mins) > self.k:
+            mins.pop()
+
+    def count(self) -> int:
+        if len(self.mins) < self.k:
+            return len(self.mins)
+        return round((self.k - 1) / (self.mins[-1] / _MAX64))
+
+
+@dataclass
+class MentionFacts:
+    """The facts of one enriched mention that window aggregation needs."""
+
+    id: str
+    text: str
+    source: str
+    reach: int
+    lang: str
+    sentiment: str
+    story: int
+    crisis_terms: list[str] = field(default_factory=list)
+    url: str | None = None
+
+
+@dataclass
+class WindowAggregate:
+    """Everything one brand's window needs for spike detection and risk evidence."""
+
+    brand: str
+    start: float
+    end: float
+    mentions: int = 0
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    reach: int = 0
+    late_mentions: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    crisis_terms: Counter[str] = field(default_factory=Counter)
+    stories: DistinctCounter = field(default_factory=DistinctCounter)
+    negative_stories: DistinctCounter = field(default_factory=DistinctCounter)
+    top: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, m: MentionFacts, late: bool = False) -> None:
+        """Count one mention into this window."""
+        self.mentions += 1
+        if m.sentiment == "negative":
+            self.negative += 1
+            self.negative_stories.add(m.story)
+        elif m.sentiment == "positive":
+            self.positive += 1
+        else:
+            self.neutral += 1
+        self.reach += m.reach
+        self.late_mentions += late
+        self.languages[m.lang] += 1
+        self.sources[m.source] += 1
+        for term in m.crisis_terms:
+            self.crisis_terms[term] += 1
+        self.stories.add(m.story)
+        self._consider_top(m)
+
+    def _consider_top(self, m: MentionFacts) -> None:
+        top = self.top
+        if len(top) >= TOP_MENTIONS and m.reach <= top[-1]["reach"]:
+            return
+        for i, held in enumerate(top):
+            if held["story"] == m.story:
+                if m.reach <= held["reach"]:
+                    return
+                del top[i]
+                break
+        top.append(
+            {"id": m.id, "text": m.text[:280], "source": m.source, "reach": m.reach, "lang": m.lang,
+             "sentiment": m.sentiment, "url": m.url, "story": m.story}
+        )
+        top.sort(key=lambda item: -item["reach"])
+        del top[TOP_MENTIONS:]
+
+    @property
+    def story_count(self) -> int:
+        return self.stories.count()
+
+    @property
+    def negative_story_count(self) -> int:
+        return self.negative_stories.count()
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "brand": self.brand, "start": self.start, "end": self.end, "mentions": self.mentions,
+            "negative": self.negative, "neutral": self.neutral, "positive": self.positive,
+            "reach": self.reach, "late_mentions": self.late_mentions,
+            "languages": dict(self.languages), "sources": dict(self.sources),
+            "crisis_terms": dict(self.crisis_terms), "stories": self.stories.mins,
+            "negative_stories": self.negative_stories.mins, "top": self.top,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> WindowAggregate:
+        return cls(
+            brand=s["brand"], start=s["start"], end=s["end"], mentions=s["mentions"],
+            negative=s["negative"], neutral=s["neutral"], positive=s["positive"], reach=s["reach"],
+            late_mentions=s["late_mentions"], languages=Counter(s["languages"]),
+            sources=Counter(s["sources"]), crisis_terms=Counter(s["crisis_terms"]),
+            stories=DistinctCounter(mins=list(s["stories"])),
+            negative_stories=DistinctCounter(mins=list(s["negative_stories"])), top=list(s["top"]),
+        )
