@@ -41,6 +41,142 @@ def broker(
             pass
 
 
+# --- publishing control (crisiswatch/control) ------------------------------------------------------
+schedule_app = typer.Typer(help="Planned pause windows (absolute or recurring).", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+_ActorOpt = Annotated[
+    str | None, typer.Option("--actor", envvar="CRISISWATCH_USER", help="You (user name).")
+]
+_ScopeOpt = Annotated[str, typer.Option(help="global, brand:<id>, channel:<name> or account:<id>.")]
+_OnResumeOpt = Annotated[
+    str | None, typer.Option(help="hold | skip | review: what happens to posts due during the pause.")
+]
+
+
+def _on_resume(value: str | None) -> str | None:
+    if value is not None and value not in ("hold", "skip", "review"):
+        raise typer.BadParameter("use hold, skip or review", param_hint="--on-resume")
+    return value
+
+
+@app.command()
+def pause(
+    scope: _ScopeOpt = "global",
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "manual pause",
+    resume_at: Annotated[str | None, typer.Option(help="ISO time with zone: resume by itself then.")] = None,
+    on_resume: _OnResumeOpt = None,
+    actor: _ActorOpt = None,
+) -> None:
+    """Pause all publishing in a scope now (signed; needs CRISISWATCH_CONTROL_KEYS)."""
+    from crisiswatch.control import commands
+
+    commands.change(
+        "pause", scope=scope, reason=reason, actor=actor, resume_at=resume_at, on_resume=_on_resume(on_resume)
+    )  # type: ignore[arg-type]
+
+
+@app.command()
+def resume(
+    scope: _ScopeOpt = "global",
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "manual resume",
+    on_resume: _OnResumeOpt = None,
+    actor: _ActorOpt = None,
+) -> None:
+    """Resume publishing in a scope (a person decides; signed)."""
+    from crisiswatch.control import commands
+
+    commands.change("resume", scope=scope, reason=reason, actor=actor, on_resume=_on_resume(on_resume))  # type: ignore[arg-type]
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False) -> None:
+    """Show the verified pause/resume state of every scope."""
+    from crisiswatch.control import commands
+
+    commands.status(as_json)
+
+
+@schedule_app.command("add")
+def schedule_add(
+    schedule_id: Annotated[str, typer.Argument(help="Short id, e.g. mourning-2026 or weekend-quiet.")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+    scope: _ScopeOpt = "global",
+    start: Annotated[str | None, typer.Option(help="Absolute window start (ISO with zone).")] = None,
+    end: Annotated[str | None, typer.Option(help="Absolute window end (ISO with zone).")] = None,
+    cron: Annotated[str | None, typer.Option(help="Recurring: start times, e.g. '0 22 * * SAT'.")] = None,
+    duration: Annotated[str | None, typer.Option(help="Recurring: length of each window, e.g. 10h.")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA zone the cron is read in.")] = "UTC",
+    on_resume: Annotated[str, typer.Option(help="hold | skip | review.")] = "hold",
+    replace: Annotated[bool, typer.Option(help="Replace a schedule with the same id.")] = False,
+    actor: _ActorOpt = None,
+) -> None:
+    """Add a planned pause window."""
+    from crisiswatch.control import commands
+
+    commands.schedule_add(
+        schedule_id=schedule_id, scope=scope, reason=reason, actor=actor, start=start, end=end, cron=cron,
+        duration=duration, timezone=timezone, on_resume=_on_resume(on_resume), replace=replace,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@schedule_app.command("list")
+def schedule_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List the planned pause windows."""
+    from crisiswatch.control import commands
+
+    commands.schedule_list(as_json)
+
+
+@schedule_app.command("remove")
+def schedule_remove(
+    schedule_id: Annotated[str, typer.Argument(help="Id of the schedule.")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "removed",
+    actor: _ActorOpt = None,
+) -> None:
+    """Remove a planned pause window (an open window of it ends)."""
+    from crisiswatch.control import commands
+
+    commands.schedule_remove(schedule_id, actor=actor, reason=reason)
+
+
+@schedule_app.command("run")
+def schedule_run(
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    verbose: bool = True,
+) -> None:
+    """Fire scheduled pauses/resumes and re-sign the current state periodically (keep one running)."""
+    from crisiswatch.control import commands
+
+    _logging(verbose)
+    commands.schedule_run(metrics_port)
+
+
+@app.command()
+def relay(
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    verbose: bool = True,
+) -> None:
+    """Push every pause/resume to the webhooks of CRISISWATCH_RELAY_URLS (retries, idempotency keys)."""
+    from crisiswatch.control import commands
+
+    _logging(verbose)
+    commands.relay(metrics_port)
+
+
+@bench_app.command("control")
+def bench_control(
+    gates: Annotated[int, typer.Option(help="Gates following the control topic.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Pause/resume changes to time.")] = 200,
+) -> None:
+    """Alert -> signed control message acked, and control message -> every gate (p99 <= 1 s)."""
+    from crisiswatch.bench.control import run_control_bench
+
+    _logging(False)
+    run_control_bench(Settings(), gates=gates, rounds=rounds)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

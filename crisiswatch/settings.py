@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -73,12 +74,30 @@ class Settings(BaseSettings):
     )
     control_max_age_seconds: float = Field(300.0, gt=0, description="Older control messages are stale.")
     gate_max_staleness_seconds: float = Field(30.0, gt=0)
+    control_default_on_resume: Literal["hold", "skip", "review"] = Field(
+        "review", description="What happens to posts due during a pause, unless the pause says otherwise."
+    )
+    control_reassert_seconds: float = Field(
+        60.0, gt=0, description="`crisiswatch schedule run` re-signs every scope's state this often."
+    )
+    backlog_release_per_second: float = Field(1.0, gt=0, description="Rate of releasing held posts.")
+    relay_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Webhook URLs told about every pause/resume (comma-separated)."
+    )
+    relay_max_attempts: int = Field(10, ge=1, description="Delivery attempts per change and URL.")
 
     # --- HTTP --------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1")
     web_port: int = Field(6066)
     metrics_port: int = Field(9108, description="Prometheus /metrics port of `crisiswatch run`.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
+
+    @field_validator("relay_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ on broker auto-creation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -62,6 +63,14 @@ PUBLISHING_AUDIT = TopicSpec(
     single_partition=True,
     configs={"retention.ms": "-1"},
 )
+PUBLISHING_SCHEDULES = TopicSpec(
+    "publishing.schedules",
+    "schedule.v1.json",
+    "schedule id",
+    "Signed planned pause windows (absolute or recurring); the latest record per id is the schedule.",
+    compacted=True,
+    single_partition=True,
+)
 STATE = TopicSpec(
     "crisiswatch.state",
     "detector_state.v1.json",
@@ -78,6 +87,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ALERTS,
     PUBLISHING_CONTROL,
     PUBLISHING_AUDIT,
+    PUBLISHING_SCHEDULES,
     STATE,
 )
 
@@ -102,10 +112,8 @@ async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]
                 configs["cleanup.policy"] = "compact"
             new.append(NewTopic(name, partitions_for(spec, settings), settings.replication_factor, None, configs))
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # raced with another process: fine
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:  # raced with another process: fine
-                pass
             log.info("created topics: %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:

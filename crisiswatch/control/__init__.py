@@ -1,0 +1,42 @@
+"""The pause-all-publishing control plane.
+
+* `ControlPlane` (``plane.py``): signs and publishes pause/resume changes (the risk agent, the CLI and
+  the HTTP API use it).
+* `PublishingGate` / `SyncPublishingGate` (``gate.py``): what every publishing service embeds to ask
+  whether a post may go out, failing closed.
+* `ScheduleStore` / `Scheduler` (``schedules.py``): planned pause windows, absolute or recurring.
+* `Relay` (``relay.py``): pushes every change to external systems by webhook.
+* ``messages.py``: the records and their HMAC signatures.
+"""
+
+from crisiswatch.control.backlog import Backlog, DeferredPost
+from crisiswatch.control.gate import PublishingGate, SyncPublishingGate
+from crisiswatch.control.messages import (
+    AuditRecord,
+    ControlMessage,
+    ControlRejected,
+    Keyring,
+    Schedule,
+    SigningUnavailable,
+    scope_of,
+)
+from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
+from crisiswatch.control.view import Decision
+
+__all__ = [
+    "AuditRecord",
+    "Backlog",
+    "ChangeResult",
+    "ControlMessage",
+    "ControlPlane",
+    "ControlRejected",
+    "Decision",
+    "DeferredPost",
+    "Keyring",
+    "PublishingGate",
+    "ResumeRefused",
+    "Schedule",
+    "SigningUnavailable",
+    "SyncPublishingGate",
+    "scope_of",
+]

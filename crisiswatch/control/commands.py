@@ -1,0 +1,350 @@
+"""What the control-plane commands of the `crisiswatch` CLI do (``crisiswatch/cli.py`` stays thin).
+
+Manual changes are authenticated twice: the CLI acts as the person named by ``--actor`` or
+``CRISISWATCH_USER`` (never ``detector`` or ``scheduler``), and it can only sign with a key from
+``CRISISWATCH_CONTROL_KEYS``; without one it refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.messages import (
+    ACTOR_PATTERN,
+    ControlMessage,
+    Keyring,
+    OnResume,
+    Schedule,
+    SigningUnavailable,
+    is_person,
+    is_scope,
+)
+from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
+from crisiswatch.settings import Settings
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"^(?:{_NUMBER}d)?(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?$")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` to stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
+    """Settings with a cluster and the keys the command needs, or a clear error."""
+    settings = Settings()
+    if not settings.bootstrap_servers:
+        raise fail("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (the control topic must be durable)")
+    try:
+        keyring = Keyring.from_settings(settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if not keyring:
+        what = "sign control messages" if signing else "verify control messages"
+        raise fail(f"cannot {what}: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
+    return settings, keyring
+
+
+def person(actor: str | None) -> str:
+    """The authenticated person acting, or a clear error."""
+    if not actor:
+        raise fail("who is acting? set CRISISWATCH_USER or pass --actor <your user name>")
+    if not is_person(actor):
+        raise fail(f"{actor!r} is a system actor; a person acts under their own user name")
+    if not re.fullmatch(ACTOR_PATTERN, actor):
+        raise fail(f"invalid user name {actor!r}")
+    return actor
+
+
+def scope_arg(scope: str) -> str:
+    if not is_scope(scope):
+        raise fail(f"invalid scope {scope!r}: use global, brand:<id>, channel:<name> or account:<id>")
+    return scope
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time with a zone (``2026-11-24T09:00:00Z``, ``...+01:00``)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"not an ISO-8601 time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise fail(f"give a time zone in {text!r}, e.g. {text}Z")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``10h``, ``1d``, ``1h30m``."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise fail(f"not a duration: {text!r} (e.g. 90s, 15m, 10h, 1h30m)")
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise fail("the duration must be positive")
+    return total
+
+
+def run_async(main: Callable[[], Awaitable[object]]) -> object:
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+# --- pause / resume / status ---------------------------------------------------------------------
+def change(
+    action: str,
+    *,
+    scope: str,
+    reason: str,
+    actor: str | None,
+    resume_at: str | None = None,
+    on_resume: OnResume | None = None,
+) -> ChangeResult:
+    """Pause or resume ``scope`` as a person; prints what happened."""
+    who = person(actor)
+    scope = scope_arg(scope)
+    when = parse_time(resume_at)
+    settings, keyring = checked_settings(signing=True)
+
+    async def main() -> ChangeResult:
+        plane = ControlPlane(settings, keyring=keyring)
+        await plane.start()
+        try:
+            if action == "pause":
+                return await plane.pause(scope, reason=reason, actor=who, resume_at=when, on_resume=on_resume)
+            return await plane.resume(scope, reason=reason, actor=who, on_resume=on_resume)
+        finally:
+            await plane.stop()
+
+    try:
+        result: ChangeResult = run_async(main)  # type: ignore[assignment]
+    except (ResumeRefused, SigningUnavailable, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(("done: " if result.changed else "no change: ") + result.note)
+    return result
+
+
+async def read_states(
+    settings: Settings, keyring: Keyring, timeout: float = 15.0
+) -> dict[str, ControlMessage]:
+    """The verified current state of every scope."""
+    feed = ControlFeed(settings, keyring, component="status")
+    await feed.start()
+    try:
+        if not await feed.follower.wait_caught_up(timeout):
+            raise fail("could not read the control topic in time")
+        return feed.view.states()
+    finally:
+        await feed.stop()
+
+
+def status_table(states: dict[str, ControlMessage]) -> Table:
+    table = Table(title="publishing control")
+    for column in ("scope", "state", "since", "by", "reason", "alert", "on resume", "resume at", "seq"):
+        table.add_column(column)
+    for scope, message in states.items():
+        table.add_row(
+            scope,
+            "[red]PAUSED[/red]" if message.paused else "[green]active[/green]",
+            message.issued_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            message.actor,
+            message.reason,
+            message.alert_id or "",
+            message.on_resume,
+            message.resume_at.strftime("%Y-%m-%d %H:%M:%SZ") if message.resume_at else "",
+            str(message.seq),
+        )
+    return table
+
+
+def status(as_json: bool) -> dict[str, ControlMessage]:
+    settings, keyring = checked_settings(signing=False)
+    states: dict[str, ControlMessage] = run_async(lambda: read_states(settings, keyring))  # type: ignore[assignment]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({s: m.model_dump(mode="json") for s, m in states.items()}, indent=2))
+    elif not states:
+        typer.echo("no scope has ever been paused: publishing is active everywhere")
+    else:
+        Console(width=200).print(status_table(states))
+    return states
+
+
+# --- schedules -----------------------------------------------------------------------------------
+def schedule_add(
+    *,
+    schedule_id: str,
+    scope: str,
+    reason: str,
+    actor: str | None,
+    start: str | None,
+    end: str | None,
+    cron: str | None,
+    duration: str | None,
+    timezone: str,
+    on_resume: OnResume,
+    replace: bool,
+) -> Schedule:
+    from crisiswatch.control.schedules import ScheduleStore, new_schedule
+
+    who = person(actor)
+    scope = scope_arg(scope)
+    try:
+        schedule = new_schedule(
+            schedule_id,
+            reason=reason,
+            created_by=who,
+            scope=scope,
+            start=parse_time(start),
+            end=parse_time(end),
+            cron=cron,
+            duration_seconds=parse_duration(duration) if duration else None,
+            timezone=timezone,
+            on_resume=on_resume,
+        )
+    except ValueError as exc:
+        raise fail(str(exc).splitlines()[-1] if "validation error" in str(exc) else str(exc)) from exc
+    settings, keyring = checked_settings(signing=True)
+
+    async def main() -> Schedule:
+        await _ensure_topics(settings)
+        store = ScheduleStore(settings, keyring=keyring)
+        await store.start()
+        try:
+            return await store.add(schedule, replace=replace)
+        finally:
+            await store.stop()
+
+    try:
+        stored: Schedule = run_async(main)  # type: ignore[assignment]
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"scheduled {stored.id}: {stored.scope} paused ({_when(stored)})")
+    return stored
+
+
+def schedule_list(as_json: bool) -> list[Schedule]:
+    from crisiswatch.control.schedules import ScheduleStore
+
+    settings, keyring = checked_settings(signing=False)
+
+    async def main() -> list[Schedule]:
+        await _ensure_topics(settings)
+        store = ScheduleStore(settings, keyring=keyring)
+        await store.start()
+        try:
+            return store.schedules()
+        finally:
+            await store.stop()
+
+    schedules: list[Schedule] = run_async(main)  # type: ignore[assignment]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([s.model_dump(mode="json", exclude={"sig"}) for s in schedules], indent=2))
+        return schedules
+    table = Table(title="publishing schedules")
+    for column in ("id", "scope", "when", "on resume", "reason", "by"):
+        table.add_column(column)
+    for s in schedules:
+        table.add_row(s.id, s.scope, _when(s), s.on_resume, s.reason, s.created_by)
+    Console(width=200).print(table)
+    return schedules
+
+
+def schedule_remove(schedule_id: str, *, actor: str | None, reason: str) -> None:
+    from crisiswatch.control.schedules import ScheduleStore
+
+    who = person(actor)
+    settings, keyring = checked_settings(signing=True)
+
+    async def main() -> Schedule | None:
+        await _ensure_topics(settings)
+        store = ScheduleStore(settings, keyring=keyring)
+        await store.start()
+        try:
+            return await store.remove(schedule_id, actor=who, reason=reason)
+        finally:
+            await store.stop()
+
+    if run_async(main) is None:
+        raise fail(f"no schedule {schedule_id!r}")
+    typer.echo(f"removed schedule {schedule_id}")
+
+
+def schedule_run(metrics_port: int) -> None:
+    """Run the scheduler and the state re-assertion until SIGINT/SIGTERM."""
+    from crisiswatch.control.schedules import Scheduler, ScheduleStore
+
+    settings, keyring = checked_settings(signing=True)
+    _serve_metrics(metrics_port)
+
+    async def main() -> None:
+        plane = ControlPlane(settings, keyring=keyring, reassert_seconds=settings.control_reassert_seconds)
+        await plane.start()
+        store = ScheduleStore(settings, keyring=keyring)
+        await store.start()
+        typer.echo(f"scheduler running: {len(store.schedules())} schedule(s); Ctrl-C stops")
+        try:
+            await Scheduler(plane, store).run(_stop_on_signals())
+        finally:
+            await store.stop()
+            await plane.stop()
+
+    run_async(main)
+
+
+def relay(metrics_port: int) -> None:
+    """Run the webhook relay until SIGINT/SIGTERM."""
+    from crisiswatch.control.relay import Relay
+
+    settings, keyring = checked_settings(signing=False)
+    try:
+        relay_ = Relay(settings, keyring=keyring)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    _serve_metrics(metrics_port)
+    typer.echo(f"relaying control changes to {len(relay_.urls)} URL(s); Ctrl-C stops")
+    run_async(lambda: relay_.run(_stop_on_signals()))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+async def _ensure_topics(settings: Settings) -> None:
+    from stream.topics import ensure_topics
+
+    await ensure_topics(settings.bootstrap_servers or "", settings)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _serve_metrics(port: int) -> None:
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
+
+
+def _when(schedule: Schedule) -> str:
+    if schedule.recurring:
+        return f"cron '{schedule.cron}' ({schedule.timezone}) for {schedule.duration_seconds:g} s"
+    assert schedule.start is not None and schedule.end is not None
+    return f"{schedule.start:%Y-%m-%d %H:%M:%SZ} to {schedule.end:%Y-%m-%d %H:%M:%SZ}"

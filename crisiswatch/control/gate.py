@@ -1,0 +1,210 @@
+"""`PublishingGate`: the client every publishing service embeds to ask "may this post go out now?".
+
+Async services::
+
+    from crisiswatch.control import PublishingGate
+
+    gate = PublishingGate(settings)                 # needs CRISISWATCH_CONTROL_KEYS to verify
+    await gate.start()
+    decision = gate.allowed(channel="twitter", account="acme_us", brand="acme")
+    if decision.allowed:
+        await publish(post)
+    else:
+        gate.backlog.defer(post.id, decision, channel="twitter", account="acme_us", brand="acme")
+    ...
+    async for post in gate.backlog.release():      # after resume, per the scope's resume choice
+        await publish(post.payload)
+
+Threaded services use `SyncPublishingGate` (same API, runs its own event loop in a thread).
+
+The gate follows ``publishing.control`` from the beginning with its own consumer (no group), verifies
+every record (forged, unsigned, replayed and late resumes are ignored, counted and logged; see
+`crisiswatch.control.view`), and answers from memory in microseconds. Precedence: ``global``, then
+``brand:<id>``, ``channel:<name>``, ``account:<id>``; any paused matching scope blocks and the first
+one in that order is reported. It **fails closed**: until it has read the whole topic, and whenever
+its last confirmation of being caught up is older than ``gate_max_staleness_seconds``, every answer
+is "no".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from crisiswatch.control import metrics
+from crisiswatch.control.backlog import Backlog
+from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.view import Decision, Ingested, scopes_for
+from crisiswatch.settings import Settings
+
+
+class PublishingGate:
+    """Answers `allowed()` from a verified, fresh view of the control topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str = "gate",
+        keyring: Keyring | None = None,
+        bootstrap_servers: str | None = None,
+        fetch_max_wait_ms: int = 100,
+    ):
+        self.settings = settings
+        self.name = name
+        keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        if not keyring:
+            raise ValueError(
+                "the gate cannot verify control messages: set CRISISWATCH_CONTROL_KEYS='kid:secret'"
+            )
+        self.max_staleness_seconds = settings.gate_max_staleness_seconds
+        self.feed = ControlFeed(
+            settings,
+            keyring,
+            component="gate",
+            name=name,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            bootstrap_servers=bootstrap_servers,
+        )
+        self.backlog = Backlog(self.decide, self.feed.view.get, settings.backlog_release_per_second)
+
+    async def start(self) -> None:
+        """Start following the control topic (returns at once; see `wait_ready`)."""
+        await self.feed.start()
+        metrics.GATE_VIEW_AGE.labels(self.name).set_function(self._age_or_minus_one)
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        with contextlib.suppress(KeyError):
+            metrics.GATE_VIEW_AGE.remove(self.name)
+
+    async def wait_ready(self, timeout: float = 15.0) -> bool:
+        """Wait until the gate has read the whole control topic; False on timeout."""
+        return await self.feed.follower.wait_caught_up(timeout)
+
+    async def __aenter__(self) -> PublishingGate:
+        await self.start()
+        await self.wait_ready()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- answers ---------------------------------------------------------------------------------
+    def allowed(
+        self, *, channel: str | None = None, account: str | None = None, brand: str | None = None
+    ) -> Decision:
+        """May a post for this channel/account/brand go out now?"""
+        decision = self.decide(scopes_for(channel=channel, account=account, brand=brand))
+        why = "open" if decision.allowed else ("paused" if decision.scope else "unknown")
+        metrics.GATE_DECISIONS.labels(str(decision.allowed).lower(), why).inc()
+        return decision
+
+    def decide(self, scopes: list[str]) -> Decision:
+        """The decision for explicit scopes (precedence order), failing closed on an unknown view."""
+        age = self.feed.follower.view_age()
+        if age is None:
+            return Decision(
+                False, "control view unknown: the gate has not caught up with the control topic yet"
+            )
+        if age > self.max_staleness_seconds:
+            return Decision(
+                False,
+                f"control view is {age:.0f} s old (max {self.max_staleness_seconds:.0f} s): failing closed",
+            )
+        return self.feed.view.decide(scopes)
+
+    @property
+    def view_age_seconds(self) -> float | None:
+        """Seconds since the gate last confirmed it was caught up (None: never)."""
+        return self.feed.follower.view_age()
+
+    def _age_or_minus_one(self) -> float:
+        age = self.view_age_seconds
+        return -1.0 if age is None else age
+
+    def status(self) -> dict[str, ControlMessage]:
+        """Latest verified state of every scope."""
+        return self.feed.view.states()
+
+    @property
+    def rejected(self) -> Counter[str]:
+        """Rejected control records by reason, since start."""
+        return self.feed.rejected
+
+    def add_listener(self, listener: Callable[[Ingested], None]) -> None:
+        """Call ``listener`` with every record the gate reads (accepted or rejected), in its loop."""
+        self.feed.listeners.append(listener)
+
+
+class SyncPublishingGate:
+    """`PublishingGate` for threaded code: runs the gate's event loop in a daemon thread.
+
+    >>> with SyncPublishingGate(settings) as gate:
+    ...     if gate.allowed(channel="email").allowed: ...
+    """
+
+    def __init__(self, settings: Settings, **kwargs: object):
+        self._settings = settings
+        self._kwargs = kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.gate: PublishingGate | None = None
+
+    def start(self, timeout: float = 15.0) -> bool:
+        """Start the gate and wait until it is ready; False if not ready within ``timeout``."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="publishing-gate", daemon=True)
+        self._thread.start()
+        self.gate = PublishingGate(self._settings, **self._kwargs)  # type: ignore[arg-type]
+        self._call(self.gate.start(), timeout)
+        return bool(self._call(self.gate.wait_ready(timeout), timeout + 5))
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self.gate is not None:
+            self._call(self.gate.stop(), 10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+        self._loop = self._thread = None
+
+    def _call(self, coro: object, timeout: float) -> object:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
+
+    def __enter__(self) -> SyncPublishingGate:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _gate(self) -> PublishingGate:
+        if self.gate is None:
+            raise RuntimeError("SyncPublishingGate is not started")
+        return self.gate
+
+    def allowed(
+        self, *, channel: str | None = None, account: str | None = None, brand: str | None = None
+    ) -> Decision:
+        """May a post for this channel/account/brand go out now? (thread-safe)"""
+        return self._gate().allowed(channel=channel, account=account, brand=brand)
+
+    @property
+    def backlog(self) -> Backlog:
+        """The deferred posts (thread-safe; use ``take()`` to release held posts)."""
+        return self._gate().backlog
+
+    def status(self) -> dict[str, ControlMessage]:
+        return self._gate().status()
+
+    @property
+    def rejected(self) -> Counter[str]:
+        return self._gate().rejected

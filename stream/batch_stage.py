@@ -1,0 +1,174 @@
+"""A batch stage: the high-throughput hot path of the worker.
+
+Measured on the 2-core development machine against the embedded broker, a faust agent iterating a
+stream tops out at about 3,700-4,600 events/s even with ``stream.take()``, because faust builds an
+event, a channel hop and an ack per record. The hot stages (decode → de-duplicate → enrich → route,
+and window aggregation) therefore consume their input with aiokafka's ``getmany`` in whole batches,
+inside a `mode.Service` that the faust app starts, stops and supervises like its agents. The
+lower-volume stages stay plain faust agents.
+
+Delivery is at-least-once: a batch's offsets are committed only after every record the batch
+produced has been acknowledged by the broker. Subclasses implement `process` and may restore or
+flush state on rebalance through `on_assigned` / `on_revoked`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from mode import Service
+
+from crisiswatch.settings import Settings
+from stream import metrics
+
+log = logging.getLogger(__name__)
+
+
+def new_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
+    """The producer settings every crisiswatch writer uses (no idempotence: at-least-once + idempotent keys)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "enable_idempotence": False,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 1 << 20,
+        "max_request_size": 4 << 20,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, stage: BatchStage):
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        if revoked:
+            await self.stage.flush()
+            await self.stage.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        if assigned:
+            await self.stage.on_assigned(assigned)
+
+
+class BatchStage(Service):
+    """Consume ``input_topic`` in batches, `process` them, produce results, commit (at-least-once)."""
+
+    stage_name: str = "stage"
+    input_topic: str = ""
+
+    def __init__(self, settings: Settings, bootstrap_servers: str, **kwargs: Any) -> None:
+        self.settings = settings
+        self.bootstrap_servers = bootstrap_servers
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future[Any]] = []
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self.last_record_monotonic = time.monotonic()
+        self.records_processed = 0
+        super().__init__(**kwargs)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.app_id}-{self.stage_name}"
+
+    async def on_start(self) -> None:
+        self.producer = new_producer(self.bootstrap_servers)
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=16 << 20,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=10_000,
+            max_poll_interval_ms=60_000,
+        )
+        self.consumer.subscribe([self.settings.topic(self.input_topic)], listener=_Listener(self))
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            try:
+                await self.flush()
+            except Exception:  # the broker may already be gone; nothing more can be done here
+                log.exception("%s: final flush failed", self.stage_name)
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
+        """Queue a record for ``topic`` (a logical name); the batch commits only once it is acked."""
+        assert self.producer is not None
+        self._pending.append(
+            await self.producer.send(
+                self.settings.topic(topic), value=value, key=key, headers=list(headers), partition=partition
+            )
+        )
+
+    async def flush(self) -> None:
+        """Wait until everything sent is acknowledged, then commit the processed offsets."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
+        if self._uncommitted and self.consumer is not None:
+            offsets, self._uncommitted = self._uncommitted, {}
+            await self.consumer.commit(offsets)
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self.consumer is not None
+        stage = self.stage_name
+        timeout_ms = int(self.settings.batch_seconds * 1000)
+        while not self.should_stop:
+            batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size)
+            records = [r for part in batches.values() for r in part]
+            if not records:
+                await self.on_idle()
+                continue
+            started = time.perf_counter()
+            self.last_record_monotonic = time.monotonic()
+            metrics.MENTIONS_IN.labels(stage).inc(len(records))
+            metrics.BATCH_SIZE.labels(stage).observe(len(records))
+            await self.process(records)
+            for tp, part in batches.items():
+                if part:
+                    self._uncommitted[tp] = part[-1].offset + 1
+            await self.flush()
+            self.records_processed += len(records)
+            metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+            # Let heartbeats, timers and the web server run between batches.
+            await asyncio.sleep(0)
+
+    async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle one batch (records of any assigned partition, in offset order per partition)."""
+        raise NotImplementedError
+
+    async def on_idle(self) -> None:
+        """Called when a poll returned nothing."""
+
+    async def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        """Partitions were assigned to this worker (restore state here)."""
+
+    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        """Partitions are being taken away (everything is flushed and committed already)."""
