@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,6 +26,53 @@ def _logging(verbose: bool) -> None:
 
 
 @app.command()
+def run(
+    replay: Annotated[
+        Path | None, typer.Option(help="JSONL or CSV file of mentions. Default: the bundled demo crisis.")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Event-time speed-up: 60 = an hour per minute; 0 = flat out.")] = 0.0,
+    brands: Annotated[Path | None, typer.Option(help="Brands YAML file.")] = None,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit 0 once the replay has drained.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")] = False,
+) -> None:
+    """Run the whole pipeline on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS) and print alerts and pauses."""
+    from crisiswatch.runner import run_command
+
+    _logging(False)
+    try:
+        run_command(replay, speed, brands, until_idle, as_json)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Log level: warn, info or debug.")] = "warn",
+) -> None:
+    """Run a stream worker (enrich, window, risk stages). Scale out by starting more."""
+    from crisiswatch.broker import broker_for
+    from stream.app import run_worker
+
+    settings = Settings()
+    with broker_for(settings) as bootstrap:
+        run_worker(settings, bootstrap, loglevel=loglevel)
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder to write demo.jsonl and brands.yaml into.")] = Path("demo"),
+) -> None:
+    """Write the bundled demo stream (and its brands file) to a folder."""
+    from crisiswatch.demo import write_demo
+
+    data, brands_file = write_demo(out)
+    typer.echo(f"{data}\n{brands_file}")
+
+
+@app.command()
 def broker(
     port: Annotated[int, typer.Option(help="Port to listen on (0 = a free one).")] = 0,
 ) -> None:
@@ -35,10 +84,8 @@ def broker(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with EmbeddedBroker(port=port or None) as embedded:
         typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 # --- publishing control (crisiswatch/control) ------------------------------------------------------
@@ -175,6 +222,49 @@ def bench_control(
 
     _logging(False)
     run_control_bench(Settings(), gates=gates, rounds=rounds)
+
+
+# --- alert delivery and the web page (crisiswatch/alerting, crisiswatch/web) ------------------------
+@app.command()
+def alerts(
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    recent: Annotated[int, typer.Option(help="Only print the N most recent episodes and exit.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="With --recent: JSON instead of a table.")] = False,
+    verbose: bool = True,
+) -> None:
+    """Deliver alerts to Alertmanager, Slack, webhooks and e-mail (keep exactly one running)."""
+    from crisiswatch.alerting import commands
+
+    if recent:
+        commands.list_alerts(recent, as_json)
+        return
+    _logging(verbose)
+    commands.run_dispatcher(metrics_port)
+
+
+@app.command()
+def ack(
+    alert_id: Annotated[str, typer.Argument(help="The alert (episode) id.")],
+    note: Annotated[str, typer.Option(help="What you are doing about it.")] = "",
+    actor: Annotated[str | None, typer.Option("--actor", envvar="CRISISWATCH_USER", help="You.")] = None,
+) -> None:
+    """Acknowledge an alert: record who is on it (shown on the page and sent to every channel)."""
+    from crisiswatch.alerting import commands
+
+    commands.acknowledge(alert_id, actor, note)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default CRISISWATCH_WEB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CRISISWATCH_WEB_PORT).")] = None,
+    verbose: bool = True,
+) -> None:
+    """Serve the HTTP API and the one-button page (needs users or a token, and control keys)."""
+    from crisiswatch.web import commands
+
+    _logging(verbose)
+    commands.serve(host=host, port=port)
 
 
 def main() -> None:

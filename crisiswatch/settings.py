@@ -86,11 +86,57 @@ class Settings(BaseSettings):
     )
     relay_max_attempts: int = Field(10, ge=1, description="Delivery attempts per change and URL.")
 
+    # --- Alert delivery (`crisiswatch alerts`) ------------------------------------------------------
+    alert_min_severity: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Lowest alert severity that is delivered to people."
+    )
+    alert_cooldown_seconds: float = Field(
+        900.0, ge=0, description="A brand's new episode this soon after the last one resolved is not re-sent."
+    )
+    alert_max_age_seconds: float = Field(
+        3600.0, gt=0, description="Alert records older than this are never delivered (restart, first start)."
+    )
+    alert_retry_attempts: int = Field(6, ge=1, description="Delivery attempts per notification and channel.")
+    alert_retry_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
+    alert_retry_max_backoff_seconds: float = Field(60.0, gt=0)
+    alert_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery attempt.")
+    alertmanager_urls: str | None = Field(
+        default=None, description="Alertmanager base URLs, comma-separated (each gets every alert)."
+    )
+    alertmanager_resend_seconds: float = Field(60.0, gt=0, description="Re-post firing alerts this often.")
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack-compatible incoming webhook.")
+    alert_webhook_url: SecretStr | None = Field(default=None, description="Generic JSON webhook URL.")
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs generic webhook bodies (X-Crisiswatch-Signature, HMAC-SHA256)."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail alerts.")
+    smtp_port: int = Field(587)
+    smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS (required when set).")
+    smtp_ssl: bool = Field(False, description="Implicit TLS (SMTPS, usually port 465).")
+    smtp_username: str | None = Field(default=None)
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle to trust for the SMTP server's TLS.")
+    alert_email_from: str = Field("crisiswatch@localhost")
+    alert_email_to: str | None = Field(default=None, description="Recipients, comma-separated.")
+    public_url: str | None = Field(
+        default=None, description="Where people open the page (links in alerts); default http://web_host:port/."
+    )
+
     # --- HTTP --------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1")
     web_port: int = Field(6066)
     metrics_port: int = Field(9108, description="Prometheus /metrics port of `crisiswatch run`.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
+    api_token_actor: str = Field("api", description="Actor recorded for changes made with the bearer token.")
+    web_users: SecretStr | None = Field(
+        default=None, description="Page/API users as 'alice:password,bob:password' (basic auth and login)."
+    )
+    web_session_seconds: float = Field(8 * 3600.0, gt=0, description="Lifetime of a login session.")
+    web_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set it behind TLS).")
+    web_allowed_origins: str | None = Field(
+        default=None, description="Extra origins allowed to send changes, comma-separated (e.g. behind a proxy)."
+    )
+    web_rate_limit_per_minute: int = Field(20, ge=1, description="Control requests per user (or IP) per minute.")
 
     @field_validator("relay_urls", mode="before")
     @classmethod

@@ -148,3 +148,39 @@ class WindowAggregate:
             stories=DistinctCounter(mins=list(s["stories"])),
             negative_stories=DistinctCounter(mins=list(s["negative_stories"])), top=list(s["top"]),
         )
+
+
+@dataclass
+class WindowSummary:
+    """A closed window as plain numbers: what `WindowAggregate` reports, without the sketches.
+
+    It has the same read-only attributes as `WindowAggregate` (``story_count`` and
+    ``negative_story_count`` included), so code that assesses a closed window accepts either.
+    """
+
+    brand: str
+    start: float
+    end: float
+    mentions: int = 0
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    reach: int = 0
+    late_mentions: int = 0
+    story_count: int = 0
+    negative_story_count: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    crisis_terms: Counter[str] = field(default_factory=Counter)
+    top: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summarise(window: WindowAggregate) -> WindowSummary:
+    """The plain-number summary of an aggregate."""
+    return WindowSummary(
+        brand=window.brand, start=window.start, end=window.end, mentions=window.mentions,
+        negative=window.negative, neutral=window.neutral, positive=window.positive, reach=window.reach,
+        late_mentions=window.late_mentions, story_count=window.story_count,
+        negative_story_count=window.negative_story_count, languages=Counter(window.languages),
+        sources=Counter(window.sources), crisis_terms=Counter(window.crisis_terms), top=list(window.top),
+    )

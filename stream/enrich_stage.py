@@ -8,9 +8,10 @@ from aiokafka import ConsumerRecord
 
 from stream import metrics
 from stream.batch_stage import BatchStage
+from stream.brands_file import load_brands
 from stream.dead_letters import RejectedRecord, dead_letter, decode_mention, reason_of
 from stream.dedupe import SeenIds
-from stream.enrichment import Enricher, load_brands
+from stream.enrichment import Enricher
 from stream.records import Mention
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW
 

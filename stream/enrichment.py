@@ -7,25 +7,13 @@ the batch; it does no I/O beyond loading the brands file once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
-import yaml
 
 from detectors import language, lexicon, sentiment
-from detectors.brands import BrandMatcher, BrandsConfig, BrandsFileError, parse_brands
+from detectors.brands import BrandMatcher, BrandsConfig
 from stream.records import EnrichedMention, Mention, SentimentScores, utcnow
 
 LABELS = ("negative", "neutral", "positive")
 _MENTION_FIELDS = tuple(name for name in Mention.model_fields if name != "lang")
-
-
-def load_brands(path: Path) -> BrandsConfig:
-    """Read and validate a brands YAML file (clear error on a malformed one)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise BrandsFileError(f"cannot read brands file {path}: {exc}") from exc
-    return parse_brands(data)
 
 
 class Enricher:

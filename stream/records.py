@@ -132,6 +132,7 @@ class Signal(_Record):
     window_end: UtcDatetime
     mentions: int = Field(ge=0, description="Distinct mentions in the window.")
     stories: int = Field(ge=0, description="Mentions after folding near-duplicates into one story.")
+    negative_stories: int = Field(0, ge=0, description="Distinct stories among the negative mentions.")
     negative: int = Field(ge=0)
     neutral: int = Field(ge=0)
     positive: int = Field(ge=0)

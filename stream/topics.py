@@ -47,6 +47,13 @@ SIGNALS = TopicSpec(
     "signals", "signal.v1.json", "brand id", "Closed per-brand event-time windows with spike scores."
 )
 ALERTS = TopicSpec("alerts", "alert.v1.json", "brand id", "Crisis alerts; one alert_id per episode.")
+ALERTS_ACK = TopicSpec(
+    "alerts.ack",
+    "alert_ack.v1.json",
+    "alert id",
+    "Acknowledgements of alert episodes by people: who, when, note. Append-only.",
+    single_partition=True,
+)
 PUBLISHING_CONTROL = TopicSpec(
     "publishing.control",
     "control.v1.json",
@@ -85,6 +92,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     MENTIONS_DLQ,
     SIGNALS,
     ALERTS,
+    ALERTS_ACK,
     PUBLISHING_CONTROL,
     PUBLISHING_AUDIT,
     PUBLISHING_SCHEDULES,

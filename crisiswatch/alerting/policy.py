@@ -20,7 +20,7 @@ send nothing, so a restart or a first start never re-sends yesterday's crisis.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -194,6 +194,3 @@ def _severity_name(rank: int | None) -> str:
     return "info"
 
 
-def with_acks(notification: Notification, acks: tuple[AlertAck, ...]) -> Notification:
-    """A copy of ``notification`` carrying ``acks``."""
-    return replace(notification, acks=acks)

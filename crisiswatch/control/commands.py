@@ -136,9 +136,7 @@ def change(
     return result
 
 
-async def read_states(
-    settings: Settings, keyring: Keyring, timeout: float = 15.0
-) -> dict[str, ControlMessage]:
+async def read_states(settings: Settings, keyring: Keyring, timeout: float = 15.0) -> dict[str, ControlMessage]:
     """The verified current state of every scope."""
     feed = ControlFeed(settings, keyring, component="status")
     await feed.start()

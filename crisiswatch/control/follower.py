@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -28,6 +28,19 @@ from crisiswatch.settings import Settings
 log = logging.getLogger(__name__)
 
 RecordHandler = Callable[[ConsumerRecord, bool], None]
+
+
+async def stop_quietly(stop: Callable[[], Awaitable[object]], what: str) -> None:
+    """Close a Kafka client even when the broker is gone (aiokafka may then raise on close)."""
+    try:
+        await stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled ourselves
+        log.debug("%s: a cancelled internal task surfaced while stopping", what)
+    except Exception as exc:
+        log.warning("%s: error while stopping: %s", what, exc)
 
 
 class TopicFollower:
@@ -77,7 +90,7 @@ class TopicFollower:
                 await task
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await stop_quietly(consumer.stop, self.name)
 
     @property
     def caught_up(self) -> bool:

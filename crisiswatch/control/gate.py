@@ -58,9 +58,7 @@ class PublishingGate:
         self.name = name
         keyring = keyring if keyring is not None else Keyring.from_settings(settings)
         if not keyring:
-            raise ValueError(
-                "the gate cannot verify control messages: set CRISISWATCH_CONTROL_KEYS='kid:secret'"
-            )
+            raise ValueError("the gate cannot verify control messages: set CRISISWATCH_CONTROL_KEYS='kid:secret'")
         self.max_staleness_seconds = settings.gate_max_staleness_seconds
         self.feed = ControlFeed(
             settings,
@@ -95,9 +93,7 @@ class PublishingGate:
         await self.stop()
 
     # --- answers ---------------------------------------------------------------------------------
-    def allowed(
-        self, *, channel: str | None = None, account: str | None = None, brand: str | None = None
-    ) -> Decision:
+    def allowed(self, *, channel: str | None = None, account: str | None = None, brand: str | None = None) -> Decision:
         """May a post for this channel/account/brand go out now?"""
         decision = self.decide(scopes_for(channel=channel, account=account, brand=brand))
         why = "open" if decision.allowed else ("paused" if decision.scope else "unknown")
@@ -108,9 +104,7 @@ class PublishingGate:
         """The decision for explicit scopes (precedence order), failing closed on an unknown view."""
         age = self.feed.follower.view_age()
         if age is None:
-            return Decision(
-                False, "control view unknown: the gate has not caught up with the control topic yet"
-            )
+            return Decision(False, "control view unknown: the gate has not caught up with the control topic yet")
         if age > self.max_staleness_seconds:
             return Decision(
                 False,
@@ -191,9 +185,7 @@ class SyncPublishingGate:
             raise RuntimeError("SyncPublishingGate is not started")
         return self.gate
 
-    def allowed(
-        self, *, channel: str | None = None, account: str | None = None, brand: str | None = None
-    ) -> Decision:
+    def allowed(self, *, channel: str | None = None, account: str | None = None, brand: str | None = None) -> Decision:
         """May a post for this channel/account/brand go out now? (thread-safe)"""
         return self._gate().allowed(channel=channel, account=account, brand=brand)
 

@@ -94,9 +94,7 @@ class SigningUnavailable(RuntimeError):
 
 def canonical_json(payload: Mapping[str, Any]) -> bytes:
     """The byte string that is signed: sorted keys, no whitespace, UTF-8, no NaN."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 class _Signed(BaseModel):
@@ -148,9 +146,7 @@ class Keyring:
     def sign(self, record: SignedT) -> SignedT:
         """A copy of ``record`` with ``kid`` and ``sig`` set by the signing key."""
         if self._signing_kid is None:
-            raise SigningUnavailable(
-                "no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment"
-            )
+            raise SigningUnavailable("no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
         unsigned = record.model_copy(update={"kid": self._signing_kid, "sig": None})
         return unsigned.model_copy(update={"sig": self._mac(self._signing_kid, unsigned.signing_payload())})
 
@@ -233,9 +229,7 @@ class ControlMessage(_Signed):
         """Idempotency key of this change for external systems: ``<scope>:<seq>``."""
         return f"{self.scope}:{self.seq}"
 
-    def verify(
-        self, keyring: Keyring, *, max_age_seconds: float | None = None, now: datetime | None = None
-    ) -> None:
+    def verify(self, keyring: Keyring, *, max_age_seconds: float | None = None, now: datetime | None = None) -> None:
         """Raise `ControlRejected` unless this message is signed by a key of ``keyring`` (and fresh)."""
         keyring.verify_record(self, ControlMessage, max_age_seconds=max_age_seconds, now=now)
 

@@ -27,20 +27,12 @@ TRIGGERS_IGNORED = Counter(
     "Pause/resume requests that changed nothing (same episode, already paused, not paused).",
     ["action"],
 )
-GATE_DECISIONS = Counter(
-    "crisiswatch_gate_decisions", "Answers of PublishingGate.allowed().", ["allowed", "why"]
-)
+GATE_DECISIONS = Counter("crisiswatch_gate_decisions", "Answers of PublishingGate.allowed().", ["allowed", "why"])
 GATE_VIEW_AGE = Gauge(
     "crisiswatch_gate_view_age_seconds",
     "Seconds since the gate last confirmed it was caught up with the control topic (-1: never).",
     ["gate"],
 )
-BACKLOG_POSTS = Counter(
-    "crisiswatch_backlog_posts", "Posts deferred by a pause and what became of them.", ["outcome"]
-)
-RELAY_DELIVERIES = Counter(
-    "crisiswatch_relay_deliveries", "Webhook delivery attempts of control changes.", ["outcome"]
-)
-SCHEDULE_TRANSITIONS = Counter(
-    "crisiswatch_schedule_transitions", "Pauses and resumes fired by schedules.", ["action"]
-)
+BACKLOG_POSTS = Counter("crisiswatch_backlog_posts", "Posts deferred by a pause and what became of them.", ["outcome"])
+RELAY_DELIVERIES = Counter("crisiswatch_relay_deliveries", "Webhook delivery attempts of control changes.", ["outcome"])
+SCHEDULE_TRANSITIONS = Counter("crisiswatch_schedule_transitions", "Pauses and resumes fired by schedules.", ["action"])

@@ -41,7 +41,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 
 from crisiswatch.control import metrics
-from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.follower import ControlFeed, stop_quietly
 from crisiswatch.control.messages import (
     DETECTOR,
     SCHEDULER,
@@ -97,9 +97,7 @@ class ControlPlane:
         self.settings = settings
         self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
         if self.keyring.signing_kid is None:
-            raise SigningUnavailable(
-                "no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment"
-            )
+            raise SigningUnavailable("no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
         self.reassert_seconds = reassert_seconds
         self.create_topics = create_topics
         self.feed = ControlFeed(settings, self.keyring, component="plane")
@@ -142,7 +140,7 @@ class ControlPlane:
         await self.feed.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await stop_quietly(producer.stop, "control plane")
 
     async def __aenter__(self) -> ControlPlane:
         await self.start()
@@ -269,7 +267,12 @@ class ControlPlane:
             for scope, current in self.status().items():
                 if scopes is not None and scope not in scopes:
                     continue
-                fresh = self.keyring.sign(current.model_copy(update={"signed_at": utcnow(), "sig": None}))
+                # Same seq, unless a later genuine record was refused (e.g. a resume that arrived too
+                # late): then a new seq, so that this state supersedes it for every reader.
+                seen = self.feed.view.max_seq(scope)
+                seq = current.seq if seen <= current.seq else seen + 1
+                update = {"signed_at": utcnow(), "seq": seq, "sig": None}
+                fresh = self.keyring.sign(current.model_copy(update=update))
                 await self._send(self.control_topic, scope, fresh.to_bytes())
                 with contextlib.suppress(ControlRejected):
                     self.feed.view.apply(fresh)
@@ -282,9 +285,7 @@ class ControlPlane:
         log.info("%s ignored: %s", action, note)
         return ChangeResult(False, current, note)
 
-    async def _publish(
-        self, message: ControlMessage, action: str, previous: ControlMessage | None
-    ) -> ChangeResult:
+    async def _publish(self, message: ControlMessage, action: str, previous: ControlMessage | None) -> ChangeResult:
         signed = self.keyring.sign(message)
         await self._send(self.control_topic, signed.scope, signed.to_bytes())
         try:
@@ -380,9 +381,7 @@ def _may_replace_pause(current: ControlMessage, actor: str, resume_at: datetime 
     if is_person(actor):
         return True
     if actor == SCHEDULER or current.actor == SCHEDULER:
-        return (
-            current.actor == SCHEDULER
-        )  # the detector replaces a schedule's pause; a schedule, only its own
+        return current.actor == SCHEDULER  # the detector replaces a schedule's pause; a schedule, only its own
     if current.resume_at is None:
         return False  # a pause that needs a person stays as it is
     return resume_at is None or resume_at > current.resume_at

@@ -23,6 +23,7 @@ import random
 from collections import Counter
 
 import aiohttp
+from yarl import URL
 
 from crisiswatch.control import metrics
 from crisiswatch.control.follower import ControlFeed
@@ -182,7 +183,5 @@ def _seconds(value: str | None) -> float | None:
 
 def _safe_url(url: str) -> str:
     """The URL without credentials or query string (which may hold tokens), for logs."""
-    from yarl import URL
-
     parsed = URL(url)
     return str(parsed.with_user(None).with_query(None).with_fragment(None))

@@ -31,7 +31,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from crisiswatch.control import metrics
-from crisiswatch.control.follower import TopicFollower
+from crisiswatch.control.follower import TopicFollower, stop_quietly
 from crisiswatch.control.messages import (
     SCHEDULER,
     AuditRecord,
@@ -94,9 +94,7 @@ class ScheduleStore:
         self.changed = asyncio.Event()
         """Set whenever a schedule is added, replaced or removed."""
         self._schedules: dict[str, Schedule] = {}
-        self._follower = TopicFollower(
-            settings.bootstrap_servers, self.topic, self._on_record, name="schedules"
-        )
+        self._follower = TopicFollower(settings.bootstrap_servers, self.topic, self._on_record, name="schedules")
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self, timeout: float = 15.0) -> None:
@@ -110,13 +108,11 @@ class ScheduleStore:
         await self._follower.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await stop_quietly(producer.stop, "schedule store")
 
     def schedules(self, *, include_removed: bool = False) -> list[Schedule]:
         """Known schedules, sorted by id."""
-        return sorted(
-            (s for s in self._schedules.values() if include_removed or not s.removed), key=lambda s: s.id
-        )
+        return sorted((s for s in self._schedules.values() if include_removed or not s.removed), key=lambda s: s.id)
 
     def get(self, schedule_id: str) -> Schedule | None:
         schedule = self._schedules.get(schedule_id)
@@ -252,9 +248,7 @@ class Scheduler:
             due = current.resume_at is not None and current.resume_at <= now
             if not (ended or due):
                 continue
-            why = (
-                "resume_at reached" if due else f"scheduled window ended ({schedule_id_of(current.episode)})"
-            )
+            why = "resume_at reached" if due else f"scheduled window ended ({schedule_id_of(current.episode)})"
             result = await self.plane.resume(scope, reason=why, actor=SCHEDULER, episode=current.episode)
             if result.changed:
                 metrics.SCHEDULE_TRANSITIONS.labels("resume").inc()

@@ -55,9 +55,7 @@ class Decision:
         return self.allowed
 
 
-def scopes_for(
-    *, channel: str | None = None, account: str | None = None, brand: str | None = None
-) -> list[str]:
+def scopes_for(*, channel: str | None = None, account: str | None = None, brand: str | None = None) -> list[str]:
     """The scopes that govern a post, in precedence order: global, brand, channel, account."""
     scopes = ["global"]
     for kind, name in (("brand", brand), ("channel", channel), ("account", account)):
@@ -90,6 +88,7 @@ class ControlView:
         self.max_age_seconds = max_age_seconds
         self._states: dict[str, ControlMessage] = {}
         self._episodes: dict[str, set[str]] = {}
+        self._max_seq: dict[str, int] = {}
         self._lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------------
@@ -106,6 +105,11 @@ class ControlView:
         """Whether any valid message for ``scope`` carried ``episode`` (idempotency of triggers)."""
         with self._lock:
             return episode in self._episodes.get(scope, ())
+
+    def max_seq(self, scope: str) -> int:
+        """Highest ``seq`` of any genuinely signed record seen for ``scope``, applied or refused as late."""
+        with self._lock:
+            return self._max_seq.get(scope, 0)
 
     def decide(self, scopes: Iterable[str]) -> Decision:
         """The decision for a post governed by ``scopes`` (precedence order; first pause wins)."""
@@ -137,14 +141,10 @@ class ControlView:
                     return Ingested("duplicate", current, current, scope=message.scope)
             self._states[message.scope] = message
             self._episodes.setdefault(message.scope, set()).add(message.episode)
-            outcome: Outcome = (
-                "reasserted" if current is not None and current.seq == message.seq else "applied"
-            )
+            outcome: Outcome = "reasserted" if current is not None and current.seq == message.seq else "applied"
             return Ingested(outcome, message, current, scope=message.scope)
 
-    def ingest(
-        self, key: bytes | None, value: bytes | None, *, live: bool, now: datetime | None = None
-    ) -> Ingested:
+    def ingest(self, key: bytes | None, value: bytes | None, *, live: bool, now: datetime | None = None) -> Ingested:
         """Verify one raw record of the control topic and apply it. Never raises on bad input."""
         scope = _decode_key(key)
         try:
@@ -153,6 +153,8 @@ class ControlView:
             message = self.keyring.verify_record(value, ControlMessage)
             if scope != message.scope:
                 raise ControlRejected("key_mismatch", f"record key {scope!r} != scope {message.scope!r}")
+            with self._lock:
+                self._max_seq[scope] = max(self._max_seq.get(scope, 0), message.seq)
             if live and not message.paused:
                 self.keyring.verify_record(
                     message, ControlMessage, max_age_seconds=self.max_age_seconds, now=now or utcnow()

@@ -1,0 +1,240 @@
+"""Recent alert episodes with their acknowledgements, for people to look at (the page, the API, the CLI).
+
+`AlertBook` is the in-memory picture (no I/O). `AlertFeed` keeps one up to date by following
+``alerts`` and ``alerts.ack`` from the beginning (no consumer group, nothing committed).
+`AckPublisher` records a person's acknowledgement on ``alerts.ack`` (key: ``alert_id``); the
+dispatcher reads it and tells every channel who is on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from crisiswatch.alerting import render
+from crisiswatch.alerting.policy import SEVERITY_RANK
+from crisiswatch.alerting.records import AlertAck
+from crisiswatch.settings import Settings
+from stream.records import Alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Episode:
+    """One alert episode as people see it: latest record, peak severity, changes, acknowledgements."""
+
+    alert_id: str
+    brand: str
+    first: Alert
+    latest: Alert
+    peak_severity: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    acks: list[AlertAck] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.latest.status
+
+    @property
+    def updated_at(self) -> datetime:
+        times = [self.latest.created_at, *[a.at for a in self.acks]]
+        return max(times)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON for the API and the page: the alert, why it fired (rendered), history, acks."""
+        exp = render.explain(self.latest)
+        return {
+            "alert_id": self.alert_id,
+            "brand": self.brand,
+            "status": self.status,
+            "severity": self.latest.severity,
+            "peak_severity": self.peak_severity,
+            "risk": self.latest.risk,
+            "pause": self.latest.pause,
+            "summary": self.latest.summary,
+            "started_at": self.first.window_start.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "reasons": exp.reasons,
+            "facts": [{"label": label, "value": value} for label, value in exp.facts],
+            "top_mentions": [m.__dict__ for m in exp.top_mentions],
+            "history": self.history,
+            "acks": [a.model_dump(mode="json") for a in self.acks],
+            "alert": self.latest.model_dump(mode="json"),
+        }
+
+
+class AlertBook:
+    """The last ``max_episodes`` episodes, newest first."""
+
+    def __init__(self, max_episodes: int = 200):
+        self.max_episodes = max_episodes
+        self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        self._orphan_acks: dict[str, list[AlertAck]] = {}
+
+    def add_alert(self, alert: Alert) -> Episode:
+        episode = self._episodes.get(alert.alert_id)
+        if episode is None:
+            episode = Episode(alert.alert_id, alert.brand, alert, alert, alert.severity)
+            episode.acks.extend(self._orphan_acks.pop(alert.alert_id, []))
+            self._episodes[alert.alert_id] = episode
+            while len(self._episodes) > self.max_episodes:
+                self._episodes.popitem(last=False)
+        elif episode.latest.status == "resolved" and alert.created_at < episode.latest.created_at:
+            return episode  # a late record of a finished episode
+        previous = episode.history[-1] if episode.history else None
+        if previous is None or (previous["severity"], previous["status"]) != (alert.severity, alert.status):
+            episode.history.append(
+                {"at": alert.created_at.isoformat(), "severity": alert.severity, "status": alert.status,
+                 "risk": alert.risk}
+            )
+        episode.latest = alert
+        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[episode.peak_severity]:
+            episode.peak_severity = alert.severity
+        return episode
+
+    def add_ack(self, ack: AlertAck) -> None:
+        episode = self._episodes.get(ack.alert_id)
+        target = episode.acks if episode is not None else self._orphan_acks.setdefault(ack.alert_id, [])
+        if not any(a.actor == ack.actor and a.at == ack.at for a in target):
+            target.append(ack)
+        if len(self._orphan_acks) > self.max_episodes:
+            self._orphan_acks.pop(next(iter(self._orphan_acks)))
+
+    def get(self, alert_id: str) -> Episode | None:
+        return self._episodes.get(alert_id)
+
+    def recent(self, limit: int = 50) -> list[Episode]:
+        """Newest activity first; firing episodes before resolved ones."""
+        episodes = sorted(self._episodes.values(), key=lambda e: e.updated_at, reverse=True)
+        episodes.sort(key=lambda e: e.status != "firing")
+        return episodes[:limit]
+
+
+class AlertFeed:
+    """Follows ``alerts`` and ``alerts.ack`` from the beginning into an `AlertBook`."""
+
+    def __init__(self, settings: Settings, book: AlertBook | None = None):
+        if not settings.bootstrap_servers:
+            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.book = book or AlertBook()
+        self.alerts_topic = settings.topic("alerts")
+        self.ack_topic = settings.topic("alerts.ack")
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._history_end: dict[TopicPartition, int] = {}
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+            client_id="crisiswatch-alert-feed",
+        )
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer), name="alert-feed")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            await consumer.topics()
+            tps = [
+                TopicPartition(topic, p)
+                for topic in (self.alerts_topic, self.ack_topic)
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if tps:
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                self._history_end = await consumer.end_offsets(tps)
+                return
+            await asyncio.sleep(1.0)  # topics not created yet
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        await self._assign(consumer)
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._ingest(tp.topic, record.value)
+                if not self.caught_up.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in self._history_end}
+                    if all(positions[tp] >= end for tp, end in self._history_end.items()):
+                        self.caught_up.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("alert feed: %s", exc)
+                await asyncio.sleep(1.0)
+
+    def _ingest(self, topic: str, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            if topic == self.ack_topic:
+                self.book.add_ack(AlertAck.model_validate_json(value))
+            else:
+                self.book.add_alert(Alert.model_validate_json(value))
+        except ValidationError:
+            log.warning("alert feed: skipping an invalid record on %s", topic)
+
+
+class AckPublisher:
+    """Writes acknowledgements to ``alerts.ack`` (waits for the broker's acknowledgement)."""
+
+    def __init__(self, settings: Settings):
+        if not settings.bootstrap_servers:
+            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.topic = settings.topic("alerts.ack")
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            enable_idempotence=False,
+            acks="all",
+            client_id="crisiswatch-ack",
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> AckPublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def publish(self, ack: AlertAck) -> AlertAck:
+        if self._producer is None:
+            raise RuntimeError("AckPublisher is not started")
+        await self._producer.send_and_wait(self.topic, ack.to_bytes(), key=ack.alert_id.encode())
+        return ack

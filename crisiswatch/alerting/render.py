@@ -1,0 +1,238 @@
+"""What a notification says: a headline, the reasons, and the evidence, as plain text or Slack mrkdwn.
+
+The text answers "why?" from the alert itself: the detector's ``summary`` and ``explanation`` lines,
+then the facts in ``evidence``. The evidence keys read here mirror `stream.records.Signal`, so an alert
+whose evidence is a dumped signal renders completely; every key is optional:
+
+* ``volume`` / ``negativity``: ``{"observed", "expected", "score", "p_value"}``;
+* ``mentions``, ``negative``, ``reach``, ``stories``: numbers; ``negative_share`` and
+  ``expected_negative_share``: fractions (``negative_share`` defaults to ``negative / mentions``);
+* ``languages``, ``sources``: ``{name: count}``; ``crisis_terms``: ``{term: count}`` or a list;
+* ``top_mentions``: a list of `stream.records.TopMention`-shaped objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crisiswatch.alerting.policy import Notification
+from stream.records import Alert
+
+MAX_TOP_MENTIONS = 5
+MAX_MENTION_CHARS = 240
+
+_EVENT_WORDS = {
+    "opened": "brand crisis",
+    "escalated": "brand crisis escalated",
+    "resolved": "resolved",
+    "acknowledged": "acknowledged",
+}
+
+
+@dataclass(frozen=True)
+class TopMentionLine:
+    """One cited mention, ready to print."""
+
+    text: str
+    source: str
+    reach: int
+    lang: str
+    sentiment: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The reasons behind an alert, in words and numbers."""
+
+    reasons: list[str]
+    facts: list[tuple[str, str]]
+    top_mentions: list[TopMentionLine]
+
+
+def headline(n: Notification) -> str:
+    """E.g. ``CRITICAL: acme brand crisis escalated (was warning)``."""
+    brand = n.alert.brand
+    if n.event == "resolved":
+        return f"RESOLVED: {brand} ({n.peak_severity} episode is over)"
+    if n.event == "acknowledged":
+        who = n.acks[-1].actor if n.acks else "someone"
+        return f"ACKNOWLEDGED by {who}: {brand} ({n.peak_severity})"
+    text = f"{n.peak_severity.upper()}: {brand} {_EVENT_WORDS[n.event]}"
+    if n.event == "escalated" and n.previous_severity:
+        text += f" (was {n.previous_severity})"
+    return text
+
+
+def explain(alert: Alert) -> Explanation:
+    """Reasons (the detector's summary and explanation) and facts (from the evidence)."""
+    ev = alert.evidence or {}
+    reasons = [alert.summary, *[line for line in alert.explanation if line and line != alert.summary]]
+    facts: list[tuple[str, str]] = []
+    volume = _mapping(ev.get("volume"))
+    mentions = _number(ev.get("mentions"))
+    if volume and _number(volume.get("observed")) is not None:
+        observed = _number(volume.get("observed")) or 0.0
+        expected = _number(volume.get("expected"))
+        text = f"{_count(observed)} mentions"
+        if expected is not None:
+            text += f" vs {_count(expected)} expected"
+            if expected > 0:
+                text += f" ({observed / expected:.1f}×)"
+        facts.append(("Volume", text))
+    elif mentions is not None:
+        facts.append(("Volume", f"{_count(mentions)} mentions"))
+    share = _negative_share(ev)
+    if share is not None:
+        text = f"{share:.0%} negative"
+        expected_share = _number(ev.get("expected_negative_share"))
+        if expected_share is not None:
+            text += f" (usually {expected_share:.0%})"
+        facts.append(("Negative share", text))
+    reach = _number(ev.get("reach"))
+    if reach:
+        facts.append(("Reach", _count(reach)))
+    for key, label in (("languages", "Languages"), ("sources", "Sources")):
+        counts = _counts(ev.get(key))
+        if counts:
+            facts.append((label, _shares(counts)))
+    terms = _counts(ev.get("crisis_terms"))
+    if terms:
+        facts.append(("Crisis terms", ", ".join(f"{t} ({c})" if c > 1 else t for t, c in terms[:8])))
+    facts.append(("Risk", f"{alert.risk:.0f}/100"))
+    if alert.pause:
+        facts.append(("Publishing", "pause requested by the risk policy"))
+    return Explanation(reasons=[r for r in reasons if r], facts=facts, top_mentions=_top_mentions(ev))
+
+
+def plain_text(n: Notification, link: str | None = None) -> str:
+    """The full plain-text message (e-mail body, generic webhook ``text``, Slack fallback)."""
+    lines = [headline(n), ""]
+    lines += _event_lines(n)
+    exp = explain(n.alert)
+    if n.event != "acknowledged":
+        lines += ["Why:", *[f"  - {r}" for r in exp.reasons], ""]
+        lines += [f"{label}: {value}" for label, value in exp.facts]
+        if exp.top_mentions:
+            lines += ["", "Top mentions by reach:"]
+            for m in exp.top_mentions:
+                lines.append(f"  - [{m.source}, {_count(m.reach)} reach, {m.lang}, {m.sentiment}] {m.text}")
+                if m.url:
+                    lines.append(f"    {m.url}")
+    lines += ["", f"Alert id: {n.alert_id}"]
+    if link:
+        lines.append(f"Open: {link}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def slack_mrkdwn_reasons(n: Notification) -> str:
+    """The reasons as a Slack mrkdwn bullet list."""
+    exp = explain(n.alert)
+    return "\n".join(f"• {slack_escape(r)}" for r in exp.reasons)
+
+
+def slack_mentions(n: Notification) -> str:
+    """Top mentions as Slack mrkdwn (links where the mention has a URL)."""
+    out = []
+    for m in explain(n.alert).top_mentions:
+        meta = f"{m.source} · {_count(m.reach)} reach · {m.lang} · {m.sentiment}"
+        text = slack_escape(m.text)
+        if m.url and m.url.startswith(("http://", "https://")):
+            text = f"<{m.url}|{text}>"
+        out.append(f"• {text}\n   _{meta}_")
+    return "\n".join(out)
+
+
+def _event_lines(n: Notification) -> list[str]:
+    started = n.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"Brand: {n.alert.brand}", f"Severity: {n.peak_severity}", f"Started: {started}"]
+    if n.event == "resolved":
+        lines.append(f"Resolved: {n.alert.created_at.strftime('%Y-%m-%d %H:%M UTC')}")
+    if n.acks:
+        for ack in n.acks:
+            note = f": {ack.note}" if ack.note else ""
+            lines.append(f"Acknowledged by {ack.actor} at {ack.at.strftime('%H:%M UTC')}{note}")
+    return [*lines, ""]
+
+
+def _top_mentions(ev: Mapping[str, Any]) -> list[TopMentionLine]:
+    items = ev.get("top_mentions")
+    if not isinstance(items, list):
+        return []
+    out = []
+    for item in items:
+        m = _mapping(item)
+        if not m or not m.get("text"):
+            continue
+        text = " ".join(str(m.get("text")).split())
+        if len(text) > MAX_MENTION_CHARS:
+            text = text[: MAX_MENTION_CHARS - 1] + "…"
+        url = m.get("url")
+        out.append(
+            TopMentionLine(
+                text=text,
+                source=str(m.get("source") or "?"),
+                reach=int(_number(m.get("reach")) or 0),
+                lang=str(m.get("lang") or "und"),
+                sentiment=str(m.get("sentiment") or "?"),
+                url=str(url) if url else None,
+            )
+        )
+    out.sort(key=lambda m: -m.reach)
+    return out[:MAX_TOP_MENTIONS]
+
+
+def _negative_share(ev: Mapping[str, Any]) -> float | None:
+    share = _number(ev.get("negative_share"))
+    if share is not None:
+        return share
+    negative, mentions = _number(ev.get("negative")), _number(ev.get("mentions"))
+    if negative is not None and mentions:
+        return negative / mentions
+    return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _counts(value: Any) -> list[tuple[str, int]]:
+    """``{name: count}`` or ``[name, ...]`` as (name, count) pairs, largest first."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), int(v)) for k, v in value.items() if _number(v) is not None]
+    elif isinstance(value, list):
+        pairs = [(str(v), 1) for v in value if isinstance(v, str)]
+    else:
+        return []
+    return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
+
+def _shares(counts: list[tuple[str, int]], top: int = 5) -> str:
+    total = sum(c for _, c in counts) or 1
+    parts = [f"{name} {c / total:.0%}" for name, c in counts[:top]]
+    if len(counts) > top:
+        parts.append(f"+{len(counts) - top} more")
+    return ", ".join(parts)
+
+
+def _count(value: float) -> str:
+    """1234 -> '1,234'; 2_300_000 -> '2.3M'."""
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 100_000:
+        return f"{value / 1000:.0f}k"
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.1f}"
+
+
+def slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,61 @@
+"""Helpers for testing code that uses the control plane (crisiswatch's tests and publishing services').
+
+Nothing here is used in production paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import SecretStr
+
+from crisiswatch.settings import Settings
+
+TEST_KEYS = "test1:correct-horse-battery-staple"
+
+
+def with_test_keys(settings: Settings, keys: str = TEST_KEYS, **overrides: object) -> Settings:
+    """A copy of ``settings`` with control keys (and any other overrides)."""
+    return settings.model_copy(update={"control_keys": SecretStr(keys), **overrides})
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is truthy; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())
+
+
+async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0) -> list[ConsumerRecord]:
+    """Every record of partition 0 of ``topic``, from the beginning to the current end."""
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while (not records or records[-1].offset < end - 1) and end and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            records.extend(batch.get(tp, ()))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def produce(bootstrap_servers: str, topic: str, key: bytes | None, value: bytes | None) -> None:
+    """Write one raw record (e.g. a forged control message) to ``topic``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=False, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()

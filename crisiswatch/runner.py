@@ -1,0 +1,275 @@
+"""`crisiswatch run`: broker (unless a cluster is configured), worker, replay, and a live printout.
+
+The worker runs as its own process (``crisiswatch worker``), exactly as in production; this process
+replays the input, follows ``alerts`` and ``publishing.control``, prints every alert and every control
+change as it happens and, with ``until_idle``, returns once the replay is done and the pipeline has
+drained (every stage caught up and no output for a while).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from connectors.replay import replay
+from connectors.sink import MentionSink
+from crisiswatch.broker import broker_for
+from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
+from crisiswatch.settings import Settings
+from stream.records import Alert
+from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, PUBLISHING_CONTROL, SIGNALS, ensure_topics
+
+
+@dataclass
+class RunReport:
+    """What a run saw, for the closing summary and for tests."""
+
+    replayed: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    controls: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: int = 0
+    signals: int = 0
+
+
+def alert_line(alert: Alert) -> dict[str, Any]:
+    """The ``--json`` object of an alert."""
+    return {
+        "type": "alert",
+        "alert_id": alert.alert_id,
+        "brand": alert.brand,
+        "status": alert.status,
+        "severity": alert.severity,
+        "risk": alert.risk,
+        "event_time": alert.model_dump(mode="json")["event_time"],
+        "summary": alert.summary,
+    }
+
+
+def control_line(message: ControlMessage, event_time: str | None) -> dict[str, Any]:
+    """The ``--json`` object of a control change."""
+    dumped = message.model_dump(mode="json")
+    return {
+        "type": "control",
+        "scope": message.scope,
+        "state": message.state,
+        "reason": message.reason,
+        "actor": message.actor,
+        "alert_id": message.alert_id,
+        "event_time": event_time or dumped["issued_at"],
+    }
+
+
+def human_line(item: dict[str, Any]) -> str:
+    when = item["event_time"].replace("T", " ").replace("Z", "")[:16]
+    if item["type"] == "alert":
+        status = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
+        return f"{when}  ALERT   {status:<8} {item['brand']:<10} risk {item['risk']:5.1f}  {item['summary']}"
+    state = "PAUSED" if item["state"] == "paused" else "ACTIVE"
+    return f"{when}  CONTROL {state:<8} {item['scope']:<10} by {item['actor']}: {item['reason']}"
+
+
+class Watcher:
+    """Follows the output topics, prints what happens, and tells when the pipeline has gone quiet."""
+
+    def __init__(self, settings: Settings, bootstrap: str, emit: Callable[[dict[str, Any]], None]):
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.emit = emit
+        self.keyring = Keyring.from_settings(settings)
+        self.report = RunReport()
+        self.last_output = time.monotonic()
+        self.alert_times: dict[str, str] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self, from_beginning: bool) -> None:
+        names = [ALERTS.name, PUBLISHING_CONTROL.name, SIGNALS.name, MENTIONS_DLQ.name]
+        self._consumer = AIOKafkaConsumer(
+            *[self.settings.topic(n) for n in names],
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        assert self._consumer is not None
+        t = self.settings.topic
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                if records:
+                    self.last_output = time.monotonic()
+                for record in records:
+                    if tp.topic == t(ALERTS.name):
+                        self._on_alert(record.value)
+                    elif tp.topic == t(PUBLISHING_CONTROL.name):
+                        self._on_control(record.value)
+                    elif tp.topic == t(SIGNALS.name):
+                        self.report.signals += 1
+                    else:
+                        self.report.dead_letters += 1
+
+    def _on_alert(self, value: bytes | None) -> None:
+        alert = Alert.model_validate_json(value or b"")
+        line = alert_line(alert)
+        self.alert_times[alert.alert_id] = line["event_time"]
+        self.report.alerts.append(line)
+        self.emit(line)
+
+    def _on_control(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            message = ControlMessage.model_validate_json(value)
+            message.verify(self.keyring)
+        except (ValueError, ControlRejected) as exc:
+            print(f"ignored a control record that failed verification: {exc}", file=sys.stderr)
+            return
+        if self.report.controls and self.report.controls[-1]["seq"] == message.seq:
+            return  # a re-assertion of the same state, not a change
+        line = control_line(message, self.alert_times.get(message.alert_id or ""))
+        self.report.controls.append({**line, "seq": message.seq})
+        self.emit(line)
+
+
+async def drained(settings: Settings, bootstrap: str) -> bool:
+    """True when every stage's consumer group has committed up to the end of its input topic."""
+    groups = {
+        f"{settings.app_id}-enrich": MENTIONS_RAW.name,
+        f"{settings.app_id}-window": MENTIONS_ENRICHED.name,
+        settings.app_id: SIGNALS.name,
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        for group, topic in groups.items():
+            name = settings.topic(topic)
+            partitions = [TopicPartition(name, p) for p in range(settings.partitions)]
+            ends = await consumer.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            for tp in partitions:
+                meta = committed.get(tp)
+                done = meta.offset if meta is not None and meta.offset >= 0 else 0
+                if done < ends[tp]:
+                    return False
+        return True
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def start_worker(settings: Settings, bootstrap: str, env_extra: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Launch ``crisiswatch worker`` as a child process bound to ``bootstrap``."""
+    env = {**os.environ, **env_extra, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "crisiswatch.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def run_pipeline(
+    settings: Settings,
+    bootstrap: str,
+    replay_path: Path,
+    speed: float,
+    until_idle: bool,
+    emit: Callable[[dict[str, Any]], None],
+    env_extra: dict[str, str],
+    log_path: Path,
+    idle_timeout: float = 600.0,
+) -> RunReport:
+    """Start the worker, replay, print; return when drained (``until_idle``) or cancelled."""
+    fresh = await ensure_topics(bootstrap, settings)
+    watcher = Watcher(settings, bootstrap, emit)
+    await watcher.start(from_beginning=bool(fresh))
+    worker = start_worker(settings, bootstrap, env_extra, log_path)
+    watch_task = asyncio.create_task(watcher.run())
+    try:
+        async with MentionSink(settings, bootstrap) as sink:
+            watcher.report.replayed = await replay(replay_path, sink, speed)
+        quiet_for = settings.idle_flush_seconds + 4.0
+        deadline = time.monotonic() + idle_timeout
+        while True:
+            await asyncio.sleep(1.0)
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log_path}")
+            if not until_idle:
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pipeline did not drain within {idle_timeout:.0f} s; see {log_path}")
+            if time.monotonic() - watcher.last_output >= quiet_for and await drained(settings, bootstrap):
+                return watcher.report
+    finally:
+        watch_task.cancel()
+        await asyncio.gather(watch_task, return_exceptions=True)
+        await watcher.stop()
+        stop_process(worker)
+
+
+def run_command(
+    replay_path: Path | None, speed: float, brands: Path | None, until_idle: bool, as_json: bool
+) -> RunReport:
+    """The body of `crisiswatch run`."""
+    settings = Settings()
+    env_extra: dict[str, str] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="crisiswatch-run-"))
+    if replay_path is None:
+        from crisiswatch.demo import write_demo
+
+        replay_path, demo_brands = write_demo(workdir)
+        brands = brands or demo_brands
+    if brands is not None:
+        env_extra["CRISISWATCH_BRANDS_FILE"] = str(brands)
+    if settings.control_keys is None:
+        # The demo needs a signing key; a real deployment sets CRISISWATCH_CONTROL_KEYS.
+        env_extra["CRISISWATCH_CONTROL_KEYS"] = f"demo:{secrets.token_hex(32)}"
+        print("CRISISWATCH_CONTROL_KEYS not set: signing with an ephemeral demo key", file=sys.stderr)
+    os.environ.update(env_extra)
+    settings = Settings()
+
+    def emit(item: dict[str, Any]) -> None:
+        print(json.dumps(item, ensure_ascii=False) if as_json else human_line(item), flush=True)
+
+    log_path = workdir / "worker.log"
+    with broker_for(settings) as bootstrap:
+        if not as_json:
+            print(f"broker {bootstrap} · replaying {replay_path} · worker log {log_path}", file=sys.stderr)
+        report = asyncio.run(run_pipeline(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path))
+    paused = [c for c in report.controls if c["state"] == "paused"]
+    print(
+        f"done: {report.replayed} records replayed, {report.signals} window signals, {len(report.alerts)} alert "
+        f"updates, {len(paused)} pause(s), {report.dead_letters} dead letters",
+        file=sys.stderr,
+    )
+    return report

@@ -1,0 +1,250 @@
+"""Streaming volume-spike detection with a seasonal negative-binomial count model.
+
+The expected count of a bucket starting at ``t`` is ``level * bucket_seconds * day(t) * week(t)``:
+
+* ``level`` (mentions per second) is a gamma posterior over exponentially decayed sums of counts and
+  exposure (half-life ``level_half_life`` seconds, weak prior ``prior_rate`` worth ``prior_counts``
+  mentions). Its shape doubles as the parameter uncertainty of the forecast, so a young baseline is
+  wide and cannot fire on its first buckets.
+* ``day`` / ``week`` are multiplicative time-of-day (24 hourly slots) and day-of-week (7 daily
+  slots) profiles in UTC, linearly interpolated between slot centres, each slot a ratio of decayed
+  sums of observed and expected counts, shrunk to 1 by ``season_prior`` seconds of pseudo-data.
+* Over-dispersion ``phi`` (variance ``mu + phi mu^2``) is a method-of-moments estimate over
+  decayed, inverse-variance-weighted residuals, starting from ``phi_prior``.
+
+A bucket's evidence is the upper tail ``p = P(X >= count)`` of the negative binomial with mean
+``mu`` and size ``1 / (phi + 1 / shape)``; ``score = -log10 p``. It is a spike when, after
+``warmup_seconds`` of learned buckets, ``score >= threshold``, ``count >= min_count`` and
+``count >= min_ratio * mu``. The model learns from each bucket after scoring it, with the count
+winsorised at ``mu + clip_sd * sd`` so a burst barely moves the baseline (a lasting level shift is
+still absorbed, slowly). Gaps in ``t`` decay the level sums by the elapsed time; missing buckets are
+not treated as zeros. A bucket not later than the last learned one (out of order or repeated) is
+scored against the current model but not learned from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scipy.special import betainc
+
+DAY = 86400.0
+WEEK = 7 * DAY
+MIN_P = 1e-300
+
+
+@dataclass(frozen=True)
+class SpikeResult:
+    """The verdict on one bucket."""
+
+    observed: float
+    expected: float
+    score: float
+    """Strength of evidence, ``-log10(p_value)``; 0 = none."""
+    p_value: float
+    spike: bool
+
+
+def evidence(p_value: float) -> float:
+    """``-log10 p``, finite and never negative."""
+    return max(0.0, -math.log10(max(p_value, MIN_P)))
+
+
+def nb_upper_tail(count: float, mean: float, size: float) -> float:
+    """``P(X >= count)`` for a negative binomial with ``mean`` and ``size`` (variance mean + mean²/size)."""
+    if count <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    return float(betainc(count, size, mean / (mean + size)))
+
+
+@dataclass
+class SeasonalProfile:
+    """A multiplicative profile over a cycle of ``slots`` equal slots, interpolated between slot centres."""
+
+    slots: int
+    period: float
+    half_life: float
+    """Seconds of a slot's own time after which its old data weigh half."""
+    prior: float
+    """Pseudo-seconds of slot time at factor 1 (shrinkage)."""
+    observed: list[float] = field(default_factory=list)
+    expected: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.observed = self.observed or [0.0] * self.slots
+        self.expected = self.expected or [0.0] * self.slots
+
+    def _position(self, t: float) -> tuple[int, int, float]:
+        x = (t % self.period) / self.period * self.slots - 0.5
+        base = math.floor(x)
+        frac = x - base
+        return base % self.slots, (base + 1) % self.slots, frac
+
+    def _raw(self, i: int, pseudo: float) -> float:
+        return (pseudo + self.observed[i]) / (pseudo + self.expected[i])
+
+    def factor(self, t: float, rate: float) -> float:
+        """Normalised factor (mean 1 over the cycle) at time ``t``; ``rate`` (per second) scales the prior."""
+        pseudo = max(rate, 1e-9) * self.prior
+        raw = [self._raw(i, pseudo) for i in range(self.slots)]
+        i0, i1, w1 = self._position(t)
+        return ((1.0 - w1) * raw[i0] + w1 * raw[i1]) * self.slots / sum(raw)
+
+    def learn(self, t: float, count: float, expected: float, seconds: float) -> None:
+        """Add a bucket of ``seconds`` with ``count`` against ``expected`` (the forecast without this profile)."""
+        i0, i1, w1 = self._position(t)
+        for i, w in ((i0, 1.0 - w1), (i1, w1)):
+            if w <= 0.0:
+                continue
+            decay = 0.5 ** (w * seconds / self.half_life)
+            self.observed[i] = decay * self.observed[i] + w * count
+            self.expected[i] = decay * self.expected[i] + w * expected
+
+
+@dataclass
+class VolumeConfig:
+    """Tuning of `VolumeSpikeDetector`; every field can be passed as a keyword."""
+
+    threshold: float = 7.0
+    min_count: float = 5.0
+    min_ratio: float = 2.0
+    warmup_seconds: float = 1800.0
+    level_half_life: float = DAY
+    prior_rate: float = 1.0 / 60.0
+    prior_counts: float = 0.5
+    daily: bool | None = None
+    """Learn a time-of-day profile; default: when buckets are shorter than 3 hours."""
+    weekly: bool | None = None
+    """Learn a day-of-week profile; default: when buckets are shorter than a day."""
+    day_half_life: float = 7 * 3600.0
+    week_half_life: float = 3 * DAY
+    season_prior: float = 3600.0
+    phi_prior: float = 0.05
+    phi_prior_buckets: float = 50.0
+    phi_half_life: float = 3 * DAY
+    clip_sd: float = 4.0
+
+
+class VolumeSpikeDetector:
+    """Online spike detector for per-bucket mention counts (see the module docstring)."""
+
+    def __init__(self, bucket_seconds: float = 60.0, **tuning: Any) -> None:
+        if bucket_seconds <= 0:
+            raise ValueError("bucket_seconds must be positive")
+        self.bucket_seconds = float(bucket_seconds)
+        self.config = VolumeConfig(**tuning)
+        c = self.config
+        daily = c.daily if c.daily is not None else bucket_seconds < 3 * 3600
+        weekly = c.weekly if c.weekly is not None else bucket_seconds < DAY
+        self.day = SeasonalProfile(24, DAY, c.day_half_life, c.season_prior) if daily else None
+        self.week = SeasonalProfile(7, WEEK, c.week_half_life, c.season_prior * 24) if weekly else None
+        self.counts = 0.0
+        """Decayed sum of (winsorised) counts."""
+        self.exposure = 0.0
+        """Decayed sum of seasonally weighted seconds."""
+        self.phi_num = 0.0
+        self.phi_den = 0.0
+        self.learned_seconds = 0.0
+        self.last_t: float | None = None
+
+    # -- model ------------------------------------------------------------------------------------
+    def rate(self) -> float:
+        """Current deseasonalised level, mentions per second."""
+        c = self.config
+        return (c.prior_counts + self.counts) / (c.prior_counts / c.prior_rate + self.exposure)
+
+    def phi(self) -> float:
+        """Current over-dispersion estimate."""
+        c = self.config
+        prior_weight = c.phi_prior_buckets / c.phi_prior**2
+        return max(0.0, (c.phi_prior * prior_weight + self.phi_num) / (prior_weight + self.phi_den))
+
+    def _forecast(self, t: float) -> tuple[float, float, float, float]:
+        """(mean, size, day factor, week factor) for the bucket starting at ``t``."""
+        rate = self.rate()
+        middle = t + self.bucket_seconds / 2
+        day = self.day.factor(middle, rate) if self.day else 1.0
+        week = self.week.factor(middle, rate) if self.week else 1.0
+        mean = rate * self.bucket_seconds * day * week
+        shape = self.config.prior_counts + self.counts
+        size = 1.0 / (self.phi() + 1.0 / shape)
+        return mean, size, day, week
+
+    def expected(self, t: float) -> float:
+        """Forecast count of the bucket starting at ``t``."""
+        return self._forecast(t)[0]
+
+    # -- streaming --------------------------------------------------------------------------------
+    def update(self, t: float, count: float) -> SpikeResult:
+        """Score the closed bucket starting at ``t`` holding ``count`` mentions, then learn from it."""
+        count = float(count)
+        learn = self.last_t is None or t > self.last_t
+        if learn and self.last_t is not None:
+            decay = 0.5 ** ((t - self.last_t) / self.config.level_half_life)
+            self.counts *= decay
+            self.exposure *= decay
+            phi_decay = 0.5 ** ((t - self.last_t) / self.config.phi_half_life)
+            self.phi_num *= phi_decay
+            self.phi_den *= phi_decay
+        mean, size, day, week = self._forecast(t)
+        p = nb_upper_tail(count, mean, size)
+        score = evidence(p)
+        c = self.config
+        warm = self.learned_seconds >= c.warmup_seconds
+        spike = (
+            warm and score >= c.threshold and count >= c.min_count and count >= c.min_ratio * mean
+        )
+        if learn:
+            self._learn(t, count, mean, size, day, week, warm)
+        return SpikeResult(count, mean, score, p, spike)
+
+    def _learn(self, t: float, count: float, mean: float, size: float, day: float, week: float,
+               warm: bool) -> None:
+        c = self.config
+        if warm:
+            count = min(count, mean + c.clip_sd * math.sqrt(mean + mean * mean / size))
+        rate = self.rate()
+        middle = t + self.bucket_seconds / 2
+        seconds = self.bucket_seconds
+        if self.day:
+            self.day.learn(middle, count, rate * seconds * week, seconds)
+        if self.week:
+            self.week.learn(middle, count, rate * seconds * day, seconds)
+        self.counts += count
+        self.exposure += seconds * day * week
+        if warm and mean > 0:
+            phi = self.phi()
+            weight = 1.0 / (1.0 / mean + phi) ** 2
+            self.phi_num += weight * ((count - mean) ** 2 - count) / (mean * mean)
+            self.phi_den += weight
+        self.learned_seconds += seconds
+        self.last_t = t
+
+    # -- state ------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable state, configuration included."""
+        return {
+            "bucket_seconds": self.bucket_seconds,
+            "config": asdict(self.config),
+            "day": asdict(self.day) if self.day else None,
+            "week": asdict(self.week) if self.week else None,
+            "counts": self.counts,
+            "exposure": self.exposure,
+            "phi_num": self.phi_num,
+            "phi_den": self.phi_den,
+            "learned_seconds": self.learned_seconds,
+            "last_t": self.last_t,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> VolumeSpikeDetector:
+        detector = cls(state["bucket_seconds"], **state["config"])
+        detector.day = SeasonalProfile(**state["day"]) if state["day"] else None
+        detector.week = SeasonalProfile(**state["week"]) if state["week"] else None
+        for name in ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t"):
+            setattr(detector, name, state[name])
+        return detector

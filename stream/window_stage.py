@@ -1,0 +1,236 @@
+"""The window stage: ``mentions.enriched`` (keyed by brand) → per-brand event-time windows → ``signals``.
+
+Each input partition has its own watermark (the highest event time seen in it), so the result does not
+depend on which worker owns which partition. When a partition has been idle for
+``idle_flush_seconds``, its watermark advances to the wall clock: event time cannot lag real time when
+nothing is arriving, and the last windows of a replay close.
+
+State (open windows + detector state per brand, and the input offset it reflects) is checkpointed to
+the compacted state topic every ``checkpoint_seconds`` and on revocation; on assignment the stage
+restores it and seeks back to the checkpointed offset, so a killed worker resumes exactly where its
+state was. Records a brand already applied (restored state newer than the partition checkpoint) are
+skipped by offset, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from aiokafka import ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from detectors.neardup import story_key
+from detectors.spikes import SpikeResult
+from detectors.window import MentionFacts
+from stream import metrics
+from stream.batch_stage import BatchStage
+from stream.dead_letters import dead_letter
+from stream.records import EnrichedMention, Signal, SpikeScore, TopMention
+from stream.state_store import encode_state, read_states, state_key
+from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE
+from stream.windowing import BrandWindows, ClosedWindow
+
+log = logging.getLogger(__name__)
+
+STAGE = "window"
+OFFSET_KEY = "offset"  # per-partition checkpoint: "window-offset:<partition>"
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _score(result: SpikeResult) -> SpikeScore:
+    return SpikeScore(
+        observed=result.observed, expected=result.expected, score=result.score, p_value=result.p_value,
+        spike=result.spike,
+    )
+
+
+def to_signal(closed: ClosedWindow) -> Signal:
+    """The ``signals`` record of a closed window."""
+    w = closed.summary
+    return Signal(
+        brand=w.brand,
+        window_start=_utc(w.start),
+        window_end=_utc(w.end),
+        mentions=w.mentions,
+        stories=w.story_count,
+        negative_stories=w.negative_story_count,
+        negative=w.negative,
+        neutral=w.neutral,
+        positive=w.positive,
+        reach=w.reach,
+        languages=dict(w.languages),
+        sources=dict(w.sources),
+        crisis_terms=dict(w.crisis_terms),
+        top_mentions=[TopMention(**{k: v for k, v in m.items() if k != "story"}) for m in w.top],
+        volume=_score(closed.volume),
+        negativity=_score(closed.negativity),
+        late_mentions=w.late_mentions,
+    )
+
+
+class WindowStage(BatchStage):
+    """Aggregates each brand's mentions into event-time windows and scores closed windows."""
+
+    stage_name = "window"
+    input_topic = MENTIONS_ENRICHED.name
+    checkpoint_seconds = 1.0
+
+    async def on_start(self) -> None:
+        self.brands: dict[str, BrandWindows] = {}
+        self.partition_of: dict[str, int] = {}
+        self.watermarks: dict[int, float] = {}
+        self.last_seen: dict[int, float] = {}
+        self.applied: dict[int, int] = {}
+        self.dirty: set[str] = set()
+        self.last_checkpoint = time.monotonic()
+        await super().on_start()
+
+    def _new_brand(self, brand: str) -> BrandWindows:
+        s = self.settings
+        return BrandWindows(brand, s.window_seconds, s.allowed_lateness_seconds)
+
+    # --- rebalancing ---------------------------------------------------------------------------
+    async def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        states = await read_states(
+            self.bootstrap_servers, self.settings.topic(STATE.name), STAGE, [tp.partition for tp in partitions]
+        )
+        assert self.consumer is not None
+        for tp in partitions:
+            found = states.get(tp.partition, {})
+            checkpoint = found.pop(f"{OFFSET_KEY}:{tp.partition}", None)
+            for brand, state in found.items():
+                if brand.startswith(f"{OFFSET_KEY}:"):
+                    continue
+                self.brands[brand] = BrandWindows.from_state(state)
+                self.partition_of[brand] = tp.partition
+                if state.get("max_event_time") is not None:
+                    self.watermarks[tp.partition] = max(
+                        self.watermarks.get(tp.partition, 0.0), state["max_event_time"]
+                    )
+            self.last_seen[tp.partition] = time.monotonic()
+            if checkpoint is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.applied[tp.partition] = checkpoint["offset"]
+                self.consumer.seek(tp, checkpoint["offset"] + 1)
+            log.info("window stage: partition %s restored %d brands", tp.partition, len(found))
+
+    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        await self.checkpoint(force=True)
+        await self.flush()
+        for brand in [b for b, p in self.partition_of.items() if p in revoked]:
+            self.brands.pop(brand, None)
+            self.partition_of.pop(brand, None)
+        for p in revoked:
+            self.watermarks.pop(p, None)
+            self.applied.pop(p, None)
+
+    # --- processing ----------------------------------------------------------------------------
+    async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        now = time.time()
+        touched: set[int] = set()
+        for record in records:
+            p = record.partition
+            touched.add(p)
+            self.last_seen[p] = time.monotonic()
+            self.applied[p] = record.offset
+            try:
+                mention = EnrichedMention.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                metrics.DEAD_LETTERS.labels("invalid_enriched").inc()
+                await self.send(
+                    MENTIONS_DLQ.name,
+                    dead_letter(
+                        reason="invalid_enriched", detail=str(exc)[:2000], stage=self.stage_name,
+                        topic=record.topic, partition=p, offset=record.offset, value=record.value, key=record.key,
+                    ),
+                    key=record.key,
+                )
+                continue
+            if mention.brand is None:
+                continue
+            windows = self.brands.get(mention.brand)
+            if windows is None:
+                windows = self.brands[mention.brand] = self._new_brand(mention.brand)
+            self.partition_of[mention.brand] = p
+            if record.offset <= windows.applied_offset:
+                continue  # already in the restored state
+            windows.applied_offset = record.offset
+            t = mention.created_at.timestamp()
+            placement = windows.add(
+                t,
+                MentionFacts(
+                    id=mention.id, text=mention.text, source=mention.source, reach=mention.reach_estimate,
+                    lang=mention.lang, sentiment=mention.sentiment, story=story_key(mention.text),
+                    crisis_terms=mention.crisis_terms, url=mention.url,
+                ),
+            )
+            self.dirty.add(mention.brand)
+            if placement == "too_late":
+                metrics.TOO_LATE.inc()
+            elif placement == "late":
+                metrics.LATE.inc()
+            if t > self.watermarks.get(p, float("-inf")):
+                self.watermarks[p] = t
+            if record.timestamp:
+                metrics.PROCESSING_LATENCY.observe(max(0.0, now - record.timestamp / 1000))
+        for p in touched:
+            await self.close_windows(p)
+        await self.checkpoint()
+
+    async def close_windows(self, partition: int) -> None:
+        watermark = self.watermarks.get(partition)
+        if watermark is None:
+            return
+        metrics.WATERMARK.set(max(self.watermarks.values()))
+        for brand, windows in self.brands.items():
+            if self.partition_of.get(brand) != partition:
+                continue
+            closed = windows.close_until(watermark)
+            for item in closed:
+                signal = to_signal(item)
+                await self.send(SIGNALS.name, signal.model_dump_json().encode(), key=brand.encode())
+                metrics.WINDOWS_CLOSED.inc()
+                if item.volume.spike:
+                    metrics.SPIKES.labels("volume").inc()
+                if item.negativity.spike:
+                    metrics.SPIKES.labels("negativity").inc()
+            if closed:
+                self.dirty.add(brand)
+        metrics.OPEN_WINDOWS.set(sum(len(w.open) for w in self.brands.values()))
+
+    async def on_idle(self) -> None:
+        """Advance idle partitions' watermarks to the wall clock, closing windows nobody will add to."""
+        now_mono, now = time.monotonic(), time.time()
+        for p in list(self.watermarks):
+            idle = now_mono - self.last_seen.get(p, now_mono) >= self.settings.idle_flush_seconds
+            if idle and now > self.watermarks[p]:
+                self.watermarks[p] = now
+                await self.close_windows(p)
+        await self.checkpoint()
+        await self.flush()
+
+    async def checkpoint(self, force: bool = False) -> None:
+        """Write dirty brand states, then each partition's offset, to the state topic."""
+        if not force and time.monotonic() - self.last_checkpoint < self.checkpoint_seconds:
+            return
+        self.last_checkpoint = time.monotonic()
+        for brand in self.dirty:
+            windows = self.brands.get(brand)
+            if windows is None:
+                continue
+            await self.send(
+                STATE.name, encode_state(windows.to_state()), key=state_key(STAGE, brand),
+                partition=self.partition_of[brand],
+            )
+        self.dirty.clear()
+        for p, offset in self.applied.items():
+            await self.send(
+                STATE.name, encode_state({"offset": offset}), key=state_key(STAGE, f"{OFFSET_KEY}:{p}"), partition=p
+            )

@@ -1,0 +1,154 @@
+"""ControlPlane against the real broker: idempotence, who may resume, audit, re-assertion."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from crisiswatch.control import AuditRecord, ControlMessage, ControlPlane, PublishingGate, ResumeRefused
+from crisiswatch.control.messages import Keyring, SigningUnavailable
+from crisiswatch.control.testing import produce, read_records, wait_for, with_test_keys
+from crisiswatch.settings import Settings
+from stream.records import utcnow
+
+
+@pytest.fixture
+async def plane(settings: Settings):
+    plane = ControlPlane(with_test_keys(settings))
+    await plane.start()
+    yield plane
+    await plane.stop()
+
+
+async def control_records(plane: ControlPlane) -> list[ControlMessage]:
+    records = await read_records(plane.settings.bootstrap_servers, plane.control_topic)
+    return [plane.keyring.verify_record(r.value, ControlMessage) for r in records]
+
+
+async def audit_records(plane: ControlPlane) -> list[AuditRecord]:
+    records = await read_records(plane.settings.bootstrap_servers, plane.audit_topic)
+    return [AuditRecord.model_validate_json(r.value) for r in records]
+
+
+async def test_repeated_pause_for_one_alert_publishes_once(plane: ControlPlane) -> None:
+    first = await plane.pause("global", reason="crisis", actor="detector", alert_id="alert-1")
+    again = await plane.pause("global", reason="crisis, escalated", actor="detector", alert_id="alert-1")
+    assert first.changed and not again.changed and again.message == first.message
+    other_alert = await plane.pause("global", reason="another crisis", actor="detector", alert_id="alert-2")
+    assert not other_alert.changed  # already paused; it needs a person anyway
+    messages = await control_records(plane)
+    assert [(m.state, m.alert_id) for m in messages] == [("paused", "alert-1")]
+
+    await plane.resume("global", reason="handled", actor="alice")
+    late_trigger = await plane.pause("global", reason="crisis", actor="detector", alert_id="alert-1")
+    assert not late_trigger.changed and plane.get("global").state == "active"  # a person decided
+
+    # Idempotence survives a restart: a new plane learns the episode from the compacted topic.
+    fresh = ControlPlane(plane.settings)
+    await fresh.start()
+    try:
+        assert not (await fresh.pause("global", reason="crisis", actor="detector", alert_id="alert-1")).changed
+        assert (await fresh.pause("global", reason="new crisis", actor="detector", alert_id="alert-3")).changed
+    finally:
+        await fresh.stop()
+    assert [m.alert_id for m in await control_records(plane)] == ["alert-1", "alert-1", "alert-3"]
+
+
+async def test_detector_cannot_resume_but_a_person_can(plane: ControlPlane) -> None:
+    await plane.pause("brand:acme", reason="crisis", actor="detector", alert_id="alert-4")
+    with pytest.raises(ResumeRefused):
+        await plane.resume("brand:acme", reason="looks calm", actor="detector")
+    assert plane.get("brand:acme").paused
+    result = await plane.resume("brand:acme", reason="statement published", actor="alice", on_resume="skip")
+    assert result.changed and result.message.state == "active" and result.message.on_resume == "skip"
+    assert result.message.episode == "alert-4"  # the resume names the episode it ends
+    assert not (await plane.resume("brand:acme", reason="again", actor="alice")).changed
+
+
+async def test_resume_at_lets_the_pause_end_by_itself(plane: ControlPlane) -> None:
+    until = utcnow() + timedelta(seconds=1)
+    paused = await plane.pause("channel:ads", reason="cool-off", actor="detector", alert_id="a-5", resume_at=until)
+    assert paused.message.resume_at == until
+    with pytest.raises(ResumeRefused):
+        await plane.resume("channel:ads", reason="early", actor="detector")
+    await asyncio.sleep(max(0.0, (until - utcnow()).total_seconds()) + 0.05)
+    assert (await plane.resume("channel:ads", reason="resume_at reached", actor="detector")).changed
+    with pytest.raises(ValueError):
+        await plane.pause("channel:ads", reason="x", actor="detector", resume_at=utcnow() - timedelta(seconds=1))
+
+
+async def test_pause_replacement_rules(plane: ControlPlane) -> None:
+    timed = utcnow() + timedelta(hours=1)
+    await plane.pause("global", reason="scheduled quiet", actor="scheduler", episode="schedule:q:1", resume_at=timed)
+    crisis = await plane.pause("global", reason="crisis", actor="detector", alert_id="a-6")
+    assert crisis.changed and crisis.message.resume_at is None  # the crisis pause takes over: a person resumes
+    assert not (await plane.pause("global", reason="quiet", actor="scheduler", episode="schedule:q:2")).changed
+    person = await plane.pause("global", reason="CEO statement pending", actor="carol", on_resume="skip")
+    assert person.changed and person.message.on_resume == "skip"
+
+
+async def test_audit_log_says_who_what_why_when_and_before(plane: ControlPlane) -> None:
+    await plane.pause("account:acme_us", reason="hacked", actor="bob", on_resume="review")
+    await plane.resume("account:acme_us", reason="password reset", actor="alice")
+    audit = await audit_records(plane)
+    assert [(a.action, a.actor, a.reason, a.previous_state, a.state) for a in audit] == [
+        ("pause", "bob", "hacked", None, "paused"),
+        ("resume", "alice", "password reset", "paused", "active"),
+    ]
+    assert audit[1].previous_actor == "bob" and audit[1].previous_reason == "hacked"
+    assert audit[0].seq < audit[1].seq and audit[0].kid == "test1"
+    assert audit[0].at <= audit[1].at
+
+
+async def test_signing_needs_a_key_and_scopes_are_checked(settings: Settings, plane: ControlPlane) -> None:
+    with pytest.raises(SigningUnavailable):
+        ControlPlane(settings)  # no CRISISWATCH_CONTROL_KEYS
+    with pytest.raises(ValueError):
+        await plane.pause("everything", reason="x", actor="alice")
+
+
+async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Settings) -> None:
+    settings = with_test_keys(settings)
+    guardian = ControlPlane(settings, reassert_seconds=30)  # repairs at once after a rejected record
+    await guardian.start()
+    try:
+        pause = (await guardian.pause("global", reason="crisis", actor="detector", alert_id="a-7")).message
+        # A genuinely signed resume that arrives 10 minutes late, and a forged resume, land last in the log.
+        late = guardian.keyring.sign(
+            pause.model_copy(
+                update={"state": "active", "actor": "alice", "seq": pause.seq + 1,
+                        "signed_at": utcnow() - timedelta(minutes=10)}
+            )
+        )  # fmt: skip
+        forged = Keyring({"test1": b"guess"}).sign(pause.model_copy(update={"state": "active", "seq": pause.seq + 2}))
+        await produce(settings.bootstrap_servers, guardian.control_topic, b"global", late.to_bytes())
+        await produce(settings.bootstrap_servers, guardian.control_topic, b"global", forged.to_bytes())
+
+        async def last_genuine() -> ControlMessage | None:
+            records = await read_records(settings.bootstrap_servers, guardian.control_topic)
+            try:
+                return guardian.keyring.verify_record(records[-1].value, ControlMessage)
+            except Exception:
+                return None
+
+        last: list[ControlMessage | None] = [None]
+
+        async def repaired() -> bool:
+            last[0] = await last_genuine()
+            return last[0] is not None and last[0].paused and last[0].seq > late.seq
+
+        for _ in range(50):
+            if await repaired():
+                break
+            await asyncio.sleep(0.1)
+        assert last[0] is not None and last[0].paused and last[0].seq > late.seq
+        # A gate that starts now (reading everything as history) ends up paused, as the live gates are.
+        gate = PublishingGate(settings, name="newcomer")
+        await gate.start()
+        assert await gate.wait_ready(10)
+        assert await wait_for(lambda: not gate.allowed().allowed)
+        await gate.stop()
+    finally:
+        await guardian.stop()
