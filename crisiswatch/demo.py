@@ -33,10 +33,16 @@ SOURCES = ("twitter", "news", "reddit", "reviews", "blog", "forum")
 
 CALM: dict[str, dict[str, list[str]]] = {
     "en": {
-        "positive": ["Really happy with my {b} order, arrived early", "{b} support was great today, thanks!",
-                     "loving the new {b} app update"],
-        "neutral": ["Anyone know when {b} opens on Sunday?", "{b} announced its quarterly results today",
-                    "Comparing {b} with other options for next month"],
+        "positive": [
+            "Really happy with my {b} order, arrived early",
+            "{b} support was great today, thanks!",
+            "loving the new {b} app update",
+        ],
+        "neutral": [
+            "Anyone know when {b} opens on Sunday?",
+            "{b} announced its quarterly results today",
+            "Comparing {b} with other options for next month",
+        ],
         "negative": ["{b} delivery late again, annoying", "not impressed with {b} customer service this week"],
     },
     "es": {
@@ -75,33 +81,66 @@ CALM: dict[str, dict[str, list[str]]] = {
         "negative": ["{b} की डिलीवरी फिर से देर से आई, परेशान हूँ"],
     },
 }
-CHATTER = ["What a beautiful morning in the park", "Traffic on the ring road is terrible today",
-           "Qué partido tan bueno anoche", "Il pleut encore à Paris", "Heute gibt es Pizza zum Abendessen",
-           "Il caffè di questo bar è ottimo", "O jogo de ontem foi incrível"]
+CHATTER = [
+    "What a beautiful morning in the park",
+    "Traffic on the ring road is terrible today",
+    "Qué partido tan bueno anoche",
+    "Il pleut encore à Paris",
+    "Heute gibt es Pizza zum Abendessen",
+    "Il caffè di questo bar è ottimo",
+    "O jogo de ontem foi incrível",
+]
 VIRAL_TEXTS = {
-    "en": ["The new {b} ad is the best thing I've seen all year 😍", "{b} just made my day, what a brilliant campaign!",
-           "Can't stop watching the {b} video, love it ❤️", "{b} you absolute legends 🙌"],
+    "en": [
+        "The new {b} ad is the best thing I've seen all year 😍",
+        "{b} just made my day, what a brilliant campaign!",
+        "Can't stop watching the {b} video, love it ❤️",
+        "{b} you absolute legends 🙌",
+    ],
     "es": ["El nuevo anuncio de {b} es genial, me encanta 😍", "¡Qué campaña tan bonita de {b}!"],
     "fr": ["La nouvelle pub {b} est géniale, j'adore ❤️", "Bravo {b}, campagne magnifique !"],
     "pt": ["O novo comercial da {b} é incrível, amei 😍"],
 }
 CRISIS_TEXTS = {
-    "en": ["{b} data breach: millions of customer passwords leaked online", "Hacked again? {b} confirms massive data leak, "
-           "this is a disgrace", "Boycott {b} until they explain the breach. Terrible.", "My card was used after the {b} "
-           "hack, absolutely furious", "{b} lied about the breach, class action lawsuit incoming"],
-    "es": ["Filtración de datos en {b}: contraseñas de millones de clientes expuestas, vergonzoso",
-           "{b} hackeada, exigimos explicaciones, boicot ya"],
-    "fr": ["Fuite de données chez {b} : des millions de mots de passe piratés, scandale",
-           "{b} s'est fait pirater, c'est honteux, je résilie"],
+    "en": [
+        "{b} data breach: millions of customer passwords leaked online",
+        "Hacked again? {b} confirms massive data leak, this is a disgrace",
+        "Boycott {b} until they explain the breach. Terrible.",
+        "My card was used after the {b} hack, absolutely furious",
+        "{b} lied about the breach, class action lawsuit incoming",
+    ],
+    "es": [
+        "Filtración de datos en {b}: contraseñas de millones de clientes expuestas, vergonzoso",
+        "{b} hackeada, exigimos explicaciones, boicot ya",
+    ],
+    "fr": [
+        "Fuite de données chez {b} : des millions de mots de passe piratés, scandale",
+        "{b} s'est fait pirater, c'est honteux, je résilie",
+    ],
     "de": ["Datenleck bei {b}: Millionen Passwörter gehackt, ein Skandal", "{b} wurde gehackt, unglaublich schlecht"],
-    "it": ["Violazione dei dati di {b}: milioni di password rubate, vergognoso", "{b} hackerata, che schifo, boicottaggio"],
+    "it": [
+        "Violazione dei dati di {b}: milioni di password rubate, vergognoso",
+        "{b} hackerata, che schifo, boicottaggio",
+    ],
     "pt": ["Vazamento de dados na {b}: milhões de senhas expostas, vergonha", "{b} foi hackeada, que absurdo, boicote"],
     "ar": ["تسريب بيانات {b}: كلمات مرور ملايين العملاء مسربة، فضيحة", "اختراق {b} كارثة، مقاطعة الآن"],
     "hi": ["{b} डेटा लीक: लाखों ग्राहकों के पासवर्ड हैक हुए, शर्मनाक", "{b} हैक हो गया, बहुत बुरा, बहिष्कार करो"],
 }
 NEWS_HEADLINE = "{b} confirms data breach affecting millions of customers"
-OUTLETS = ["Daily Ledger", "Tech Wire", "Morning Post", "Global Times", "City Herald", "Market Watchers",
-           "The Courier", "Wire Service", "Evening Star", "Metro News", "Business Today", "Finance Daily"]
+OUTLETS = [
+    "Daily Ledger",
+    "Tech Wire",
+    "Morning Post",
+    "Global Times",
+    "City Herald",
+    "Market Watchers",
+    "The Courier",
+    "Wire Service",
+    "Evening Star",
+    "Metro News",
+    "Business Today",
+    "Finance Daily",
+]
 NAMES = {"acme": "Acme", "globex": "Globex", "initech": "Initech"}
 BRANDS_YAML = """\
 # Brands that crisiswatch watches. Matching is case-insensitive, whole-word and Unicode-aware;
@@ -156,8 +195,9 @@ def generate(seed: int = 7) -> Iterator[dict[str, Any]]:
     serial = 0
     langs = list(CALM)
 
-    def mention(brand: str | None, text: str, at: datetime, source: str, lang: str | None = None,
-                followers: int | None = None) -> dict[str, Any]:
+    def mention(
+        brand: str | None, text: str, at: datetime, source: str, lang: str | None = None, followers: int | None = None
+    ) -> dict[str, Any]:
         nonlocal serial
         serial += 1
         handle = f"user{rng.randrange(100_000)}"
@@ -167,8 +207,11 @@ def generate(seed: int = 7) -> Iterator[dict[str, Any]]:
             "text": text,
             "created_at": at.isoformat().replace("+00:00", "Z"),
             "url": f"https://example.org/{source}/{serial}",
-            "author": {"id": handle, "handle": f"@{handle}",
-                       "followers": followers if followers is not None else int(rng.lognormvariate(5, 1.5))},
+            "author": {
+                "id": handle,
+                "handle": f"@{handle}",
+                "followers": followers if followers is not None else int(rng.lognormvariate(5, 1.5)),
+            },
             "metrics": {"likes": rng.randrange(50), "shares": rng.randrange(10), "replies": rng.randrange(5)},
         }
         return item

@@ -31,7 +31,15 @@ from crisiswatch.broker import broker_for
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
 from crisiswatch.settings import Settings
 from stream.records import Alert
-from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, PUBLISHING_CONTROL, SIGNALS, ensure_topics
+from stream.topics import (
+    ALERTS,
+    MENTIONS_DLQ,
+    MENTIONS_ENRICHED,
+    MENTIONS_RAW,
+    PUBLISHING_CONTROL,
+    SIGNALS,
+    ensure_topics,
+)
 
 
 @dataclass
@@ -178,7 +186,9 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
         await admin.close()
 
 
-def start_worker(settings: Settings, bootstrap: str, env_extra: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, bootstrap: str, env_extra: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     """Launch ``crisiswatch worker`` as a child process bound to ``bootstrap``."""
     env = {**os.environ, **env_extra, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     log = log_path.open("ab")
@@ -265,7 +275,9 @@ def run_command(
     with broker_for(settings) as bootstrap:
         if not as_json:
             print(f"broker {bootstrap} · replaying {replay_path} · worker log {log_path}", file=sys.stderr)
-        report = asyncio.run(run_pipeline(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path))
+        report = asyncio.run(
+            run_pipeline(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path)
+        )
     paused = [c for c in report.controls if c["state"] == "paused"]
     print(
         f"done: {report.replayed} records replayed, {report.signals} window signals, {len(report.alerts)} alert "

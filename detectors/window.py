@@ -114,8 +114,16 @@ class WindowAggregate:
                 del top[i]
                 break
         top.append(
-            {"id": m.id, "text": m.text[:280], "source": m.source, "reach": m.reach, "lang": m.lang,
-             "sentiment": m.sentiment, "url": m.url, "story": m.story}
+            {
+                "id": m.id,
+                "text": m.text[:280],
+                "source": m.source,
+                "reach": m.reach,
+                "lang": m.lang,
+                "sentiment": m.sentiment,
+                "url": m.url,
+                "story": m.story,
+            }
         )
         top.sort(key=lambda item: -item["reach"])
         del top[TOP_MENTIONS:]
@@ -130,23 +138,41 @@ class WindowAggregate:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "brand": self.brand, "start": self.start, "end": self.end, "mentions": self.mentions,
-            "negative": self.negative, "neutral": self.neutral, "positive": self.positive,
-            "reach": self.reach, "late_mentions": self.late_mentions,
-            "languages": dict(self.languages), "sources": dict(self.sources),
-            "crisis_terms": dict(self.crisis_terms), "stories": self.stories.mins,
-            "negative_stories": self.negative_stories.mins, "top": self.top,
+            "brand": self.brand,
+            "start": self.start,
+            "end": self.end,
+            "mentions": self.mentions,
+            "negative": self.negative,
+            "neutral": self.neutral,
+            "positive": self.positive,
+            "reach": self.reach,
+            "late_mentions": self.late_mentions,
+            "languages": dict(self.languages),
+            "sources": dict(self.sources),
+            "crisis_terms": dict(self.crisis_terms),
+            "stories": self.stories.mins,
+            "negative_stories": self.negative_stories.mins,
+            "top": self.top,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> WindowAggregate:
         return cls(
-            brand=s["brand"], start=s["start"], end=s["end"], mentions=s["mentions"],
-            negative=s["negative"], neutral=s["neutral"], positive=s["positive"], reach=s["reach"],
-            late_mentions=s["late_mentions"], languages=Counter(s["languages"]),
-            sources=Counter(s["sources"]), crisis_terms=Counter(s["crisis_terms"]),
+            brand=s["brand"],
+            start=s["start"],
+            end=s["end"],
+            mentions=s["mentions"],
+            negative=s["negative"],
+            neutral=s["neutral"],
+            positive=s["positive"],
+            reach=s["reach"],
+            late_mentions=s["late_mentions"],
+            languages=Counter(s["languages"]),
+            sources=Counter(s["sources"]),
+            crisis_terms=Counter(s["crisis_terms"]),
             stories=DistinctCounter(mins=list(s["stories"])),
-            negative_stories=DistinctCounter(mins=list(s["negative_stories"])), top=list(s["top"]),
+            negative_stories=DistinctCounter(mins=list(s["negative_stories"])),
+            top=list(s["top"]),
         )
 
 
@@ -178,9 +204,19 @@ class WindowSummary:
 def summarise(window: WindowAggregate) -> WindowSummary:
     """The plain-number summary of an aggregate."""
     return WindowSummary(
-        brand=window.brand, start=window.start, end=window.end, mentions=window.mentions,
-        negative=window.negative, neutral=window.neutral, positive=window.positive, reach=window.reach,
-        late_mentions=window.late_mentions, story_count=window.story_count,
-        negative_story_count=window.negative_story_count, languages=Counter(window.languages),
-        sources=Counter(window.sources), crisis_terms=Counter(window.crisis_terms), top=list(window.top),
+        brand=window.brand,
+        start=window.start,
+        end=window.end,
+        mentions=window.mentions,
+        negative=window.negative,
+        neutral=window.neutral,
+        positive=window.positive,
+        reach=window.reach,
+        late_mentions=window.late_mentions,
+        story_count=window.story_count,
+        negative_story_count=window.negative_story_count,
+        languages=Counter(window.languages),
+        sources=Counter(window.sources),
+        crisis_terms=Counter(window.crisis_terms),
+        top=list(window.top),
     )

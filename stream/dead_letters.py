@@ -60,8 +60,15 @@ def decode_mention(value: bytes | None, max_bytes: int) -> Mention:
 
 
 def dead_letter(
-    *, reason: str, detail: str, stage: str, topic: str, partition: int, offset: int,
-    value: bytes | None, key: bytes | None,
+    *,
+    reason: str,
+    detail: str,
+    stage: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes | None,
+    key: bytes | None,
 ) -> bytes:
     """The ``mentions.dlq`` value for a rejected record."""
     record = DeadLetter(

@@ -33,8 +33,14 @@ class EnrichStage(BatchStage):
         metrics.DEAD_LETTERS.labels(reason).inc()
         log.warning("dead letter %s@%s/%s: %s: %s", record.topic, record.partition, record.offset, reason, detail)
         value = dead_letter(
-            reason=reason, detail=detail, stage=self.stage_name, topic=record.topic,
-            partition=record.partition, offset=record.offset, value=record.value, key=record.key,
+            reason=reason,
+            detail=detail,
+            stage=self.stage_name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            value=record.value,
+            key=record.key,
         )
         await self.send(MENTIONS_DLQ.name, value, key=record.key)
 

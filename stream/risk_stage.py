@@ -158,7 +158,9 @@ class RiskStage:
                 await self._pause(alert)
         state: dict[str, Any] = {"monitor": self.monitors[signal.brand].to_state(), "last_window": start}
         await self.producer.send_and_wait(
-            self.settings.topic(STATE.name), encode_state(state), key=state_key(STAGE, signal.brand),
+            self.settings.topic(STATE.name),
+            encode_state(state),
+            key=state_key(STAGE, signal.brand),
             partition=partition % self.settings.partitions,
         )
         return alert

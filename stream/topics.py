@@ -31,9 +31,7 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-MENTIONS_RAW = TopicSpec(
-    "mentions.raw", "mention.v1.json", "mention id", "Mentions as connectors fetched them."
-)
+MENTIONS_RAW = TopicSpec("mentions.raw", "mention.v1.json", "mention id", "Mentions as connectors fetched them.")
 MENTIONS_ENRICHED = TopicSpec(
     "mentions.enriched",
     "enriched_mention.v1.json",
@@ -43,9 +41,7 @@ MENTIONS_ENRICHED = TopicSpec(
 MENTIONS_DLQ = TopicSpec(
     "mentions.dlq", "dead_letter.v1.json", "original key", "Records that failed, with reason and bytes."
 )
-SIGNALS = TopicSpec(
-    "signals", "signal.v1.json", "brand id", "Closed per-brand event-time windows with spike scores."
-)
+SIGNALS = TopicSpec("signals", "signal.v1.json", "brand id", "Closed per-brand event-time windows with spike scores.")
 ALERTS = TopicSpec("alerts", "alert.v1.json", "brand id", "Crisis alerts; one alert_id per episode.")
 ALERTS_ACK = TopicSpec(
     "alerts.ack",

@@ -44,7 +44,10 @@ def _utc(t: float) -> datetime:
 
 def _score(result: SpikeResult) -> SpikeScore:
     return SpikeScore(
-        observed=result.observed, expected=result.expected, score=result.score, p_value=result.p_value,
+        observed=result.observed,
+        expected=result.expected,
+        score=result.score,
+        p_value=result.p_value,
         spike=result.spike,
     )
 
@@ -109,9 +112,7 @@ class WindowStage(BatchStage):
                 self.brands[brand] = BrandWindows.from_state(state)
                 self.partition_of[brand] = tp.partition
                 if state.get("max_event_time") is not None:
-                    self.watermarks[tp.partition] = max(
-                        self.watermarks.get(tp.partition, 0.0), state["max_event_time"]
-                    )
+                    self.watermarks[tp.partition] = max(self.watermarks.get(tp.partition, 0.0), state["max_event_time"])
             self.last_seen[tp.partition] = time.monotonic()
             if checkpoint is None:
                 await self.consumer.seek_to_beginning(tp)
@@ -147,8 +148,14 @@ class WindowStage(BatchStage):
                 await self.send(
                     MENTIONS_DLQ.name,
                     dead_letter(
-                        reason="invalid_enriched", detail=str(exc)[:2000], stage=self.stage_name,
-                        topic=record.topic, partition=p, offset=record.offset, value=record.value, key=record.key,
+                        reason="invalid_enriched",
+                        detail=str(exc)[:2000],
+                        stage=self.stage_name,
+                        topic=record.topic,
+                        partition=p,
+                        offset=record.offset,
+                        value=record.value,
+                        key=record.key,
                     ),
                     key=record.key,
                 )
@@ -166,9 +173,15 @@ class WindowStage(BatchStage):
             placement = windows.add(
                 t,
                 MentionFacts(
-                    id=mention.id, text=mention.text, source=mention.source, reach=mention.reach_estimate,
-                    lang=mention.lang, sentiment=mention.sentiment, story=story_key(mention.text),
-                    crisis_terms=mention.crisis_terms, url=mention.url,
+                    id=mention.id,
+                    text=mention.text,
+                    source=mention.source,
+                    reach=mention.reach_estimate,
+                    lang=mention.lang,
+                    sentiment=mention.sentiment,
+                    story=story_key(mention.text),
+                    crisis_terms=mention.crisis_terms,
+                    url=mention.url,
                 ),
             )
             self.dirty.add(mention.brand)
@@ -226,7 +239,9 @@ class WindowStage(BatchStage):
             if windows is None:
                 continue
             await self.send(
-                STATE.name, encode_state(windows.to_state()), key=state_key(STAGE, brand),
+                STATE.name,
+                encode_state(windows.to_state()),
+                key=state_key(STAGE, brand),
                 partition=self.partition_of[brand],
             )
         self.dirty.clear()
