@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(0.05, gt=0, description="Max wait to fill a batch.")
     dedupe_ttl_seconds: float = Field(3600.0, gt=0)
     dedupe_max_ids: int = Field(500_000, ge=1000)
+    dedupe_rewarm_records: int = Field(
+        20_000, ge=0, description="On start, re-learn the ids of this many recent records per enriched partition."
+    )
     window_seconds: int = Field(60, ge=1, description="Event-time tumbling window length.")
     allowed_lateness_seconds: int = Field(30, ge=0, description="Late mentions within this still count.")
     idle_flush_seconds: float = Field(

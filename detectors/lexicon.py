@@ -21,6 +21,7 @@ expression, so a text is scanned once; "hackathon" is deliberately *not* a hit (
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -463,6 +464,7 @@ _NUKTA_LETTERS = {
     "\u0921\u093c": "\u095c", "\u0922\u093c": "\u095d", "\u092b\u093c": "\u095e", "\u092f\u093c": "\u095f",
 }
 _EXCLUDED = ""
+_DISPATCH_OVER = 12
 _NEEDS_NFKC = "\ufb00"  # presentation forms, ligatures and full-width letters live at and above this
 
 
@@ -550,9 +552,9 @@ class _Trie:
             node.exact = True
 
     def pattern(self) -> str:
-        branches = [
-            (_SEP if ch == " " else re.escape(ch)) + child.pattern() for ch, child in sorted(self.children.items())
-        ]
+        branches = [self._branch(ch) for ch in sorted(self.children)]
+        if len(branches) > _DISPATCH_OVER and " " not in self.children:
+            branches = self._dispatched(sorted(self.children))
         if self.stem:
             branches.append(f"{_WORD}*")
         elif self.exact:
@@ -560,6 +562,20 @@ class _Trie:
         if len(branches) == 1:
             return branches[0]
         return "(?:" + "|".join(branches) + ")"
+
+    def _branch(self, ch: str) -> str:
+        return (_SEP if ch == " " else re.escape(ch)) + self.children[ch].pattern()
+
+    def _dispatched(self, chars: list[str]) -> list[str]:
+        """Children in groups behind a one-character look-ahead: sre tries branches one by one, so a
+        two-level dispatch is much cheaper than scanning a hundred first letters at every word start."""
+        size = max(4, math.isqrt(len(chars)))
+        groups = []
+        for i in range(0, len(chars), size):
+            chunk = chars[i : i + size]
+            guard = "".join(re.escape(ch) for ch in chunk)
+            groups.append(f"(?=[{guard}])(?:" + "|".join(self._branch(ch) for ch in chunk) + ")")
+        return groups
 
 
 @dataclass
@@ -625,7 +641,7 @@ def build_matcher(concepts: dict[str, Concept]) -> _Matcher:
                 for surface in _variants(form, language, keep_accents):
                     trie.insert(surface, stem)
                     _register(stems if stem else exact, _key(surface), target, raw_form)
-    regex = re.compile(f"(?<!{_WORD}){_AR_PREFIX_RE}" + trie.pattern())
+    regex = re.compile(f"(?<!{_WORD})(?={_WORD}){_AR_PREFIX_RE}" + trie.pattern())
     max_stem = max((len(k) for k in stems), default=0)
     return _Matcher(regex, exact, stems, max_stem)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from stream import metrics
 from stream.batch_stage import BatchStage
@@ -18,6 +18,35 @@ from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW
 log = logging.getLogger(__name__)
 
 
+async def rewarm_seen_ids(
+    seen: SeenIds, bootstrap_servers: str, topic: str, partition_count: int, per_partition: int
+) -> int:
+    """Add the ids of the last ``per_partition`` records of each partition of ``topic`` to ``seen``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    learned = 0
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - per_partition))
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            for tp, records in batches.items():
+                for record in records:
+                    for name, value in record.headers:
+                        if name == "mention-id":
+                            seen.first_time(value.decode())
+                            learned += 1
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return learned
+
+
 class EnrichStage(BatchStage):
     """Decode → de-duplicate by id → enrich in one vectorised pass → route by brand."""
 
@@ -28,6 +57,17 @@ class EnrichStage(BatchStage):
         self.enricher = Enricher(load_brands(self.settings.brands_file), self.settings.language_backend)
         self.seen = SeenIds(self.settings.dedupe_ttl_seconds, self.settings.dedupe_max_ids)
         await super().on_start()
+
+    async def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        """Re-learn recently published ids, so records re-processed after a crash are not emitted twice."""
+        count = await rewarm_seen_ids(
+            self.seen,
+            self.bootstrap_servers,
+            self.settings.topic(MENTIONS_ENRICHED.name),
+            self.settings.partitions,
+            self.settings.dedupe_rewarm_records,
+        )
+        log.info("enrich stage: re-learned %d recent mention ids", count)
 
     async def reject(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
         metrics.DEAD_LETTERS.labels(reason).inc()
@@ -47,6 +87,7 @@ class EnrichStage(BatchStage):
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         good: list[Mention] = []
         origins: list[ConsumerRecord[bytes, bytes]] = []
+        raw_ts: dict[str, bytes] = {}
         duplicates = 0
         for record in records:
             try:
@@ -59,6 +100,7 @@ class EnrichStage(BatchStage):
                 continue
             good.append(mention)
             origins.append(record)
+            raw_ts[mention.id] = str(record.timestamp).encode()
         metrics.DUPLICATES.inc(duplicates)
         if not good:
             return
@@ -74,7 +116,7 @@ class EnrichStage(BatchStage):
                     await self.reject(record, *reason_of(exc))
         unmatched = 0
         for item in enriched:
-            headers = [("mention-id", item.id.encode())]
+            headers = [("mention-id", item.id.encode()), ("raw-timestamp-ms", raw_ts[item.id])]
             if not item.brands:
                 unmatched += 1
                 await self.send(MENTIONS_ENRICHED.name, item.model_dump_json().encode(), item.id.encode(), headers)

@@ -29,8 +29,8 @@ BATCH_SIZE = Histogram(
 )
 PROCESSING_LATENCY = Histogram(
     "crisiswatch_processing_latency_seconds",
-    "From a raw record's broker timestamp to its mention being counted in its window.",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    "From a raw record's timestamp to its mention being counted in its window.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
 )
 EVENT_LOOP_LAG = Gauge("crisiswatch_event_loop_lag_seconds", "How late the event loop runs a 0.25 s timer.")
 WATERMARK = Gauge("crisiswatch_watermark_timestamp_seconds", "Event-time watermark of the window stage.")

@@ -134,7 +134,7 @@ class WindowStage(BatchStage):
 
     # --- processing ----------------------------------------------------------------------------
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        now = time.time()
+        produced: list[float] = []
         touched: set[int] = set()
         for record in records:
             p = record.partition
@@ -191,8 +191,12 @@ class WindowStage(BatchStage):
                 metrics.LATE.inc()
             if t > self.watermarks.get(p, float("-inf")):
                 self.watermarks[p] = t
-            if record.timestamp:
-                metrics.PROCESSING_LATENCY.observe(max(0.0, now - record.timestamp / 1000))
+            raw_ms = next((v for k, v in record.headers if k == "raw-timestamp-ms"), None)
+            if raw_ms:
+                produced.append(int(raw_ms) / 1000)
+        now = time.time()
+        for raw_time in produced:
+            metrics.PROCESSING_LATENCY.observe(max(0.0, now - raw_time))
         for p in touched:
             await self.close_windows(p)
         await self.checkpoint()

@@ -1,0 +1,190 @@
+"""End to end on the real broker: the demo crisis, poison records, and a worker killed mid-stream.
+
+The worker runs as a separate process (``crisiswatch worker``), as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from connectors.sink import MentionSink
+from crisiswatch import demo
+from crisiswatch.broker import free_port
+from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
+from crisiswatch.settings import Settings
+from stream.records import DeadLetter, EnrichedMention, Signal
+from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
+
+
+def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
+    env = {
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_APP_ID": settings.app_id,
+        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_BRANDS_FILE": str(brands),
+        "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+        "CRISISWATCH_WEB_PORT": str(free_port()),
+        "CRISISWATCH_CONTROL_KEYS": f"test:{secrets.token_hex(16)}",
+    }
+    os.environ.update(env)  # the watcher in this process verifies signatures with the same key
+    return env
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings, tmp_path: Path) -> tuple[Settings, dict[str, str], Path]:
+    data, brands = demo.write_demo(tmp_path)
+    env = worker_env(settings, brands)
+    saved = {k: os.environ.get(k) for k in env}
+    yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out = []
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=10_000)
+            if not batches:
+                return out
+            out.extend(r for records in batches.values() for r in records)
+    finally:
+        await consumer.stop()
+
+
+async def test_demo_crisis_pauses_and_viral_spike_does_not(
+    kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
+) -> None:
+    settings, env, data = pipeline_settings
+    lines: list[dict[str, Any]] = []
+    report = await run_pipeline(
+        settings,
+        kafka_bootstrap,
+        data,
+        speed=0,
+        until_idle=True,
+        emit=lines.append,
+        env_extra=env,
+        log_path=tmp_path / "worker.log",
+        idle_timeout=240,
+    )
+    crisis_brand, crisis_start, _ = demo.CRISIS
+    viral_brand, _, _ = demo.VIRAL
+    critical = [a for a in report.alerts if a["brand"] == crisis_brand and a["severity"] == "critical"]
+    assert critical, f"no critical alert for the crisis: {report.alerts}"
+    first = datetime.fromisoformat(critical[0]["event_time"].replace("Z", "+00:00"))
+    assert first - crisis_start <= timedelta(minutes=15), f"crisis detected late: {first}"
+    pauses = [c for c in report.controls if c["state"] == "paused"]
+    assert len(pauses) == 1 and pauses[0]["scope"] == "global"
+    assert pauses[0]["alert_id"] == critical[0]["alert_id"]
+    assert all(a["severity"] != "critical" for a in report.alerts if a["brand"] == viral_brand)
+    assert report.dead_letters == len(demo.POISON)
+    assert len(lines) == len(report.alerts) + len(report.controls)
+
+
+async def test_poison_records_go_to_the_dlq_while_good_ones_flow(
+    kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
+) -> None:
+    settings, env, _ = pipeline_settings
+    await ensure_topics(kafka_bootstrap, settings)
+    now = datetime.now(UTC) - timedelta(minutes=30)
+    poison = {
+        b'{"id": "p1", "text": "no closing brace"': "invalid_json",
+        b'{"id": "p2", "source": "x", "created_at": "2026-03-02T07:00:00Z"}': "invalid_record",
+        b'{"id": "p3", "source": "x", "text": "hi acme", "created_at": "tuesday"}': "bad_timestamp",
+        b"\xc3\x28 invalid utf-8": "invalid_utf8",
+        b'{"id": "p5", "source": "x", "text": "' + b"a" * 300_000 + b'", "created_at": "2026-03-02T07:00:00Z"}': (
+            "oversized"
+        ),
+    }
+    worker = start_worker(settings, kafka_bootstrap, env, tmp_path / "worker.log")
+    try:
+        async with MentionSink(settings, kafka_bootstrap) as sink:
+            for i in range(300):
+                created = (now + timedelta(seconds=i)).isoformat()
+                good = {"id": f"good:{i}", "source": "forum", "text": f"Acme review number {i}", "created_at": created}
+                await sink.send_raw(json.dumps(good).encode(), f"good:{i}".encode())
+                if i % 60 == 0:
+                    value = list(poison)[i // 60]
+                    await sink.send_raw(value, None)
+        deadline = time.monotonic() + 90
+        while not await drained(settings, kafka_bootstrap):
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "pipeline did not drain"
+            await asyncio.sleep(0.5)
+        assert worker.poll() is None, "the worker must survive poison records"
+    finally:
+        stop_process(worker)
+    dlq = [
+        DeadLetter.model_validate_json(r.value)
+        for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_DLQ.name))
+    ]
+    import base64
+
+    assert sorted(d.reason for d in dlq) == sorted(poison.values())
+    for d in dlq:
+        assert poison[base64.b64decode(d.original_b64)] == d.reason
+    enriched = {
+        EnrichedMention.model_validate_json(r.value).id
+        for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_ENRICHED.name))
+    }
+    assert enriched == {f"good:{i}" for i in range(300)}
+
+
+async def test_worker_killed_mid_stream_resumes_without_losing_mentions(
+    kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
+) -> None:
+    settings, env, _ = pipeline_settings
+    await ensure_topics(kafka_bootstrap, settings)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    total = 20_000
+    async with MentionSink(settings, kafka_bootstrap) as sink:
+        for i in range(total):
+            created = (start + timedelta(seconds=i * 0.3)).isoformat()
+            brand = ("Acme", "Globex", "Initech")[i % 3]
+            item = {"id": f"r:{i}", "source": "forum", "text": f"{brand} mention {i}", "created_at": created}
+            await sink.send_raw(json.dumps(item).encode(), f"r:{i}".encode())
+    log = tmp_path / "worker.log"
+    first = start_worker(settings, kafka_bootstrap, env, log)
+    enriched_topic = settings.topic(MENTIONS_ENRICHED.name)
+    deadline = time.monotonic() + 120
+    while len(await read_all(kafka_bootstrap, enriched_topic, timeout=0.5)) < total // 4:
+        assert time.monotonic() < deadline and first.poll() is None, log.read_text()[-3000:]
+        await asyncio.sleep(0.5)
+    first.send_signal(signal.SIGKILL)  # no chance to flush or commit
+    first.wait()
+    second = start_worker(settings, kafka_bootstrap, env, log)
+    try:
+        deadline = time.monotonic() + 180
+        while not await drained(settings, kafka_bootstrap):
+            assert time.monotonic() < deadline and second.poll() is None, log.read_text()[-3000:]
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(4)  # idle flush closes the last windows
+    finally:
+        stop_process(second)
+    enriched = [EnrichedMention.model_validate_json(r.value) for r in await read_all(kafka_bootstrap, enriched_topic)]
+    ids = {m.id for m in enriched}
+    assert ids == {f"r:{i}" for i in range(total)}, "mentions were lost"
+    signals = [
+        Signal.model_validate_json(r.value) for r in await read_all(kafka_bootstrap, settings.topic(SIGNALS.name))
+    ]
+    per_window: dict[tuple[str, datetime], int] = {}
+    for s in signals:  # a window re-emitted after the restart carries the same counts
+        per_window[(s.brand, s.window_start)] = s.mentions
+    assert sum(per_window.values()) == total, "window counts must count every mention exactly once"

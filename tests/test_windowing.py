@@ -1,0 +1,74 @@
+"""Event-time windows of a brand: placement, lateness, closing, gaps and state round trips."""
+
+from __future__ import annotations
+
+import json
+
+from detectors.window import MentionFacts, tumbling_window
+from stream.windowing import MAX_GAP_WINDOWS, BrandWindows
+
+T0 = 1_772_438_400.0  # 2026-03-02T08:00:00Z, a window boundary
+
+
+def facts(i: int, sentiment: str = "neutral", text: str | None = None) -> MentionFacts:
+    return MentionFacts(
+        id=f"m{i}", text=text or f"text number {i}", source="twitter", reach=10, lang="en",
+        sentiment=sentiment, story=i,
+    )
+
+
+def test_tumbling_window_bounds() -> None:
+    assert tumbling_window(T0 + 59.9, 60) == (T0, T0 + 60)
+    assert tumbling_window(T0 + 60, 60) == (T0 + 60, T0 + 120)
+
+
+def test_out_of_order_mentions_within_lateness_land_in_their_window() -> None:
+    w = BrandWindows("acme", 60, 30)
+    assert w.add(T0 + 10, facts(1)) == "counted"
+    assert w.add(T0 + 70, facts(2)) == "counted"
+    assert w.add(T0 + 20, facts(3)) == "late"  # older than the newest, its window still open
+    closed = w.close_until(T0 + 60 + 30)  # watermark reaches end + lateness of the first window
+    assert [c.summary.start for c in closed] == [T0]
+    assert closed[0].summary.mentions == 2 and closed[0].summary.late_mentions == 1
+    assert w.add(T0 + 5, facts(4)) == "too_late"
+    closed = w.close_until(T0 + 120 + 30)
+    assert [(c.summary.start, c.summary.mentions) for c in closed] == [(T0 + 60, 1)]
+
+
+def test_quiet_windows_close_empty_and_long_gaps_jump() -> None:
+    w = BrandWindows("acme", 60, 0)
+    w.add(T0, facts(1))
+    closed = w.close_until(T0 + 5 * 60)
+    assert [c.summary.mentions for c in closed] == [1, 0, 0, 0, 0]
+    w.add(T0 + 10_000 * 60, facts(2))
+    closed = w.close_until(T0 + 10_001 * 60)
+    empties = [c for c in closed if c.summary.mentions == 0]
+    assert len(empties) <= MAX_GAP_WINDOWS
+    assert closed[-1].summary.start == T0 + 10_000 * 60 and closed[-1].summary.mentions == 1
+
+
+def test_near_duplicates_fold_into_stories_and_reach_adds_up() -> None:
+    w = BrandWindows("acme", 60, 0)
+    for i in range(12):
+        w.add(T0 + i, MentionFacts(f"n{i}", "same story", "news", 1000, "en", "negative", story=42))
+    w.add(T0 + 30, facts(99, "negative"))
+    (closed,) = w.close_until(T0 + 60)
+    assert closed.summary.mentions == 13
+    assert closed.summary.story_count == 2
+    assert closed.summary.reach == 12 * 1000 + 10
+
+
+def test_state_round_trip_gives_identical_decisions() -> None:
+    a = BrandWindows("acme", 60, 30)
+    for i in range(200):
+        a.add(T0 + i * 7, facts(i, "negative" if i % 5 == 0 else "positive"))
+    a.close_until(T0 + 600)
+    b = BrandWindows.from_state(json.loads(json.dumps(a.to_state())))
+    for i in range(200, 400):
+        t = T0 + i * 7
+        a.add(t, facts(i))
+        b.add(t, facts(i))
+    ca, cb = a.close_until(T0 + 4000), b.close_until(T0 + 4000)
+    assert [(c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in ca] == [
+        (c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in cb
+    ]
