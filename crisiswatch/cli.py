@@ -212,6 +212,21 @@ def relay(
     commands.relay(metrics_port)
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    mentions: Annotated[int, typer.Option(help="Mentions in the throughput phase.")] = 200_000,
+    rate: Annotated[float, typer.Option(help="Produce rate of the latency phase (mentions/s).")] = 10_000,
+    seconds: Annotated[float, typer.Option(help="Length of the latency phase.")] = 20,
+    workers: Annotated[int, typer.Option(help="Worker processes (one consumer group).")] = 1,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """End-to-end throughput, processing latency and peak memory on a real broker."""
+    from crisiswatch.bench.pipeline import run_pipeline_bench
+
+    _logging(False)
+    run_pipeline_bench(mentions, rate, seconds, workers, out)
+
+
 @bench_app.command("control")
 def bench_control(
     gates: Annotated[int, typer.Option(help="Gates following the control topic.")] = 50,

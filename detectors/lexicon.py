@@ -21,12 +21,12 @@ expression, so a text is scanned once; "hackathon" is deliberately *not* a hit (
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ar", "hi", "hi-latn")
 """Languages covered; ``hi-latn`` is romanised Hindi (Hinglish). Hindi texts in Latin script also hit
@@ -455,7 +455,7 @@ _SEP = "[\\s\\-_.'’]*"
 _SEP_STRIP = re.compile(r"[\s\-_.'’]+")
 _AR_PREFIXES = ("وال", "فال", "بال", "كال", "ولل", "فلل", "ال", "لل", "و", "ف", "ب", "ل", "ك")
 """Arabic clitics (and, so, with, for, like; the article) glued to the front of a word, longest first."""
-_AR_PREFIX_RE = "(?:(?=[\u0600-\u06ff])(?:[وفبك]?ال|[وف]?لل|[وف]?[بلك]|[وف]))?"
+_AR_PREFIX_RE = "(?:[وفبك]?ال|[وف]?لل|[وف]?[بلك]|[وف]|)"
 _AR_RANGE = re.compile("[\u0600-\u06ff]")
 _DEVA_RANGE = re.compile("[\u0900-\u097f]")
 _NUKTA = "\u093c"
@@ -465,7 +465,9 @@ _NUKTA_LETTERS = {
 }
 _EXCLUDED = ""
 _DISPATCH_OVER = 12
-_NEEDS_NFKC = "\ufb00"  # presentation forms, ligatures and full-width letters live at and above this
+_NEEDS_NFKC = re.compile("[\ufb00-\uffff\U0001d400-\U0001d7ff]")
+"""Presentation forms, ligatures, full-width and "mathematical" letters: NFKC folds them to plain ones."""
+_NUL = re.compile("\x00")
 
 
 def _strip_accents(text: str) -> str:
@@ -622,7 +624,7 @@ def _register(table: dict[str, str], key: str, concept: str, form: str) -> None:
 
 def build_matcher(concepts: dict[str, Concept]) -> _Matcher:
     """Compile concepts into one trie-shaped regex plus the tables that map a match back to its concept."""
-    trie = _Trie()
+    latin_trie, arabic_trie = _Trie(), _Trie()
     exact: dict[str, str] = {}
     stems: dict[str, str] = {}
     for concept in concepts.values():
@@ -638,21 +640,29 @@ def build_matcher(concepts: dict[str, Concept]) -> _Matcher:
                 form = _normalise_form(form.rstrip("*"))
                 if not form:
                     continue
+                trie = arabic_trie if _AR_RANGE.match(form) else latin_trie
                 for surface in _variants(form, language, keep_accents):
                     trie.insert(surface, stem)
                     _register(stems if stem else exact, _key(surface), target, raw_form)
-    regex = re.compile(f"(?<!{_WORD})(?={_WORD}){_AR_PREFIX_RE}" + trie.pattern())
+    arabic = f"(?=[\u0600-\u06ff]){_AR_PREFIX_RE}{arabic_trie.pattern()}"
+    regex = re.compile(f"(?<!{_WORD})(?={_WORD})(?:{arabic}|{latin_trie.pattern()})")
     max_stem = max((len(k) for k in stems), default=0)
     return _Matcher(regex, exact, stems, max_stem)
 
 
-@lru_cache(maxsize=1)
+_MATCHER: _Matcher | None = None
+
+
 def _matcher() -> _Matcher:
-    return build_matcher(CONCEPTS)
+    """The compiled default lexicon (built on first use, about a second)."""
+    global _MATCHER
+    if _MATCHER is None:
+        _MATCHER = build_matcher(CONCEPTS)
+    return _MATCHER
 
 
 def _prepare(text: str) -> str:
-    if text and max(text) >= _NEEDS_NFKC:
+    if _NEEDS_NFKC.search(text):
         text = unicodedata.normalize("NFKC", text)
     if "_" in text:
         text = text.replace("_", " ")
@@ -672,28 +682,28 @@ def find_crisis_terms(text: str) -> list[str]:
     return found
 
 
-def find_crisis_terms_batch(texts: Sequence[str] | Iterable[str]) -> list[list[str]]:
-    """`find_crisis_terms` for many texts at once (one regex scan over the joined batch: faster)."""
-    prepared = [_prepare(t) if t else "" for t in texts]
-    results: list[list[str]] = [[] for _ in prepared]
-    if not prepared:
+def find_crisis_terms_batch(texts: Iterable[str]) -> list[list[str]]:
+    """`find_crisis_terms` for many texts at once: one scan over the joined batch, same results."""
+    raw = [t or "" for t in texts]
+    results: list[list[str]] = [[] for _ in raw]
+    if not raw:
         return results
     matcher = _matcher()
-    joined = "\x00".join(prepared)  # NUL is neither a word character nor a separator: no match spans texts
-    starts = []
-    offset = 0
-    for text in prepared:
-        starts.append(offset)
-        offset += len(text) + 1
-    index = 0
-    last = len(starts) - 1
-    for match in matcher.regex.finditer(joined):
-        position = match.start()
-        while index < last and starts[index + 1] <= position:
-            index += 1
-        concept = matcher.resolve(match.group())
+    joined = "\x00".join(raw)  # NUL is neither a word character nor a separator: no match spans two texts
+    if joined.count("\x00") != len(raw) - 1:
+        raw = [t.replace("\x00", " ") for t in raw]
+        joined = "\x00".join(raw)
+    if _NEEDS_NFKC.search(joined):
+        joined = "\x00".join(unicodedata.normalize("NFKC", t) if _NEEDS_NFKC.search(t) else t for t in raw)
+    joined = joined.replace("_", " ").lower() if "_" in joined else joined.lower()
+    hits = [(m.start(), m.group()) for m in matcher.regex.finditer(joined)]
+    if not hits:
+        return results
+    separators = [m.start() for m in _NUL.finditer(joined)]
+    for position, span in hits:
+        concept = matcher.resolve(span)
         if concept is not None:
-            bucket = results[index]
+            bucket = results[bisect.bisect_left(separators, position)]
             if concept not in bucket:
                 bucket.append(concept)
     return results

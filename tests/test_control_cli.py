@@ -1,0 +1,97 @@
+"""`crisiswatch pause / status / resume / schedule` against the real broker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from crisiswatch.cli import app
+from crisiswatch.control.testing import TEST_KEYS
+from crisiswatch.settings import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
+        "CRISISWATCH_USER": "alice",
+    }
+
+
+def run(args: list[str], env: dict[str, str]):
+    result = runner.invoke(app, args, env=env)
+    return result.exit_code, result.output
+
+
+def test_pause_status_resume_round_trip(env: dict[str, str]) -> None:
+    code, out = run(["status"], env)
+    assert code == 0 and "no scope has ever been paused" in out
+
+    code, out = run(["pause", "--scope", "brand:acme", "--reason", "product recall", "--on-resume", "skip"], env)
+    assert code == 0 and "done: brand:acme paused" in out
+
+    code, out = run(["status", "--json"], env)
+    state = json.loads(out)["brand:acme"]
+    assert code == 0 and (state["state"], state["actor"], state["reason"], state["on_resume"]) == (
+        "paused", "alice", "product recall", "skip",
+    )  # fmt: skip
+    code, out = run(["status"], env)
+    assert "PAUSED" in out and "brand:acme" in out and "product recall" in out
+
+    code, out = run(["resume", "--scope", "brand:acme", "--reason", "recall done", "--actor", "bob"], env)
+    assert code == 0 and "done: brand:acme active" in out
+    state = json.loads(run(["status", "--json"], env)[1])["brand:acme"]
+    assert (state["state"], state["actor"]) == ("active", "bob")
+
+    code, out = run(["resume", "--scope", "brand:acme"], env)
+    assert code == 0 and "no change" in out
+
+
+def test_manual_changes_need_a_person_and_the_key(env: dict[str, str]) -> None:
+    no_key = {**env, "CRISISWATCH_CONTROL_KEYS": ""}
+    code, out = run(["pause", "--reason", "x"], no_key)
+    assert code == 1 and "CRISISWATCH_CONTROL_KEYS" in out
+    nobody = {k: v for k, v in env.items() if k != "CRISISWATCH_USER"}
+    code, out = run(["pause", "--reason", "x"], {**nobody, "CRISISWATCH_USER": ""})
+    assert code == 1 and "CRISISWATCH_USER" in out
+    code, out = run(["pause", "--reason", "x", "--actor", "detector"], env)
+    assert code == 1 and "system actor" in out
+    code, out = run(["pause", "--scope", "everything"], env)
+    assert code == 1 and "invalid scope" in out
+    code, out = run(["pause", "--resume-at", "2030-01-01T00:00:00"], env)
+    assert code == 1 and "time zone" in out
+    code, out = run(["status"], no_key)
+    assert code == 1 and "CRISISWATCH_CONTROL_KEYS" in out
+    assert "paused" not in run(["status"], env)[1].lower()  # nothing was changed by the refused commands
+
+
+def test_schedule_add_list_remove(env: dict[str, str]) -> None:
+    code, out = run(
+        ["schedule", "add", "weekend", "--reason", "quiet weekend", "--cron", "0 22 * * SAT",
+         "--duration", "10h", "--timezone", "Europe/Paris", "--scope", "channel:twitter"],
+        env,
+    )  # fmt: skip
+    assert code == 0 and "scheduled weekend" in out
+    code, out = run(
+        ["schedule", "add", "mourning", "--reason", "national mourning",
+         "--start", "2030-01-01T00:00:00Z", "--end", "2030-01-02T00:00:00Z"],
+        env,
+    )  # fmt: skip
+    assert code == 0
+    code, out = run(["schedule", "add", "bad", "--reason", "x", "--cron", "nonsense", "--duration", "1h"], env)
+    assert code == 1 and "cron" in out
+    code, out = run(["schedule", "list", "--json"], env)
+    listed = json.loads(out)
+    assert [s["id"] for s in listed] == ["mourning", "weekend"]
+    assert listed[1]["duration_seconds"] == 36000 and listed[1]["created_by"] == "alice"
+    code, out = run(["schedule", "remove", "weekend"], env)
+    assert code == 0
+    assert [s["id"] for s in json.loads(run(["schedule", "list", "--json"], env)[1])] == ["mourning"]
+    code, out = run(["schedule", "remove", "weekend"], env)
+    assert code == 1 and "no schedule" in out
