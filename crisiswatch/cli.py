@@ -61,6 +61,38 @@ def worker(
         run_worker(settings, bootstrap, loglevel=loglevel)
 
 
+@app.command()
+def topics(
+    create: Annotated[bool, typer.Option("--create", help="Create the missing topics on the cluster.")] = False,
+) -> None:
+    """List the topic contracts (name, key, partitions, configs); with --create, create them."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream.topics import ALL_TOPICS, ensure_topics, partitions_for
+
+    settings = Settings()
+    table = Table("topic", "key", "partitions", "schema", "compacted", "what")
+    for spec in ALL_TOPICS:
+        table.add_row(
+            settings.topic(spec.name),
+            spec.key,
+            str(partitions_for(spec, settings)),
+            f"stream/schemas/{spec.schema}",
+            "yes" if spec.compacted else "no",
+            spec.description,
+        )
+    Console().print(table)
+    if create:
+        if not settings.bootstrap_servers:
+            typer.echo("error: set KAFKA_BOOTSTRAP_SERVERS to create topics", err=True)
+            raise typer.Exit(2)
+        created = asyncio.run(ensure_topics(settings.bootstrap_servers, settings))
+        typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="Folder to write demo.jsonl and brands.yaml into.")] = Path("demo"),
@@ -91,9 +123,7 @@ def broker(
 # --- publishing control (crisiswatch/control) ------------------------------------------------------
 schedule_app = typer.Typer(help="Planned pause windows (absolute or recurring).", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
-_ActorOpt = Annotated[
-    str | None, typer.Option("--actor", envvar="CRISISWATCH_USER", help="You (user name).")
-]
+_ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="CRISISWATCH_USER", help="You (user name).")]
 _ScopeOpt = Annotated[str, typer.Option(help="global, brand:<id>, channel:<name> or account:<id>.")]
 _OnResumeOpt = Annotated[
     str | None, typer.Option(help="hold | skip | review: what happens to posts due during the pause.")

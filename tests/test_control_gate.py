@@ -112,6 +112,18 @@ async def test_fails_closed_before_catching_up(control) -> None:
     await gate.stop()
 
 
+async def test_fails_closed_while_the_control_topic_does_not_exist(settings: Settings) -> None:
+    settings = with_test_keys(settings)
+    gate = PublishingGate(settings)
+    await gate.start()
+    await asyncio.sleep(1.0)
+    assert not gate.allowed(channel="twitter").allowed  # no topic, no knowledge: closed
+    await ensure_topics(settings.bootstrap_servers, settings)
+    assert await gate.wait_ready(10)
+    assert gate.allowed(channel="twitter").allowed
+    await gate.stop()
+
+
 async def test_fails_closed_when_its_view_goes_stale(settings: Settings) -> None:
     broker = EmbeddedBroker().start()  # a broker of its own, to take away
     try:

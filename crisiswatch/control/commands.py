@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -169,7 +170,12 @@ def status_table(states: dict[str, ControlMessage]) -> Table:
 
 def status(as_json: bool) -> dict[str, ControlMessage]:
     settings, keyring = checked_settings(signing=False)
-    states: dict[str, ControlMessage] = run_async(lambda: read_states(settings, keyring))  # type: ignore[assignment]
+
+    async def main() -> dict[str, ControlMessage]:
+        await _ensure_topics(settings)
+        return await read_states(settings, keyring)
+
+    states: dict[str, ControlMessage] = run_async(main)  # type: ignore[assignment]
     if as_json:
         import json
 
@@ -213,8 +219,8 @@ def schedule_add(
             timezone=timezone,
             on_resume=on_resume,
         )
-    except ValueError as exc:
-        raise fail(str(exc).splitlines()[-1] if "validation error" in str(exc) else str(exc)) from exc
+    except ValidationError as exc:
+        raise fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from exc
     settings, keyring = checked_settings(signing=True)
 
     async def main() -> Schedule:

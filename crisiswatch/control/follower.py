@@ -44,7 +44,12 @@ async def stop_quietly(stop: Callable[[], Awaitable[object]], what: str) -> None
 
 
 class TopicFollower:
-    """Reads partition 0 of ``topic`` from the beginning forever, calling ``handler(record, live)``."""
+    """Reads every partition of ``topic`` from the beginning forever, calling ``handler(record, live)``.
+
+    The control topics have one partition by contract, but a topic that a broker auto-created may
+    have several; all of them are read (the order per key, hence per scope, is kept either way).
+    The follower never creates the topic: until it exists, the view stays unknown.
+    """
 
     def __init__(
         self,
@@ -62,11 +67,10 @@ class TopicFollower:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.caught_up_at: float | None = None
         """Wall-clock time (s) of the last broker response that showed this view complete."""
-        self._tp = TopicPartition(topic, 0)
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
-        self._history_end: int | None = None
+        self._history_end: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -78,8 +82,6 @@ class TopicFollower:
             client_id=f"crisiswatch-{self.name}",
         )
         await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
         self._task = asyncio.create_task(self._run(), name=f"follow-{self.topic}-{self.name}")
 
     async def stop(self) -> None:
@@ -111,23 +113,43 @@ class TopicFollower:
             return False
         return True
 
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the topic to exist, then assign all its partitions from the beginning."""
+        while True:
+            try:
+                if self.topic in await consumer.topics():
+                    partitions = consumer.partitions_for_topic(self.topic) or set()
+                    if partitions:
+                        break
+                log.info("%s: waiting for topic %s to exist", self.name, self.topic)
+            except Exception as exc:  # broker away: keep trying, stay not-ready
+                log.warning("%s: cannot read metadata of %s yet: %s", self.name, self.topic, exc)
+            await asyncio.sleep(0.5)
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not self._history_end:
+            try:
+                self._history_end = dict(await consumer.end_offsets(tps))
+            except Exception as exc:
+                log.warning("%s: cannot read end offsets of %s yet: %s", self.name, self.topic, exc)
+                await asyncio.sleep(0.5)
+
     async def _run(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        while self._history_end is None:
-            try:
-                self._history_end = (await consumer.end_offsets([self._tp]))[self._tp]
-            except Exception as exc:  # topic not there yet, broker away: keep trying, stay not-ready
-                log.warning("%s: cannot read end offset of %s yet: %s", self.name, self.topic, exc)
-                await asyncio.sleep(0.5)
+        await self._assign(consumer)
+        timeout_ms = max(200, 2 * self.fetch_max_wait_ms)
         while True:
             try:
-                batches = await consumer.getmany(self._tp, timeout_ms=max(200, 2 * self.fetch_max_wait_ms))
-                for record in batches.get(self._tp, ()):
-                    try:
-                        self.handler(record, record.offset >= self._history_end)
-                    except Exception:
-                        log.exception("%s: handler failed on offset %d", self.name, record.offset)
+                batches = await consumer.getmany(timeout_ms=timeout_ms)
+                for tp, records in batches.items():
+                    history_end = self._history_end.get(tp, 0)
+                    for record in records:
+                        try:
+                            self.handler(record, record.offset >= history_end)
+                        except Exception:
+                            log.exception("%s: handler failed on %s offset %d", self.name, tp, record.offset)
                 await self._confirm(consumer)
             except asyncio.CancelledError:
                 raise
@@ -136,15 +158,18 @@ class TopicFollower:
                 await asyncio.sleep(0.5)
 
     async def _confirm(self, consumer: AIOKafkaConsumer) -> None:
-        highwater = consumer.highwater(self._tp)
-        if highwater is None:
-            return
-        position = await consumer.position(self._tp)
-        assert self._history_end is not None
-        if position >= highwater and position >= self._history_end:
-            polled_ms = consumer.last_poll_timestamp(self._tp)
-            self.caught_up_at = polled_ms / 1000 if polled_ms else time.time()
-            self._caught_up.set()
+        """Record when the broker last showed every partition read up to its high watermark."""
+        polled: list[int] = []
+        for tp, history_end in self._history_end.items():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                return
+            position = await consumer.position(tp)
+            if position < highwater or position < history_end:
+                return
+            polled.append(consumer.last_poll_timestamp(tp) or int(time.time() * 1000))
+        self.caught_up_at = min(polled) / 1000
+        self._caught_up.set()
 
 
 class ControlFeed:

@@ -33,19 +33,23 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interv
 
 
 async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0) -> list[ConsumerRecord]:
-    """Every record of partition 0 of ``topic``, from the beginning to the current end."""
-    tp = TopicPartition(topic, 0)
+    """Every record of ``topic`` from the beginning to the current end (partition by partition)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout
-        while (not records or records[-1].offset < end - 1) and end and time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=200)
-            records.extend(batch.get(tp, ()))
+        while any(await consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp in tps:
+                records.extend(batch.get(tp, ()))
         return records
     finally:
         await consumer.stop()

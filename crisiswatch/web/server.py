@@ -1,0 +1,556 @@
+"""The HTTP API and the one-button page (aiohttp), built on the control plane's public API.
+
+Three ways to run it:
+
+* ``crisiswatch serve`` (`run_forever`): everything it needs, on ``CRISISWATCH_WEB_HOST:PORT``;
+* `WebServer` from inside another process (the worker): ``server = WebServer(settings, plane=plane);
+  await server.start()`` ... ``await server.stop()``; pass the process's own `ControlPlane` to share it;
+* `create_app` for mounting into an existing aiohttp application
+  (``parent.add_subapp("/crisiswatch/", create_app(services))``; the page uses relative URLs).
+
+Endpoints (JSON; all ``/api`` ones need authentication, changes also pass the CSRF and origin checks
+and a per-user rate limit): ``GET /api/state``, ``POST /api/pause``, ``POST /api/resume``,
+``GET|POST /api/schedules``, ``DELETE /api/schedules/{id}``, ``GET /api/alerts``,
+``POST /api/alerts/{alert_id}/ack``, ``POST /api/login``, ``POST /api/logout``, ``GET /api/session``;
+``GET /healthz`` and ``GET /readyz`` are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from crisiswatch.alerting.book import AckPublisher, AlertFeed
+from crisiswatch.alerting.records import AlertAck
+from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavailable, is_scope
+from crisiswatch.control.plane import ControlPlane, ResumeRefused
+from crisiswatch.control.schedules import ScheduleStore, new_schedule
+from crisiswatch.settings import Settings
+from crisiswatch.web.auth import Authenticator, Principal, RateLimiter, secrets_equal
+from stream.records import utcnow
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "crisiswatch_session"
+CSRF_HEADER = "X-CSRF-Token"
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+MAX_BODY_BYTES = 64 * 1024
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --- request bodies -----------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginBody(_Body):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class PauseBody(_Body):
+    scope: str = "global"
+    reason: str | None = Field(default=None, max_length=2000)
+    resume_at: AwareDatetime | None = None
+    on_resume: Literal["hold", "skip", "review"] | None = None
+
+
+class ResumeBody(_Body):
+    scope: str = "global"
+    reason: str | None = Field(default=None, max_length=2000)
+    on_resume: Literal["hold", "skip", "review"] | None = None
+
+
+class ScheduleBody(_Body):
+    id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+    scope: str = "global"
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    cron: str | None = Field(default=None, max_length=200)
+    duration_seconds: float | None = Field(default=None, gt=0)
+    timezone: str = "UTC"
+    on_resume: Literal["hold", "skip", "review"] = "hold"
+    replace: bool = False
+
+
+class AckBody(_Body):
+    note: str = Field("", max_length=2000)
+
+
+# --- services -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WebServices:
+    """What the HTTP API works with. `WebServer` builds and owns the ones it is not given."""
+
+    settings: Settings
+    plane: ControlPlane
+    schedules: ScheduleStore
+    alerts: AlertFeed
+    acks: AckPublisher
+    brands: list[tuple[str, str]] = field(default_factory=list)
+    """(id, display name) of the configured brands: each has a scope on the page."""
+
+
+def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
+    """Brands from the brands file, or none when it cannot be read (the page still works)."""
+    try:
+        from stream.brands_file import load_brands
+
+        return [(b.id, b.name or b.id) for b in load_brands(settings.brands_file).brands]
+    except Exception as exc:
+        log.warning("brands file not readable, brand scopes appear once paused: %s", exc)
+        return []
+
+
+def scope_json(scope: str, message: ControlMessage | None, name: str | None = None) -> dict[str, Any]:
+    """One scope as the page shows it (a scope without any message is active)."""
+    kind, _, ident = scope.partition(":")
+    out: dict[str, Any] = {
+        "scope": scope,
+        "kind": kind,
+        "name": name or ident or "Everything",
+        "paused": bool(message and message.paused),
+        "state": message.state if message else "active",
+    }
+    if message is not None:
+        out.update(
+            actor=message.actor,
+            reason=message.reason,
+            since=message.issued_at.isoformat(),
+            resume_at=message.resume_at.isoformat() if message.resume_at else None,
+            on_resume=message.on_resume,
+            alert_id=message.alert_id,
+            episode=message.episode,
+            seq=message.seq,
+            kid=message.kid,
+        )
+    return out
+
+
+def schedule_json(schedule: Schedule, now: datetime) -> dict[str, Any]:
+    window = schedule.window_at(now)
+    nxt = schedule.next_boundary(now)
+    data = schedule.model_dump(mode="json", exclude={"sig", "kid", "removed"})
+    data["active_now"] = window is not None
+    data["current_window"] = window.model_dump(mode="json") if window else None
+    data["next_change"] = nxt.isoformat() if nxt else None
+    return data
+
+
+# --- the API ----------------------------------------------------------------------------------------------
+
+
+class Api:
+    """Handlers, authentication, CSRF, rate limits."""
+
+    def __init__(self, services: WebServices, authenticator: Authenticator | None = None):
+        self.s = services
+        self.settings = services.settings
+        self.auth = authenticator or Authenticator(services.settings)
+        self.control_limiter = RateLimiter(self.settings.web_rate_limit_per_minute)
+        self.login_limiter = RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)
+        extra = [o.strip().rstrip("/") for o in (self.settings.web_allowed_origins or "").split(",") if o.strip()]
+        if self.settings.public_url:
+            url = urlsplit(self.settings.public_url)
+            extra.append(f"{url.scheme}://{url.netloc}")
+        self.allowed_origins = set(extra)
+
+    # --- plumbing --------------------------------------------------------------------------------------
+    def principal(self, request: web.Request) -> Principal | None:
+        header = request.headers.get("Authorization")
+        if header:
+            scheme, _, credentials = header.partition(" ")
+            credentials = credentials.strip()
+            if scheme.lower() == "bearer" and self.auth.check_token(credentials):
+                return Principal(self.auth.token_actor, "bearer")
+            if scheme.lower() == "basic":
+                try:
+                    user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+                except (binascii.Error, UnicodeDecodeError):
+                    return None
+                if self.auth.check_password(user, password):
+                    return Principal(user, "basic")
+            return None
+        session = self.auth.session_for(request.cookies.get(SESSION_COOKIE))
+        return Principal(session.user, "session", session) if session else None
+
+    def _client(self, request: web.Request) -> str:
+        return request.remote or "unknown"
+
+    def origin_ok(self, request: web.Request) -> bool:
+        """Same origin (or an allowed one); requests without Origin only when not cross-site."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return request.headers.get("Sec-Fetch-Site", "none") in ("same-origin", "none")
+        own = f"{request.scheme}://{request.host}"
+        return origin.rstrip("/") in ({own} | self.allowed_origins)
+
+    def authenticated(self, *, change: bool, limited: bool = True) -> Callable[[Any], Handler]:
+        """Decorator: 401 without credentials, 403 without CSRF token/origin, 429 over the rate."""
+
+        def wrap(handler: Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]) -> Handler:
+            async def run(request: web.Request) -> web.StreamResponse:
+                principal = self.principal(request)
+                if principal is None:
+                    if request.headers.get("Authorization"):
+                        self._throttle(self.login_limiter, self._client(request))
+                    raise _error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
+                if change:
+                    if not self.origin_ok(request):
+                        raise _error(web.HTTPForbidden, "cross-origin request refused")
+                    if principal.session is not None:
+                        token = request.headers.get(CSRF_HEADER, "")
+                        if not token or not secrets_equal(token, principal.session.csrf_token):
+                            raise _error(web.HTTPForbidden, f"missing or wrong {CSRF_HEADER} header")
+                    if limited:
+                        self._throttle(self.control_limiter, principal.user)
+                return await handler(request, principal)
+
+            return run
+
+        return wrap
+
+    def _throttle(self, limiter: RateLimiter, key: str) -> None:
+        wait = limiter.take(key)
+        if wait > 0:
+            raise _error(web.HTTPTooManyRequests, "too many requests, slow down", {"Retry-After": str(math.ceil(wait))})
+
+    # --- open endpoints --------------------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        age = self.s.plane.feed.follower.view_age()
+        ready = age is not None and age <= self.settings.gate_max_staleness_seconds
+        body = {
+            "ready": ready,
+            "control_view_age_seconds": None if age is None else round(age, 3),
+            "alerts_caught_up": self.s.alerts.caught_up.is_set(),
+        }
+        return web.json_response(body, status=200 if ready else 503)
+
+    # --- session -----------------------------------------------------------------------------------------
+    async def login(self, request: web.Request) -> web.Response:
+        if not self.origin_ok(request):
+            raise _error(web.HTTPForbidden, "cross-origin request refused")
+        self._throttle(self.login_limiter, self._client(request))
+        body = await _parse(request, LoginBody)
+        if not self.auth.check_password(body.username, body.password):
+            log.warning("failed login for %r from %s", body.username[:64], self._client(request))
+            raise _error(web.HTTPUnauthorized, "wrong user name or password")
+        cookie, session = self.auth.create_session(body.username)
+        log.info("%s logged in", body.username)
+        response = web.json_response({"user": session.user, "csrf_token": session.csrf_token})
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=int(self.settings.web_session_seconds),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure or self.settings.web_cookie_secure,
+        )
+        return response
+
+    async def logout(self, request: web.Request, principal: Principal) -> web.Response:
+        self.auth.end_session(request.cookies.get(SESSION_COOKIE))
+        response = web.json_response({"ok": True})
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def session(self, request: web.Request, principal: Principal) -> web.Response:
+        csrf = principal.session.csrf_token if principal.session else None
+        return web.json_response({"user": principal.user, "method": principal.method, "csrf_token": csrf})
+
+    # --- state, pause, resume ------------------------------------------------------------------------
+    async def state(self, request: web.Request, principal: Principal) -> web.Response:
+        states = self.s.plane.status()
+        names = dict((f"brand:{bid}", name) for bid, name in self.s.brands)
+        scopes = ["global", *names, *sorted(s for s in states if s != "global" and s not in names)]
+        rows = [scope_json(scope, states.get(scope), names.get(scope)) for scope in scopes]
+        age = self.s.plane.feed.follower.view_age()
+        return web.json_response(
+            {
+                "server_time": utcnow().isoformat(),
+                "user": principal.user,
+                "global": rows[0],
+                "scopes": rows,
+                "paused_scopes": [r["scope"] for r in rows if r["paused"]],
+                "view_age_seconds": None if age is None else round(age, 3),
+            }
+        )
+
+    async def pause(self, request: web.Request, principal: Principal) -> web.Response:
+        body = await _parse(request, PauseBody)
+        _check_scope(body.scope)
+        reason = body.reason or f"paused by {principal.user} from the crisiswatch page"
+        try:
+            result = await self.s.plane.pause(
+                body.scope, reason=reason, actor=principal.user, resume_at=body.resume_at, on_resume=body.on_resume
+            )
+        except SigningUnavailable as exc:
+            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from exc
+        return web.json_response(
+            {"changed": result.changed, "note": result.note, "state": scope_json(body.scope, result.message)}
+        )
+
+    async def resume(self, request: web.Request, principal: Principal) -> web.Response:
+        body = await _parse(request, ResumeBody)
+        _check_scope(body.scope)
+        reason = body.reason or f"resumed by {principal.user} from the crisiswatch page"
+        try:
+            result = await self.s.plane.resume(
+                body.scope, reason=reason, actor=principal.user, on_resume=body.on_resume
+            )
+        except ResumeRefused as exc:
+            raise _error(web.HTTPForbidden, str(exc)) from exc
+        except SigningUnavailable as exc:
+            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from exc
+        return web.json_response(
+            {"changed": result.changed, "note": result.note, "state": scope_json(body.scope, result.message)}
+        )
+
+    # --- schedules ---------------------------------------------------------------------------------------
+    async def schedules(self, request: web.Request, principal: Principal) -> web.Response:
+        now = utcnow()
+        return web.json_response({"schedules": [schedule_json(s, now) for s in self.s.schedules.schedules()]})
+
+    async def add_schedule(self, request: web.Request, principal: Principal) -> web.Response:
+        body = await _parse(request, ScheduleBody)
+        _check_scope(body.scope)
+        try:
+            schedule = new_schedule(
+                body.id,
+                reason=body.reason,
+                created_by=principal.user,
+                scope=body.scope,
+                start=body.start,
+                end=body.end,
+                cron=body.cron,
+                duration_seconds=body.duration_seconds,
+                timezone=body.timezone,
+                on_resume=body.on_resume,
+            )
+        except ValidationError as exc:
+            raise _error(web.HTTPBadRequest, _first_error(exc)) from exc
+        try:
+            stored = await self.s.schedules.add(schedule, replace=body.replace)
+        except ValueError as exc:
+            raise _error(web.HTTPConflict, str(exc)) from exc
+        return web.json_response({"schedule": schedule_json(stored, utcnow())}, status=201)
+
+    async def remove_schedule(self, request: web.Request, principal: Principal) -> web.Response:
+        schedule_id = request.match_info["schedule_id"]
+        reason = request.query.get("reason", f"removed by {principal.user} from the crisiswatch page")[:2000]
+        removed = await self.s.schedules.remove(schedule_id, actor=principal.user, reason=reason)
+        if removed is None:
+            raise _error(web.HTTPNotFound, f"no schedule {schedule_id!r}")
+        return web.json_response({"removed": schedule_id})
+
+    # --- alerts --------------------------------------------------------------------------------------------
+    async def alerts(self, request: web.Request, principal: Principal) -> web.Response:
+        try:
+            limit = max(1, min(200, int(request.query.get("limit", "50"))))
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, "limit must be a number") from exc
+        episodes = self.s.alerts.book.recent(limit)
+        return web.json_response(
+            {"alerts": [e.to_json() for e in episodes], "caught_up": self.s.alerts.caught_up.is_set()}
+        )
+
+    async def ack(self, request: web.Request, principal: Principal) -> web.Response:
+        alert_id = request.match_info["alert_id"]
+        body = await _parse(request, AckBody)
+        episode = self.s.alerts.book.get(alert_id)
+        if episode is None:
+            raise _error(web.HTTPNotFound, f"no alert {alert_id!r}")
+        ack = AlertAck(alert_id=alert_id, brand=episode.brand, actor=principal.user, note=body.note)
+        await self.s.acks.publish(ack)
+        self.s.alerts.book.add_ack(ack)
+        return web.json_response({"ack": ack.model_dump(mode="json")}, status=201)
+
+
+def _error(
+    kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None
+) -> web.HTTPException:
+    import json
+
+    return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
+
+
+async def _parse(request: web.Request, model: type[_Body]) -> Any:
+    try:
+        raw = await request.read()
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise _error(web.HTTPBadRequest, _first_error(exc)) from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
+
+
+def _check_scope(scope: str) -> None:
+    if not is_scope(scope):
+        raise _error(web.HTTPBadRequest, f"invalid scope {scope!r}: use global, brand:<id>, channel:<name> or account:<id>")
+
+
+@web.middleware
+async def _headers_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    except Exception:
+        log.exception("error handling %s %s", request.method, request.path)
+        response = _error(web.HTTPInternalServerError, "internal error")
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/api/") or request.path.endswith(("/readyz", "/healthz")):
+        response.headers["Cache-Control"] = "no-store"
+    if isinstance(response, web.HTTPException) and response.status >= 400 and not response.text.startswith("{"):
+        return _error(type(response), response.reason or "error", dict(response.headers))
+    return response
+
+
+def create_app(services: WebServices, authenticator: Authenticator | None = None) -> web.Application:
+    """The aiohttp application (routes only; the services must be started by the caller)."""
+    api = Api(services, authenticator)
+    if not api.auth.configured:
+        log.warning("no CRISISWATCH_WEB_USERS and no CRISISWATCH_API_TOKEN: nobody can log in")
+    app = web.Application(middlewares=[_headers_and_errors], client_max_size=MAX_BODY_BYTES)
+    app["api"] = api
+    read = api.authenticated(change=False)
+    change = api.authenticated(change=True)
+    app.router.add_get("/", api.index)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_post("/api/login", api.login)
+    app.router.add_post("/api/logout", api.authenticated(change=True, limited=False)(api.logout))
+    app.router.add_get("/api/session", read(api.session))
+    app.router.add_get("/api/state", read(api.state))
+    app.router.add_post("/api/pause", change(api.pause))
+    app.router.add_post("/api/resume", change(api.resume))
+    app.router.add_get("/api/schedules", read(api.schedules))
+    app.router.add_post("/api/schedules", change(api.add_schedule))
+    app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
+    app.router.add_get("/api/alerts", read(api.alerts))
+    app.router.add_post("/api/alerts/{alert_id}/ack", change(api.ack))
+    return app
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+class WebServer:
+    """Runs the app on its own port; starts (and later stops) every service it was not given."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plane: ControlPlane | None = None,
+        schedules: ScheduleStore | None = None,
+        alerts: AlertFeed | None = None,
+        acks: AckPublisher | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ):
+        self.settings = settings
+        self.host = host or settings.web_host
+        self.port = settings.web_port if port is None else port
+        self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks}
+        self._owned: list[Any] = []
+        self.services: WebServices | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    async def start(self) -> None:
+        """Start the services (reading the control state first), then listen."""
+        authenticator = Authenticator(self.settings)  # fail fast on bad users before connecting
+        try:
+            plane = self._given["plane"] or await self._own(ControlPlane(self.settings))
+            schedules = self._given["schedules"] or await self._own(ScheduleStore(self.settings, keyring=plane.keyring))
+            alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
+            acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
+            self.services = WebServices(
+                self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings)
+            )
+            self._runner = web.AppRunner(create_app(self.services, authenticator), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+            if self.port == 0:
+                server = site._server
+                assert server is not None
+                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("crisiswatch page on %s", self.url)
+
+    async def _own(self, component: Any) -> Any:
+        await component.start()
+        self._owned.append(component)
+        return component
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        while self._owned:
+            component = self._owned.pop()
+            with contextlib.suppress(Exception):
+                await component.stop()
+
+    async def __aenter__(self) -> WebServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set (what `crisiswatch serve` runs)."""
+    async with WebServer(settings):
+        await stop.wait()
