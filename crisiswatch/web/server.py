@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -404,8 +405,6 @@ class Api:
 def _error(
     kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None
 ) -> web.HTTPException:
-    import json
-
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
@@ -425,7 +424,8 @@ def _first_error(exc: ValidationError) -> str:
 
 def _check_scope(scope: str) -> None:
     if not is_scope(scope):
-        raise _error(web.HTTPBadRequest, f"invalid scope {scope!r}: use global, brand:<id>, channel:<name> or account:<id>")
+        hint = "use global, brand:<id>, channel:<name> or account:<id>"
+        raise _error(web.HTTPBadRequest, f"invalid scope {scope!r}: {hint}")
 
 
 @web.middleware
@@ -433,18 +433,25 @@ async def _headers_and_errors(request: web.Request, handler: Handler) -> web.Str
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        if exc.status < 400:
+            raise
+        text = exc.text if exc.content_type == "application/json" and exc.text else None
+        kept = {k: exc.headers[k] for k in ("WWW-Authenticate", "Retry-After", "Allow") if k in exc.headers}
+        response = web.Response(
+            status=exc.status,
+            text=text or json.dumps({"error": exc.reason}),
+            content_type="application/json",
+            headers=kept,
+        )
     except Exception:
         log.exception("error handling %s %s", request.method, request.path)
-        response = _error(web.HTTPInternalServerError, "internal error")
+        response = web.json_response({"error": "internal error"}, status=500)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if request.path.startswith("/api/") or request.path.endswith(("/readyz", "/healthz")):
+    if "/api/" in request.path or request.path.endswith(("/readyz", "/healthz")):
         response.headers["Cache-Control"] = "no-store"
-    if isinstance(response, web.HTTPException) and response.status >= 400 and not response.text.startswith("{"):
-        return _error(type(response), response.reason or "error", dict(response.headers))
     return response
 
 
