@@ -29,9 +29,15 @@ __all__ = [
 CALM, ELEVATED, SPIKE = 0, 1, 2
 
 
-def alert_level(result: SpikeResult, close_score: float) -> int:
-    """Episode level of a result: 2 = spike, 1 = still elevated (score >= ``close_score``), 0 = calm."""
+def alert_level(result: SpikeResult, close_score: float, open_score: float | None = None) -> int:
+    """Episode level of a result: 0 = calm, 1 = still elevated (score >= ``close_score``), 2+ = spike.
+
+    With ``open_score`` a spike's level grows by one per doubling of its score over ``open_score``,
+    so a clearly bigger burst can re-open an episode during the cool-down of a smaller one.
+    """
     if result.spike:
+        if open_score and result.score > open_score:
+            return SPIKE + min(int(math.log2(result.score / open_score)), 8)
         return SPIKE
     if result.score >= close_score and result.observed > result.expected:
         return ELEVATED
@@ -63,7 +69,8 @@ class SpikeAlerter:
     def update(self, t: float, count: float) -> tuple[SpikeResult, EpisodeUpdate]:
         """Score one bucket; the episode update says ``"opened"`` on the bucket that raises an alert."""
         result = self.detector.update(t, count)
-        return result, self.tracker.update(t, alert_level(result, self.close_score))
+        level = alert_level(result, self.close_score)
+        return result, self.tracker.update(t, level)
 
     def to_state(self) -> dict[str, Any]:
         return {

@@ -109,9 +109,14 @@ class SeasonalProfile:
 class VolumeConfig:
     """Tuning of `VolumeSpikeDetector`; every field can be passed as a keyword."""
 
-    threshold: float = 7.0
+    threshold: float = 10.0
     min_count: float = 5.0
     min_ratio: float = 2.0
+    burst_rank: int = 8
+    """A candidate must beat the ``burst_rank``-th largest burst peak of the last ``burst_horizon``; 0 = off."""
+    burst_horizon: float = 30 * DAY
+    burst_gap: float = 3600.0
+    """Candidate buckets closer than this belong to one burst."""
     warmup_seconds: float = 1800.0
     level_half_life: float = DAY
     prior_rate: float = 1.0 / 60.0
@@ -120,7 +125,7 @@ class VolumeConfig:
     """Learn a time-of-day profile; default: when buckets are shorter than 3 hours."""
     weekly: bool | None = None
     """Learn a day-of-week profile; default: when buckets are shorter than a day."""
-    day_half_life: float = 7 * 3600.0
+    day_half_life: float = 14 * 3600.0
     week_half_life: float = 3 * DAY
     season_prior: float = 3600.0
     phi_prior: float = 0.05
@@ -150,6 +155,10 @@ class VolumeSpikeDetector:
         self.phi_den = 0.0
         self.learned_seconds = 0.0
         self.last_t: float | None = None
+        self.bursts: list[list[float]] = []
+        """Closed candidate bursts of the horizon, ``[start, peak score]``."""
+        self.burst: list[float] | None = None
+        """The open candidate burst, ``[start, peak score, last candidate time]``."""
 
     # -- model ------------------------------------------------------------------------------------
     def rate(self) -> float:
@@ -195,12 +204,35 @@ class VolumeSpikeDetector:
         score = evidence(p)
         c = self.config
         warm = self.learned_seconds >= c.warmup_seconds
-        spike = (
+        candidate = (
             warm and score >= c.threshold and count >= c.min_count and count >= c.min_ratio * mean
         )
+        spike = candidate and score >= self.burst_bar(t)
         if learn:
+            self._track_burst(t, candidate, score)
             self._learn(t, count, mean, size, day, week, warm)
         return SpikeResult(count, mean, score, p, spike)
+
+    def burst_bar(self, t: float) -> float:
+        """Score a candidate must reach at ``t``: the ``burst_rank``-th largest recent burst peak (or 0)."""
+        rank = self.config.burst_rank
+        if rank <= 0:
+            return 0.0
+        horizon = self.config.burst_horizon
+        peaks = sorted((peak for start, peak in self.bursts if t - start <= horizon), reverse=True)
+        return peaks[rank - 1] if len(peaks) >= rank else 0.0
+
+    def _track_burst(self, t: float, candidate: bool, score: float) -> None:
+        burst = self.burst
+        if candidate:
+            if burst is None:
+                self.burst = [t, score, t]
+            else:
+                burst[1], burst[2] = max(burst[1], score), t
+        elif burst is not None and t - burst[2] >= self.config.burst_gap:
+            horizon = self.config.burst_horizon
+            self.bursts = [b for b in self.bursts if t - b[0] <= horizon] + [burst[:2]]
+            self.burst = None
 
     def _learn(self, t: float, count: float, mean: float, size: float, day: float, week: float,
                warm: bool) -> None:
@@ -238,6 +270,8 @@ class VolumeSpikeDetector:
             "phi_den": self.phi_den,
             "learned_seconds": self.learned_seconds,
             "last_t": self.last_t,
+            "bursts": [list(b) for b in self.bursts],
+            "burst": list(self.burst) if self.burst else None,
         }
 
     @classmethod
@@ -245,6 +279,7 @@ class VolumeSpikeDetector:
         detector = cls(state["bucket_seconds"], **state["config"])
         detector.day = SeasonalProfile(**state["day"]) if state["day"] else None
         detector.week = SeasonalProfile(**state["week"]) if state["week"] else None
-        for name in ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t"):
+        names = ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t", "bursts", "burst")
+        for name in names:
             setattr(detector, name, state[name])
         return detector

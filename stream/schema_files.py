@@ -25,11 +25,11 @@ def registry() -> dict[str, type[BaseModel]]:
         "signal.v1.json": records.Signal,
         "alert.v1.json": records.Alert,
     }
-    try:  # the control plane adds its own records
-        from crisiswatch.control import messages
-    except ImportError:
-        return models
+    from crisiswatch.alerting import records as alerting_records
+    from crisiswatch.control import messages
+
     models.update(messages.SCHEMA_FILES)
+    models.update(alerting_records.SCHEMA_FILES)
     return models
 
 

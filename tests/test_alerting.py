@@ -49,6 +49,7 @@ from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 WEBHOOK_SECRET = "hook-secret"
 
@@ -57,7 +58,7 @@ WEBHOOK_SECRET = "hook-secret"
 
 
 def _rfc3339(value: Any) -> datetime:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value):
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise ValueError(f"not an RFC 3339 date-time: {value!r}")
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -141,7 +142,8 @@ class FakeSlack:
                 ok = block["text"]["type"] == "plain_text" and len(block["text"]["text"]) <= 150
             elif kind == "section":
                 text_ok = "text" not in block or len(block["text"]["text"]) <= 3000
-                fields_ok = len(block.get("fields", [])) <= 10 and all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+                fields = block.get("fields", [])
+                fields_ok = len(fields) <= 10 and all(len(f["text"]) <= 2000 for f in fields)
                 ok = text_ok and fields_ok and ("text" in block or "fields" in block)
             elif kind == "context":
                 ok = 0 < len(block["elements"]) <= 10
@@ -293,8 +295,15 @@ def make_alert(severity: str, status: str = "firing", *, alert_id: str = "acme:1
             "crisis_terms": {"recall": 45, "explode": 20},
             "volume": {"observed": 1240, "expected": 85},
             "top_mentions": [
-                {"id": "t:1", "text": "Acme airbags explode — RECALL now", "source": "twitter",
-                 "reach": 1_200_000, "lang": "en", "sentiment": "negative", "url": "https://x.example/1"},
+                {
+                    "id": "t:1",
+                    "text": "Acme airbags explode — RECALL now",
+                    "source": "twitter",
+                    "reach": 1_200_000,
+                    "lang": "en",
+                    "sentiment": "negative",
+                    "url": "https://x.example/1",
+                },
             ],
         },
         pause=severity == "critical",
@@ -308,7 +317,8 @@ async def produce(settings: Settings, *records: Alert | AlertAck) -> None:
     try:
         for record in records:
             if isinstance(record, AlertAck):
-                await producer.send_and_wait(settings.topic("alerts.ack"), record.to_bytes(), key=record.alert_id.encode())
+                topic, key = settings.topic("alerts.ack"), record.alert_id.encode()
+                await producer.send_and_wait(topic, record.to_bytes(), key=key)
             else:
                 await producer.send_and_wait(
                     settings.topic("alerts"), record.model_dump_json().encode(), key=record.brand.encode()
@@ -430,7 +440,7 @@ async def test_failing_channel_is_retried_and_never_blocks_the_others(
     dead = f"http://127.0.0.1:{free_port()}/hooks/crisis"  # nothing listens: every attempt fails
     s = configured(
         settings, r, alert_webhook_url=SecretStr(dead), smtp_host=None, alert_retry_attempts=4,
-        alert_retry_backoff_seconds=0.3, alert_retry_max_backoff_seconds=0.3,
+        alert_retry_backoff_seconds=0.5, alert_retry_max_backoff_seconds=0.5,
     )  # fmt: skip
     gave_up = counter("crisiswatch_alert_deliveries_total", channel="webhook", outcome="failed")
     dispatcher = AlertDispatcher(s)
@@ -558,9 +568,10 @@ async def test_email_over_starttls_with_login(tls_files: tuple[Path, Path], sett
     )  # fmt: skip
     controller.start()
     try:
-        s = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": True,
-                                        "smtp_ca_file": cert, "alert_email_to": "pr@example.org",
-                                        "smtp_username": "crisisbot", "smtp_password": SecretStr("mail-pass")})  # fmt: skip
+        s = settings.model_copy(update={
+            "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": True, "smtp_ca_file": cert,
+            "alert_email_to": "pr@example.org", "smtp_username": "crisisbot", "smtp_password": SecretStr("mail-pass"),
+        })  # fmt: skip
         from crisiswatch.alerting.policy import Notification
 
         await EmailChannel(s).send(Notification("opened", make_alert("critical"), datetime.now(UTC), "critical"))

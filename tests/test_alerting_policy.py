@@ -27,10 +27,24 @@ def evidence() -> dict[str, Any]:
         "negativity": {"observed": 0.72, "expected": 0.18, "score": 12.0, "p_value": 1e-12, "spike": True},
         "expected_negative_share": 0.18,
         "top_mentions": [
-            {"id": "t:2", "text": "Second, smaller", "source": "twitter", "reach": 1200, "lang": "en",
-             "sentiment": "negative", "url": None},
-            {"id": "t:1", "text": "Acme  airbags\nexplode, RECALL now", "source": "twitter", "reach": 1_200_000,
-             "lang": "en", "sentiment": "negative", "url": "https://x.example/1"},
+            {
+                "id": "t:2",
+                "text": "Second, smaller",
+                "source": "twitter",
+                "reach": 1200,
+                "lang": "en",
+                "sentiment": "negative",
+                "url": None,
+            },
+            {
+                "id": "t:1",
+                "text": "Acme  airbags\nexplode, RECALL now",
+                "source": "twitter",
+                "reach": 1_200_000,
+                "lang": "en",
+                "sentiment": "negative",
+                "url": "https://x.example/1",
+            },
         ],
     }
 

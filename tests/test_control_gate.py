@@ -197,3 +197,28 @@ async def test_resume_choice_can_be_overridden_at_resume(control) -> None:
     await plane.resume("global", reason="fine, publish them", actor="alice", on_resume="hold")
     assert await wait_for(lambda: gate.allowed().allowed)
     assert [p.post_id for p in gate.backlog.ready()] == ["p"]
+
+
+async def test_key_rotation_across_writers_and_gates(settings: Settings) -> None:
+    old_only = with_test_keys(settings, keys="k1:old-secret")
+    rotating = with_test_keys(settings, keys="k2:new-secret,k1:old-secret")  # new key signs, both verify
+    old_writer, new_writer = ControlPlane(old_only), ControlPlane(rotating)
+    await old_writer.start()
+    await new_writer.start()
+    old_gate, new_gate = PublishingGate(old_only, name="old"), PublishingGate(rotating, name="rotated")
+    for gate in (old_gate, new_gate):
+        await gate.start()
+        assert await gate.wait_ready(10)
+    try:
+        await old_writer.pause("brand:acme", reason="signed with k1", actor="alice")
+        assert await wait_for(lambda: not new_gate.allowed(brand="acme").allowed)  # k1 still verifies
+        assert await wait_for(lambda: not old_gate.allowed(brand="acme").allowed)
+        await new_writer.pause("brand:globex", reason="signed with k2", actor="alice")
+        assert await wait_for(lambda: not new_gate.allowed(brand="globex").allowed)
+        assert await wait_for(lambda: old_gate.rejected["unknown_kid"] == 1)  # not rolled out there yet
+        assert old_gate.allowed(brand="globex").allowed and new_gate.status()["brand:globex"].kid == "k2"
+    finally:
+        for gate in (old_gate, new_gate):
+            await gate.stop()
+        await new_writer.stop()
+        await old_writer.stop()

@@ -93,8 +93,12 @@ class AlertBook:
         previous = episode.history[-1] if episode.history else None
         if previous is None or (previous["severity"], previous["status"]) != (alert.severity, alert.status):
             episode.history.append(
-                {"at": alert.created_at.isoformat(), "severity": alert.severity, "status": alert.status,
-                 "risk": alert.risk}
+                {
+                    "at": alert.created_at.isoformat(),
+                    "severity": alert.severity,
+                    "status": alert.status,
+                    "risk": alert.risk,
+                }
             )
         episode.latest = alert
         if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[episode.peak_severity]:
@@ -113,9 +117,11 @@ class AlertBook:
         return self._episodes.get(alert_id)
 
     def recent(self, limit: int = 50) -> list[Episode]:
-        """Newest activity first; firing episodes before resolved ones."""
+        """Firing episodes first (worst first), then resolved ones; newest activity first within each."""
         episodes = sorted(self._episodes.values(), key=lambda e: e.updated_at, reverse=True)
-        episodes.sort(key=lambda e: e.status != "firing")
+        episodes.sort(
+            key=lambda e: (e.status != "firing", -SEVERITY_RANK[e.peak_severity] if e.status == "firing" else 0)
+        )
         return episodes[:limit]
 
 

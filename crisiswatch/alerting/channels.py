@@ -405,9 +405,7 @@ class EmailChannel(Channel):
                     client.login(s.smtp_username, password)
                 client.send_message(msg, to_addrs=self.recipients)
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"SMTP {host} answered {exc.smtp_code}", retryable=exc.smtp_code < 500
-            ) from None
+            raise DeliveryError(f"SMTP {host} answered {exc.smtp_code}", retryable=exc.smtp_code < 500) from None
         except smtplib.SMTPRecipientsRefused:
             raise DeliveryError(f"SMTP {host} refused every recipient", retryable=False) from None
         except smtplib.SMTPNotSupportedError as exc:

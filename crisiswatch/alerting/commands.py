@@ -98,6 +98,9 @@ def list_alerts(limit: int, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(episodes, indent=2, ensure_ascii=False))
         return
+    if not episodes:
+        typer.echo(f"no alerts on {settings.topic('alerts')}")
+        return
     table = Table("alert id", "brand", "status", "severity", "risk", "summary", "acknowledged by")
     for e in episodes:
         acks = ", ".join(a["actor"] for a in e["acks"])  # type: ignore[index,union-attr]

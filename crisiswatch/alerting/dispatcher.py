@@ -86,14 +86,22 @@ async def deliver_with_retry(
             metrics.DELIVERIES.labels(channel.name, "failed").inc()
             log.error(
                 "giving up on %s to %s after %d attempt(s): %s",
-                notification.idempotency_key, channel.name, attempt, error,
+                notification.idempotency_key,
+                channel.name,
+                attempt,
+                error,
             )
             return False
         metrics.DELIVERIES.labels(channel.name, "retry").inc()
         delay = retry.delay(attempt, retry_after)
         log.warning(
             "delivery of %s to %s failed (attempt %d/%d, retrying in %.1f s): %s",
-            notification.idempotency_key, channel.name, attempt, retry.attempts, delay, error,
+            notification.idempotency_key,
+            channel.name,
+            attempt,
+            retry.attempts,
+            delay,
+            error,
         )
         await sleep(delay)
     return False
@@ -230,6 +238,7 @@ class AlertDispatcher:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
             client_id="crisiswatch-alerting",
         )
         await consumer.start()
@@ -339,8 +348,13 @@ class AlertDispatcher:
             self.tracker.add(tp, offset, _Pending(0))
             return
         metrics.NOTIFICATIONS.labels(notification.event).inc()
-        log.warning("notify %s: %s %s (%s)", notification.event, notification.alert.brand,
-                    notification.peak_severity, notification.alert_id)
+        log.warning(
+            "notify %s: %s %s (%s)",
+            notification.event,
+            notification.alert.brand,
+            notification.peak_severity,
+            notification.alert_id,
+        )
         pending = _Pending(len(self.workers))
         self.tracker.add(tp, offset, pending)
         for worker in self.workers:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-NOTIFICATIONS = Counter(
-    "crisiswatch_alert_notifications", "Notifications decided by the delivery policy.", ["event"]
-)
+NOTIFICATIONS = Counter("crisiswatch_alert_notifications", "Notifications decided by the delivery policy.", ["event"])
 DELIVERIES = Counter(
     "crisiswatch_alert_deliveries",
     "Delivery attempts per channel: ok, retry (failed, will retry), failed (gave up), dropped (queue full).",

@@ -192,5 +192,3 @@ def _severity_name(rank: int | None) -> str:
         if value == rank:
             return name
     return "info"
-
-

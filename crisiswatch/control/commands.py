@@ -347,8 +347,20 @@ def _serve_metrics(port: int) -> None:
         start_http_server(port)
 
 
+def format_duration(seconds: float) -> str:
+    """``36000`` -> ``10h``, ``5400`` -> ``1h30m``, ``90`` -> ``1m30s``."""
+    rest: int = round(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size or (unit == "s" and not parts):
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
 def _when(schedule: Schedule) -> str:
     if schedule.recurring:
-        return f"cron '{schedule.cron}' ({schedule.timezone}) for {schedule.duration_seconds:g} s"
+        assert schedule.duration_seconds is not None
+        return f"cron '{schedule.cron}' ({schedule.timezone}), {format_duration(schedule.duration_seconds)} each"
     assert schedule.start is not None and schedule.end is not None
     return f"{schedule.start:%Y-%m-%d %H:%M:%SZ} to {schedule.end:%Y-%m-%d %H:%M:%SZ}"

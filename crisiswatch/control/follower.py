@@ -43,6 +43,13 @@ async def stop_quietly(stop: Callable[[], Awaitable[object]], what: str) -> None
         log.warning("%s: error while stopping: %s", what, exc)
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    """Partition ids of ``topic`` from fresh metadata ([] when it does not exist); creates nothing."""
+    # The public `consumer.topics()` fetches the same metadata but only returns topic names.
+    cluster = await consumer._client.fetch_all_metadata()
+    return sorted(cluster.partitions_for_topic(topic) or ())
+
+
 class TopicFollower:
     """Reads every partition of ``topic`` from the beginning forever, calling ``handler(record, live)``.
 
@@ -117,10 +124,9 @@ class TopicFollower:
         """Wait for the topic to exist, then assign all its partitions from the beginning."""
         while True:
             try:
-                if self.topic in await consumer.topics():
-                    partitions = consumer.partitions_for_topic(self.topic) or set()
-                    if partitions:
-                        break
+                partitions = await topic_partitions(consumer, self.topic)
+                if partitions:
+                    break
                 log.info("%s: waiting for topic %s to exist", self.name, self.topic)
             except Exception as exc:  # broker away: keep trying, stay not-ready
                 log.warning("%s: cannot read metadata of %s yet: %s", self.name, self.topic, exc)

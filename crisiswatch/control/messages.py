@@ -124,6 +124,9 @@ class Keyring:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
+        """The keys of ``CRISISWATCH_CONTROL_KEYS`` (empty when unset or blank)."""
+        if settings.control_keys is None or not settings.control_keys.get_secret_value().strip():
+            return cls({})
         return cls(settings.control_keyring())
 
     def __bool__(self) -> bool:

@@ -23,9 +23,9 @@ with ``resume_at``); a person's pause replaces any pause (it updates reason and 
 schedule never replaces a pause that is not a schedule's.
 
 With ``reassert_seconds`` the plane also re-signs the current state of every scope periodically
-(same ``seq``, new ``signed_at``) and right after it sees a rejected record on a scope, so that the
-latest record per key in the compacted topic is always a genuine, recent one. `crisiswatch schedule
-run` runs a plane this way.
+(new ``signed_at``) and right after it sees a rejected record on a scope, so that the latest record
+per key in the compacted topic is always a genuine, recent one (see `crisiswatch.control.view`).
+`crisiswatch schedule run` runs a plane this way.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class ControlPlane:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._repairing: dict[str, float] = {}
+        self.last_acked_at: float | None = None
+        """``time.perf_counter()`` when the broker last acknowledged a change (for benchmarks)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self, timeout: float = 15.0) -> None:
@@ -288,6 +290,7 @@ class ControlPlane:
     async def _publish(self, message: ControlMessage, action: str, previous: ControlMessage | None) -> ChangeResult:
         signed = self.keyring.sign(message)
         await self._send(self.control_topic, signed.scope, signed.to_bytes())
+        self.last_acked_at = time.perf_counter()
         try:
             self.feed.view.apply(signed)
         except ControlRejected as exc:  # another writer got a newer seq in between
@@ -313,7 +316,7 @@ class ControlPlane:
         )
         await self.append_audit(audit)
         metrics.CHANGES_PUBLISHED.labels(action, _actor_kind(signed.actor)).inc()
-        log.warning(
+        log.info(
             "%s %s by %s (seq %d, episode %s): %s",
             action,
             signed.scope,

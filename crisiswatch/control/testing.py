@@ -12,6 +12,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import SecretStr
 
+from crisiswatch.control.follower import topic_partitions
 from crisiswatch.settings import Settings
 
 TEST_KEYS = "test1:correct-horse-battery-staple"
@@ -37,8 +38,7 @@ async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not tps:
             return []
         consumer.assign(tps)
@@ -46,7 +46,10 @@ async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0)
         ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout
-        while any(await consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(position >= ends[tp] for position, tp in zip(positions, tps, strict=True)):
+                break
             batch = await consumer.getmany(timeout_ms=200)
             for tp in tps:
                 records.extend(batch.get(tp, ()))

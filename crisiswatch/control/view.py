@@ -11,10 +11,16 @@ through `ControlView.ingest`, which applies the one acceptance policy:
 3. Freshness: a *live* resume (one read after the reader caught up with the topic) signed more than
    ``control_max_age_seconds`` ago is rejected as ``stale``. History is not held to that rule,
    because the compacted latest state of a quiet scope is legitimately old; pauses are never
-   rejected for age, because honouring a late pause is always the safe side. The control plane
-   re-signs the current state of every scope periodically (re-assertion, same ``seq``), so a reader
-   that was cut off for longer than the max age and then refused a late resume catches up at the
-   next re-assertion.
+   rejected for age, because honouring a late pause is always the safe side.
+
+Re-assertion closes the remaining gaps: a long-running `ControlPlane` (``reassert_seconds``, as in
+``crisiswatch schedule run``) re-signs the current state of every scope periodically, and at once
+after it sees a rejected record on a scope. It keeps the ``seq`` (readers treat it as the same
+change), unless a genuinely signed record with a higher ``seq`` was refused (a resume that arrived too
+late): then it takes a higher ``seq`` so that the state supersedes that record in every reader, new
+or old. Either way the last record per key in the compacted topic is again a genuine, recent one, so
+that (while such a plane runs) a forged, deleting (tombstone) or replayed record does not stay the
+last record of a key, which is what a reader starting after log compaction would otherwise see.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def scope_json(scope: str, message: ControlMessage | None, name: str | None = No
     out: dict[str, Any] = {
         "scope": scope,
         "kind": kind,
-        "name": name or ident or "Everything",
+        "name": name or ident or "All publishing",
         "paused": bool(message and message.paused),
         "state": message.state if message else "active",
     }
@@ -311,7 +311,7 @@ class Api:
     async def pause(self, request: web.Request, principal: Principal) -> web.Response:
         body = await _parse(request, PauseBody)
         _check_scope(body.scope)
-        reason = body.reason or f"paused by {principal.user} from the crisiswatch page"
+        reason = body.reason or "manual pause from the crisiswatch page"
         try:
             result = await self.s.plane.pause(
                 body.scope, reason=reason, actor=principal.user, resume_at=body.resume_at, on_resume=body.on_resume
@@ -327,7 +327,7 @@ class Api:
     async def resume(self, request: web.Request, principal: Principal) -> web.Response:
         body = await _parse(request, ResumeBody)
         _check_scope(body.scope)
-        reason = body.reason or f"resumed by {principal.user} from the crisiswatch page"
+        reason = body.reason or "manual resume from the crisiswatch page"
         try:
             result = await self.s.plane.resume(
                 body.scope, reason=reason, actor=principal.user, on_resume=body.on_resume
@@ -402,9 +402,7 @@ class Api:
         return web.json_response({"ack": ack.model_dump(mode="json")}, status=201)
 
 
-def _error(
-    kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None
-) -> web.HTTPException:
+def _error(kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
@@ -519,9 +517,7 @@ class WebServer:
             schedules = self._given["schedules"] or await self._own(ScheduleStore(self.settings, keyring=plane.keyring))
             alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
             acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
-            self.services = WebServices(
-                self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings)
-            )
+            self.services = WebServices(self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings))
             self._runner = web.AppRunner(create_app(self.services, authenticator), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)

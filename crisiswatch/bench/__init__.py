@@ -1,0 +1,1 @@
+"""Benchmarks behind `crisiswatch bench ...`; each writes a markdown + JSON report to reports/."""
