@@ -269,6 +269,45 @@ def bench_control(
     run_control_bench(Settings(), gates=gates, rounds=rounds)
 
 
+# --- spike detectors (detectors/spikes.py, crisiswatch/series.py) -----------------------------------
+@app.command("detect-series")
+def detect_series(
+    file: Annotated[Path, typer.Argument(help="CSV with columns timestamp,value (UTC timestamps).")],
+    bucket: Annotated[
+        str | None, typer.Option(help="Bucket size, e.g. 60s, 5m, 1h (default: the rows' median spacing).")
+    ] = None,
+) -> None:
+    """Run the online volume-spike detector over a series; print timestamp,value,score,alert."""
+    import sys
+
+    from crisiswatch import series
+
+    try:
+        bucket_seconds = series.parse_duration(bucket) if bucket else None
+    except ValueError as error:
+        typer.echo(f"error: --bucket: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        rows = series.read_series(file)
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        typer.echo(f"error: {file}: {error}", err=True)
+        raise typer.Exit(2) from None
+    series.write_alerts(sys.stdout, series.detect(rows, bucket_seconds or series.infer_bucket(rows)))
+
+
+@bench_app.command("spikes")
+def bench_spikes(
+    data: Annotated[Path, typer.Option(help="Folder with the NAB tweet series.")] = Path(
+        "../shared/data/nab-tweets"
+    ),
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """NAB score of the online volume alerts on the tweet series, plus sparse and negativity checks."""
+    from crisiswatch.bench.spikes import write_report
+
+    typer.echo(write_report(data, out))
+
+
 # --- alert delivery and the web page (crisiswatch/alerting, crisiswatch/web) ------------------------
 @app.command()
 def alerts(
@@ -310,6 +349,99 @@ def serve(
 
     _logging(verbose)
     commands.serve(host=host, port=port)
+
+
+# --- live connectors (connectors/) -------------------------------------------------------------------
+connect_app = typer.Typer(
+    help="Live connectors: fetch or receive mentions, hand them to mentions.raw.", no_args_is_help=True
+)
+app.add_typer(connect_app, name="connect")
+_MappingArg = Annotated[Path, typer.Option("--mapping", help="Mapping file (YAML/JSON), see docs.")]
+_SourceOpt = Annotated[str | None, typer.Option(help="Mention source name (overrides the mapping file's).")]
+_HeaderOpt = Annotated[list[str] | None, typer.Option("--header", help="'Name: value' (${VAR} from env).")]
+_ConnMetricsOpt = Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")]
+
+
+@connect_app.command("rss")
+def connect_rss(
+    urls: Annotated[list[str], typer.Argument(help="Feed URLs (RSS or Atom); one connector each.")],
+    interval: Annotated[float, typer.Option(help="Seconds between polls of a feed.")] = 60.0,
+    source: Annotated[str, typer.Option(help="Mention source: news, blog, …")] = "news",
+    metrics_port: _ConnMetricsOpt = 0,
+    verbose: bool = True,
+) -> None:
+    """Poll RSS/Atom feeds (conditional GET) and publish new entries."""
+    from connectors import commands
+
+    _logging(verbose)
+    commands.rss(urls, interval, source, metrics_port)
+
+
+@connect_app.command("webhook")
+def connect_webhook(
+    port: Annotated[int | None, typer.Option(help="Port (default CRISISWATCH_CONNECTOR_WEBHOOK_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default ..._WEBHOOK_HOST).")] = None,
+    mapping: Annotated[list[str] | None, typer.Option(help="SOURCE=FILE: a mapping for one source.")] = None,
+    verbose: bool = True,
+) -> None:
+    """Receive pushed mentions on POST /webhooks/{source} (HMAC signature or bearer token)."""
+    from connectors import commands
+
+    _logging(verbose)
+    commands.webhook(host, port, mapping or [])
+
+
+@connect_app.command("sse")
+def connect_sse(
+    url: Annotated[str, typer.Argument(help="Event-stream URL.")],
+    mapping: _MappingArg,
+    source: _SourceOpt = None,
+    header: _HeaderOpt = None,
+    event: Annotated[list[str] | None, typer.Option(help="Only these event types (default: all).")] = None,
+    metrics_port: _ConnMetricsOpt = 0,
+    verbose: bool = True,
+) -> None:
+    """Follow a Server-Sent Events stream (reconnects with Last-Event-ID)."""
+    from connectors import commands
+
+    _logging(verbose)
+    commands.sse(url, mapping, source, header or [], event or [], metrics_port)
+
+
+@connect_app.command("websocket")
+def connect_websocket(
+    url: Annotated[str, typer.Argument(help="ws:// or wss:// URL.")],
+    mapping: _MappingArg,
+    subscribe: Annotated[list[str] | None, typer.Option(help="JSON message sent on connect (repeatable).")] = None,
+    source: _SourceOpt = None,
+    header: _HeaderOpt = None,
+    heartbeat: Annotated[float, typer.Option(help="Ping interval in seconds.")] = 30.0,
+    metrics_port: _ConnMetricsOpt = 0,
+    verbose: bool = True,
+) -> None:
+    """Follow a WebSocket stream (subscribe on connect, ping/pong, reconnect with backoff)."""
+    from connectors import commands
+
+    _logging(verbose)
+    commands.websocket(url, mapping, source, subscribe or [], header or [], heartbeat, metrics_port)
+
+
+@connect_app.command("poll")
+def connect_poll(
+    url: Annotated[str, typer.Argument(help="JSON API URL.")],
+    mapping: _MappingArg,
+    interval: Annotated[float, typer.Option(help="Seconds between poll cycles.")] = 60.0,
+    param: Annotated[list[str] | None, typer.Option(help="Query parameter key=value (repeatable).")] = None,
+    source: _SourceOpt = None,
+    header: _HeaderOpt = None,
+    metrics_port: _ConnMetricsOpt = 0,
+    verbose: bool = True,
+) -> None:
+    """Poll a JSON HTTP API (cursor/since pagination, honours Retry-After)."""
+    from connectors import commands
+
+    _logging(verbose)
+    commands.poll(url, mapping, source, interval, param or [], header or [], metrics_port)
 
 
 def main() -> None:

@@ -141,6 +141,28 @@ class Settings(BaseSettings):
     )
     web_rate_limit_per_minute: int = Field(20, ge=1, description="Control requests per user (or IP) per minute.")
 
+    # --- Connectors (`crisiswatch connect …`) -------------------------------------------------------
+    connector_state_dir: Path | None = Field(
+        default=None,
+        description="Folder for connector checkpoints (ETags, cursors, seen ids). Unset: in memory only.",
+    )
+    connector_timeout_seconds: float = Field(30.0, gt=0, description="Connect/read timeout of one request.")
+    connector_backoff_initial_seconds: float = Field(1.0, gt=0, description="First retry delay after an error.")
+    connector_backoff_max_seconds: float = Field(300.0, gt=0, description="Longest retry delay (jittered, doubling).")
+    connector_user_agent: str = Field("crisiswatch-connector/0.1", description="User-Agent of outgoing requests.")
+    connector_webhook_host: str = Field("127.0.0.1", description="Listen address of `crisiswatch connect webhook`.")
+    connector_webhook_port: int = Field(8090, ge=0)
+    connector_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of X-Crisiswatch-Signature on pushed webhooks."
+    )
+    connector_webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token accepted on pushed webhooks (alternative to the signature)."
+    )
+    connector_webhook_max_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted webhook body.")
+    connector_webhook_sources: str | None = Field(
+        default=None, description="Allowed {source} names of POST /webhooks/{source}, comma-separated (unset: any)."
+    )
+
     @field_validator("relay_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

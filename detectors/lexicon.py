@@ -46,7 +46,7 @@ class Concept:
 # (weight, label, {language: "form, form*, multi word, !exclusion"})
 _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
     "breach": (0.9, "security breach", {
-        "en": "breach, breaches, breached",
+        "en": "breach, breaches, breached, data breach*",
         "es": "brecha de seguridad, brecha de datos, violación de datos, violación de seguridad",
         "fr": "violation de données, faille de sécurité, failles de sécurité, brèche*",
         "de": "datenpanne*, sicherheitslücke*, datenschutzverletzung*, sicherheitsvorfall*",
@@ -54,6 +54,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "pt": "violação de dados, brecha de segurança, falha de segurança",
         "ar": "خرق, خروقات, خرق أمني",
         "hi": "सेंधमारी, डेटा उल्लंघन, सुरक्षा में सेंध",
+        "hi-latn": "suraksha mein sendh, sendhmari",
     }),
     "hack": (0.85, "hack / cyber-attack", {
         "en": "hack, hacks, hacked, hacker, hackers, hacking, ransomware, cyberattack*, cyber attack*, malware, "
@@ -67,6 +68,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "ar": "اختراق, مخترق, مخترقة, اخترق, اخترقوا, هاكر, هاكرز, قرصنة, مقرصن, مقرصنة, هجوم إلكتروني, "
               "هجوم سيبراني, هجمات إلكترونية",
         "hi": "हैक, हैकर, हैकरों, हैकिंग, साइबर हमला, साइबर हमले, साइबर अटैक",
+        "hi-latn": "hack ho gaya, hack ho gayi, hack kar liya",
     }),
     "data_leak": (0.95, "data leak", {
         "en": "data leak*, leaked data, data exposed, data exposure, stolen data, data stolen, data theft",
@@ -77,6 +79,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "pt": "vazamento de dados, vazamentos de dados, dados vazados, roubo de dados",
         "ar": "تسريب بيانات, تسريب البيانات, تسرب بيانات, تسرب البيانات, تسريبات بيانات",
         "hi": "डेटा लीक, डाटा लीक",
+        "hi-latn": "data leak ho gaya, data chori",
     }),
     "leak": (0.55, "leak", {
         "en": "leak, leaks, leaked, leaking, leaker*",
@@ -87,6 +90,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "pt": "vazamento*, vazou, vazaram, vazad*",
         "ar": "تسريب, تسريبات, تسرب, مسرب, مسربة, تسربت",
         "hi": "लीक",
+        "hi-latn": "leak ho gaya, leak ho gayi",
     }),
     "outage": (0.7, "outage", {
         "en": "outage*, downtime, is down, are down, was down, went down, still down, down again, not working, "
@@ -117,6 +121,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "pt": "retirada do mercado, recolhimento",
         "ar": "سحب منتج, سحب منتجات, سحب المنتج, سحب المنتجات, استدعاء",
         "hi": "रिकॉल, वापस मंगाए, वापस मंगाया",
+        "hi-latn": "wapas mangaya, wapas mangwaya, wapas mangwaye",
     }),
     "lawsuit": (0.7, "lawsuit", {
         "en": "lawsuit*, sue, sues, sued, suing, class action, legal action, litigation",
@@ -135,8 +140,10 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
     "boycott": (0.8, "boycott", {
         "en": "boycott*",
         "es": "boicot*",
+        "fr": "boycott*",
         "de": "boykott*",
         "it": "boicott*",
+        "pt": "boicot*",
         "ar": "مقاطعة, قاطعوا",
         "hi": "बहिष्कार*",
         "hi-latn": "bahishkar*, bahiskar*",
@@ -169,6 +176,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "fr": "racisme, raciste*",
         "de": "rassismus, rassist*",
         "it": "razzismo, razzist*",
+        "pt": "racismo, racista*",
         "ar": "عنصرية, عنصري, عنصريه",
         "hi": "नस्लवाद, नस्लवादी, नस्लभेद, नस्लीय, जातिवाद, जातिवादी",
         "hi-latn": "jaativaad*, jativad*, naslvaad*",
@@ -293,6 +301,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "fr": "scandale*, scandaleu*",
         "de": "skandal*, vertuschung*",
         "it": "insabbiament*",
+        "pt": "escândalo*",
         "ar": "فضيحة, فضائح, فضيحه",
         "hi": "कांड, स्कैंडल",
         "hi-latn": "kaand",
@@ -337,6 +346,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "es": "protesta*, manifestantes",
         "fr": "manifestant*, manif, manifs",
         "de": "demonstrant*, kundgebung*",
+        "it": "protest*, manifestant*",
         "pt": "protesto*, manifestante*",
         "ar": "احتجاج, احتجاجات, مظاهرة, مظاهرات, تظاهرات, متظاهرين, متظاهرون",
         "hi": "विरोध, विरोध प्रदर्शन, धरना, आंदोलन",
@@ -438,6 +448,7 @@ _RAW: dict[str, tuple[float, str, dict[str, str]]] = {
         "fr": "démission*",
         "de": "rücktritt*, tritt zurück, zurückgetreten",
         "it": "dimission*, si dimette, dimesso",
+        "pt": "renúncia, renunciou",
         "ar": "استقالة, استقال, استقالت",
         "hi": "इस्तीफा, इस्तीफ़ा, इस्तीफे",
         "hi-latn": "istifa*, isteefa",
@@ -691,7 +702,7 @@ def find_crisis_terms_batch(texts: Iterable[str]) -> list[list[str]]:
     matcher = _matcher()
     joined = "\x00".join(raw)  # NUL is neither a word character nor a separator: no match spans two texts
     if joined.count("\x00") != len(raw) - 1:
-        raw = [t.replace("\x00", " ") for t in raw]
+        raw = [t.replace("\x00", "\x01") for t in raw]  # also a non-word, non-separator character
         joined = "\x00".join(raw)
     if _NEEDS_NFKC.search(joined):
         joined = "\x00".join(unicodedata.normalize("NFKC", t) if _NEEDS_NFKC.search(t) else t for t in raw)

@@ -5,8 +5,8 @@ counts stories rather than copies:
 
 1. **Body.** Retweet/quote prefixes ("RT @x:", "MT @x", "via @x:") go, and so does a trailing run of
    hashtags, @handles, URLs, emoji and punctuation ("… #fail https://t.co/x"), and a short trailing
-   " - Outlet Name" / " | Outlet" credit line of a syndicated headline. A text cut short with "…" loses
-   its last, possibly cut, word.
+   " - Outlet Name" / " | Outlet" credit line of a syndicated headline. A text cut short with "…" glued
+   to its last word loses that possibly cut word.
 2. **Tokens.** What is left is lower-cased and split into words (URLs, @handles and numbers dropped,
    hashtags kept as words; Devanagari and Arabic marks stay inside their words). Only the first
    ``PREFIX_TOKENS`` words count: copies that differ only further on (truncated retweets, appended
@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from itertools import islice
 from operator import xor
 
 from detectors.text import HANDLE_RE, URL_RE
@@ -40,12 +41,13 @@ _MAX64 = (1 << 64) - 1
 _CACHE_LIMIT = 300_000
 
 _PREFIX_NOISE = re.compile(r"^(?:\s*(?:rt|mt|via)\b\s*(?:@\w+)?\s*:?)+", re.IGNORECASE)
-_TAIL_NOISE = re.compile(
-    rf"(?:\s*(?:#\w+|{HANDLE_RE.pattern}|{URL_RE.pattern}|\bvia\b|[^\w\s#@]+))+\s*$", re.IGNORECASE
-)
-_OUTLET = re.compile(r"\s[-|–—·•]\s+(?:[^\s\-|–—·•.!?]+\s*){1,5}$")
+_OUTLET = re.compile(r"\s[-|–—·•]\s++[^\s\-|–—·•.!?]++(?:\s++[^\s\-|–—·•.!?]++){0,4}+\s*+$")
+"""A short credit line at the very end: " - Reuters", " | BBC News" (possessive: searched on every text)."""
 _MARKS = "\u0900-\u0963\u0966-\u097f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
-_TOKENS = re.compile(rf"{URL_RE.pattern}|{HANDLE_RE.pattern}|((?!\d)[\w{_MARKS}]+)", re.IGNORECASE)
+_TOKENS = re.compile(rf"[^\W\d][\w{_MARKS}]*")
+_HAS_WORD = re.compile(r"[^\W\d_]")
+_NOISE_STARTS = ("http://", "https://", "www.", "#", "@", "…")
+_NOISE_WORDS = frozenset({"via", "rt", "mt", "cc"})
 _NEEDS_NFKC = re.compile("[\ufb00-\uffff\U0001d400-\U0001d7ff]")
 _SPACES = re.compile(r"\s+")
 
@@ -67,7 +69,7 @@ def _mix64(x: int) -> int:
 
 def _learn(words: set[str]) -> None:
     """Add the tabulation hashes of unseen words to the (bounded) caches."""
-    if len(_H1) > _CACHE_LIMIT:
+    if len(_H1) > _CACHE_LIMIT:  # bounded memory: start over (values are deterministic, only speed is lost)
         _H1.clear()
         _H2.clear()
         _H3.clear()
@@ -78,29 +80,35 @@ def _learn(words: set[str]) -> None:
         _H3[word] = int.from_bytes(digest[16:], "little")
 
 
+def _is_noise(chunk: str) -> bool:
+    return chunk.startswith(_NOISE_STARTS) or chunk.lower() in _NOISE_WORDS or not _HAS_WORD.search(chunk)
+
+
 def story_body(text: str) -> str:
-    """The part of a text that identifies its story: without retweet prefixes, noisy tails and outlet credits."""
+    """The part of a text that identifies its story: no retweet prefix, noisy tail or outlet credit."""
     if _NEEDS_NFKC.search(text):
         text = unicodedata.normalize("NFKC", text)
-    text = _PREFIX_NOISE.sub("", text, count=1)
-    truncated = False
-    tail = _TAIL_NOISE.search(text, max(0, len(text) - 200))
-    if tail is not None and tail.start() > 0:
-        removed = tail.group()
-        truncated = "…" in removed or "..." in removed
-        text = text[: tail.start()]
+    text = _PREFIX_NOISE.sub("", text, count=1).strip()
+    head, _, last = text.rpartition(" ")
+    while head and _is_noise(last):  # trailing hashtags, links, handles, emoji, "via"
+        text = head.rstrip()
+        head, _, last = text.rpartition(" ")
+    if head and last.endswith(("…", "...")):  # cut short: the last word may be cut too
+        text = head.rstrip()
     outlet = _OUTLET.search(text, max(0, len(text) - 60))
     if outlet is not None and outlet.start() >= 24:
         text = text[: outlet.start()]
-    if truncated:
-        text = text.rsplit(None, 1)[0] if " " in text.strip() else text
     return text
 
 
 def story_tokens(text: str) -> list[str]:
     """The lower-cased words of the story body that its key is computed from (at most ``PREFIX_TOKENS``)."""
-    words = [w for w in _TOKENS.findall(story_body(text).lower()) if w]
-    return words[:PREFIX_TOKENS]
+    body = story_body(text)
+    if "http" in body or "www." in body:
+        body = URL_RE.sub(" ", body)
+    if "@" in body:
+        body = HANDLE_RE.sub(" ", body)
+    return _TOKENS.findall(body.lower())[:PREFIX_TOKENS]
 
 
 def story_key(text: str) -> int:
@@ -110,13 +118,14 @@ def story_key(text: str) -> int:
         if not words:  # nothing but noise: fold only exact repeats of the noise
             return _mix64(_hash64(_SPACES.sub(" ", text.strip().lower())))
         return _mix64(_hash64(" ".join(words)))
-    if not _H1.keys() >= set(words):
-        _learn(set(words) - _H1.keys())
     try:
-        first = list(map(_H1.__getitem__, words[:-2]))
-        second = list(map(_H2.__getitem__, words[1:-1]))
-        third = list(map(_H3.__getitem__, words[2:]))
-    except KeyError:  # the cache was cleared by a concurrent caller: rebuild what we need
+        return _mix64(_min_trigram(words))
+    except TypeError:  # a word not in the caches yet (``dict.get`` gave None)
         _learn(set(words))
-        return story_key(text)
-    return _mix64(min(map(xor, map(xor, first, second), third)))
+        return _mix64(_min_trigram(words))
+
+
+def _min_trigram(words: list[str]) -> int:
+    """Minimum simple-tabulation hash over the word trigrams (all iteration in C)."""
+    pairs = map(xor, map(_H1.get, words), map(_H2.get, islice(words, 1, None)))
+    return min(map(xor, pairs, map(_H3.get, islice(words, 2, None))))

@@ -4,7 +4,8 @@
 * `NegativeSpikeDetector` (in `detectors.negativity`): beta-binomial test of the negative share.
 * `SpikeAlerter`: one detector plus a `detectors.episodes.EpisodeTracker`, so that one burst is one
   alert (hysteresis: open on a spike, stay open while the evidence stays above ``close_score``,
-  resolve after ``resolve_seconds`` of calm, no re-opening within ``cooldown_seconds`` unless worse).
+  resolve after ``resolve_seconds`` of calm, no new alert within ``cooldown_seconds`` of a resolution;
+  with ``escalate=True`` a burst whose score is at least twice the previous peak's re-alerts).
 """
 
 from __future__ import annotations
@@ -53,11 +54,13 @@ class SpikeAlerter:
         key: str = "series",
         close_score: float | None = None,
         resolve_seconds: float = 1800.0,
-        cooldown_seconds: float = 3 * 3600.0,
+        cooldown_seconds: float = 86400.0,
+        escalate: bool = False,
         **tuning: Any,
     ) -> None:
         self.detector = VolumeSpikeDetector(bucket_seconds, **tuning)
         self.close_score = self.detector.config.threshold / 2 if close_score is None else close_score
+        self.open_score = self.detector.config.threshold if escalate else None
         self.tracker = EpisodeTracker(
             key=key,
             open_level=SPIKE,
@@ -69,14 +72,19 @@ class SpikeAlerter:
     def update(self, t: float, count: float) -> tuple[SpikeResult, EpisodeUpdate]:
         """Score one bucket; the episode update says ``"opened"`` on the bucket that raises an alert."""
         result = self.detector.update(t, count)
-        level = alert_level(result, self.close_score)
-        return result, self.tracker.update(t, level)
+        return result, self.decide(t, result)
+
+    def decide(self, t: float, result: SpikeResult) -> EpisodeUpdate:
+        """The episode step for a result already computed (e.g. by a detector shared between alerters)."""
+        return self.tracker.update(t, alert_level(result, self.close_score, self.open_score))
 
     def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable state (detector, episode tracker and alerting settings)."""
         return {
             "detector": self.detector.to_state(),
             "tracker": self.tracker.to_state(),
             "close_score": self.close_score,
+            "open_score": self.open_score,
         }
 
     @classmethod
@@ -85,4 +93,5 @@ class SpikeAlerter:
         alerter.detector = VolumeSpikeDetector.from_state(state["detector"])
         alerter.tracker = EpisodeTracker.from_state(state["tracker"])
         alerter.close_score = state["close_score"]
+        alerter.open_score = state["open_score"]
         return alerter

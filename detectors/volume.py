@@ -13,9 +13,17 @@ The expected count of a bucket starting at ``t`` is ``level * bucket_seconds * d
   decayed, inverse-variance-weighted residuals, starting from ``phi_prior``.
 
 A bucket's evidence is the upper tail ``p = P(X >= count)`` of the negative binomial with mean
-``mu`` and size ``1 / (phi + 1 / shape)``; ``score = -log10 p``. It is a spike when, after
+``mu`` and size ``1 / (phi + 1 / shape)``; ``score = -log10 p``. It is a *candidate* when, after
 ``warmup_seconds`` of learned buckets, ``score >= threshold``, ``count >= min_count`` and
-``count >= min_ratio * mu``. The model learns from each bucket after scoring it, with the count
+``count >= min_ratio * mu``. The same test also runs on the sum of the buckets of the last
+``pool_seconds`` (with its own learned over-dispersion), so a sustained rise of a sparse brand
+(10 mentions a minute for ten minutes where one is usual) is found even when no single bucket is
+conclusive; the result reports the observed and expected counts of whichever test is stronger.
+Candidate buckets less than ``burst_gap`` apart form one burst. A
+candidate is a *spike* when its score also reaches the ``burst_rank``-th largest burst peak of the
+last ``burst_horizon`` (30 days): a brand whose counts burst all the time (relative to the count
+model) only alerts on its larger bursts, about ``burst_rank`` a month at most, while a quiet brand
+alerts on any candidate. The model learns from each bucket after scoring it, with the count
 winsorised at ``mu + clip_sd * sd`` so a burst barely moves the baseline (a lasting level shift is
 still absorbed, slowly). Gaps in ``t`` decay the level sums by the elapsed time; missing buckets are
 not treated as zeros. A bucket not later than the last learned one (out of order or repeated) is
@@ -109,7 +117,7 @@ class SeasonalProfile:
 class VolumeConfig:
     """Tuning of `VolumeSpikeDetector`; every field can be passed as a keyword."""
 
-    threshold: float = 10.0
+    threshold: float = 12.0
     min_count: float = 5.0
     min_ratio: float = 2.0
     burst_rank: int = 8
@@ -126,12 +134,18 @@ class VolumeConfig:
     weekly: bool | None = None
     """Learn a day-of-week profile; default: when buckets are shorter than a day."""
     day_half_life: float = 14 * 3600.0
+    """Half-life of a time-of-day slot in its own time: 14 h = two weeks of days."""
     week_half_life: float = 3 * DAY
+    """Half-life of a day-of-week slot in its own time: 3 days = three weeks."""
     season_prior: float = 3600.0
+    """Pseudo-data at factor 1 per time-of-day slot (seconds; x24 per day-of-week slot)."""
     phi_prior: float = 0.05
+    phi_min: float = 0.0
     phi_prior_buckets: float = 50.0
     phi_half_life: float = 3 * DAY
     clip_sd: float = 4.0
+    pool_seconds: float = 900.0
+    """Also test the sum of the buckets of the last ``pool_seconds`` (a sustained rise); 0 = off."""
 
 
 class VolumeSpikeDetector:
@@ -155,6 +169,11 @@ class VolumeSpikeDetector:
         self.phi_den = 0.0
         self.learned_seconds = 0.0
         self.last_t: float | None = None
+        self.pooled = max(1, round(c.pool_seconds / self.bucket_seconds)) if c.pool_seconds > 0 else 1
+        self.recent: list[list[float]] = []
+        """``[count, winsorised count, mean]`` of the last ``pooled - 1`` learned buckets."""
+        self.pool_phi_num = 0.0
+        self.pool_phi_den = 0.0
         self.bursts: list[list[float]] = []
         """Closed candidate bursts of the horizon, ``[start, peak score]``."""
         self.burst: list[float] | None = None
@@ -166,11 +185,12 @@ class VolumeSpikeDetector:
         c = self.config
         return (c.prior_counts + self.counts) / (c.prior_counts / c.prior_rate + self.exposure)
 
-    def phi(self) -> float:
-        """Current over-dispersion estimate."""
+    def phi(self, pooled: bool = False) -> float:
+        """Current over-dispersion estimate (of single buckets, or of the pooled sums)."""
         c = self.config
         prior_weight = c.phi_prior_buckets / c.phi_prior**2
-        return max(0.0, (c.phi_prior * prior_weight + self.phi_num) / (prior_weight + self.phi_den))
+        num, den = (self.pool_phi_num, self.pool_phi_den) if pooled else (self.phi_num, self.phi_den)
+        return max(c.phi_min, (c.phi_prior * prior_weight + num) / (prior_weight + den))
 
     def _forecast(self, t: float) -> tuple[float, float, float, float]:
         """(mean, size, day factor, week factor) for the bucket starting at ``t``."""
@@ -191,27 +211,48 @@ class VolumeSpikeDetector:
     def update(self, t: float, count: float) -> SpikeResult:
         """Score the closed bucket starting at ``t`` holding ``count`` mentions, then learn from it."""
         count = float(count)
+        c = self.config
         learn = self.last_t is None or t > self.last_t
         if learn and self.last_t is not None:
-            decay = 0.5 ** ((t - self.last_t) / self.config.level_half_life)
+            elapsed = t - self.last_t
+            decay = 0.5 ** (elapsed / c.level_half_life)
             self.counts *= decay
             self.exposure *= decay
-            phi_decay = 0.5 ** ((t - self.last_t) / self.config.phi_half_life)
+            phi_decay = 0.5 ** (elapsed / c.phi_half_life)
             self.phi_num *= phi_decay
             self.phi_den *= phi_decay
+            self.pool_phi_num *= phi_decay
+            self.pool_phi_den *= phi_decay
+            if elapsed > 1.5 * self.bucket_seconds:
+                self.recent = []
         mean, size, day, week = self._forecast(t)
-        p = nb_upper_tail(count, mean, size)
-        score = evidence(p)
-        c = self.config
         warm = self.learned_seconds >= c.warmup_seconds
-        candidate = (
-            warm and score >= c.threshold and count >= c.min_count and count >= c.min_ratio * mean
-        )
-        spike = candidate and score >= self.burst_bar(t)
+        tests = [self._test(count, mean, size)]
+        pooled = learn and len(self.recent) == self.pooled - 1 > 0
+        if pooled:
+            pooled_size = 1.0 / (self.phi(pooled=True) + 1.0 / (c.prior_counts + self.counts))
+            pooled_count = count + sum(r[0] for r in self.recent)
+            pooled_mean = mean + sum(r[2] for r in self.recent)
+            tests.append(self._test(pooled_count, pooled_mean, pooled_size))
+        candidates = [
+            test for test in tests
+            if warm and test[2] >= c.threshold and test[0] >= c.min_count and test[0] >= c.min_ratio * test[1]
+        ]
+        observed, expected, score, p = max(candidates or tests[:1], key=lambda test: test[2])
+        spike = bool(candidates) and score >= self.burst_bar(t)
         if learn:
-            self._track_burst(t, candidate, score)
-            self._learn(t, count, mean, size, day, week, warm)
-        return SpikeResult(count, mean, score, p, spike)
+            self._track_burst(t, bool(candidates), score)
+            kept = self._learn(t, count, mean, size, day, week, warm)
+            if pooled:
+                self._learn_pooled(kept, mean)
+            if self.pooled > 1:
+                self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1):]
+        return SpikeResult(observed, expected, score, p, spike)
+
+    @staticmethod
+    def _test(count: float, mean: float, size: float) -> tuple[float, float, float, float]:
+        p = nb_upper_tail(count, mean, size)
+        return count, mean, evidence(p), p
 
     def burst_bar(self, t: float) -> float:
         """Score a candidate must reach at ``t``: the ``burst_rank``-th largest recent burst peak (or 0)."""
@@ -235,7 +276,8 @@ class VolumeSpikeDetector:
             self.burst = None
 
     def _learn(self, t: float, count: float, mean: float, size: float, day: float, week: float,
-               warm: bool) -> None:
+               warm: bool) -> float:
+        """Learn from one bucket; returns the (winsorised) count it learned."""
         c = self.config
         if warm:
             count = min(count, mean + c.clip_sd * math.sqrt(mean + mean * mean / size))
@@ -255,6 +297,18 @@ class VolumeSpikeDetector:
             self.phi_den += weight
         self.learned_seconds += seconds
         self.last_t = t
+        return count
+
+    def _learn_pooled(self, kept: float, mean: float) -> None:
+        """Over-dispersion of the pooled sums (winsorised counts of the last ``pooled`` buckets)."""
+        total = kept + sum(r[1] for r in self.recent)
+        expected = mean + sum(r[2] for r in self.recent)
+        if expected <= 0:
+            return
+        phi = self.phi(pooled=True)
+        weight = 1.0 / (1.0 / expected + phi) ** 2
+        self.pool_phi_num += weight * ((total - expected) ** 2 - total) / (expected * expected)
+        self.pool_phi_den += weight
 
     # -- state ------------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -270,6 +324,9 @@ class VolumeSpikeDetector:
             "phi_den": self.phi_den,
             "learned_seconds": self.learned_seconds,
             "last_t": self.last_t,
+            "recent": [list(r) for r in self.recent],
+            "pool_phi_num": self.pool_phi_num,
+            "pool_phi_den": self.pool_phi_den,
             "bursts": [list(b) for b in self.bursts],
             "burst": list(self.burst) if self.burst else None,
         }
@@ -279,7 +336,8 @@ class VolumeSpikeDetector:
         detector = cls(state["bucket_seconds"], **state["config"])
         detector.day = SeasonalProfile(**state["day"]) if state["day"] else None
         detector.week = SeasonalProfile(**state["week"]) if state["week"] else None
-        names = ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t", "bursts", "burst")
+        names = ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t", "bursts", "burst",
+                 "recent", "pool_phi_num", "pool_phi_den")
         for name in names:
             setattr(detector, name, state[name])
         return detector

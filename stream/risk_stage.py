@@ -126,7 +126,7 @@ class RiskStage:
         self.last_window.clear()
         for by_brand in states.values():
             for brand, state in by_brand.items():
-                self.monitors[brand] = BrandRiskMonitor.from_state(state["monitor"])
+                self.monitors[brand] = BrandRiskMonitor.from_state(state["monitor"], self.policy)
                 self.last_window[brand] = state["last_window"]
         self._loaded = True
 

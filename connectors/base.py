@@ -1,0 +1,382 @@
+"""Common machinery of the live connectors.
+
+A connector fetches or receives mentions, normalises them to `stream.records.Mention` and hands them
+to ``mentions.raw`` through `connectors.sink.MentionSink`; nothing more (no enrichment). What it cannot
+normalise it hands over raw (`Handover.raw`) so the pipeline dead-letters it with a reason.
+
+Here: the `Connector` ABC (``await connector.run(sink, stop_event)``), `PollingConnector` (interval,
+jittered exponential backoff, ``Retry-After``), `Backoff`, `StateStore` (a small JSON checkpoint file,
+or memory only), `SeenIds` (bounded de-duplication) and `Handover` (publish + metrics).
+
+Restarts: with ``CRISISWATCH_CONNECTOR_STATE_DIR`` set, ETags, cursors, last event ids and the recently
+seen ids survive a restart; without it they live in memory, so a restarted connector re-publishes what
+its source still lists. That is acceptable because ids are stable and the pipeline de-duplicates by id,
+but it is extra work: set the state dir in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from connectors import metrics
+from connectors.mapping import FieldMapping, MappingError
+from connectors.sink import MentionSink
+from stream.records import Mention
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+class ConnectorError(Exception):
+    """A failed fetch, with a bounded ``reason`` label and the source's ``Retry-After`` if it sent one."""
+
+    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def error_reason(exc: BaseException) -> str:
+    """The metrics reason of an exception."""
+    if isinstance(exc, ConnectorError):
+        return exc.reason
+    if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, httpx.TransportError | OSError):
+        return "connect"
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return "connect"
+    return "unexpected"
+
+
+def safe_url(url: str) -> str:
+    """A URL for logs: scheme, host and path only (query strings often carry API keys)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped at an hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def check_response(response: httpx.Response) -> None:
+    """Raise a `ConnectorError` for a 429 (with Retry-After), 5xx or 4xx answer."""
+    status = response.status_code
+    if status < 400:
+        return
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    if status == 429:
+        raise ConnectorError("rate_limited", "HTTP 429", retry_after)
+    if status >= 500:
+        raise ConnectorError("http_5xx", f"HTTP {status}", retry_after)
+    raise ConnectorError("http_4xx", f"HTTP {status}")
+
+
+def short_hash(text: str) -> str:
+    """A stable 16-hex-digit hash (for ids of items without one of their own)."""
+    return hashlib.sha1(text.encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``initial * 2**n``, capped at ``maximum``, times U(0.5, 1)."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 300.0, rng: random.Random | None = None):
+        self.initial = initial
+        self.maximum = maximum
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        """The delay before the next attempt (grows with every call until `reset`)."""
+        ceiling = min(self.maximum, self.initial * (2 ** min(self.attempts, 30)))
+        self.attempts += 1
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    def reset(self) -> None:
+        """Forget past failures (call after a success)."""
+        self.attempts = 0
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; return True as soon as ``stop`` is set."""
+    if stop.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    return stop.is_set()
+
+
+async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Run ``awaitable``; cancel it and return None if ``stop`` is set first."""
+    work = asyncio.ensure_future(awaitable)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    return work.result() if not work.cancelled() else None
+
+
+class StateStore:
+    """A connector's checkpoint: a small JSON document, written atomically; memory only without a path."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path is not None and path.is_file():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self.data = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError) as exc:
+                log.warning("ignoring unreadable connector state %s: %s", path, exc)
+
+    @classmethod
+    def for_connector(cls, state_dir: Path | None, kind: str, identity: str) -> StateStore:
+        """The store of one connector instance: ``<state_dir>/<kind>-<hash of identity>.json``."""
+        if state_dir is None:
+            return cls(None)
+        return cls(Path(state_dir) / f"{kind}-{short_hash(identity)}.json")
+
+    def save(self) -> None:
+        """Write the document (atomic replace); no-op in memory mode."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.data, handle)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class SeenIds:
+    """The most recent ``capacity`` mention ids, oldest forgotten first."""
+
+    def __init__(self, ids: Iterable[str] = (), capacity: int = 10_000):
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict((i, None) for i in ids)
+        self._trim()
+
+    def add(self, mention_id: str) -> bool:
+        """Remember an id; False if it was already known."""
+        if mention_id in self._ids:
+            self._ids.move_to_end(mention_id)
+            return False
+        self._ids[mention_id] = None
+        self._trim()
+        return True
+
+    def __contains__(self, mention_id: object) -> bool:
+        return mention_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def to_list(self) -> list[str]:
+        return list(self._ids)
+
+    def _trim(self) -> None:
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+class Handover:
+    """Publishes one connector's output to the sink and counts it."""
+
+    def __init__(self, sink: MentionSink, connector: str, seen: SeenIds | None = None):
+        self.sink = sink
+        self.connector = connector
+        self.seen = seen
+        self.published = 0
+        self.raw_count = 0
+
+    async def mention(self, mention: Mention) -> bool:
+        """Publish a mention (skipped, and counted as ignored, when its id was already seen)."""
+        if self.seen is not None and mention.id in self.seen:
+            metrics.IGNORED.labels(self.connector, "duplicate").inc()
+            return False
+        await self.sink.send(mention)
+        if self.seen is not None:  # only once handed over: a failed send is retried on the next fetch
+            self.seen.add(mention.id)
+        metrics.ITEMS.labels(self.connector).inc()
+        self.published += 1
+        return True
+
+    async def raw(self, value: bytes, why: str = "") -> None:
+        """Hand over input that could not be normalised, as it is, for the pipeline to dead-letter."""
+        await self.sink.send_raw(value)
+        metrics.count_error(self.connector, "invalid_item")
+        self.raw_count += 1
+        log.info("%s: handed over an item raw (%s)", self.connector, why[:200])
+
+    async def payload(self, data: bytes | str, mapping: FieldMapping) -> tuple[int, int]:
+        """Parse a JSON payload (object or array), map each item and publish it; the rest goes raw.
+
+        Returns (mentions published, items handed over raw).
+        """
+        raw_bytes = data.encode("utf-8", errors="surrogateescape") if isinstance(data, str) else data
+        try:
+            parsed = json.loads(raw_bytes)
+            items = mapping.items_of(parsed)
+        except (ValueError, MappingError) as exc:  # invalid JSON / UTF-8, or no items where expected
+            await self.raw(raw_bytes, str(exc))
+            return 0, 1
+        return await self.items(items, mapping)
+
+    async def items(self, items: Iterable[Any], mapping: FieldMapping) -> tuple[int, int]:
+        """Map and publish already-parsed items; unmappable ones go raw. Returns (published, raw)."""
+        fetched_at = utcnow()
+        published = raw = 0
+        for item in items:
+            if isinstance(item, dict) and not mapping.matches(item):  # non-objects go raw below
+                metrics.IGNORED.labels(self.connector, "no_match").inc()
+                continue
+            try:
+                mention = mapping.to_mention(item, fetched_at)
+            except MappingError as exc:
+                await self.raw(json.dumps(item, ensure_ascii=False, default=str).encode(), str(exc))
+                raw += 1
+                continue
+            published += await self.mention(mention)
+        return published, raw
+
+
+class Connector(ABC):
+    """A source of mentions. ``run`` works until ``stop`` is set, surviving source errors."""
+
+    kind: ClassVar[str] = "connector"
+    """Metrics label and state-file prefix: rss, webhook, sse, websocket or poll."""
+
+    @abstractmethod
+    async def run(self, sink: MentionSink, stop: asyncio.Event) -> None:
+        """Fetch / receive and hand over mentions until ``stop`` is set."""
+
+    def mark_success(self) -> None:
+        metrics.LAST_SUCCESS.labels(self.kind).set_to_current_time()
+
+    def count_error(self, exc: BaseException, what: str) -> str:
+        """Count and log a failure (never with headers or query strings); return its reason."""
+        reason = error_reason(exc)
+        metrics.count_error(self.kind, reason)
+        if reason == "unexpected":
+            log.exception("%s %s failed", self.kind, what)
+        else:
+            log.warning("%s %s failed: %s", self.kind, what, exc)
+        return reason
+
+
+class PollingConnector(Connector):
+    """A connector that polls: `poll_once` every ``interval`` seconds (±10 % jitter); after an error,
+    jittered exponential backoff, or the source's ``Retry-After`` when it sent one."""
+
+    def __init__(self, interval: float, backoff: Backoff, state: StateStore, timeout: float, user_agent: str):
+        self.interval = interval
+        self.backoff = backoff
+        self.state = state
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self._client: httpx.AsyncClient | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=True, headers={"User-Agent": self.user_agent}
+            )
+        return self._client
+
+    @abstractmethod
+    async def poll_once(self, sink: MentionSink) -> int:
+        """One fetch cycle; return how many mentions were published."""
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and write the checkpoint."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.state.save()
+
+    async def run(self, sink: MentionSink, stop: asyncio.Event) -> None:
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                try:
+                    await until_stopped(self.poll_once(sink), stop)
+                    self.backoff.reset()
+                    delay = self.interval * random.uniform(0.9, 1.1)
+                except ConnectorError as exc:
+                    self.count_error(exc, "poll")
+                    delay = exc.retry_after if exc.retry_after is not None else self.backoff.next()
+                except Exception as exc:
+                    self.count_error(exc, "poll")
+                    delay = self.backoff.next()
+                if await sleep_or_stop(stop, delay):
+                    break
+        finally:
+            await self.aclose()
+
+
+async def run_connectors(connectors: list[Connector], sink: MentionSink, stop: asyncio.Event) -> None:
+    """Run several connectors on one sink until ``stop``; one crashing stops all (and is re-raised)."""
+    tasks = [asyncio.create_task(c.run(sink, stop), name=f"connector-{c.kind}") for c in connectors]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                stop.set()
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await sink.flush()

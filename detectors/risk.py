@@ -1,0 +1,617 @@
+"""Brand risk: one closed window plus its two spike verdicts in, a 0–100 risk with reasons out.
+
+`RiskAssessor` scores a closed window (`detectors.window.WindowAggregate` or `WindowSummary`) from six
+components, each in [0, 1]:
+
+* **loudness** – how big the moment is, a weighted mean of
+  ``volume`` (distinct stories vs the volume detector's expectation: both the ratio and the evidence
+  must be strong; near-duplicates count once), ``reach`` (people the window's authors reach, absolute
+  and against the brand's usual reach; copies add up here), ``spread`` (sources and languages) and
+  ``acceleration`` (stories vs the previous window);
+* **badness** – how bad it is: ``negativity`` (the negative share's rise over the brand's usual share,
+  backed by the negativity detector's evidence, or a high negative share in a volume spike) combined
+  with ``crisis_terms`` (severity-weighted lexicon hits, see `detectors.lexicon`).
+
+``risk = 100 * (0.85 * sqrt(loudness * badness) + 0.15 * loudness)``: a loud moment alone stays low,
+negativity without volume stays moderate, both together approach 100. Severity follows the policy's
+thresholds with two gates: *critical* needs real negativity (a loud positive or neutral moment is never
+critical, whatever the crisis terms say), and below ``min_mentions_to_alert`` mentions nothing is
+above *info*. A pause is asked for at ``pause_severity`` with at least ``min_mentions_to_pause``
+mentions from ``min_sources_to_pause`` sources.
+
+`BrandRiskMonitor` adds the alert episode (`detectors.episodes.EpisodeTracker` over the severity rank):
+one crisis is one episode that opens, escalates and resolves under one id, and asks for a pause once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Protocol
+
+from scipy.special import gammainc
+
+from detectors.episodes import EpisodeTracker
+from detectors.lexicon import CONCEPTS, concept_weight
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+PAUSE_SEVERITIES = ("info", "warning", "critical", "never")
+_UNKNOWN_LANGUAGES = frozenset({"", "und", "unknown", "zxx"})
+_MIN_LOG_P = -300.0
+
+
+class SpikeLike(Protocol):
+    """What the assessor reads from a `detectors.spikes.SpikeResult`."""
+
+    observed: float
+    expected: float
+    score: float
+    p_value: float
+    spike: bool
+
+
+class WindowLike(Protocol):
+    """What the assessor reads from a closed window (`WindowAggregate` or `WindowSummary`)."""
+
+    brand: str
+    start: float
+    end: float
+    mentions: int
+    negative: int
+    neutral: int
+    positive: int
+    reach: int
+    languages: Any
+    sources: Any
+    crisis_terms: Any
+    top: list[dict[str, Any]]
+
+    @property
+    def story_count(self) -> int: ...
+
+    @property
+    def negative_story_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class RiskWeights:
+    """How the loudness components are mixed, and how far crisis terms alone make a window "bad"."""
+
+    volume: float = 0.40
+    reach: float = 0.20
+    spread: float = 0.15
+    acceleration: float = 0.25
+    crisis_terms: float = 0.5
+    """Badness from crisis terms alone is at most this (negativity can take it to 1)."""
+
+    def __post_init__(self) -> None:
+        values = (self.volume, self.reach, self.spread, self.acceleration)
+        if min(values) < 0 or sum(values) <= 0:
+            raise ValueError("loudness weights must be >= 0 with a positive sum")
+        if not 0 <= self.crisis_terms <= 1:
+            raise ValueError("crisis_terms weight must be within [0, 1]")
+
+
+@dataclass(frozen=True)
+class RiskPolicy:
+    """The knobs of risk scoring, severities, pausing and alert episodes."""
+
+    warning_at: float = 40.0
+    critical_at: float = 70.0
+    pause_severity: str = "critical"
+    """Lowest severity that asks to pause publishing: ``info``, ``warning``, ``critical`` or ``never``."""
+    min_mentions_to_pause: int = 20
+    min_sources_to_pause: int = 1
+    min_mentions_to_alert: int = 5
+    """Fewer mentions than this in a window are never more than ``info``."""
+    critical_min_negativity: float = 0.5
+    """The negativity component a window needs before it can be ``critical``."""
+    critical_min_negative_share: float = 0.3
+    """The negative share a window needs before it can be ``critical``."""
+    usual_negative_share: float = 0.15
+    """Baseline negative share when the negativity detector gives none."""
+    full_volume_ratio: float = 8.0
+    """Stories at this multiple of the expectation give the full volume component."""
+    full_volume_score: float = 6.0
+    """Volume evidence (``-log10 p``) that gives the full volume component."""
+    full_negativity_lift: float = 0.35
+    """A negative share this far above the usual one gives the full negativity component."""
+    full_negativity_score: float = 4.0
+    """Negativity evidence (``-log10 p``) that backs the full negativity component."""
+    resolve_after: int = 3
+    """Consecutive windows below ``warning`` that resolve an episode."""
+    cooldown_seconds: float = 1800.0
+    """After a resolution, no new episode opens this soon unless it is worse than the last one."""
+    weights: RiskWeights = field(default_factory=RiskWeights)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.warning_at < self.critical_at <= 100:
+            raise ValueError("need 0 < warning_at < critical_at <= 100")
+        if self.pause_severity not in PAUSE_SEVERITIES:
+            raise ValueError(f"pause_severity must be one of {PAUSE_SEVERITIES}, got {self.pause_severity!r}")
+        if self.resolve_after < 1:
+            raise ValueError("resolve_after must be at least 1")
+        if isinstance(self.weights, dict):  # from JSON
+            object.__setattr__(self, "weights", RiskWeights(**self.weights))
+
+    def severity_of(self, risk: float) -> Severity:
+        """Severity of a risk value by the thresholds alone (before the gates)."""
+        if risk >= self.critical_at:
+            return "critical"
+        if risk >= self.warning_at:
+            return "warning"
+        return "info"
+
+    def pauses_at(self, severity: str) -> bool:
+        """Whether a window of this severity reaches the pause severity."""
+        if self.pause_severity == "never":
+            return False
+        return SEVERITY_RANK[severity] >= SEVERITY_RANK[self.pause_severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RiskPolicy:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> RiskPolicy:
+        """The policy named by a `crisiswatch.settings.Settings` (read by attribute, so no import here)."""
+        values = {
+            name: getattr(settings, name)
+            for name in ("pause_severity", "min_mentions_to_pause", "min_sources_to_pause")
+            if hasattr(settings, name)
+        }
+        return cls(**{**values, **overrides})
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """The verdict on one window."""
+
+    risk: float
+    """0–100."""
+    severity: Severity
+    summary: str
+    """One line, e.g. "acme: 412 mentions vs 35 expected (11.8x), 78% negative vs 12% usual, …"."""
+    explanation: list[str]
+    """Human-readable lines: the numbers behind the verdict."""
+    evidence: dict[str, Any]
+    """JSON-serialisable numbers (keys mirror `stream.records.Signal`, plus ``components``)."""
+    pause: bool
+    """The policy asks to pause publishing for this window (before episode idempotence)."""
+
+
+@dataclass
+class BrandHistory:
+    """The little a brand's assessor remembers between windows."""
+
+    last_start: float | None = None
+    last_end: float | None = None
+    last_stories: int = 0
+    reach_baseline: float = 0.0
+    """Exponentially weighted mean reach per window (crisis windows are clipped before they count)."""
+    windows: int = 0
+    usual_share: float | None = None
+    """The negativity detector's baseline share, as last seen on a window tested on its own."""
+
+
+def _clip(x: float, low: float = 0.0, high: float = 1.0) -> float:
+    if x != x:  # NaN
+        return low
+    return low if x < low else high if x > high else x
+
+
+def _finite(x: Any, default: float = 0.0) -> float:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return default
+    if math.isnan(value):
+        return default
+    if math.isinf(value):
+        return 1e300 if value > 0 else -1e300
+    return value
+
+
+def poisson_score(count: float, expected: float) -> float:
+    """``-log10 P(X >= count)`` for ``X ~ Poisson(expected)``: a duplicate-proof check of volume evidence."""
+    if count <= 0:
+        return 0.0
+    if expected <= 0:
+        return 300.0
+    p = float(gammainc(math.floor(count), expected))  # regularised lower incomplete gamma = P(X >= k)
+    return -math.log10(p) if p > 10**_MIN_LOG_P else -_MIN_LOG_P
+
+
+def _top(counter: Any, n: int) -> list[tuple[str, int]]:
+    items = [(str(k), int(v)) for k, v in dict(counter or {}).items() if v]
+    return sorted(items, key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def _fmt_count(n: float) -> str:
+    n = float(n)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= limit:
+            return f"{n / limit:.1f}{suffix}"
+    return f"{n:.0f}"
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.0e}" if p < 0.001 else f"{p:.3f}"
+
+
+class RiskAssessor:
+    """Scores closed windows into a risk, keeping a small history per brand for reach and acceleration."""
+
+    def __init__(self, policy: RiskPolicy | None = None, history: dict[str, BrandHistory] | None = None):
+        self.policy = policy or RiskPolicy()
+        self.history: dict[str, BrandHistory] = history or {}
+
+    def assess(
+        self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike, learn: bool = True
+    ) -> RiskAssessment:
+        """The risk of one closed window; with ``learn`` the brand's history then takes the window in."""
+        policy, w = self.policy, self.policy.weights
+        brand = str(window.brand)
+        history = self.history.get(brand) or BrandHistory()
+        mentions = max(0, int(window.mentions))
+        negative = min(max(0, int(window.negative)), mentions)
+        stories = max(0, int(window.story_count)) if mentions else 0
+        stories = min(stories, mentions) if stories else mentions
+        reach = max(0, int(_finite(window.reach)))
+        sources = {k: int(v) for k, v in dict(window.sources or {}).items() if v}
+        languages = {k: int(v) for k, v in dict(window.languages or {}).items() if v}
+        known_languages = [k for k in languages if str(k).lower() not in _UNKNOWN_LANGUAGES]
+        terms = {k: int(v) for k, v in dict(window.crisis_terms or {}).items() if v}
+
+        # --- loudness -------------------------------------------------------------------------------
+        expected = max(0.0, _finite(volume.expected))
+        ratio = (stories + 1.0) / (expected + 1.0)
+        volume_score = max(0.0, _finite(volume.score))
+        if _finite(volume.observed) > stories * 1.05 + 0.5:  # the detector was fed copies: recheck on stories
+            volume_score = min(volume_score, poisson_score(stories, expected))
+        volume_part = min(
+            _clip(math.log2(ratio) / math.log2(policy.full_volume_ratio)),
+            _clip(volume_score / policy.full_volume_score),
+        )
+        absolute_reach = _clip((math.log10(reach + 1.0) - 3.0) / 4.0)  # 1k -> 0, 10M -> 1
+        if history.windows >= 3 and history.reach_baseline > 0:
+            relative_reach = _clip(math.log2((reach + 1.0) / (history.reach_baseline + 1.0)) / 4.0)
+        else:
+            relative_reach = absolute_reach
+        reach_part = 0.5 * absolute_reach + 0.5 * relative_reach
+        spread_part = 0.5 * _clip((len(sources) - 1) / 3.0) + 0.5 * _clip((len(known_languages) - 1) / 3.0)
+        adjacent = (
+            history.last_end is not None
+            and history.last_start is not None
+            and 0 <= window.start - history.last_end <= (history.last_end - history.last_start)
+        )
+        previous = float(history.last_stories) if adjacent else expected
+        acceleration = (stories + 1.0) / (previous + 1.0)
+        acceleration_part = _clip(math.log2(acceleration) / 3.0) if stories else 0.0
+        total_weight = w.volume + w.reach + w.spread + w.acceleration
+        loudness = (
+            w.volume * volume_part + w.reach * reach_part + w.spread * spread_part + w.acceleration * acceleration_part
+        ) / total_weight
+        if not mentions:
+            loudness = 0.0
+
+        # --- badness --------------------------------------------------------------------------------
+        share = negative / mentions if mentions else 0.0
+        negativity_expected = max(0.0, _finite(negativity.expected))
+        own_test = mentions > 0 and negativity_expected > 0 and abs(_finite(negativity.observed) - negative) < 0.5
+        if own_test:  # expected = baseline share * this window's mentions
+            usual = negativity_expected / mentions
+        else:  # no baseline yet, or the detector reported a test pooled over several windows
+            usual = history.usual_share if history.usual_share is not None else policy.usual_negative_share
+        usual = _clip(usual, 0.01, 0.95)
+        negativity_score = max(0.0, _finite(negativity.score))
+        by_share = min(
+            _clip((share - usual) / policy.full_negativity_lift),
+            _clip(negativity_score / policy.full_negativity_score),
+        )
+        by_volume = _clip((share - 0.25) / 0.35) * volume_part  # a mostly negative burst, whatever the usual share
+        negativity_part = max(by_share, by_volume)
+        if bool(negativity.spike) and share > usual:
+            negativity_part = max(negativity_part, 0.6)
+        strengths = []
+        for term, count in terms.items():
+            weight = concept_weight(term)
+            strengths.append(weight * _clip(count / max(3.0, 0.15 * mentions)))
+        crisis_part = 1.0 - math.prod(1.0 - s for s in strengths) if strengths else 0.0
+        badness = 1.0 - (1.0 - negativity_part) * (1.0 - w.crisis_terms * crisis_part)
+
+        # --- risk, gates, pause ---------------------------------------------------------------------
+        risk = 100.0 * (0.85 * math.sqrt(loudness * badness) + 0.15 * loudness)
+        gates: list[str] = []
+        if mentions < policy.min_mentions_to_alert and risk >= policy.warning_at:
+            risk = policy.warning_at - 1.0
+            gates.append(
+                f"Capped at info: {mentions} mentions, fewer than the {policy.min_mentions_to_alert} needed to alert"
+            )
+        critical_blocked = (
+            negativity_part < policy.critical_min_negativity or share < policy.critical_min_negative_share
+        )
+        if critical_blocked and risk >= policy.critical_at:
+            risk = policy.critical_at - 1.0
+            gates.append(
+                f"Capped at warning: negativity too weak for critical ({share:.0%} negative, "
+                f"negativity {negativity_part:.2f} < {policy.critical_min_negativity:.2f} needed)"
+            )
+        risk = round(_clip(risk, 0.0, 100.0), 1)
+        severity = policy.severity_of(risk)
+        enough_mentions = mentions >= policy.min_mentions_to_pause
+        enough_sources = len(sources) >= policy.min_sources_to_pause
+        pause = policy.pauses_at(severity) and enough_mentions and enough_sources
+
+        components = {
+            "volume": volume_part, "reach": reach_part, "spread": spread_part, "acceleration": acceleration_part,
+            "loudness": loudness, "negativity": negativity_part, "crisis_terms": crisis_part, "badness": badness,
+        }
+        facts = _Facts(
+            brand=brand, mentions=mentions, stories=stories, negative=negative, expected=expected, ratio=ratio,
+            share=share, usual=usual, reach=reach, reach_baseline=history.reach_baseline if history.windows else None,
+            sources=sources, languages=languages, known_languages=known_languages, terms=terms,
+            previous=previous, adjacent=adjacent, acceleration=acceleration, top=list(window.top or []),
+        )
+        explanation = _explain(facts, volume, negativity, components, risk, gates)
+        explanation.append(_pause_line(policy, severity, pause, mentions, len(sources)))
+        evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
+        if learn:
+            self._learn(brand, history, window, stories, reach, usual if own_test else None)
+        return RiskAssessment(risk, severity, _summary(facts), explanation, evidence, pause)
+
+    def _learn(
+        self, brand: str, history: BrandHistory, window: WindowLike, stories: int, reach: int, usual: float | None
+    ) -> None:
+        if history.last_end is not None and window.end <= history.last_end:
+            return  # out of order or replayed: scored, not learned
+        if usual is not None:
+            history.usual_share = usual
+        baseline = history.reach_baseline
+        kept = float(reach)
+        if history.windows >= 3 and baseline > 0:
+            kept = min(kept, 5.0 * baseline)  # a crisis window barely moves the usual reach
+        alpha = 0.1 if history.windows >= 10 else 1.0 / (history.windows + 1)
+        history.reach_baseline = baseline + alpha * (kept - baseline)
+        history.windows += 1
+        history.last_start, history.last_end, history.last_stories = float(window.start), float(window.end), stories
+        self.history[brand] = history
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable state (policy included)."""
+        return {"policy": self.policy.to_dict(), "history": {b: asdict(h) for b, h in self.history.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], policy: RiskPolicy | None = None) -> RiskAssessor:
+        """Restore; a given ``policy`` replaces the stored one (configuration changes win over state)."""
+        stored = RiskPolicy.from_dict(state.get("policy", {}))
+        history = {b: BrandHistory(**h) for b, h in state.get("history", {}).items()}
+        return cls(policy or stored, history)
+
+
+@dataclass
+class _Facts:
+    brand: str
+    mentions: int
+    stories: int
+    negative: int
+    expected: float
+    ratio: float
+    share: float
+    usual: float
+    reach: int
+    reach_baseline: float | None
+    sources: dict[str, int]
+    languages: dict[str, int]
+    known_languages: list[str]
+    terms: dict[str, int]
+    previous: float
+    adjacent: bool
+    acceleration: float
+    top: list[dict[str, Any]]
+
+
+def _summary(f: _Facts) -> str:
+    if not f.mentions:
+        return f"{f.brand}: no mentions"
+    volume = f"{f.stories} stories ({f.mentions} mentions)" if f.stories < f.mentions else f"{f.mentions} mentions"
+    parts = [f"{f.brand}: {volume} vs {f.expected:.0f} expected ({f.ratio:.1f}x)"]
+    parts.append(f"{f.share:.0%} negative vs {f.usual:.0%} usual")
+    if len(f.known_languages) > 1:
+        parts.append(f"{len(f.known_languages)} languages")
+    if f.terms:
+        parts.append("terms: " + ", ".join(t for t, _ in _top(f.terms, 3)))
+    return ", ".join(parts)
+
+
+def _explain(
+    f: _Facts, volume: SpikeLike, negativity: SpikeLike, c: dict[str, float], risk: float, gates: list[str]
+) -> list[str]:
+    if not f.mentions:
+        return ["No mentions in this window."]
+    lines = []
+    copies = f" from {f.mentions} mentions" if f.stories < f.mentions else ""
+    lines.append(
+        f"Volume: {f.stories} distinct stories{copies} vs {f.expected:.1f} expected "
+        f"({f.ratio:.1f}x, p={_fmt_p(_clip(_finite(volume.p_value, 1.0)))})"
+    )
+    lines.append(
+        f"Negativity: {f.share:.0%} negative ({f.negative} of {f.mentions}) vs {f.usual:.0%} usual "
+        f"(p={_fmt_p(_clip(_finite(negativity.p_value, 1.0)))})"
+    )
+    lines.append("Languages: " + ", ".join(f"{k} {v}" for k, v in _top(f.languages, 8)))
+    reach = f"Reach: {_fmt_count(f.reach)} people"
+    if f.reach_baseline:
+        reach += f" (usually {_fmt_count(f.reach_baseline)} per window)"
+    lines.append(reach)
+    for m in f.top[:3]:
+        text = " ".join(str(m.get("text", "")).split())
+        text = text[:117] + "…" if len(text) > 120 else text
+        lines.append(
+            f"  top mention: {m.get('source', '?')}, {_fmt_count(_finite(m.get('reach')))} reach, "
+            f"{m.get('lang', 'und')}, {m.get('sentiment', '?')}: \"{text}\""
+        )
+    if f.terms:
+        lines.append(
+            "Crisis terms: "
+            + ", ".join(
+                f"{t} x{n}" + (f" ({CONCEPTS[t].label})" if t in CONCEPTS and CONCEPTS[t].label != t else "")
+                for t, n in _top(f.terms, 6)
+            )
+        )
+    else:
+        lines.append("Crisis terms: none")
+    lines.append(f"Sources: {len(f.sources)} (" + ", ".join(f"{k} {v}" for k, v in _top(f.sources, 6)) + ")")
+    previous = "the previous window" if f.adjacent else "the expectation"
+    lines.append(f"Acceleration: {f.stories} stories vs {f.previous:.0f} in {previous} ({f.acceleration:.1f}x)")
+    lines.append(
+        f"Risk {risk:.0f}/100 = loudness {c['loudness']:.2f} (volume {c['volume']:.2f}, reach {c['reach']:.2f}, "
+        f"spread {c['spread']:.2f}, acceleration {c['acceleration']:.2f}) x badness {c['badness']:.2f} "
+        f"(negativity {c['negativity']:.2f}, crisis terms {c['crisis_terms']:.2f})"
+    )
+    lines.extend(gates)
+    return lines
+
+
+def _pause_line(policy: RiskPolicy, severity: str, pause: bool, mentions: int, sources: int) -> str:
+    if pause:
+        return (
+            f"Pause: yes ({severity} >= {policy.pause_severity}, {mentions} mentions >= "
+            f"{policy.min_mentions_to_pause}, {sources} sources >= {policy.min_sources_to_pause})"
+        )
+    if not policy.pauses_at(severity):
+        return f"Pause: no ({severity} is below the pause severity {policy.pause_severity})"
+    missing = []
+    if mentions < policy.min_mentions_to_pause:
+        missing.append(f"{mentions} mentions < {policy.min_mentions_to_pause}")
+    if sources < policy.min_sources_to_pause:
+        missing.append(f"{sources} sources < {policy.min_sources_to_pause}")
+    return "Pause: no, not enough evidence (" + ", ".join(missing) + ")"
+
+
+def _spike_dict(s: SpikeLike) -> dict[str, Any]:
+    return {
+        "observed": round(_finite(s.observed), 4), "expected": round(_finite(s.expected), 4),
+        "score": round(_finite(s.score), 4), "p_value": _clip(_finite(s.p_value, 1.0)), "spike": bool(s.spike),
+    }
+
+
+def _evidence(
+    window: WindowLike, f: _Facts, volume: SpikeLike, negativity: SpikeLike, c: dict[str, float], risk: float,
+    severity: str, pause: bool, gates: list[str],
+) -> dict[str, Any]:
+    top = []
+    for m in f.top[:5]:
+        top.append({
+            k: (m.get(k) if k != "reach" else int(_finite(m.get(k))))
+            for k in ("id", "text", "source", "reach", "lang", "sentiment", "url") if k in m
+        })
+    return {
+        "mentions": f.mentions,
+        "stories": f.stories,
+        "negative": f.negative,
+        "negative_stories": int(getattr(window, "negative_story_count", 0) or 0),
+        "neutral": int(window.neutral or 0),
+        "positive": int(window.positive or 0),
+        "negative_share": round(f.share, 4),
+        "expected_negative_share": round(f.usual, 4),
+        "reach": f.reach,
+        "usual_reach": round(f.reach_baseline, 1) if f.reach_baseline is not None else None,
+        "volume": {**_spike_dict(volume), "ratio": round(f.ratio, 3)},
+        "negativity": _spike_dict(negativity),
+        "languages": dict(f.languages),
+        "sources": dict(f.sources),
+        "crisis_terms": dict(f.terms),
+        "acceleration": round(f.acceleration, 3),
+        "previous_stories": round(f.previous, 3),
+        "top_mentions": top,
+        "components": {k: round(v, 4) for k, v in c.items()},
+        "gates": list(gates),
+        "risk": risk,
+        "severity": severity,
+        "pause": pause,
+        "window_start": float(window.start),
+        "window_end": float(window.end),
+    }
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    """What one window did to a brand's alert episode."""
+
+    assessment: RiskAssessment
+    alert_kind: Literal["opened", "escalated", "resolved"] | None
+    """``None`` when nothing changed that deserves an alert record."""
+    episode_id: str | None
+    """Stable alert id across escalation and resolution; ``None`` when no episode is open."""
+    pause: bool
+    """True only on the first window of an episode that reaches the pause severity with enough evidence."""
+
+
+class BrandRiskMonitor:
+    """Risk plus alert episode for one brand: `observe` each closed window in event-time order."""
+
+    def __init__(
+        self,
+        brand: str,
+        policy: RiskPolicy | None = None,
+        assessor: RiskAssessor | None = None,
+        tracker: EpisodeTracker | None = None,
+        paused_episode: str | None = None,
+    ):
+        self.brand = brand
+        self.policy = policy or (assessor.policy if assessor else RiskPolicy())
+        self.assessor = assessor or RiskAssessor(self.policy)
+        self.assessor.policy = self.policy
+        self.tracker = tracker or EpisodeTracker(key=brand)
+        self.tracker.open_level = SEVERITY_RANK["warning"]
+        self.tracker.close_level = SEVERITY_RANK["warning"]
+        self.tracker.resolve_after = self.policy.resolve_after
+        self.tracker.cooldown_seconds = self.policy.cooldown_seconds
+        self.paused_episode = paused_episode
+
+    @property
+    def episode_id(self) -> str | None:
+        """The open episode, if any."""
+        return self.tracker.episode_id
+
+    def observe(self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike) -> RiskDecision:
+        """Assess a closed window and step the episode: opened / escalated / resolved, and a pause at most once."""
+        assessment = self.assessor.assess(window, volume, negativity)
+        step = self.tracker.update(float(window.end), SEVERITY_RANK[assessment.severity])
+        kind = step.kind if step.kind in ("opened", "escalated", "resolved") else None
+        pause = False
+        first_pause = step.episode_id is not None and self.paused_episode != step.episode_id
+        if first_pause and kind != "resolved" and assessment.pause:
+            pause = True
+            self.paused_episode = step.episode_id
+            kind = kind or "escalated"  # the episode now asks to pause: that is news worth an alert
+        return RiskDecision(assessment, kind, step.episode_id, pause)  # type: ignore[arg-type]
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable state: policy, assessor history, episode, and which episode already paused."""
+        return {
+            "brand": self.brand,
+            "policy": self.policy.to_dict(),
+            "assessor": self.assessor.to_state(),
+            "tracker": self.tracker.to_state(),
+            "paused_episode": self.paused_episode,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], policy: RiskPolicy | None = None) -> BrandRiskMonitor:
+        """Restore; a given ``policy`` replaces the stored one (so configuration changes take effect)."""
+        policy = policy or RiskPolicy.from_dict(state.get("policy", {}))
+        return cls(
+            state["brand"],
+            policy,
+            RiskAssessor.from_state(state.get("assessor", {}), policy),
+            EpisodeTracker.from_state(state["tracker"]),
+            state.get("paused_episode"),
+        )

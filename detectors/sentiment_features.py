@@ -1,0 +1,286 @@
+"""Fast, deterministic text features for the sentiment model: hashed word and character n-grams.
+
+A batch of texts is normalised as ONE joined string (regular expressions run once per batch, not once per
+text), then turned into hashed features with numpy: word uni-/bi-grams (CRC-32 of each token, mixed) and
+character n-grams inside word boundaries (a polynomial rolling hash over the code points). Nothing is
+learnt here, so the model artifact only needs the weight matrix and these hyper-parameters.
+
+Social-media specifics, on top of `detectors.text`:
+- literal ``\\u2019`` escapes and HTML entities (``&amp;``) are decoded;
+- URLs become ``httpurl`` and handles ``@user`` (as in `normalise_social`), elongations are squeezed;
+- emoticons (``:)``, ``:-(``, ``xD``, ``<3`` …) become polarity tokens ``emopos``/``emoneg``;
+- common emoji keep their own token and gain the same polarity token;
+- up to three words after a negator (not, n't, ne/pas, nicht/kein, non, não, no/nunca, لا/ما, nahi …)
+  are marked with a leading ``¬`` so "not good" and "good" get different features.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from detectors.text import EMOJI_RE, URL_RE
+
+SEPARATOR = "\ue000"  # private-use code point between the texts of a batch: not \s, not \w
+NEGATION_MARK = "¬"
+MAX_CHARS = 1_000  # longer texts are cut: a tweet-sized model gains nothing from more
+
+_ESCAPE_RE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# Same URLs as detectors.text.URL_RE; the batch is lower-cased first, so the case-sensitive form (much
+# faster in Python's re) finds the same spans.
+_URL_RE = re.compile(URL_RE.pattern)
+# Same handles as detectors.text.HANDLE_RE, with the look-behind after the '@' so re can scan for '@' fast.
+_HANDLE_RE = re.compile(r"@(?<![\w@]@)\w{1,50}")
+_EMOJI_CHAR_RE = re.compile(EMOJI_RE.pattern[:-1])  # one emoji per match instead of a run
+
+_POSITIVE_EMOTICONS = (
+    ":)", ":-)", ":))", ":)))", ":]", "=)", "=]", ":d", ":-d", "=d", ";)", ";-)", ";d", ":p", ":-p", ";p",
+    "xd", "xdd", "xddd", "x-d", ":3", ":*", ":-*", "<3", "<33", "^^", "^_^", "^.^", "(:", "(;", "8)", "8-)",
+    ":o)", ":')", "\\o/",
+)
+_NEGATIVE_EMOTICONS = (
+    ":(", ":-(", ":((", ":(((", ":[", "=(", ":'(", ":'-(", "='(", ";(", "d:", "d8", ":/", ":-/", ":\\",
+    ":-\\", "=/", ":|", ":-|", ">:(", ">:-(", ":@", "</3", "-_-", "-.-", "t_t", "t.t", ";_;", "):", ":c",
+    ":-c", "x(", "u_u",
+)
+_EMOTICON_POLARITY = {e: "emopos" for e in _POSITIVE_EMOTICONS} | {e: "emoneg" for e in _NEGATIVE_EMOTICONS}
+# Polarity of frequent emoji (after the Emoji Sentiment Ranking of Kralj Novak et al., 2015).
+_POSITIVE_EMOJI = (
+    "😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙😚☺🙂🤗🤩🥳😇😻😸😹😺😽👍👏🙌💪🎉🎊🎈🎁❤💕💖💗💙💚💛💜🧡🤍💓💞💘💝"
+    "♥✨🔥💯🌹🌸🌺💐👌✌🙏⭐🌟🏆🥇😌😏🤤👑💋🍾🥂🤘💃🕺☀🌞😛😜😝"
+)
+_NEGATIVE_EMOJI = (
+    "😞😟😠😡🤬😢😭😤😩😫😖😣😔😕🙁☹😒😬😰😱😨😧😦💔👎🤮🤢😷🙄😪😓🖕💩🤦😿😾🤯😵🥺😥😑⚠❌🚫🤡🐍🤥"
+)
+_EMOJI_POLARITY = {e: "emopos" for e in _POSITIVE_EMOJI} | {e: "emoneg" for e in _NEGATIVE_EMOJI}
+
+# Negators that flip what follows, by language. Words are matched whole, after lower-casing.
+NEGATORS: dict[str, tuple[str, ...]] = {
+    "en": ("not", "no", "never", "nothing", "nobody", "none", "nor", "neither", "cannot", "without",
+           "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt", "wont",
+           "wouldnt", "shouldnt", "aint", "havent", "hasnt", "hadnt"),
+    "fr": ("ne", "n", "pas", "jamais", "rien", "aucun", "aucune", "sans"),
+    "de": ("nicht", "kein", "keine", "keinen", "keiner", "keinem", "keines", "nie", "niemals", "nichts",
+           "ohne", "nix"),
+    "es": ("no", "nunca", "jamás", "jamas", "nada", "ni", "tampoco", "sin", "nadie", "ningún", "ninguna"),
+    "it": ("non", "mai", "niente", "nulla", "nessuno", "nessuna", "né", "senza"),
+    "pt": ("não", "nao", "nunca", "nem", "nada", "jamais", "sem", "ninguém", "nenhum", "nenhuma"),
+    "ar": ("لا", "ما", "لم", "لن", "ليس", "ليست", "مش", "مو", "مب", "بدون", "غير"),
+    "hi": ("nahi", "nahin", "nhi", "nai", "mat", "na", "naa", "नहीं", "नही", "न", "मत", "बिना"),
+}
+NEGATOR_WORDS = frozenset(w for words in NEGATORS.values() for w in words)
+NEGATION_SCOPE = 3  # words after a negator that are marked as negated
+
+# Tokens for the word features: separator, words (keeping "don't" whole), emoji, '!' and '?', and the
+# punctuation that ends a negation scope (dropped from the features).
+_TOKEN_RE = re.compile(SEPARATOR + r"|\w+(?:['’]t(?!\w))?|" + _EMOJI_CHAR_RE.pattern + r"|[!?]|[.,;:]")
+_SCOPE_END = frozenset((SEPARATOR, ".", ",", ";", ":", "!", "?", "emopos", "emoneg"))
+_NOT_A_FEATURE = frozenset((SEPARATOR, ".", ",", ";", ":"))
+
+_CHAR_BASE = np.uint64(1_000_003)
+_NEGATED_SALT = np.uint64(0xA5A5_0000_0000)
+_WORD_CHAR_TABLE: np.ndarray | None = None
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads a 64-bit hash over all bits (uint64 arithmetic wraps silently)."""
+    h = h ^ (h >> np.uint64(31))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(29))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(32))
+
+
+def _word_char_mask(codes: np.ndarray) -> np.ndarray:
+    """True where a code point is a word character (\\w), via a lazily built lookup table."""
+    global _WORD_CHAR_TABLE
+    if _WORD_CHAR_TABLE is None:
+        table = np.zeros(0x30000, dtype=bool)
+        table[[i for i in range(0x30000) if chr(i).isalnum() or i == 0x5F]] = True
+        _WORD_CHAR_TABLE = table
+    inside = codes < 0x30000
+    mask = np.zeros(len(codes), dtype=bool)
+    mask[inside] = _WORD_CHAR_TABLE[codes[inside]]
+    return mask
+
+
+def _squeeze_elongations(text: str) -> str:
+    """Numpy form of `detectors.text.squeeze_elongations`: runs of 3+ equal word characters keep two."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    if len(codes) < 3:
+        return text
+    run3 = (codes[2:] == codes[1:-1]) & (codes[1:-1] == codes[:-2])
+    if not run3.any():
+        return text
+    drop = np.zeros(len(codes), dtype=bool)
+    drop[2:] = run3
+    drop &= _word_char_mask(codes)
+    return codes[~drop].tobytes().decode("utf-32-le")
+
+
+def _emoji_token(match: re.Match[str]) -> str:
+    emoji = match.group(0)
+    polarity = _EMOJI_POLARITY.get(emoji)
+    return f" {emoji} {polarity} " if polarity else f" {emoji} "
+
+
+def _clean(text: object) -> str:
+    if not isinstance(text, str):
+        return ""
+    text = text[:MAX_CHARS].replace(SEPARATOR, " ")
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+def _emoticon_tokens(words: list[str]) -> list[str]:
+    """Whitespace-separated emoticons (optionally followed by . , ! ?) replaced by polarity tokens."""
+    out = []
+    for word in words:
+        polarity = _EMOTICON_POLARITY.get(word)
+        if polarity is None and len(word) > 2 and word[-1] in ".,!?":
+            polarity = _EMOTICON_POLARITY.get(word.rstrip(".,!?"))
+        out.append(polarity or word)
+    return out
+
+
+def normalise_batch(texts: Sequence[object]) -> str:
+    """All texts normalised and joined with `SEPARATOR` (surrounded by spaces): one string per batch.
+
+    The steps are those of `detectors.text.normalise_social` (NFKC, URLs -> ``httpurl``, handles ->
+    ``@user``, squeezed elongations, single spaces, lower case) plus decoded escapes/entities and
+    emoticon/emoji polarity tokens. Non-strings count as empty texts.
+    """
+    joined = f" {SEPARATOR} ".join(_clean(t) for t in texts)
+    if "\\u" in joined:
+        joined = _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), joined)
+    if "&" in joined:
+        joined = html.unescape(joined)
+    joined = joined.lower()
+    joined = _URL_RE.sub(" httpurl ", joined)
+    joined = _HANDLE_RE.sub(" @user ", joined)
+    joined = _EMOJI_CHAR_RE.sub(_emoji_token, joined)
+    joined = _squeeze_elongations(joined)
+    return " ".join(_emoticon_tokens(joined.split()))
+
+
+def tokens(text: str) -> list[str]:
+    """The word tokens of one text as the model sees them, negated ones prefixed with `NEGATION_MARK`."""
+    words = _TOKEN_RE.findall(normalise_batch([text]))
+    negated = _negated(words)
+    return [NEGATION_MARK + w if neg else w for w, neg in zip(words, negated, strict=True) if w not in _NOT_A_FEATURE]
+
+
+def _negated(words: list[str]) -> np.ndarray:
+    """True for the up to `NEGATION_SCOPE` words that follow a negator before punctuation or a new text."""
+    count = len(words)
+    positions = np.arange(count)
+    is_negator = np.fromiter(
+        (w in NEGATOR_WORDS or w.endswith(("n't", "n’t")) for w in words), dtype=bool, count=count
+    )
+    if not is_negator.any():
+        return np.zeros(count, dtype=bool)
+    is_end = np.fromiter((w in _SCOPE_END for w in words), dtype=bool, count=count)
+    last_negator = np.maximum.accumulate(np.where(is_negator, positions, -1))
+    last_end = np.maximum.accumulate(np.where(is_end, positions, -1))
+    return (
+        (last_negator > last_end) & (positions - last_negator <= NEGATION_SCOPE) & ~is_negator & ~is_end
+    )
+
+
+@dataclass(frozen=True)
+class HashedFeatures:
+    """Hyper-parameters of the hashed feature space (all that is needed to rebuild it)."""
+
+    word_bits: int = 18
+    char_bits: int = 19
+    char_min: int = 2
+    char_max: int = 5
+    word_bigrams: bool = True
+    negation: bool = True
+
+    @property
+    def n_features(self) -> int:
+        return (1 << self.word_bits) + (1 << self.char_bits)
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+    def transform(self, texts: Sequence[object]) -> sp.csr_matrix:
+        """Feature matrix (n_texts, n_features): word block then char block, each scaled to unit-ish norm.
+
+        Each block holds n-gram counts divided by the square root of the number of n-grams in the text,
+        so one text's block has an L2 norm close to 1 whatever its length. Empty texts give empty rows.
+        """
+        n_texts = len(texts)
+        joined = normalise_batch(texts)
+        word_rows, word_cols = self._word_entries(joined)
+        char_rows, char_cols = self._char_entries(joined)
+        rows = np.concatenate([word_rows, char_rows])
+        cols = np.concatenate([word_cols, char_cols + (1 << self.word_bits)])
+        values = np.concatenate([_scale(word_rows, n_texts), _scale(char_rows, n_texts)])
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=(n_texts, self.n_features))
+        matrix.sum_duplicates()
+        return matrix
+
+    def _word_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray]:
+        words = _TOKEN_RE.findall(joined)
+        count = len(words)
+        hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=count)
+        if self.negation:
+            hashes[_negated(words)] ^= _NEGATED_SALT
+        is_sep = np.fromiter((w in _NOT_A_FEATURE for w in words), dtype=bool, count=count)
+        doc = np.cumsum(np.fromiter((w == SEPARATOR for w in words), dtype=bool, count=count))
+        mask = np.uint64((1 << self.word_bits) - 1)
+        rows = [doc[~is_sep]]
+        cols = [_mix(hashes[~is_sep]) & mask]
+        if self.word_bigrams and count > 1:
+            pair = ~(is_sep[:-1] | is_sep[1:])
+            bigram = _mix((hashes[:-1] << np.uint64(32)) ^ hashes[1:] ^ np.uint64(0x5BD1E995))
+            rows.append(doc[:-1][pair])
+            cols.append(bigram[pair] & mask)
+        return np.concatenate(rows), np.concatenate(cols).astype(np.int64)
+
+    def _char_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray]:
+        codes = np.frombuffer(f" {joined} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        is_sep = codes == ord(SEPARATOR)
+        is_space = codes == 32
+        doc = np.cumsum(is_sep)
+        mask = np.uint64((1 << self.char_bits) - 1)
+        size = len(codes)
+        rolling = np.zeros(size, dtype=np.uint64)
+        has_sep = is_sep.copy()
+        inner_space = np.zeros(size, dtype=bool)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for n in range(1, self.char_max + 1):
+            m = size - n + 1
+            if m <= 0:
+                break
+            rolling = rolling[:m] * _CHAR_BASE + codes[n - 1 : n - 1 + m]
+            has_sep = has_sep[:m] | is_sep[n - 1 : n - 1 + m]
+            inner_space = inner_space[:m] | is_space[n - 2 : n - 2 + m] if n >= 3 else inner_space[:m]
+            if n < self.char_min:
+                continue
+            # char_wb-like: spaces only at the edges, never inside, and not a space at both ends.
+            keep = ~(has_sep | inner_space | (is_space[:m] & is_space[n - 1 : n - 1 + m]))
+            if n == 1:
+                keep &= ~is_space[:m]
+            idx = np.flatnonzero(keep)
+            rows.append(doc[idx])
+            cols.append(_mix(rolling[idx] ^ np.uint64(n * 0x9E3779B1)) & mask)
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(cols).astype(np.int64)
+
+
+def _scale(rows: np.ndarray, n_texts: int) -> np.ndarray:
+    counts = np.bincount(rows, minlength=n_texts).astype(np.float32)
+    return (1.0 / np.sqrt(np.maximum(counts, 1.0)))[rows]

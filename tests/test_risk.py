@@ -1,0 +1,335 @@
+"""Risk scoring and alert episodes: multilingual crises are critical, loud good news never is."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from detectors.lexicon import find_crisis_terms_batch
+from detectors.neardup import story_key
+from detectors.risk import BrandRiskMonitor, RiskAssessor, RiskPolicy, RiskWeights
+from detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
+from detectors.window import MentionFacts, WindowAggregate, WindowSummary
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+SIZE = 60.0
+
+CRISIS_TEXTS = {
+    "english": "Acme leaked our data and hid the breach for weeks, boycott them now",
+    "spanish": "Acme filtró nuestros datos, es un fraude y una estafa, boicot ya",
+    "french": "Fuite de données chez Acme, un scandale, on porte plainte",
+    "german": "Datenleck bei Acme, Betrug an den Kunden, Boykott jetzt",
+    "italian": "Truffa di Acme, furto di dati dei clienti, boicottiamo tutti",
+    "portuguese": "Vazamento de dados da Acme, é golpe, boicote já",
+    "arabic": "تسريب البيانات من شركة أكمي فضيحة واحتيال، قاطعوا منتجاتها",
+    "hindi": "एक्मे में डेटा लीक और धोखाधड़ी, बहिष्कार करो",
+}
+
+
+def spike(observed: float, expected: float, score: float, threshold: float = 8.0) -> SpikeResult:
+    return SpikeResult(float(observed), float(expected), float(score), 10.0**-score, score >= threshold)
+
+
+def summary(
+    mentions: int,
+    negative: int,
+    *,
+    start: float = T0,
+    stories: int | None = None,
+    positive: int = 0,
+    reach: int | None = None,
+    languages: dict[str, int] | None = None,
+    sources: dict[str, int] | None = None,
+    terms: dict[str, int] | None = None,
+    brand: str = "acme",
+) -> WindowSummary:
+    neutral = mentions - negative - positive
+    assert neutral >= 0
+    return WindowSummary(
+        brand=brand, start=start, end=start + SIZE, mentions=mentions, negative=negative, neutral=neutral,
+        positive=positive, reach=reach if reach is not None else mentions * 500,
+        story_count=stories if stories is not None else mentions, negative_story_count=negative,
+        languages=Counter(languages or {"en": mentions}), sources=Counter(sources or {"twitter": mentions}),
+        crisis_terms=Counter(terms or {}),
+        top=[{"id": "m1", "text": "top mention", "source": "twitter", "reach": 1_000_000, "lang": "en",
+              "sentiment": "negative", "url": None, "story": 7}] if mentions else [],
+    )
+
+
+def calm(start: float, mentions: int = 30, expected: float = 30.0) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+    negative = round(mentions * 0.12)
+    return summary(mentions, negative, start=start), spike(mentions, expected, 0.3), spike(negative, mentions * 0.12, 0.2)
+
+
+def crisis(
+    start: float, mentions: int = 400, negative_share: float = 0.8, expected: float = 30.0, score: float = 40.0
+) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+    negative = round(mentions * negative_share)
+    window = summary(
+        mentions, negative, start=start, stories=int(mentions * 0.9), reach=mentions * 8000,
+        languages={"en": mentions // 2, "es": mentions // 4, "fr": mentions - mentions // 2 - mentions // 4},
+        sources={"twitter": mentions - 40, "news": 30, "reddit": 10}, terms={"data_leak": mentions // 3},
+    )
+    return window, spike(mentions * 0.9, expected, score), spike(negative, mentions * 0.12, score)
+
+
+def warning_window(start: float) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+    window = summary(
+        90, 30, start=start, stories=85, reach=90 * 2000, languages={"en": 80, "de": 10},
+        sources={"twitter": 80, "news": 10}, terms={"outage": 20},
+    )
+    return window, spike(85, 30, 5.5), spike(30, 90 * 0.12, 3.5)
+
+
+@pytest.mark.parametrize("language", sorted(CRISIS_TEXTS))
+def test_negative_crisis_in_each_language_is_critical(language: str) -> None:
+    """Real texts through the lexicon and near-duplicate folding into a window, then into risk."""
+    rng = random.Random(language)
+    base = CRISIS_TEXTS[language]
+    window = WindowAggregate(brand="acme", start=T0, end=T0 + SIZE)
+    filler = [w.strip(",") for text in CRISIS_TEXTS.values() for w in text.split()]
+    texts = [f"{' '.join(rng.choices(filler, k=8))} {base}" for _ in range(300)]  # distinct voices, one topic
+    for i, (text, terms) in enumerate(zip(texts, find_crisis_terms_batch(texts), strict=True)):
+        window.add(MentionFacts(
+            id=f"m{i}", text=text, source=["twitter", "news", "forum"][i % 3], reach=200 + 37 * i,
+            lang=language[:2], sentiment="negative" if i % 5 else "neutral", story=story_key(text),
+            crisis_terms=terms,
+        ))
+    assert window.crisis_terms, "the lexicon must find the crisis in this language"
+    assert window.story_count > 100
+    volume = spike(window.story_count, 25, 30)
+    negativity = spike(window.negative, window.mentions * 0.12, 40)
+    assessment = RiskAssessor().assess(window, volume, negativity)
+    assert assessment.severity == "critical", assessment.explanation
+    assert assessment.pause
+    assert assessment.risk >= 70
+
+
+def test_critical_needs_no_lexicon_hit_when_negativity_is_strong() -> None:
+    window, volume, negativity = crisis(T0)
+    window.crisis_terms = Counter()
+    window.languages = Counter({"sw": window.mentions})  # a language the lexicon does not know
+    assert RiskAssessor().assess(window, volume, negativity).severity == "critical"
+
+
+def test_positive_viral_moment_is_never_critical() -> None:
+    for terms in ({}, {"explosion": 900, "fire": 900, "death": 900}):  # "explosion of joy", slang…
+        window = summary(
+            2000, 60, positive=1800, stories=1900, reach=60_000_000, terms=terms,
+            languages={"en": 800, "es": 600, "pt": 400, "fr": 200}, sources={"twitter": 1500, "tiktok": 500},
+        )
+        assessment = RiskAssessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0))
+        assert assessment.severity != "critical", assessment.explanation
+        assert not assessment.pause
+    assert RiskAssessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0)).risk < 70
+
+
+def test_neutral_news_spike_is_not_critical() -> None:
+    window = summary(
+        400, 40, positive=20, stories=30, reach=25_000_000, terms={"layoffs": 350, "investigation": 100},
+        languages={"en": 300, "de": 100}, sources={"news": 380, "twitter": 20},
+    )
+    assessment = RiskAssessor().assess(window, spike(30, 3, 15), spike(40, 48, 0.0))
+    assert assessment.severity in ("info", "warning")
+    assert not assessment.pause
+
+
+def test_minimum_evidence_blocks_the_pause() -> None:
+    window = summary(15, 14, stories=15, reach=3_000_000, sources={"twitter": 15}, terms={"fraud": 12})
+    assessment = RiskAssessor().assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
+    assert assessment.severity == "critical"
+    assert not assessment.pause
+    assert any("not enough evidence" in line for line in assessment.explanation)
+    # and with enough mentions but a single source when two are required
+    window, volume, negativity = crisis(T0)
+    window.sources = Counter({"twitter": window.mentions})
+    strict = RiskAssessor(RiskPolicy(min_sources_to_pause=2))
+    assessment = strict.assess(window, volume, negativity)
+    assert assessment.severity == "critical" and not assessment.pause
+
+
+def test_very_few_mentions_never_alert() -> None:
+    window = summary(3, 3, stories=3, reach=5_000_000, sources={"twitter": 2, "news": 1}, terms={"death": 3})
+    assessment = RiskAssessor().assess(window, spike(3, 0.1, 6), spike(3, 0.3, 4))
+    assert assessment.severity == "info"
+
+
+def test_sparse_brand_noise_raises_no_alert_with_the_real_detectors() -> None:
+    rng = random.Random(5)
+    monitor = BrandRiskMonitor("tiny")
+    volume, negativity = VolumeSpikeDetector(SIZE), NegativeSpikeDetector(SIZE)
+    kinds = []
+    for i in range(600):
+        start = T0 + i * SIZE
+        mentions = sum(rng.random() < 0.3 for _ in range(3))  # 0–3 mentions a minute
+        negative = sum(rng.random() < 0.3 for _ in range(mentions))
+        window = summary(mentions, negative, start=start, brand="tiny", reach=mentions * rng.randrange(10, 50_000))
+        decision = monitor.observe(
+            window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
+        )
+        kinds.append(decision.alert_kind)
+        assert not decision.pause
+    assert set(kinds) == {None}
+
+
+def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
+    rng = random.Random(9)
+    monitor = BrandRiskMonitor("acme")
+    volume, negativity = VolumeSpikeDetector(SIZE), NegativeSpikeDetector(SIZE)
+    decisions = []
+    counts = [rng.randrange(20, 40) for _ in range(240)] + [350, 420, 380] + [rng.randrange(20, 40) for _ in range(8)]
+    shares = [0.12] * 240 + [0.8, 0.82, 0.75] + [0.12] * 8
+    for i, (mentions, share) in enumerate(zip(counts, shares, strict=True)):
+        start = T0 + i * SIZE
+        negative = round(mentions * share)
+        terms = {"breach": mentions // 3} if share > 0.5 else {}
+        window = summary(
+            mentions, negative, start=start, stories=mentions, reach=mentions * 3000, terms=terms,
+            languages={"en": mentions - mentions // 3, "es": mentions // 3}, sources={"twitter": mentions - 5, "news": 5},
+        )
+        decisions.append(monitor.observe(
+            window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
+        ))
+    assert all(d.alert_kind is None for d in decisions[:240])
+    first = decisions[240]
+    assert first.alert_kind == "opened" and first.assessment.severity == "critical" and first.pause
+    assert sum(d.pause for d in decisions) == 1
+    assert [d.alert_kind for d in decisions if d.alert_kind] == ["opened", "resolved"]
+    assert len({d.episode_id for d in decisions if d.episode_id}) == 1
+
+
+def test_one_episode_escalates_warning_to_critical_with_a_single_pause_and_resolves() -> None:
+    monitor = BrandRiskMonitor("acme")
+    steps = [calm(T0), calm(T0 + 60), warning_window(T0 + 120), crisis(T0 + 180), crisis(T0 + 240, mentions=500)]
+    steps += [calm(T0 + 300 + 60 * i) for i in range(3)]
+    decisions = [monitor.observe(*step) for step in steps]
+    kinds = [d.alert_kind for d in decisions]
+    severities = [d.assessment.severity for d in decisions]
+    assert severities[2] == "warning" and severities[3] == "critical"
+    assert kinds == [None, None, "opened", "escalated", None, None, None, "resolved"]
+    assert [d.pause for d in decisions] == [False, False, False, True, False, False, False, False]
+    ids = {d.episode_id for d in decisions[2:]}
+    assert len(ids) == 1 and None not in ids
+    assert monitor.episode_id is None
+
+
+def test_cooldown_keeps_one_crisis_one_episode() -> None:
+    policy = RiskPolicy(cooldown_seconds=3600, resolve_after=2)
+    monitor = BrandRiskMonitor("acme", policy)
+    t = T0
+    first = monitor.observe(*crisis(t))
+    monitor.observe(*calm(t + 60))
+    resolved = monitor.observe(*calm(t + 120))
+    assert (first.alert_kind, resolved.alert_kind) == ("opened", "resolved")
+    again = monitor.observe(*crisis(t + 600))  # the same crisis flaring up within the cool-down
+    assert again.alert_kind is None and not again.pause
+    later = monitor.observe(*crisis(t + 600 + 3600 + 60))
+    assert later.alert_kind == "opened" and later.pause and later.episode_id != first.episode_id
+
+
+def test_state_round_trips_through_json_mid_episode() -> None:
+    monitor = BrandRiskMonitor("acme")
+    monitor.observe(*calm(T0))
+    opened = monitor.observe(*crisis(T0 + 60))
+    assert opened.pause
+    state = json.loads(json.dumps(monitor.to_state(), allow_nan=False))
+    restored = BrandRiskMonitor.from_state(state)
+    again = restored.observe(*crisis(T0 + 120))
+    assert again.episode_id == opened.episode_id and not again.pause and again.alert_kind is None
+    kinds = [restored.observe(*calm(T0 + 180 + 60 * i)).alert_kind for i in range(3)]
+    assert kinds == [None, None, "resolved"]
+    assert restored.to_state()["assessor"]["history"]["acme"]["windows"] == 6
+    # a policy given on restore wins over the stored one
+    never = BrandRiskMonitor.from_state(state, policy=RiskPolicy(pause_severity="never"))
+    assert never.policy.pause_severity == "never"
+
+
+def test_pause_severity_knob() -> None:
+    never = BrandRiskMonitor("acme", RiskPolicy(pause_severity="never"))
+    decision = never.observe(*crisis(T0))
+    assert decision.assessment.severity == "critical" and not decision.pause
+    eager = BrandRiskMonitor("acme", RiskPolicy(pause_severity="warning", min_mentions_to_pause=50))
+    decision = eager.observe(*warning_window(T0))
+    assert decision.assessment.severity == "warning" and decision.pause and decision.alert_kind == "opened"
+    with pytest.raises(ValueError):
+        RiskPolicy(pause_severity="sometimes")
+    with pytest.raises(ValueError):
+        RiskPolicy(warning_at=80, critical_at=70)
+    with pytest.raises(ValueError):
+        RiskWeights(volume=-1)
+
+
+def test_policy_from_settings_and_dict() -> None:
+    class FakeSettings:
+        pause_severity = "warning"
+        min_mentions_to_pause = 7
+        min_sources_to_pause = 2
+
+    policy = RiskPolicy.from_settings(FakeSettings(), critical_at=80)
+    assert (policy.pause_severity, policy.min_mentions_to_pause, policy.min_sources_to_pause) == ("warning", 7, 2)
+    assert RiskPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
+
+
+def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
+    window = WindowAggregate(brand="acme", start=T0, end=T0 + SIZE)
+    headline = "Acme recalls two million strollers after reports of broken brakes"
+    outlets = ["Reuters", "AP", "BBC News", "CNN", "Bloomberg", "Le Monde", "El País", "Spiegel", "NDTV", "Al Jazeera",
+               "Yahoo", "Guardian"]
+    for i, outlet in enumerate(outlets):
+        text = f"{headline} - {outlet} https://example.com/{i}"
+        window.add(MentionFacts(id=f"n{i}", text=text, source="news", reach=1_000_000, lang="en",
+                                sentiment="neutral", story=story_key(text), crisis_terms=["recall"]))
+    assert (window.mentions, window.story_count, window.reach) == (12, 1, 12_000_000)
+    # even when the volume detector was fed the 12 copies, the assessor rechecks on stories
+    assessment = RiskAssessor().assess(window, spike(12, 2, 6), spike(0, 1.4, 0))
+    assert assessment.evidence["stories"] == 1 and assessment.evidence["reach"] == 12_000_000
+    assert assessment.evidence["components"]["volume"] < 0.2
+    assert assessment.evidence["components"]["reach"] > 0.5
+    assert assessment.severity != "critical"
+
+
+def test_explanation_summary_and_evidence() -> None:
+    window, volume, negativity = crisis(T0)
+    assessment = RiskAssessor().assess(window, volume, negativity)
+    assert assessment.summary.startswith("acme: 360 stories (400 mentions) vs 30 expected (11.6x), 80% negative vs 12%")
+    assert "3 languages" in assessment.summary and "terms: data_leak" in assessment.summary
+    text = "\n".join(assessment.explanation)
+    for needle in ("Volume:", "Negativity:", "Languages:", "Reach:", "top mention:", "Crisis terms:", "Sources:",
+                   "Acceleration:", "Risk ", "Pause: yes"):
+        assert needle in text
+    evidence = json.loads(json.dumps(assessment.evidence, allow_nan=False))
+    for key in ("mentions", "stories", "negative_share", "expected_negative_share", "reach", "volume", "negativity",
+                "languages", "sources", "crisis_terms", "top_mentions", "components"):
+        assert key in evidence
+    assert "story" not in evidence["top_mentions"][0]
+
+
+def test_empty_window_and_garbage_inputs() -> None:
+    assessor = RiskAssessor()
+    empty = assessor.assess(summary(0, 0), spike(0, 30, 0), spike(0, 0, 0))
+    assert (empty.risk, empty.severity, empty.pause) == (0.0, "info", False)
+    assert empty.summary == "acme: no mentions"
+    garbage = WindowSummary(
+        brand="acme", start=T0, end=T0 + SIZE, mentions=10, negative=50, neutral=-3, positive=0, reach=-5,
+        story_count=99, languages=Counter({"": 4, None: 2}), sources=Counter({"x": 0}),  # type: ignore[dict-item]
+        crisis_terms=Counter({"unknown-term": 3}), top=[{"text": None}, {}],
+    )
+    nan = SpikeResult(math.nan, math.nan, math.nan, math.nan, False)
+    inf = SpikeResult(math.inf, math.inf, math.inf, 0.0, True)
+    for volume, negativity in ((nan, nan), (inf, inf), (nan, inf)):
+        assessment = assessor.assess(garbage, volume, negativity)
+        assert 0.0 <= assessment.risk <= 100.0
+        json.dumps(assessment.evidence, allow_nan=False)
+
+
+def test_out_of_order_window_is_scored_but_not_learned() -> None:
+    assessor = RiskAssessor()
+    assessor.assess(*calm(T0 + 600))
+    before: dict[str, Any] = json.loads(json.dumps(assessor.to_state()))
+    assessor.assess(*calm(T0))
+    assert assessor.to_state() == before
