@@ -305,6 +305,9 @@ def bench_spikes(
     """NAB score of the online volume alerts on the tweet series, plus sparse and negativity checks."""
     from crisiswatch.bench.spikes import write_report
 
+    if not (data / "windows.json").is_file():
+        typer.echo(f"error: {data} has no windows.json (the NAB tweet series from ../shared/data)", err=True)
+        raise typer.Exit(2)
     typer.echo(write_report(data, out))
 
 
@@ -442,6 +445,67 @@ def connect_poll(
 
     _logging(verbose)
     commands.poll(url, mapping, source, interval, param or [], header or [], metrics_port)
+
+
+# --- sentiment model (detectors/sentiment.py, crisiswatch/training.py) ------------------------------
+@app.command("train-sentiment")
+def train_sentiment(
+    data: Annotated[
+        Path, typer.Option(help="Labelled .csv/.jsonl (text,label[,lang]) or a UMSAB folder (<lang>/train_*.txt).")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the model (.npz).")] = Path("sentiment-model.npz"),
+    val: Annotated[Path | None, typer.Option(help="Validation file (default: hold out part of --data).")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Part held out when there is no --val.")] = 0.15,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 regularisation of the logistic regression.")] = 10.0,
+    nb_weight: Annotated[float, typer.Option(help="Weight of the naive-Bayes logits added (0: none).")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the hold-out split.")] = 0,
+    report: Annotated[Path | None, typer.Option(help="Also write the validation report as JSON here.")] = None,
+) -> None:
+    """Train a sentiment model, print a per-language validation report and save the model."""
+    import json
+
+    from crisiswatch.training import DataError, format_report, train_sentiment
+
+    try:
+        path, result = train_sentiment(
+            data, out, val=val, val_fraction=val_fraction, seed=seed,
+            model_options={"C": c, "nb_weight": nb_weight},
+        )  # fmt: skip
+    except (DataError, ValueError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_report(result))
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo(f"model written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@bench_app.command("sentiment")
+def bench_sentiment(
+    data: Annotated[Path, typer.Option(help="UMSAB folder (validation split).")] = Path(
+        "../shared/data/sentiment-umsab"
+    ),
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """Macro-F1 per language of the shipped sentiment model, throughput on one core, artifact size."""
+    from crisiswatch.bench.sentiment import write_report
+
+    typer.echo(write_report(data, out))
+
+
+# --- language identification (detectors/language.py) -------------------------------------------------------
+@bench_app.command("language")
+def bench_language(
+    data: Annotated[Path, typer.Option(help="Shared data folder (or its sentiment-umsab/).")] = Path(
+        "../shared/data"
+    ),
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """Language identification per backend: accuracy on UMSAB tweets and two-word phrases, throughput."""
+    from crisiswatch.bench.language import write_report
+
+    typer.echo(write_report(data, out))
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ languages; `crisiswatch train-sentiment` rebuilds it or trains one on other labe
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
@@ -122,7 +124,7 @@ class SentimentModel:
     def decision_function(self, texts: Sequence[object]) -> np.ndarray:
         """Logits (n, 3) in the order negative, neutral, positive."""
         weights, bias = self._check_fitted()
-        X = self.features.transform(texts)
+        X = self.features.transform(texts, sum_duplicates=False)
         return X @ weights + bias
 
     def predict_proba(self, texts: Sequence[object]) -> np.ndarray:
@@ -130,7 +132,7 @@ class SentimentModel:
         weights, bias = self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, 3))
-        X = self.features.transform(texts)
+        X = self.features.transform(texts, sum_duplicates=False)
         logits = (X @ weights + bias).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
@@ -158,13 +160,19 @@ class SentimentModel:
                       "max_iter": self.max_iter, "balance_languages": self.balance_languages},
             "metadata": self.metadata,
         }
-        with path.open("wb") as fh:
-            np.savez_compressed(
-                fh,
-                weights=weights.astype(np.float16),
-                bias=bias.astype(np.float32),
-                config=np.array(json.dumps(config, sort_keys=True, ensure_ascii=False)),
-            )
+        arrays = {
+            "weights": weights.astype(np.float16),
+            "bias": bias.astype(np.float32),
+            "config": np.array(json.dumps(config, sort_keys=True, ensure_ascii=False)),
+        }
+        # Same layout as np.savez_compressed, but with fixed zip timestamps: byte-identical rebuilds.
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, array, allow_pickle=False)
+                archive.writestr(info, buffer.getvalue())
         return path
 
     @classmethod

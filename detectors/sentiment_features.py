@@ -51,6 +51,14 @@ _NEGATIVE_EMOTICONS = (
     ":-c", "x(", "u_u",
 )
 _EMOTICON_POLARITY = {e: "emopos" for e in _POSITIVE_EMOTICONS} | {e: "emoneg" for e in _NEGATIVE_EMOTICONS}
+# Emoticons that start with a symbol are found by one regex (fast: it scans for the first symbols); the
+# few that are words ("xd") are found as words.
+_EMOTICON_RE = re.compile(
+    "(?:"
+    + "|".join(re.escape(e) for e in sorted(_EMOTICON_POLARITY, key=len, reverse=True) if not e[0].isalnum())
+    + r")(?=[\s.,!?]|$)"
+)
+_WORD_EMOTICONS = tuple(e for e in _EMOTICON_POLARITY if e[0].isalnum() and e.isalnum())
 # Polarity of frequent emoji (after the Emoji Sentiment Ranking of Kralj Novak et al., 2015).
 _POSITIVE_EMOJI = (
     "😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙😚☺🙂🤗🤩🥳😇😻😸😹😺😽👍👏🙌💪🎉🎊🎈🎁❤💕💖💗💙💚💛💜🧡🤍💓💞💘💝"
@@ -63,7 +71,8 @@ _EMOJI_POLARITY = {e: "emopos" for e in _POSITIVE_EMOJI} | {e: "emoneg" for e in
 
 # Negators that flip what follows, by language. Words are matched whole, after lower-casing.
 NEGATORS: dict[str, tuple[str, ...]] = {
-    "en": ("not", "no", "never", "nothing", "nobody", "none", "nor", "neither", "cannot", "without",
+    # "t" is what tokenising leaves of n't: "don't" -> "don", "t".
+    "en": ("not", "no", "never", "t", "nothing", "nobody", "none", "nor", "neither", "cannot", "without",
            "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt", "wont",
            "wouldnt", "shouldnt", "aint", "havent", "hasnt", "hadnt"),
     "fr": ("ne", "n", "pas", "jamais", "rien", "aucun", "aucune", "sans"),
@@ -78,9 +87,9 @@ NEGATORS: dict[str, tuple[str, ...]] = {
 NEGATOR_WORDS = frozenset(w for words in NEGATORS.values() for w in words)
 NEGATION_SCOPE = 3  # words after a negator that are marked as negated
 
-# Tokens for the word features: separator, words (keeping "don't" whole), emoji, '!' and '?', and the
+# Tokens for the word features: separator, words ("don't" -> "don", "t"), emoji, '!' and '?', and the
 # punctuation that ends a negation scope (dropped from the features).
-_TOKEN_RE = re.compile(SEPARATOR + r"|\w+(?:['’]t(?!\w))?|" + _EMOJI_CHAR_RE.pattern + r"|[!?]|[.,;:]")
+_TOKEN_RE = re.compile(SEPARATOR + r"|\w+|" + _EMOJI_CHAR_RE.pattern + r"|[!?.,;:]")
 _SCOPE_END = frozenset((SEPARATOR, ".", ",", ";", ":", "!", "?", "emopos", "emoneg"))
 _NOT_A_FEATURE = frozenset((SEPARATOR, ".", ",", ";", ":"))
 
@@ -140,15 +149,22 @@ def _clean(text: object) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-def _emoticon_tokens(words: list[str]) -> list[str]:
+def _emoticon_token(match: re.Match[str]) -> str:
+    start = match.start()
+    if start and match.string[start - 1] != " ":  # part of a longer token, e.g. "abc:("
+        return match.group(0)
+    return _EMOTICON_POLARITY[match.group(0)]
+
+
+def _replace_emoticons(joined: str) -> str:
     """Whitespace-separated emoticons (optionally followed by . , ! ?) replaced by polarity tokens."""
-    out = []
-    for word in words:
-        polarity = _EMOTICON_POLARITY.get(word)
-        if polarity is None and len(word) > 2 and word[-1] in ".,!?":
-            polarity = _EMOTICON_POLARITY.get(word.rstrip(".,!?"))
-        out.append(polarity or word)
-    return out
+    joined = _EMOTICON_RE.sub(_emoticon_token, joined)
+    padded = f" {joined} "
+    for emoticon in _WORD_EMOTICONS:
+        if f" {emoticon} " in padded:
+            for _ in range(2):  # twice: adjacent matches share the space between them
+                padded = padded.replace(f" {emoticon} ", f" {_EMOTICON_POLARITY[emoticon]} ")
+    return padded.strip()
 
 
 def normalise_batch(texts: Sequence[object]) -> str:
@@ -168,31 +184,38 @@ def normalise_batch(texts: Sequence[object]) -> str:
     joined = _HANDLE_RE.sub(" @user ", joined)
     joined = _EMOJI_CHAR_RE.sub(_emoji_token, joined)
     joined = _squeeze_elongations(joined)
-    return " ".join(_emoticon_tokens(joined.split()))
+    return _replace_emoticons(" ".join(joined.split()))
+
+
+def _crc32_set(words: Sequence[str]) -> np.ndarray:
+    return np.array(sorted({zlib.crc32(w.encode()) for w in words}), dtype=np.uint64)
+
+
+_SEPARATOR_HASH = np.uint64(zlib.crc32(SEPARATOR.encode()))
+_NOT_A_FEATURE_HASHES = _crc32_set(_NOT_A_FEATURE)
+_SCOPE_END_HASHES = _crc32_set(_SCOPE_END)
+_NEGATOR_HASHES = _crc32_set(NEGATOR_WORDS)
 
 
 def tokens(text: str) -> list[str]:
     """The word tokens of one text as the model sees them, negated ones prefixed with `NEGATION_MARK`."""
-    words = _TOKEN_RE.findall(normalise_batch([text]))
-    negated = _negated(words)
+    joined = normalise_batch([text])
+    words = _TOKEN_RE.findall(joined)
+    hashes = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
+    negated = _negated(hashes)
     return [NEGATION_MARK + w if neg else w for w, neg in zip(words, negated, strict=True) if w not in _NOT_A_FEATURE]
 
 
-def _negated(words: list[str]) -> np.ndarray:
+def _negated(hashes: np.ndarray) -> np.ndarray:
     """True for the up to `NEGATION_SCOPE` words that follow a negator before punctuation or a new text."""
-    count = len(words)
-    positions = np.arange(count)
-    is_negator = np.fromiter(
-        (w in NEGATOR_WORDS or w.endswith(("n't", "n’t")) for w in words), dtype=bool, count=count
-    )
+    is_negator = np.isin(hashes, _NEGATOR_HASHES)
     if not is_negator.any():
-        return np.zeros(count, dtype=bool)
-    is_end = np.fromiter((w in _SCOPE_END for w in words), dtype=bool, count=count)
+        return np.zeros(len(hashes), dtype=bool)
+    positions = np.arange(len(hashes))
+    is_end = np.isin(hashes, _SCOPE_END_HASHES)
     last_negator = np.maximum.accumulate(np.where(is_negator, positions, -1))
     last_end = np.maximum.accumulate(np.where(is_end, positions, -1))
-    return (
-        (last_negator > last_end) & (positions - last_negator <= NEGATION_SCOPE) & ~is_negator & ~is_end
-    )
+    return (last_negator > last_end) & (positions - last_negator <= NEGATION_SCOPE) & ~is_negator & ~is_end
 
 
 @dataclass(frozen=True)
@@ -213,11 +236,11 @@ class HashedFeatures:
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
-    def transform(self, texts: Sequence[object]) -> sp.csr_matrix:
-        """Feature matrix (n_texts, n_features): word block then char block, each scaled to unit-ish norm.
+    def entries(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The non-zero entries (row, column, value) of `transform`, duplicates not yet summed.
 
-        Each block holds n-gram counts divided by the square root of the number of n-grams in the text,
-        so one text's block has an L2 norm close to 1 whatever its length. Empty texts give empty rows.
+        Each block (words, characters) holds n-gram counts divided by the square root of the number of
+        n-grams of that block in the text, so a block's L2 norm is close to 1 whatever the text's length.
         """
         n_texts = len(texts)
         joined = normalise_batch(texts)
@@ -226,23 +249,37 @@ class HashedFeatures:
         rows = np.concatenate([word_rows, char_rows])
         cols = np.concatenate([word_cols, char_cols + (1 << self.word_bits)])
         values = np.concatenate([_scale(word_rows, n_texts), _scale(char_rows, n_texts)])
-        matrix = sp.csr_matrix((values, (rows, cols)), shape=(n_texts, self.n_features))
-        matrix.sum_duplicates()
+        return rows, cols, values
+
+    def transform(self, texts: Sequence[object], sum_duplicates: bool = True) -> sp.csr_matrix:
+        """Feature matrix (n_texts, n_features): word block then character block. Empty texts: empty rows.
+
+        With ``sum_duplicates=False`` a repeated n-gram stays as several entries of the row, which is
+        cheaper to build and gives the same products (``X @ W``).
+        """
+        rows, cols, values = self.entries(texts)
+        order = np.argsort(rows, kind="stable")
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        matrix = sp.csr_matrix(
+            (values[order], cols[order], indptr), shape=(len(texts), self.n_features), copy=False
+        )
+        if sum_duplicates:
+            matrix.sum_duplicates()
         return matrix
 
     def _word_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray]:
         words = _TOKEN_RE.findall(joined)
-        count = len(words)
-        hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=count)
+        hashes = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
+        not_feature = np.isin(hashes, _NOT_A_FEATURE_HASHES)
+        doc = np.cumsum(hashes == _SEPARATOR_HASH)
         if self.negation:
-            hashes[_negated(words)] ^= _NEGATED_SALT
-        is_sep = np.fromiter((w in _NOT_A_FEATURE for w in words), dtype=bool, count=count)
-        doc = np.cumsum(np.fromiter((w == SEPARATOR for w in words), dtype=bool, count=count))
+            hashes[_negated(hashes)] ^= _NEGATED_SALT
         mask = np.uint64((1 << self.word_bits) - 1)
-        rows = [doc[~is_sep]]
-        cols = [_mix(hashes[~is_sep]) & mask]
-        if self.word_bigrams and count > 1:
-            pair = ~(is_sep[:-1] | is_sep[1:])
+        rows = [doc[~not_feature]]
+        cols = [_mix(hashes[~not_feature]) & mask]
+        if self.word_bigrams and len(words) > 1:
+            pair = ~(not_feature[:-1] | not_feature[1:])
             bigram = _mix((hashes[:-1] << np.uint64(32)) ^ hashes[1:] ^ np.uint64(0x5BD1E995))
             rows.append(doc[:-1][pair])
             cols.append(bigram[pair] & mask)

@@ -144,6 +144,9 @@ class VolumeConfig:
     phi_prior_buckets: float = 50.0
     phi_half_life: float = 3 * DAY
     clip_sd: float = 4.0
+    burst_clip_sd: float = 1.0
+    """Winsorising of *unusual* buckets: those where some test reaches ``unusual_score``."""
+    unusual_score: float = 3.0
     pool_seconds: float = 900.0
     """Also test the sum of the buckets of the last ``pool_seconds`` (a sustained rise); 0 = off."""
 
@@ -242,8 +245,9 @@ class VolumeSpikeDetector:
         spike = bool(candidates) and score >= self.burst_bar(t)
         if learn:
             self._track_burst(t, bool(candidates), score)
-            kept = self._learn(t, count, mean, size, day, week, warm)
-            if pooled:
+            unusual = max(test[2] for test in tests) >= c.unusual_score
+            kept = self._learn(t, count, mean, size, day, week, warm, unusual)
+            if pooled and not unusual:
                 self._learn_pooled(kept, mean)
             if self.pooled > 1:
                 self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1):]
@@ -276,11 +280,17 @@ class VolumeSpikeDetector:
             self.burst = None
 
     def _learn(self, t: float, count: float, mean: float, size: float, day: float, week: float,
-               warm: bool) -> float:
-        """Learn from one bucket; returns the (winsorised) count it learned."""
+               warm: bool, unusual: bool) -> float:
+        """Learn from one bucket; returns the (winsorised) count it learned.
+
+        An ``unusual`` bucket (some test reached ``unusual_score``) is winsorised harder and does not
+        feed the over-dispersion estimate, so a sustained burst neither lifts the baseline much nor
+        teaches the model that bursts are normal.
+        """
         c = self.config
         if warm:
-            count = min(count, mean + c.clip_sd * math.sqrt(mean + mean * mean / size))
+            clip = c.burst_clip_sd if unusual else c.clip_sd
+            count = min(count, mean + clip * math.sqrt(mean + mean * mean / size))
         rate = self.rate()
         middle = t + self.bucket_seconds / 2
         seconds = self.bucket_seconds
@@ -290,7 +300,7 @@ class VolumeSpikeDetector:
             self.week.learn(middle, count, rate * seconds * day, seconds)
         self.counts += count
         self.exposure += seconds * day * week
-        if warm and mean > 0:
+        if warm and mean > 0 and not unusual:
             phi = self.phi()
             weight = 1.0 / (1.0 / mean + phi) ** 2
             self.phi_num += weight * ((count - mean) ** 2 - count) / (mean * mean)

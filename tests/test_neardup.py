@@ -65,30 +65,46 @@ def test_story_body_strips_noise_but_keeps_content() -> None:
     assert story_tokens("@acme #Boycott now, 100% done") == ["boycott", "now", "done"]
 
 
-def test_small_edit_campaign_mostly_folds_and_unrelated_texts_do_not() -> None:
+def test_word_edits_often_fold_and_unrelated_texts_do_not() -> None:
     rng = random.Random(7)
     templates = [_sentence(rng) for _ in range(300)]
     same = 0
     for template in templates:
         words = template.split()
-        edit = rng.choice(["substitute", "insert", "delete", "hashtag", "mention"])
+        edit = rng.choice(["substitute", "insert", "delete"])
         i = rng.randrange(len(words))
         if edit == "substitute":
             words[i] = "honestly"
         elif edit == "insert":
             words.insert(i, "really")
-        elif edit == "delete":
-            del words[i]
-        elif edit == "hashtag":
-            words.append("#fail")
         else:
-            words.insert(0, "@acme")
+            del words[i]
         same += story_key(" ".join(words)) == story_key(template)
-    # one-permutation MinHash: P(same key) = Jaccard of the trigram sets, ~0.8 for these edits
-    assert same / len(templates) >= 0.7
+    # bottom-2 MinHash: P(same key) ~ Jaccard(trigrams)^2, about 0.5 for one edited word in 14
+    assert same / len(templates) >= 0.35
     # different texts (even from the same small vocabulary, all about one brand) get different keys
     keys = [story_key(t) for t in templates]
     assert len(set(keys)) >= 0.97 * len(templates)
+
+
+def test_noise_edits_always_fold() -> None:
+    rng = random.Random(8)
+    for _ in range(100):
+        template = _sentence(rng)
+        for variant in (f"@acme {template}", f"{template} #fail", f"{template} 😡 https://t.co/x", template.title()):
+            assert story_key(variant) == story_key(template)
+
+
+def test_distinct_posts_sharing_a_phrase_stay_distinct() -> None:
+    """The failure mode of a single MinHash: one low-hashing shared phrase folds a whole crisis."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        posts = []
+        for _ in range(300):
+            words = _sentence(rng, rng.randrange(6, 20)).split()
+            i = rng.randrange(len(words) + 1)
+            posts.append(" ".join([*words[:i], *"acme data breach is a disgrace".split(), *words[i:]]))
+        assert len({story_key(p) for p in posts}) >= 0.95 * len(posts)
 
 
 def test_copy_paste_campaign_counts_as_few_stories() -> None:
@@ -102,7 +118,7 @@ def test_copy_paste_campaign_counts_as_few_stories() -> None:
     stories = DistinctCounter()
     for copy in copies:
         stories.add(story_key(copy))
-    assert stories.count() <= 40  # 200 copies: a handful of stories, not 200
+    assert stories.count() <= 40  # 200 copies: a few stories, not 200
 
 
 def test_keys_are_uniform_64_bit_integers() -> None:

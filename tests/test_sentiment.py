@@ -1,0 +1,251 @@
+"""The sentiment model: shipped artifact, behaviour on clear cases, persistence and the training command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crisiswatch.cli import app
+from crisiswatch.training import DataError, evaluate, read_labelled, read_umsab
+from detectors import sentiment
+from detectors.sentiment import LABELS, SentimentModel, load_default, predict_batch, predict_proba_batch
+from detectors.sentiment_features import HashedFeatures, normalise_batch, tokens
+from detectors.text import normalise_social
+
+ARTIFACT = Path(sentiment.__file__).parent / "models" / sentiment.DEFAULT_ARTIFACT
+
+POSITIVE = [
+    "I love this so much, best day ever! 😍",
+    "What a great game, amazing team :)",
+    "Me encanta, qué bonito día 😊",
+    "J'adore ce film, vraiment génial !",
+    "Das ist super, ich freue mich sehr :-)",
+    "Che bello, sono felicissimo! ❤️",
+    "Adorei, muito bom! Parabéns 👏",
+]
+NEGATIVE = [
+    "This is terrible, I hate it 😡",
+    "worst service ever, so disappointed :(",
+    "Qué asco, odio esto, horrible 😢",
+    "C'est nul, je déteste ça",
+    "Das ist scheiße, ich hasse das",
+    "Che schifo, odio tutto",
+    "Que merda, odeio isso 😭",
+]
+
+
+# -- shipped artifact -----------------------------------------------------------------------------------
+def test_shipped_artifact_is_small_and_loads_without_pickle() -> None:
+    assert ARTIFACT.stat().st_size < 10_000_000
+    with np.load(ARTIFACT, allow_pickle=False) as data:
+        assert set(data.files) == {"weights", "bias", "config"}
+        assert data["weights"].dtype == np.float16
+        config = json.loads(str(data["config"]))
+    assert config["labels"] == list(LABELS)
+    assert data["weights"].shape == (HashedFeatures(**config["features"]).n_features, 3)
+    model = load_default()
+    assert load_default() is model  # cached
+
+
+def test_clear_positives_and_negatives_in_several_languages() -> None:
+    assert predict_batch(POSITIVE) == ["positive"] * len(POSITIVE)
+    assert predict_batch(NEGATIVE) == ["negative"] * len(NEGATIVE)
+
+
+def test_emoji_and_emoticons_carry_polarity() -> None:
+    proba = predict_proba_batch(["see you tomorrow 😍😍", "see you tomorrow 😭😭", "see you tomorrow :)", "see you tomorrow :("])
+    pos = LABELS.index("positive")
+    neg = LABELS.index("negative")
+    assert proba[0, pos] > proba[1, pos] and proba[1, neg] > proba[0, neg]
+    assert proba[2, pos] > proba[3, pos] and proba[3, neg] > proba[2, neg]
+
+
+@pytest.mark.parametrize(
+    ("plain", "negated"),
+    [
+        ("this is good", "this is not good"),
+        ("c'est bien", "ce n'est pas bien"),
+        ("das ist gut", "das ist nicht gut"),
+        ("es bueno", "no es bueno"),
+    ],
+)
+def test_negation_lowers_the_positive_score(plain: str, negated: str) -> None:
+    proba = predict_proba_batch([plain, negated])
+    pos = LABELS.index("positive")
+    assert proba[1, pos] < proba[0, pos]
+    assert proba[1, LABELS.index("negative")] > proba[0, LABELS.index("negative")]
+
+
+def test_negation_marks_the_words_after_a_negator() -> None:
+    assert tokens("I do NOT like it, fine") == ["i", "do", "not", "¬like", "¬it", "fine"]
+    assert tokens("je n'aime pas ça") == ["je", "n", "¬aime", "pas", "¬ça"]
+    assert tokens("I don't like it") == ["i", "don", "t", "¬like", "¬it"]
+    assert tokens("yeh accha nahi hai") == ["yeh", "accha", "nahi", "¬hai"]
+    assert "¬" + "يعجبني" in tokens("هذا لا يعجبني")
+
+
+def test_social_noise_is_normalised() -> None:
+    joined = normalise_batch(["Sooooo GOOOOD @someone http://t.co/xyz :-) xD", "c\\u2019mon &amp; go"])
+    first, second = joined.split(" \ue000 ")
+    assert first == "soo good @user httpurl emopos emopos"
+    assert second == "c’mon & go"
+    # The URL / handle / elongation steps agree with the shared primitive.
+    text = "Sooo nice @Bob see https://x.co/a NOW"
+    assert normalise_batch([text]) == normalise_social(text)
+
+
+def test_empty_and_garbage_text_do_not_crash() -> None:
+    weird = ["", "   ", "\x00\x01", "🙂" * 3, "@user @user http", "a" * 100_000, "\ue000", "!!!???", "12345"]
+    proba = predict_proba_batch([*weird, None, 42])  # type: ignore[list-item]
+    assert proba.shape == (len(weird) + 2, 3)
+    assert np.isfinite(proba).all()
+    assert predict_batch([""]) == ["neutral"]
+    assert predict_batch(["   "]) == ["neutral"]
+    assert predict_batch([]) == []
+    assert predict_proba_batch([]).shape == (0, 3)
+
+
+def test_batch_equals_single_and_rows_sum_to_one() -> None:
+    texts = POSITIVE + NEGATIVE + ["neutral news about the weather", "", "hola"]
+    batch = predict_proba_batch(texts)
+    single = np.vstack([predict_proba_batch([t]) for t in texts])
+    np.testing.assert_allclose(batch, single, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, rtol=1e-9)
+    assert predict_batch(texts) == [LABELS[i] for i in batch.argmax(axis=1)]
+
+
+# -- fit / save / load ------------------------------------------------------------------------------------
+def _toy_corpus(n: int = 300, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    rng = random.Random(seed)
+    words = {
+        "positive": (["love", "great", "happy", "awesome", "😍", ":)"], ["amo", "genial", "feliz", "😊"]),
+        "negative": (["hate", "awful", "sad", "terrible", "😡", ":("], ["odio", "horrible", "triste", "😢"]),
+        "neutral": (["today", "meeting", "train", "report", "monday"], ["hoy", "reunión", "tren", "lunes"]),
+    }
+    filler = ["the", "a", "this", "is", "my", "el", "la", "es", "mi"]
+    texts, labels, langs = [], [], []
+    for i in range(n):
+        label = LABELS[i % 3]
+        lang = "en" if i % 2 else "es"
+        vocab = words[label][0 if lang == "en" else 1]
+        texts.append(" ".join(rng.choice(filler + vocab) for _ in range(6)) + " " + rng.choice(vocab))
+        labels.append(label)
+        langs.append(lang)
+    return texts, labels, langs
+
+
+def test_fit_predict_and_save_load_round_trip(tmp_path: Path) -> None:
+    texts, labels, langs = _toy_corpus()
+    model = SentimentModel(features=HashedFeatures(word_bits=14, char_bits=15), nb_weight=0.3)
+    model.fit(texts, labels, langs)
+    assert model.predict(["i love it so much 😍", "i hate this, awful :("]) == ["positive", "negative"]
+    path = model.save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert data["weights"].shape == (model.features.n_features, 3)
+    loaded = SentimentModel.load(path)
+    probe = texts[:50] + ["", "nuevo día", "odio los lunes"]
+    np.testing.assert_array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
+    assert loaded.predict(probe) == model.predict(probe)
+    # Deterministic rebuild: same data and options give byte-identical artifacts.
+    again = SentimentModel(features=HashedFeatures(word_bits=14, char_bits=15), nb_weight=0.3).fit(texts, labels, langs)
+    assert again.save(tmp_path / "again.npz").read_bytes() == path.read_bytes()
+
+
+def test_load_refuses_a_foreign_npz(tmp_path: Path) -> None:
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.zeros((2, 3)), config=np.array(json.dumps({"format": "something-else"})))
+    with pytest.raises(ValueError, match="not a crisiswatch-sentiment"):
+        SentimentModel.load(path)
+    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as archive:
+        archive.writestr("config.npy", b"not an array")
+    with pytest.raises(ValueError):
+        SentimentModel.load(tmp_path / "pickled.npz")
+
+
+# -- training command -------------------------------------------------------------------------------------
+def _write_csv(path: Path, texts: list[str], labels: list[str], langs: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label", "lang"])
+        writer.writerows(zip(texts, labels, langs, strict=True))
+
+
+def test_train_sentiment_on_csv_writes_a_loadable_model_and_a_report(tmp_path: Path) -> None:
+    texts, labels, langs = _toy_corpus(360)
+    data = tmp_path / "labelled.csv"
+    _write_csv(data, texts, labels, langs)
+    out = tmp_path / "model.npz"
+    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(data), "--out", str(out), "--report",
+                                      str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    for expected in ("en", "es", "average", "macro-F1", "model written to"):
+        assert expected in result.output
+    model = SentimentModel.load(out)
+    assert model.predict(["love it, awesome 😍"]) == ["positive"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["per_language"]) == {"en", "es"}
+    assert report["macro_f1_avg"] > 0.8  # the toy vocabulary is unambiguous
+
+
+def test_train_sentiment_on_jsonl_with_numeric_labels_and_val_file(tmp_path: Path) -> None:
+    texts, labels, _ = _toy_corpus(300, seed=1)
+    train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    rows = [json.dumps({"text": t, "label": LABELS.index(y)}) for t, y in zip(texts, labels, strict=True)]
+    train.write_text("\n".join(rows[:240]) + "\n")
+    val.write_text("\n".join(rows[240:]) + "\n")
+    out = tmp_path / "m.npz"
+    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(train), "--val", str(val), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "all" in result.output  # no language column: one group
+    assert SentimentModel.load(out).predict(["so sad, terrible :("]) == ["negative"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.csv", "text,label\nfine,positive\nbad,happy\n", "bad.csv:3: not a sentiment label: 'happy'"),
+        ("nohead.csv", "words,sentiment\nx,positive\n", "nohead.csv:1: header must name the columns"),
+        ("bad.jsonl", '{"text": "ok", "label": 2}\n{"text": "oops", "label": 1\n', "bad.jsonl:2: not valid JSON"),
+        ("missing.jsonl", '{"text": "ok"}\n', "missing.jsonl:1: missing field 'label'"),
+        ("notext.jsonl", '{"text": 5, "label": 0}\n', "notext.jsonl:1: 'text' must be a string"),
+        ("data.txt", "whatever\n", "unknown format .txt"),
+    ],
+)
+def test_bad_files_give_a_clear_error(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(path), "--out", str(tmp_path / "m.npz")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(DataError):
+        read_labelled(path)
+
+
+def test_single_class_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    _write_csv(path, [f"text {i}" for i in range(20)], ["positive"] * 20, ["en"] * 20)
+    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(path), "--out", str(tmp_path / "m.npz")])
+    assert result.exit_code == 2
+    assert "at least two different labels" in result.output
+
+
+# -- real data ------------------------------------------------------------------------------------------
+@pytest.mark.data
+def test_shipped_model_macro_f1_on_umsab_val(shared_data: Path) -> None:
+    root = shared_data / "sentiment-umsab"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
+    val = read_umsab(root, "val")
+    keep = [i for i, lang in enumerate(val.langs or []) if lang in {"english", "spanish", "german"}]
+    report = evaluate(load_default(), val.subset(keep))
+    assert set(report["per_language"]) == {"english", "spanish", "german"}
+    for lang, row in report["per_language"].items():
+        assert row["macro_f1"] > 0.5, (lang, row["macro_f1"])
