@@ -50,7 +50,9 @@ def run(
 
 @app.command()
 def worker(
-    loglevel: Annotated[str, typer.Option(help="Log level: warn, info or debug.")] = "warn",
+    loglevel: Annotated[
+        str | None, typer.Option(help="Log level: warn, info or debug (default: CRISISWATCH_LOG_LEVEL).")
+    ] = None,
 ) -> None:
     """Run a stream worker (enrich, window, risk stages). Scale out by starting more."""
     from crisiswatch.broker import broker_for
@@ -58,7 +60,7 @@ def worker(
 
     settings = Settings()
     with broker_for(settings) as bootstrap:
-        run_worker(settings, bootstrap, loglevel=loglevel)
+        run_worker(settings, bootstrap, loglevel=loglevel or settings.log_level)
 
 
 @app.command()
@@ -297,9 +299,7 @@ def detect_series(
 
 @bench_app.command("spikes")
 def bench_spikes(
-    data: Annotated[Path, typer.Option(help="Folder with the NAB tweet series.")] = Path(
-        "../shared/data/nab-tweets"
-    ),
+    data: Annotated[Path, typer.Option(help="Folder with the NAB tweet series.")] = Path("../shared/data/nab-tweets"),
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
 ) -> None:
     """NAB score of the online volume alerts on the tweet series, plus sparse and negativity checks."""
@@ -497,9 +497,7 @@ def bench_sentiment(
 # --- language identification (detectors/language.py) -------------------------------------------------------
 @bench_app.command("language")
 def bench_language(
-    data: Annotated[Path, typer.Option(help="Shared data folder (or its sentiment-umsab/).")] = Path(
-        "../shared/data"
-    ),
+    data: Annotated[Path, typer.Option(help="Shared data folder (or its sentiment-umsab/).")] = Path("../shared/data"),
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
 ) -> None:
     """Language identification per backend: accuracy on UMSAB tweets and two-word phrases, throughput."""

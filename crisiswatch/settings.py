@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
     max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
 
+    log_level: str = Field("warn", description="Worker log level: warn, info or debug.")
+
     # --- Processing --------------------------------------------------------------------------------
     batch_size: int = Field(2000, ge=1, description="Max records a stage processes at once.")
     batch_seconds: float = Field(0.05, gt=0, description="Max wait to fill a batch.")

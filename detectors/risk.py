@@ -3,11 +3,12 @@
 `RiskAssessor` scores a closed window (`detectors.window.WindowAggregate` or `WindowSummary`) from six
 components, each in [0, 1]:
 
-* **loudness** – how big the moment is, a weighted mean of
-  ``volume`` (distinct stories vs the volume detector's expectation: both the ratio and the evidence
-  must be strong; near-duplicates count once), ``reach`` (people the window's authors reach, absolute
-  and against the brand's usual reach; copies add up here), ``spread`` (sources and languages) and
-  ``acceleration`` (stories vs the previous window);
+* **loudness** – how big the moment is: ``volume`` (distinct stories vs the volume detector's
+  expectation: both the ratio and the evidence must be strong; near-duplicates count once), supported
+  by ``reach`` (people the window's authors reach, absolute and against the brand's usual reach;
+  copies add up here), ``spread`` (sources and languages) and ``acceleration`` (stories vs the median
+  of the last ten windows). A volume spike alone can make a window fully loud, the supporting signals
+  alone only partly (see `RiskWeights`);
 * **badness** – how bad it is: ``negativity`` (the negative share's rise over the brand's usual share,
   backed by the negativity detector's evidence, or a high negative share in a volume spike) combined
   with ``crisis_terms`` (severity-weighted lexicon hits, see `detectors.lexicon`).
@@ -26,6 +27,7 @@ one crisis is one episode that opens, escalates and resolves under one id, and a
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol
 
@@ -38,6 +40,8 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 PAUSE_SEVERITIES = ("info", "warning", "critical", "never")
+ACCELERATION_WINDOWS = 10
+"""Acceleration compares a window's stories with the median of this many windows before it."""
 _UNKNOWN_LANGUAGES = frozenset({"", "und", "unknown", "zxx"})
 _MIN_LOG_P = -300.0
 
@@ -77,21 +81,26 @@ class WindowLike(Protocol):
 
 @dataclass(frozen=True)
 class RiskWeights:
-    """How the loudness components are mixed, and how far crisis terms alone make a window "bad"."""
+    """How the loudness and badness components combine.
 
-    volume: float = 0.40
-    reach: float = 0.20
-    spread: float = 0.15
-    acceleration: float = 0.25
+    ``loudness = 1 - (1 - volume) * (1 - support * support_mean)`` where ``support_mean`` is the
+    weighted mean of reach, spread and acceleration: a volume spike alone can make a window fully loud,
+    the supporting signals alone at most ``support``. ``badness = 1 - (1 - negativity) * (1 -
+    crisis_terms * lexicon)``: crisis terms alone make a window at most ``crisis_terms`` bad.
+    """
+
+    reach: float = 0.3
+    spread: float = 0.3
+    acceleration: float = 0.4
+    support: float = 0.6
     crisis_terms: float = 0.5
-    """Badness from crisis terms alone is at most this (negativity can take it to 1)."""
 
     def __post_init__(self) -> None:
-        values = (self.volume, self.reach, self.spread, self.acceleration)
+        values = (self.reach, self.spread, self.acceleration)
         if min(values) < 0 or sum(values) <= 0:
-            raise ValueError("loudness weights must be >= 0 with a positive sum")
-        if not 0 <= self.crisis_terms <= 1:
-            raise ValueError("crisis_terms weight must be within [0, 1]")
+            raise ValueError("reach, spread and acceleration weights must be >= 0 with a positive sum")
+        if not 0 <= self.support <= 1 or not 0 <= self.crisis_terms <= 1:
+            raise ValueError("support and crisis_terms weights must be within [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ class RiskPolicy:
     """The negative share a window needs before it can be ``critical``."""
     usual_negative_share: float = 0.15
     """Baseline negative share when the negativity detector gives none."""
-    full_volume_ratio: float = 8.0
+    full_volume_ratio: float = 5.0
     """Stories at this multiple of the expectation give the full volume component."""
     full_volume_score: float = 6.0
     """Volume evidence (``-log10 p``) that gives the full volume component."""
@@ -192,7 +201,10 @@ class BrandHistory:
 
     last_start: float | None = None
     last_end: float | None = None
-    last_stories: int = 0
+    recent_stories: list[int] = field(default_factory=list)
+    """Distinct stories of the last ``ACCELERATION_WINDOWS`` windows, oldest first."""
+    window_expected: float | None = None
+    """The volume detector's expectation for one window, as last seen on a window tested on its own."""
     reach_baseline: float = 0.0
     """Exponentially weighted mean reach per window (crisis windows are clipped before they count)."""
     windows: int = 0
@@ -270,11 +282,23 @@ class RiskAssessor:
         terms = {k: int(v) for k, v in dict(window.crisis_terms or {}).items() if v}
 
         # --- loudness -------------------------------------------------------------------------------
-        expected = max(0.0, _finite(volume.expected))
-        ratio = (stories + 1.0) / (expected + 1.0)
+        # The stream feeds the volume detector distinct stories. Its verdict is either about this window
+        # (observed == stories) or about the sum of the last several windows (a sustained rise), which
+        # is stronger evidence but a diluted ratio: the ratio then uses the last per-window expectation.
+        observed = max(0.0, _finite(volume.observed))
+        detector_expected = max(0.0, _finite(volume.expected))
         volume_score = max(0.0, _finite(volume.score))
-        if _finite(volume.observed) > stories * 1.05 + 0.5:  # the detector was fed copies: recheck on stories
+        single = abs(observed - stories) < 0.5
+        if single:
+            expected = detector_expected
+        elif abs(observed - mentions) < 0.5 and mentions > stories:  # fed mentions, not stories: recheck
+            expected = detector_expected
             volume_score = min(volume_score, poisson_score(stories, expected))
+        elif history.window_expected is not None:
+            expected = history.window_expected
+        else:
+            expected = detector_expected * stories / observed if observed > 0 else detector_expected
+        ratio = (stories + 1.0) / (expected + 1.0)
         volume_part = min(
             _clip(math.log2(ratio) / math.log2(policy.full_volume_ratio)),
             _clip(volume_score / policy.full_volume_score),
@@ -286,18 +310,14 @@ class RiskAssessor:
             relative_reach = absolute_reach
         reach_part = 0.5 * absolute_reach + 0.5 * relative_reach
         spread_part = 0.5 * _clip((len(sources) - 1) / 3.0) + 0.5 * _clip((len(known_languages) - 1) / 3.0)
-        adjacent = (
-            history.last_end is not None
-            and history.last_start is not None
-            and 0 <= window.start - history.last_end <= (history.last_end - history.last_start)
-        )
-        previous = float(history.last_stories) if adjacent else expected
+        recent = history.recent_stories if self._adjacent(history, window) else []
+        previous = float(statistics.median(recent)) if len(recent) >= 3 else expected
         acceleration = (stories + 1.0) / (previous + 1.0)
         acceleration_part = _clip(math.log2(acceleration) / 3.0) if stories else 0.0
-        total_weight = w.volume + w.reach + w.spread + w.acceleration
-        loudness = (
-            w.volume * volume_part + w.reach * reach_part + w.spread * spread_part + w.acceleration * acceleration_part
-        ) / total_weight
+        support = (w.reach * reach_part + w.spread * spread_part + w.acceleration * acceleration_part) / (
+            w.reach + w.spread + w.acceleration
+        )
+        loudness = 1.0 - (1.0 - volume_part) * (1.0 - w.support * support)
         if not mentions:
             loudness = 0.0
 
@@ -357,30 +377,50 @@ class RiskAssessor:
             brand=brand, mentions=mentions, stories=stories, negative=negative, expected=expected, ratio=ratio,
             share=share, usual=usual, reach=reach, reach_baseline=history.reach_baseline if history.windows else None,
             sources=sources, languages=languages, known_languages=known_languages, terms=terms,
-            previous=previous, adjacent=adjacent, acceleration=acceleration, top=list(window.top or []),
+            previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration, top=list(window.top or []),
         )
         explanation = _explain(facts, volume, negativity, components, risk, gates)
         explanation.append(_pause_line(policy, severity, pause, mentions, len(sources)))
         evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
         if learn:
-            self._learn(brand, history, window, stories, reach, usual if own_test else None)
+            self._learn(
+                brand, history, window, stories, reach, usual if own_test else None, expected if single else None
+            )
         return RiskAssessment(risk, severity, _summary(facts), explanation, evidence, pause)
 
+    @staticmethod
+    def _adjacent(history: BrandHistory, window: WindowLike) -> bool:
+        """Whether the remembered windows end right where this one starts (no gap, in order)."""
+        if history.last_end is None or history.last_start is None:
+            return False
+        return 0 <= window.start - history.last_end <= history.last_end - history.last_start
+
     def _learn(
-        self, brand: str, history: BrandHistory, window: WindowLike, stories: int, reach: int, usual: float | None
+        self,
+        brand: str,
+        history: BrandHistory,
+        window: WindowLike,
+        stories: int,
+        reach: int,
+        usual: float | None,
+        window_expected: float | None,
     ) -> None:
         if history.last_end is not None and window.end <= history.last_end:
             return  # out of order or replayed: scored, not learned
         if usual is not None:
             history.usual_share = usual
+        if window_expected is not None:
+            history.window_expected = window_expected
         baseline = history.reach_baseline
         kept = float(reach)
         if history.windows >= 3 and baseline > 0:
             kept = min(kept, 5.0 * baseline)  # a crisis window barely moves the usual reach
         alpha = 0.1 if history.windows >= 10 else 1.0 / (history.windows + 1)
         history.reach_baseline = baseline + alpha * (kept - baseline)
+        recent = history.recent_stories if self._adjacent(history, window) else []
+        history.recent_stories = [*recent, stories][-ACCELERATION_WINDOWS:]
         history.windows += 1
-        history.last_start, history.last_end, history.last_stories = float(window.start), float(window.end), stories
+        history.last_start, history.last_end = float(window.start), float(window.end)
         self.history[brand] = history
 
     def to_state(self) -> dict[str, Any]:
@@ -391,7 +431,10 @@ class RiskAssessor:
     def from_state(cls, state: dict[str, Any], policy: RiskPolicy | None = None) -> RiskAssessor:
         """Restore; a given ``policy`` replaces the stored one (configuration changes win over state)."""
         stored = RiskPolicy.from_dict(state.get("policy", {}))
-        history = {b: BrandHistory(**h) for b, h in state.get("history", {}).items()}
+        known = {f.name for f in fields(BrandHistory)}
+        history = {
+            b: BrandHistory(**{k: v for k, v in h.items() if k in known}) for b, h in state.get("history", {}).items()
+        }
         return cls(policy or stored, history)
 
 
@@ -468,7 +511,7 @@ def _explain(
     else:
         lines.append("Crisis terms: none")
     lines.append(f"Sources: {len(f.sources)} (" + ", ".join(f"{k} {v}" for k, v in _top(f.sources, 6)) + ")")
-    previous = "the previous window" if f.adjacent else "the expectation"
+    previous = "a typical recent window" if f.adjacent else "the expectation"
     lines.append(f"Acceleration: {f.stories} stories vs {f.previous:.0f} in {previous} ({f.acceleration:.1f}x)")
     lines.append(
         f"Risk {risk:.0f}/100 = loudness {c['loudness']:.2f} (volume {c['volume']:.2f}, reach {c['reach']:.2f}, "
@@ -495,10 +538,12 @@ def _pause_line(policy: RiskPolicy, severity: str, pause: bool, mentions: int, s
     return "Pause: no, not enough evidence (" + ", ".join(missing) + ")"
 
 
-def _spike_dict(s: SpikeLike) -> dict[str, Any]:
+def _spike_dict(s: SpikeLike, observed: float, expected: float) -> dict[str, Any]:
+    """This window's count against its expectation, with the detector's evidence (which may be pooled)."""
     return {
-        "observed": round(_finite(s.observed), 4), "expected": round(_finite(s.expected), 4),
+        "observed": round(observed, 4), "expected": round(expected, 4),
         "score": round(_finite(s.score), 4), "p_value": _clip(_finite(s.p_value, 1.0)), "spike": bool(s.spike),
+        "detector_observed": round(_finite(s.observed), 4), "detector_expected": round(_finite(s.expected), 4),
     }
 
 
@@ -523,8 +568,8 @@ def _evidence(
         "expected_negative_share": round(f.usual, 4),
         "reach": f.reach,
         "usual_reach": round(f.reach_baseline, 1) if f.reach_baseline is not None else None,
-        "volume": {**_spike_dict(volume), "ratio": round(f.ratio, 3)},
-        "negativity": _spike_dict(negativity),
+        "volume": {**_spike_dict(volume, f.stories, f.expected), "ratio": round(f.ratio, 3)},
+        "negativity": _spike_dict(negativity, f.negative, f.usual * f.mentions),
         "languages": dict(f.languages),
         "sources": dict(f.sources),
         "crisis_terms": dict(f.terms),

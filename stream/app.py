@@ -90,7 +90,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> faust.App:
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp (under faust's web driver) refuses a charset inside content_type; UTF-8 is the default.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

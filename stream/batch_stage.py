@@ -51,14 +51,18 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
+        log.info("%s: partitions revoked: %s", self.stage.stage_name, revoked)
         if revoked:
-            await self.stage.flush()
-            await self.stage.on_revoked(revoked)
+            async with self.stage.batch_lock:
+                await self.stage.flush()
+                await self.stage.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = list(assigned)
+        log.info("%s: partitions assigned: %s", self.stage.stage_name, assigned)
         if assigned:
-            await self.stage.on_assigned(assigned)
+            async with self.stage.batch_lock:
+                await self.stage.on_assigned(assigned)
 
 
 class BatchStage(Service):
@@ -74,6 +78,8 @@ class BatchStage(Service):
         self.producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future[Any]] = []
         self._uncommitted: dict[TopicPartition, int] = {}
+        self.batch_lock = asyncio.Lock()
+        """Held while a batch is processed, so a rebalance never interleaves with one."""
         self.last_record_monotonic = time.monotonic()
         self.records_processed = 0
         super().__init__(**kwargs)
@@ -144,17 +150,22 @@ class BatchStage(Service):
             batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size)
             records = [r for part in batches.values() for r in part]
             if not records:
-                await self.on_idle()
+                async with self.batch_lock:
+                    await self.on_idle()
                 continue
             started = time.perf_counter()
             self.last_record_monotonic = time.monotonic()
             metrics.MENTIONS_IN.labels(stage).inc(len(records))
             metrics.BATCH_SIZE.labels(stage).observe(len(records))
-            await self.process(records)
-            for tp, part in batches.items():
-                if part:
-                    self._uncommitted[tp] = part[-1].offset + 1
-            await self.flush()
+            async with self.batch_lock:
+                assigned = self.consumer.assignment()
+                # A rebalance between the fetch and now may have taken partitions away: drop their records.
+                records = [r for r in records if TopicPartition(r.topic, r.partition) in assigned]
+                await self.process(records)
+                for tp, part in batches.items():
+                    if part and tp in assigned:
+                        self._uncommitted[tp] = part[-1].offset + 1
+                await self.flush()
             self.records_processed += len(records)
             metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
             # Let heartbeats, timers and the web server run between batches.

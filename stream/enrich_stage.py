@@ -87,7 +87,7 @@ class EnrichStage(BatchStage):
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         good: list[Mention] = []
         origins: list[ConsumerRecord[bytes, bytes]] = []
-        raw_ts: dict[str, bytes] = {}
+        origin: dict[str, tuple[bytes, bytes]] = {}  # mention id -> (raw timestamp ms, raw partition)
         duplicates = 0
         for record in records:
             try:
@@ -100,7 +100,7 @@ class EnrichStage(BatchStage):
                 continue
             good.append(mention)
             origins.append(record)
-            raw_ts[mention.id] = str(record.timestamp).encode()
+            origin[mention.id] = (str(record.timestamp).encode(), str(record.partition).encode())
         metrics.DUPLICATES.inc(duplicates)
         if not good:
             return
@@ -116,7 +116,12 @@ class EnrichStage(BatchStage):
                     await self.reject(record, *reason_of(exc))
         unmatched = 0
         for item in enriched:
-            headers = [("mention-id", item.id.encode()), ("raw-timestamp-ms", raw_ts[item.id])]
+            raw_ms, raw_partition = origin[item.id]
+            headers = [
+                ("mention-id", item.id.encode()),
+                ("raw-timestamp-ms", raw_ms),
+                ("raw-partition", raw_partition),
+            ]
             if not item.brands:
                 unmatched += 1
                 await self.send(MENTIONS_ENRICHED.name, item.model_dump_json().encode(), item.id.encode(), headers)

@@ -171,6 +171,8 @@ class Alert(_Record):
 class DeadLetter(_Record):
     """A record that could not be processed, on ``mentions.dlq`` (key: original key)."""
 
+    model_config = ConfigDict(extra="ignore", str_max_length=None)  # the original bytes are kept whole
+
     reason: str = Field(description="Short machine-readable reason, e.g. 'invalid_json'.")
     error: str = Field(description="Human-readable detail.")
     stage: str

@@ -14,10 +14,10 @@ from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from detectors.risk import BrandRiskMonitor, RiskDecision, RiskPolicy
 
 from crisiswatch.control import ControlPlane
 from crisiswatch.settings import Settings
+from detectors.risk import BrandRiskMonitor, RiskDecision, RiskPolicy
 from detectors.spikes import SpikeResult
 from detectors.window import WindowSummary
 from stream import metrics

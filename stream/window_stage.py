@@ -1,7 +1,8 @@
 """The window stage: ``mentions.enriched`` (keyed by brand) → per-brand event-time windows → ``signals``.
 
-Each input partition has its own watermark (the highest event time seen in it), so the result does not
-depend on which worker owns which partition. When a partition has been idle for
+Each input partition has its own watermark (`stream.windowing.Watermark`: the lowest, over the upstream
+raw partitions, of the highest event time each delivered), so the result does not depend on which
+worker owns which partition, nor on one raw partition being read ahead of another. When a partition has been idle for
 ``idle_flush_seconds``, its watermark advances to the wall clock: event time cannot lag real time when
 nothing is arriving, and the last windows of a replay close.
 
@@ -30,7 +31,7 @@ from stream.dead_letters import dead_letter
 from stream.records import EnrichedMention, Signal, SpikeScore, TopMention
 from stream.state_store import encode_state, read_states, state_key
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE
-from stream.windowing import BrandWindows, ClosedWindow
+from stream.windowing import BrandWindows, ClosedWindow, Watermark
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,17 @@ class WindowStage(BatchStage):
     async def on_start(self) -> None:
         self.brands: dict[str, BrandWindows] = {}
         self.partition_of: dict[str, int] = {}
-        self.watermarks: dict[int, float] = {}
+        self.watermarks: dict[int, Watermark] = {}
         self.last_seen: dict[int, float] = {}
         self.applied: dict[int, int] = {}
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
         await super().on_start()
+
+    def _new_watermark(self, value: float | None) -> Watermark:
+        # Raw partitions are read in chunks, so one may be silent for a while during a backlog:
+        # give it three idle periods before the watermark moves on without it.
+        return Watermark(3 * self.settings.idle_flush_seconds, value, self.settings.partitions, time.monotonic())
 
     def _new_brand(self, brand: str) -> BrandWindows:
         s = self.settings
@@ -111,12 +117,12 @@ class WindowStage(BatchStage):
                     continue
                 self.brands[brand] = BrandWindows.from_state(state)
                 self.partition_of[brand] = tp.partition
-                if state.get("max_event_time") is not None:
-                    self.watermarks[tp.partition] = max(self.watermarks.get(tp.partition, 0.0), state["max_event_time"])
             self.last_seen[tp.partition] = time.monotonic()
             if checkpoint is None:
+                self.watermarks[tp.partition] = self._new_watermark(None)
                 await self.consumer.seek_to_beginning(tp)
             else:
+                self.watermarks[tp.partition] = self._new_watermark(checkpoint.get("watermark"))
                 self.applied[tp.partition] = checkpoint["offset"]
                 self.consumer.seek(tp, checkpoint["offset"] + 1)
             log.info("window stage: partition %s restored %d brands", tp.partition, len(found))
@@ -136,11 +142,15 @@ class WindowStage(BatchStage):
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         produced: list[float] = []
         touched: set[int] = set()
+        now_mono = time.monotonic()
         for record in records:
             p = record.partition
             touched.add(p)
-            self.last_seen[p] = time.monotonic()
+            self.last_seen[p] = now_mono
             self.applied[p] = record.offset
+            watermark = self.watermarks.get(p)
+            if watermark is None:
+                watermark = self.watermarks[p] = self._new_watermark(None)
             try:
                 mention = EnrichedMention.model_validate_json(record.value or b"")
             except ValidationError as exc:
@@ -189,8 +199,8 @@ class WindowStage(BatchStage):
                 metrics.TOO_LATE.inc()
             elif placement == "late":
                 metrics.LATE.inc()
-            if t > self.watermarks.get(p, float("-inf")):
-                self.watermarks[p] = t
+            source = next((v for k, v in record.headers if k == "raw-partition"), None)
+            watermark.observe(int(source) if source else -1, t, now_mono)
             raw_ms = next((v for k, v in record.headers if k == "raw-timestamp-ms"), None)
             if raw_ms:
                 produced.append(int(raw_ms) / 1000)
@@ -202,10 +212,11 @@ class WindowStage(BatchStage):
         await self.checkpoint()
 
     async def close_windows(self, partition: int) -> None:
-        watermark = self.watermarks.get(partition)
+        tracker = self.watermarks.get(partition)
+        watermark = tracker.current(time.monotonic()) if tracker else None
         if watermark is None:
             return
-        metrics.WATERMARK.set(max(self.watermarks.values()))
+        metrics.WATERMARK.set(watermark)
         for brand, windows in self.brands.items():
             if self.partition_of.get(brand) != partition:
                 continue
@@ -225,10 +236,10 @@ class WindowStage(BatchStage):
     async def on_idle(self) -> None:
         """Advance idle partitions' watermarks to the wall clock, closing windows nobody will add to."""
         now_mono, now = time.monotonic(), time.time()
-        for p in list(self.watermarks):
+        for p, tracker in list(self.watermarks.items()):
             idle = now_mono - self.last_seen.get(p, now_mono) >= self.settings.idle_flush_seconds
-            if idle and now > self.watermarks[p]:
-                self.watermarks[p] = now
+            if idle and (tracker.value is None or now > tracker.value):
+                tracker.advance_to(now)
                 await self.close_windows(p)
         await self.checkpoint()
         await self.flush()
@@ -251,5 +262,10 @@ class WindowStage(BatchStage):
         self.dirty.clear()
         for p, offset in self.applied.items():
             await self.send(
-                STATE.name, encode_state({"offset": offset}), key=state_key(STAGE, f"{OFFSET_KEY}:{p}"), partition=p
+                STATE.name,
+                encode_state(
+                    {"offset": offset, "watermark": self.watermarks[p].value if p in self.watermarks else None}
+                ),
+                key=state_key(STAGE, f"{OFFSET_KEY}:{p}"),
+                partition=p,
             )

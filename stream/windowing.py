@@ -129,3 +129,45 @@ class BrandWindows:
         windows.applied_offset = state["applied_offset"]
         windows.empty_streak = state.get("empty_streak", 0)
         return windows
+
+
+class Watermark:
+    """Event-time progress of one input partition whose records come from several upstream partitions.
+
+    The enrich stage merges every ``mentions.raw`` partition into each brand's partition, and it may read
+    one raw partition far ahead of another (a replay, a backlog after downtime). Taking the highest event
+    time seen would then close windows before the records of the lagging partition arrive. So, as in
+    Kafka Streams and Flink, the watermark is the *minimum* over upstream partitions of the highest event
+    time each has delivered; an upstream partition that has been silent for ``idle_seconds`` (wall clock)
+    stops holding it back. It never goes backwards.
+    """
+
+    def __init__(self, idle_seconds: float, value: float | None = None, sources: int = 0, now: float = 0.0):
+        self.idle_seconds = idle_seconds
+        self.value = value
+        self.sources = sources
+        """How many upstream partitions exist: one not heard from yet holds the watermark back."""
+        self.started_at = now
+        self.highest: dict[int, float] = {}
+        self.seen_at: dict[int, float] = {}
+
+    def observe(self, source: int, event_time: float, now: float) -> None:
+        """A record from upstream partition ``source`` with ``event_time`` arrived at (monotonic) ``now``."""
+        if event_time > self.highest.get(source, float("-inf")):
+            self.highest[source] = event_time
+        self.seen_at[source] = now
+
+    def current(self, now: float) -> float | None:
+        """The watermark at (monotonic) ``now``."""
+        unheard = len(self.highest) < self.sources and now - self.started_at < self.idle_seconds
+        active = [t for s, t in self.highest.items() if now - self.seen_at[s] < self.idle_seconds]
+        if active and not unheard:
+            candidate = min(active)
+            if self.value is None or candidate > self.value:
+                self.value = candidate
+        return self.value
+
+    def advance_to(self, event_time: float) -> None:
+        """Move forward (idle flush); never backwards."""
+        if self.value is None or event_time > self.value:
+            self.value = event_time

@@ -72,3 +72,17 @@ def test_state_round_trip_gives_identical_decisions() -> None:
     assert [(c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in ca] == [
         (c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in cb
     ]
+
+
+def test_watermark_waits_for_the_slowest_upstream_partition() -> None:
+    from stream.windowing import Watermark
+
+    w = Watermark(idle_seconds=5)
+    w.observe(0, T0 + 600, now=0.0)  # raw partition 0 read far ahead
+    w.observe(1, T0 + 10, now=0.0)
+    assert w.current(now=1.0) == T0 + 10
+    w.observe(1, T0 + 700, now=2.0)
+    assert w.current(now=2.0) == T0 + 600
+    assert w.current(now=20.0) == T0 + 600  # everyone idle: it never goes backwards
+    w.observe(0, T0 + 800, now=21.0)
+    assert w.current(now=21.5) == T0 + 800  # partition 1 silent for > 5 s no longer holds it back
