@@ -62,6 +62,8 @@ CONFIDENT = 0.9
 """fastText's answer stands alone when its top code has at least this probability."""
 BATCH = 1024
 """Texts handled together inside `detect_batch` (bounds the working memory of a call)."""
+SMALL_BATCH = 16
+"""Up to this many texts, per-text code paths beat the batch-vectorised ones."""
 
 # Codes without an ISO 639-1 code, folded into the (macro)language that has one.
 _FOLD = {
@@ -235,6 +237,17 @@ class FastTextLid:
             at = [n for n in range(nodes) if depth[n] == d]
             cols = [parent[n] - osz + (0 if binary[n] else osz - 1) for n in at]
             self.levels.append((np.array(at), np.array([parent[n] for n in at]), np.array(cols)))
+        # The same as one gather per label along its root path (padded with a zero column): cheaper for few texts.
+        paths = []
+        for leaf in range(osz):
+            path, n = [], leaf
+            while parent[n] != -1:
+                path.append(parent[n] - osz + (0 if binary[n] else osz - 1))
+                n = parent[n]
+            paths.append(path)
+        self.paths = np.full((osz, max(map(len, paths))), 2 * (osz - 1), dtype=np.intp)
+        for leaf, path in enumerate(paths):
+            self.paths[leaf, : len(path)] = path
 
     def _reset_cache(self) -> None:
         width = self.input.shape[1]
@@ -342,6 +355,9 @@ class FastTextLid:
         with np.errstate(over="ignore"):
             f = 1.0 / (1.0 + np.exp(-logits))
         log_sig = np.concatenate([np.log(f + 1e-5), np.log(1.0 - f + 1e-5)], axis=1)
+        if len(texts) <= SMALL_BATCH:
+            padded = np.concatenate([log_sig, np.zeros((len(texts), 1), np.float32)], axis=1)
+            return padded[:, self.paths].sum(axis=2), has_features
         scores = np.zeros((len(texts), self.nodes), np.float32)
         for at, parents, cols in self.levels:
             scores[:, at] = scores[:, parents] + log_sig[:, cols]
@@ -366,9 +382,48 @@ class NaiveBayesLid:
         self.ptc = np.asarray(ptc, dtype=np.float32)
         self.pc = np.asarray(pc, dtype=np.float32)
         self.classes = list(classes)
-        self.nextmove = np.frombuffer(nextmove, dtype=f"u{nextmove.itemsize}").astype(np.int64)
+        self.nextmove = np.frombuffer(nextmove, dtype=f"u{nextmove.itemsize}")  # a view: no second copy
         self.rowbase = np.frombuffer(rows, dtype=f"u{rows.itemsize}").astype(np.int64) << 8
         self.outputs = np.asarray(outputs, dtype=np.int64)
+        self._nextmove, self._rowbase, self._outputs = nextmove, self.rowbase.tolist(), list(outputs)
+
+    def _walk_each(self, encoded: list[bytes], _lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(text, feature) of every feature hit, walking the automaton text by text (few texts)."""
+        nextmove, rowbase, outputs = self._nextmove, self._rowbase, self._outputs
+        rows, features = [], []
+        for i, data in enumerate(encoded):
+            state = 0
+            for byte in data:
+                state = nextmove[rowbase[state] + byte]
+                feature = outputs[state]
+                if feature >= 0:
+                    rows.append(i)
+                    features.append(feature)
+        return np.array(rows, dtype=np.int64), np.array(features, dtype=np.int64)
+
+    def _walk_lockstep(self, encoded: list[bytes], lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(text, feature) of every feature hit, all texts advancing one byte per numpy step."""
+        n = len(encoded)
+        order = np.argsort(-lengths, kind="stable")
+        sorted_lengths = lengths[order]
+        width = int(sorted_lengths[0])
+        grid = np.zeros((n, width), dtype=np.uint8)
+        grid[np.arange(width)[None, :] < sorted_lengths[:, None]] = np.frombuffer(
+            b"".join(encoded[i] for i in order), dtype=np.uint8
+        )
+        columns = np.ascontiguousarray(grid.T)
+        active = np.searchsorted(-sorted_lengths, -np.arange(width), side="left")
+        state = np.zeros(n, dtype=np.int64)
+        hit_rows, hit_features = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for step in range(width):
+            a = active[step]
+            state[:a] = self.nextmove[self.rowbase[state[:a]] + columns[step, :a]]
+            feature = self.outputs[state[:a]]
+            hit = np.flatnonzero(feature >= 0)
+            if hit.size:
+                hit_rows.append(order[hit])
+                hit_features.append(feature[hit])
+        return np.concatenate(hit_rows), np.concatenate(hit_features)
 
     @staticmethod
     def encode(text: str) -> bytes:
@@ -384,36 +439,23 @@ class NaiveBayesLid:
         encoded = [self.encode(t) for t in texts]
         n = len(encoded)
         lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-        order = np.argsort(-lengths, kind="stable")
-        sorted_lengths = lengths[order]
-        width = int(sorted_lengths[0])
-        grid = np.zeros((n, width), dtype=np.uint8)
-        grid[np.arange(width)[None, :] < sorted_lengths[:, None]] = np.frombuffer(
-            b"".join(encoded[i] for i in order), dtype=np.uint8
-        )
-        columns = np.ascontiguousarray(grid.T)
-        active = np.searchsorted(-sorted_lengths, -np.arange(width), side="left")
-        state = np.zeros(n, dtype=np.int64)
-        hit_rows, hit_features = [], []
-        for step in range(width):
-            a = active[step]
-            state[:a] = self.nextmove[self.rowbase[state[:a]] + columns[step, :a]]
-            feature = self.outputs[state[:a]]
-            hit = np.flatnonzero(feature >= 0)
-            if hit.size:
-                hit_rows.append(order[hit])
-                hit_features.append(feature[hit])
+        walk = self._walk_each if n <= SMALL_BATCH else self._walk_lockstep
+        rows, features = walk(encoded, lengths)
         scores = np.broadcast_to(self.pc, (n, len(self.pc))).copy()
         has_features = np.zeros(n, dtype=bool)
-        if hit_rows:
-            rows_, feats = np.concatenate(hit_rows), np.concatenate(hit_features)
-            counts = sparse.csr_matrix(
-                (np.ones(len(rows_), np.float32), (rows_, feats)), shape=(n, self.ptc.shape[0])
-            )
+        if rows.size:
+            counts = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, features)), shape=(n, len(self.ptc)))
             counts.sum_duplicates()
-            counts.data = np.log1p(counts.data)
-            scores += counts @ self.ptc
             has_features = np.diff(counts.indptr) > 0
+            weights = np.log1p(counts.data)
+            if n <= SMALL_BATCH:  # a dense gather beats the sparse product's set-up on a few texts
+                ptr = counts.indptr
+                for i in np.flatnonzero(has_features).tolist():
+                    part = slice(ptr[i], ptr[i + 1])
+                    scores[i] += (self.ptc[counts.indices[part]] * weights[part, None]).sum(axis=0)
+            else:
+                counts.data = weights
+                scores += counts @ self.ptc
         scores /= np.sqrt(np.maximum(lengths, 1))[:, None]
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)

@@ -62,9 +62,9 @@ class SentimentModel:
     def __init__(
         self,
         features: HashedFeatures | None = None,
-        C: float = 3.0,
-        nb_weight: float = 0.0,
-        nb_alpha: float = 0.5,
+        C: float = 10.0,
+        nb_weight: float = 0.3,
+        nb_alpha: float = 0.1,
         max_iter: int = 300,
         balance_languages: bool = True,
     ) -> None:

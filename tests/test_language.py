@@ -167,6 +167,8 @@ def test_numpy_fasttext_matches_the_cpp_library() -> None:
         got = np.exp(row[[model.labels.index(label.removeprefix("__label__")) for label in labels]])
         np.testing.assert_allclose(got, probs, atol=2e-5)
         assert model.labels[int(row.argmax())] == labels[0].removeprefix("__label__")
+    for text, row in zip(texts[:40], log_probs, strict=False):  # the few-texts code path agrees
+        np.testing.assert_allclose(model.log_probs([text])[0][0], row, atol=1e-5)
 
 
 def test_word_cache_restart_gives_the_same_probabilities() -> None:
@@ -185,7 +187,12 @@ def test_vectorised_naive_bayes_matches_py3langid() -> None:
 
     reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     texts = [t for t in _varied_texts() if t.strip()]
-    probs, has = language.naive_bayes_model().probs(texts)
+    model = language.naive_bayes_model()
+    probs, has = model.probs(texts)
+    for lo in range(0, 60, 3):  # the few-texts code path agrees with the lock-step one
+        few, few_has = model.probs(texts[lo:lo + 3])
+        np.testing.assert_allclose(few, probs[lo:lo + 3], atol=1e-5)
+        assert (few_has == has[lo:lo + 3]).all()
     for text, row, found in zip(texts, probs, has, strict=True):
         expected = reference._decide(text)
         if not found:
