@@ -6,9 +6,11 @@ components, each in [0, 1]:
 * **loudness** – how big the moment is: ``volume`` (distinct stories vs the volume detector's
   expectation: both the ratio and the evidence must be strong; near-duplicates count once), supported
   by ``reach`` (people the window's authors reach, absolute and against the brand's usual reach;
-  copies add up here), ``spread`` (sources and languages) and ``acceleration`` (stories vs the median
-  of the last ten windows). A volume spike alone can make a window fully loud, the supporting signals
-  alone only partly (see `RiskWeights`);
+  copies add up here), ``spread`` (sources and languages beyond the brand's usual number) and
+  ``acceleration`` (stories vs the median of the last ten windows). A volume spike alone can make a
+  window fully loud, the supporting signals alone only partly (see `RiskWeights`). A brand's first
+  ``warmup_windows`` windows have no baseline, so volume and acceleration count for nothing there: a
+  brand just added can warn but not pause;
 * **badness** – how bad it is: ``negativity`` (the negative share's rise over the brand's usual share,
   backed by the negativity detector's evidence, or a high negative share in a volume spike) combined
   with ``crisis_terms`` (severity-weighted lexicon hits, see `detectors.lexicon`).
@@ -117,7 +119,7 @@ class RiskPolicy:
     """Fewer mentions than this in a window are never more than ``info``."""
     critical_min_negativity: float = 0.5
     """The negativity component a window needs before it can be ``critical``."""
-    critical_min_negative_share: float = 0.3
+    critical_min_negative_share: float = 0.4
     """The negative share a window needs before it can be ``critical``."""
     usual_negative_share: float = 0.15
     """Baseline negative share when the negativity detector gives none."""
@@ -127,8 +129,10 @@ class RiskPolicy:
     """Volume evidence (``-log10 p``) that gives the full volume component."""
     full_negativity_lift: float = 0.35
     """A negative share this far above the usual one gives the full negativity component."""
-    full_negativity_score: float = 4.0
+    full_negativity_score: float = 6.0
     """Negativity evidence (``-log10 p``) that backs the full negativity component."""
+    warmup_windows: int = 5
+    """A brand's first windows have no baseline: volume and acceleration count for nothing until then."""
     resolve_after: int = 3
     """Consecutive windows below ``warning`` that resolve an episode."""
     cooldown_seconds: float = 1800.0
@@ -210,6 +214,10 @@ class BrandHistory:
     windows: int = 0
     usual_share: float | None = None
     """The negativity detector's baseline share, as last seen on a window tested on its own."""
+    sources_baseline: float = 0.0
+    """Exponentially weighted mean number of sources per window."""
+    languages_baseline: float = 0.0
+    """Exponentially weighted mean number of known languages per window."""
 
 
 def _clip(x: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -299,21 +307,27 @@ class RiskAssessor:
         else:
             expected = detector_expected * stories / observed if observed > 0 else detector_expected
         ratio = (stories + 1.0) / (expected + 1.0)
+        warm = history.windows >= policy.warmup_windows
         volume_part = min(
             _clip(math.log2(ratio) / math.log2(policy.full_volume_ratio)),
             _clip(volume_score / policy.full_volume_score),
-        )
+        ) if warm else 0.0
         absolute_reach = _clip((math.log10(reach + 1.0) - 3.0) / 4.0)  # 1k -> 0, 10M -> 1
         if history.windows >= 3 and history.reach_baseline > 0:
             relative_reach = _clip(math.log2((reach + 1.0) / (history.reach_baseline + 1.0)) / 4.0)
         else:
             relative_reach = absolute_reach
         reach_part = 0.5 * absolute_reach + 0.5 * relative_reach
-        spread_part = 0.5 * _clip((len(sources) - 1) / 3.0) + 0.5 * _clip((len(known_languages) - 1) / 3.0)
+        # Spread counts sources and languages beyond the brand's usual ones (a level is not news).
+        usual_sources = max(1.0, history.sources_baseline) if warm else 1.0
+        usual_languages = max(1.0, history.languages_baseline) if warm else 1.0
+        spread_part = 0.5 * _clip((len(sources) - usual_sources) / 3.0) + 0.5 * _clip(
+            (len(known_languages) - usual_languages) / 3.0
+        )
         recent = history.recent_stories if self._adjacent(history, window) else []
         previous = float(statistics.median(recent)) if len(recent) >= 3 else expected
         acceleration = (stories + 1.0) / (previous + 1.0)
-        acceleration_part = _clip(math.log2(acceleration) / 3.0) if stories else 0.0
+        acceleration_part = _clip(math.log2(acceleration) / 3.0) if stories and warm and len(recent) >= 3 else 0.0
         support = (w.reach * reach_part + w.spread * spread_part + w.acceleration * acceleration_part) / (
             w.reach + w.spread + w.acceleration
         )
@@ -384,7 +398,8 @@ class RiskAssessor:
         evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
         if learn:
             self._learn(
-                brand, history, window, stories, reach, usual if own_test else None, expected if single else None
+                brand, history, window, stories, reach, len(sources), len(known_languages),
+                usual if own_test else None, expected if single else None,
             )
         return RiskAssessment(risk, severity, _summary(facts), explanation, evidence, pause)
 
@@ -402,6 +417,8 @@ class RiskAssessor:
         window: WindowLike,
         stories: int,
         reach: int,
+        sources: int,
+        languages: int,
         usual: float | None,
         window_expected: float | None,
     ) -> None:
@@ -417,6 +434,8 @@ class RiskAssessor:
             kept = min(kept, 5.0 * baseline)  # a crisis window barely moves the usual reach
         alpha = 0.1 if history.windows >= 10 else 1.0 / (history.windows + 1)
         history.reach_baseline = baseline + alpha * (kept - baseline)
+        history.sources_baseline += alpha * (sources - history.sources_baseline)
+        history.languages_baseline += alpha * (languages - history.languages_baseline)
         recent = history.recent_stories if self._adjacent(history, window) else []
         history.recent_stories = [*recent, stories][-ACCELERATION_WINDOWS:]
         history.windows += 1

@@ -78,6 +78,22 @@ def crisis(
     return window, spike(mentions * 0.9, expected, score), spike(negative, mentions * 0.12, score)
 
 
+def warm_assessor(policy: RiskPolicy | None = None, brand: str = "acme") -> RiskAssessor:
+    """An assessor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
+    assessor = RiskAssessor(policy)
+    for i in range(assessor.policy.warmup_windows, 0, -1):
+        assessor.assess(*calm(T0 - i * SIZE))
+    return assessor
+
+
+def warm_monitor(policy: RiskPolicy | None = None) -> BrandRiskMonitor:
+    """A monitor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
+    monitor = BrandRiskMonitor("acme", policy)
+    for i in range(monitor.policy.warmup_windows, 0, -1):
+        assert monitor.observe(*calm(T0 - i * SIZE)).alert_kind is None
+    return monitor
+
+
 def warning_window(start: float) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
     window = summary(
         90, 30, start=start, stories=85, reach=90 * 2000, languages={"en": 80, "de": 10},
@@ -104,7 +120,7 @@ def test_negative_crisis_in_each_language_is_critical(language: str) -> None:
     assert window.story_count > 150
     volume = spike(window.story_count, 25, 30)
     negativity = spike(window.negative, window.mentions * 0.12, 40)
-    assessment = RiskAssessor().assess(window, volume, negativity)
+    assessment = warm_assessor().assess(window, volume, negativity)
     assert assessment.severity == "critical", assessment.explanation
     assert assessment.pause
     assert assessment.risk >= 70
@@ -114,7 +130,7 @@ def test_critical_needs_no_lexicon_hit_when_negativity_is_strong() -> None:
     window, volume, negativity = crisis(T0)
     window.crisis_terms = Counter()
     window.languages = Counter({"sw": window.mentions})  # a language the lexicon does not know
-    assert RiskAssessor().assess(window, volume, negativity).severity == "critical"
+    assert warm_assessor().assess(window, volume, negativity).severity == "critical"
 
 
 def test_positive_viral_moment_is_never_critical() -> None:
@@ -123,10 +139,10 @@ def test_positive_viral_moment_is_never_critical() -> None:
             2000, 60, positive=1800, stories=1900, reach=60_000_000, terms=terms,
             languages={"en": 800, "es": 600, "pt": 400, "fr": 200}, sources={"twitter": 1500, "tiktok": 500},
         )
-        assessment = RiskAssessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0))
+        assessment = warm_assessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0))
         assert assessment.severity != "critical", assessment.explanation
         assert not assessment.pause
-    assert RiskAssessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0)).risk < 70
+    assert warm_assessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0)).risk < 70
 
 
 def test_neutral_news_spike_is_not_critical() -> None:
@@ -134,28 +150,28 @@ def test_neutral_news_spike_is_not_critical() -> None:
         400, 40, positive=20, stories=30, reach=25_000_000, terms={"layoffs": 350, "investigation": 100},
         languages={"en": 300, "de": 100}, sources={"news": 380, "twitter": 20},
     )
-    assessment = RiskAssessor().assess(window, spike(30, 3, 15), spike(40, 48, 0.0))
+    assessment = warm_assessor().assess(window, spike(30, 3, 15), spike(40, 48, 0.0))
     assert assessment.severity in ("info", "warning")
     assert not assessment.pause
 
 
 def test_minimum_evidence_blocks_the_pause() -> None:
     window = summary(15, 14, stories=15, reach=3_000_000, sources={"twitter": 15}, terms={"fraud": 12})
-    assessment = RiskAssessor().assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
+    assessment = warm_assessor().assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
     assert assessment.severity == "critical"
     assert not assessment.pause
     assert any("not enough evidence" in line for line in assessment.explanation)
     # and with enough mentions but a single source when two are required
     window, volume, negativity = crisis(T0)
     window.sources = Counter({"twitter": window.mentions})
-    strict = RiskAssessor(RiskPolicy(min_sources_to_pause=2))
+    strict = warm_assessor(RiskPolicy(min_sources_to_pause=2))
     assessment = strict.assess(window, volume, negativity)
     assert assessment.severity == "critical" and not assessment.pause
 
 
 def test_very_few_mentions_never_alert() -> None:
     window = summary(3, 3, stories=3, reach=5_000_000, sources={"twitter": 2, "news": 1}, terms={"death": 3})
-    assessment = RiskAssessor().assess(window, spike(3, 0.1, 6), spike(3, 0.3, 4))
+    assessment = warm_assessor().assess(window, spike(3, 0.1, 6), spike(3, 0.3, 4))
     assert assessment.severity == "info"
 
 
@@ -204,7 +220,7 @@ def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
 
 
 def test_one_episode_escalates_warning_to_critical_with_a_single_pause_and_resolves() -> None:
-    monitor = BrandRiskMonitor("acme")
+    monitor = warm_monitor()
     steps = [calm(T0), calm(T0 + 60), warning_window(T0 + 120), crisis(T0 + 180), crisis(T0 + 240, mentions=500)]
     steps += [calm(T0 + 300 + 60 * i) for i in range(3)]
     decisions = [monitor.observe(*step) for step in steps]
@@ -220,7 +236,7 @@ def test_one_episode_escalates_warning_to_critical_with_a_single_pause_and_resol
 
 def test_cooldown_keeps_one_crisis_one_episode() -> None:
     policy = RiskPolicy(cooldown_seconds=3600, resolve_after=2)
-    monitor = BrandRiskMonitor("acme", policy)
+    monitor = warm_monitor(policy)
     t = T0
     first = monitor.observe(*crisis(t))
     monitor.observe(*calm(t + 60))
@@ -233,7 +249,7 @@ def test_cooldown_keeps_one_crisis_one_episode() -> None:
 
 
 def test_state_round_trips_through_json_mid_episode() -> None:
-    monitor = BrandRiskMonitor("acme")
+    monitor = warm_monitor()
     monitor.observe(*calm(T0))
     opened = monitor.observe(*crisis(T0 + 60))
     assert opened.pause
@@ -243,17 +259,17 @@ def test_state_round_trips_through_json_mid_episode() -> None:
     assert again.episode_id == opened.episode_id and not again.pause and again.alert_kind is None
     kinds = [restored.observe(*calm(T0 + 180 + 60 * i)).alert_kind for i in range(3)]
     assert kinds == [None, None, "resolved"]
-    assert restored.to_state()["assessor"]["history"]["acme"]["windows"] == 6
+    assert restored.to_state()["assessor"]["history"]["acme"]["windows"] == 5 + 6  # warm-up + this test's
     # a policy given on restore wins over the stored one
     never = BrandRiskMonitor.from_state(state, policy=RiskPolicy(pause_severity="never"))
     assert never.policy.pause_severity == "never"
 
 
 def test_pause_severity_knob() -> None:
-    never = BrandRiskMonitor("acme", RiskPolicy(pause_severity="never"))
+    never = warm_monitor(RiskPolicy(pause_severity="never"))
     decision = never.observe(*crisis(T0))
     assert decision.assessment.severity == "critical" and not decision.pause
-    eager = BrandRiskMonitor("acme", RiskPolicy(pause_severity="warning", min_mentions_to_pause=50))
+    eager = warm_monitor(RiskPolicy(pause_severity="warning", min_mentions_to_pause=50))
     decision = eager.observe(*warning_window(T0))
     assert decision.assessment.severity == "warning" and decision.pause and decision.alert_kind == "opened"
     with pytest.raises(ValueError):
@@ -261,7 +277,9 @@ def test_pause_severity_knob() -> None:
     with pytest.raises(ValueError):
         RiskPolicy(warning_at=80, critical_at=70)
     with pytest.raises(ValueError):
-        RiskWeights(volume=-1)
+        RiskWeights(reach=-1)
+    with pytest.raises(ValueError):
+        RiskWeights(support=1.5)
 
 
 def test_policy_from_settings_and_dict() -> None:
@@ -286,7 +304,7 @@ def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
                                 sentiment="neutral", story=story_key(text), crisis_terms=["recall"]))
     assert (window.mentions, window.story_count, window.reach) == (12, 1, 12_000_000)
     # even when the volume detector was fed the 12 copies, the assessor rechecks on stories
-    assessment = RiskAssessor().assess(window, spike(12, 2, 6), spike(0, 1.4, 0))
+    assessment = warm_assessor().assess(window, spike(12, 2, 6), spike(0, 1.4, 0))
     assert assessment.evidence["stories"] == 1 and assessment.evidence["reach"] == 12_000_000
     assert assessment.evidence["components"]["volume"] < 0.2
     assert assessment.evidence["components"]["reach"] > 0.5
@@ -295,7 +313,7 @@ def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
 
 def test_explanation_summary_and_evidence() -> None:
     window, volume, negativity = crisis(T0)
-    assessment = RiskAssessor().assess(window, volume, negativity)
+    assessment = warm_assessor().assess(window, volume, negativity)
     assert assessment.summary.startswith("acme: 360 stories (400 mentions) vs 30 expected (11.6x), 80% negative vs 12%")
     assert "3 languages" in assessment.summary and "terms: data_leak" in assessment.summary
     text = "\n".join(assessment.explanation)
@@ -333,3 +351,29 @@ def test_out_of_order_window_is_scored_but_not_learned() -> None:
     before: dict[str, Any] = json.loads(json.dumps(assessor.to_state()))
     assessor.assess(*calm(T0))
     assert assessor.to_state() == before
+
+
+def test_a_new_brand_has_no_baseline_so_its_first_windows_never_pause() -> None:
+    """Without a baseline, volume and acceleration say nothing: a new brand can warn, not pause."""
+    fresh = RiskAssessor()
+    first = fresh.assess(*crisis(T0))
+    assert first.evidence["components"]["volume"] == 0.0 and first.evidence["components"]["acceleration"] == 0.0
+    assert first.severity != "critical" and not first.pause
+    assert warm_assessor().assess(*crisis(T0)).severity == "critical"
+
+
+def test_usual_sources_and_languages_are_not_spread() -> None:
+    """A brand always discussed on three sources in three languages gets no spread credit for that."""
+    sources, languages = {"twitter": 20, "news": 5, "reddit": 5}, {"en": 10, "es": 10, "fr": 10}
+    assessor = RiskAssessor()
+    for i in range(10):
+        assessor.assess(summary(30, 4, start=T0 + i * SIZE, sources=sources, languages=languages),
+                        spike(30, 30, 0.3), spike(4, 3.6, 0.2))
+    usual = assessor.assess(summary(30, 4, start=T0 + 10 * SIZE, sources=sources, languages=languages),
+                            spike(30, 30, 0.3), spike(4, 3.6, 0.2))
+    assert usual.evidence["components"]["spread"] < 0.05
+    wider = assessor.assess(
+        summary(40, 4, start=T0 + 11 * SIZE, sources={**sources, "news2": 3, "tiktok": 3, "forum": 3},
+                languages={**languages, "de": 3, "it": 3, "pt": 4}),
+        spike(40, 30, 0.8), spike(4, 4.8, 0.1))
+    assert wider.evidence["components"]["spread"] > 0.5
