@@ -63,7 +63,8 @@ def summary(
 
 def calm(start: float, mentions: int = 30, expected: float = 30.0) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
     negative = round(mentions * 0.12)
-    return summary(mentions, negative, start=start), spike(mentions, expected, 0.3), spike(negative, mentions * 0.12, 0.2)
+    window = summary(mentions, negative, start=start)
+    return window, spike(mentions, expected, 0.3), spike(negative, mentions * 0.12, 0.2)
 
 
 def crisis(
@@ -206,7 +207,8 @@ def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
         terms = {"breach": mentions // 3} if share > 0.5 else {}
         window = summary(
             mentions, negative, start=start, stories=mentions, reach=mentions * 3000, terms=terms,
-            languages={"en": mentions - mentions // 3, "es": mentions // 3}, sources={"twitter": mentions - 5, "news": 5},
+            languages={"en": mentions - mentions // 3, "es": mentions // 3},
+            sources={"twitter": mentions - 5, "news": 5},
         )
         decisions.append(monitor.observe(
             window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
