@@ -15,9 +15,11 @@ already binary, i.e. NAB's threshold sweep collapsed to the single threshold "al
   almost nothing, one a window-width later about the full ``fp_weight``; before the first window the
   position is taken as 3.0, i.e. the full cost.
 
-Normalisation as in NAB's runner: ``100 * (raw - null) / (perfect - null)`` where the null detector
-(no alerts) scores ``-fn_weight`` per window and the perfect detector alerts on the first scorable
-row of every window.
+Normalisation as in NAB's runner (``Runner.normalize``): ``100 * (raw - null) / (perfect - null)``
+where the null detector (no alerts) scores ``-fn_weight`` per window that has a scorable row, and the
+perfect score is ``tp_weight`` times the number of labelled windows, all of them, as NAB counts
+them in its label file (a window lying wholly or partly in the probationary period therefore keeps
+a perfect score below 100 out of reach, as in NAB).
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ def score_alerts(
         width = right - left + 1
         scorable = [i for i in range(left, right + 1) if i >= probation and i < n]
         if scorable:
+
             def weight(i: int, right: int = right, width: int = width) -> float:
                 return scaled_sigmoid(-(right - i + 1) / width) * profile.tp_weight / max_tp
 
@@ -151,7 +154,7 @@ def score_alerts(
             outcomes.append(WindowOutcome(left, right, first, score))
             raw += score
             null -= profile.fn_weight
-            perfect += weight(scorable[0])
+        perfect += profile.tp_weight
         previous = (left, right)
         row = right + 1
     raw += fp_cost

@@ -19,15 +19,18 @@ A bucket's evidence is the upper tail ``p = P(X >= count)`` of the negative bino
 ``pool_seconds`` (with its own learned over-dispersion), so a sustained rise of a sparse brand
 (10 mentions a minute for ten minutes where one is usual) is found even when no single bucket is
 conclusive; the result reports the observed and expected counts of whichever test is stronger.
-Candidate buckets less than ``burst_gap`` apart form one burst. A
-candidate is a *spike* when its score also reaches the ``burst_rank``-th largest burst peak of the
-last ``burst_horizon`` (30 days): a brand whose counts burst all the time (relative to the count
-model) only alerts on its larger bursts, about ``burst_rank`` a month at most, while a quiet brand
-alerts on any candidate. The model learns from each bucket after scoring it, with the count
-winsorised at ``mu + clip_sd * sd`` so a burst barely moves the baseline (a lasting level shift is
-still absorbed, slowly). Gaps in ``t`` decay the level sums by the elapsed time; missing buckets are
-not treated as zeros. A bucket not later than the last learned one (out of order or repeated) is
-scored against the current model but not learned from.
+Candidate buckets less than ``burst_gap`` apart form one burst. A candidate is a *spike* when its
+score also reaches the ``k``-th largest burst peak of the last ``burst_horizon`` (30 days): a brand
+whose counts burst all the time (relative to the count model) only alerts on its larger bursts,
+about ``burst_rank`` a month at most, while a quiet brand alerts on any candidate. While less than a
+horizon of buckets has been learned, the rank is scaled to the history there is,
+``k = ceil(burst_rank * learned / horizon)`` (at least 1), so that the rate of alerts is bounded from the
+start rather than only once a full horizon of bursts has been seen (a young detector would otherwise
+alert on every candidate of its first month). The model learns from each bucket after scoring it,
+with the count winsorised at ``mu + clip_sd * sd`` so a burst barely moves the baseline (a lasting
+level shift is still absorbed, slowly). Gaps in ``t`` decay the level sums by the elapsed time;
+missing buckets are not treated as zeros. A bucket not later than the last learned one (out of order
+or repeated) is scored against the current model but not learned from.
 """
 
 from __future__ import annotations
@@ -121,7 +124,8 @@ class VolumeConfig:
     min_count: float = 5.0
     min_ratio: float = 2.0
     burst_rank: int = 8
-    """A candidate must beat the ``burst_rank``-th largest burst peak of the last ``burst_horizon``; 0 = off."""
+    """A candidate must beat the ``burst_rank``-th largest burst peak of the last ``burst_horizon`` (scaled
+    down to the learned history while it is shorter than the horizon); 0 = off."""
     burst_horizon: float = 30 * DAY
     burst_gap: float = 3600.0
     """Candidate buckets closer than this belong to one burst."""
@@ -238,7 +242,8 @@ class VolumeSpikeDetector:
             pooled_mean = mean + sum(r[2] for r in self.recent)
             tests.append(self._test(pooled_count, pooled_mean, pooled_size))
         candidates = [
-            test for test in tests
+            test
+            for test in tests
             if warm and test[2] >= c.threshold and test[0] >= c.min_count and test[0] >= c.min_ratio * test[1]
         ]
         observed, expected, score, p = max(candidates or tests[:1], key=lambda test: test[2])
@@ -250,7 +255,7 @@ class VolumeSpikeDetector:
             if pooled and not unusual:
                 self._learn_pooled(kept, mean)
             if self.pooled > 1:
-                self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1):]
+                self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1) :]
         return SpikeResult(observed, expected, score, p, spike)
 
     @staticmethod
@@ -258,9 +263,17 @@ class VolumeSpikeDetector:
         p = nb_upper_tail(count, mean, size)
         return count, mean, evidence(p), p
 
+    def bar_rank(self) -> int:
+        """The rank ``k`` of the burst bar: ``burst_rank`` per horizon, pro rata while the history is shorter."""
+        c = self.config
+        if c.burst_rank <= 0:
+            return 0
+        cover = min(1.0, self.learned_seconds / c.burst_horizon)
+        return max(1, math.ceil(c.burst_rank * cover - 1e-9))
+
     def burst_bar(self, t: float) -> float:
-        """Score a candidate must reach at ``t``: the ``burst_rank``-th largest recent burst peak (or 0)."""
-        rank = self.config.burst_rank
+        """Score a candidate must reach at ``t``: the ``k``-th largest recent burst peak (or 0)."""
+        rank = self.bar_rank()
         if rank <= 0:
             return 0.0
         horizon = self.config.burst_horizon
@@ -279,8 +292,9 @@ class VolumeSpikeDetector:
             self.bursts = [b for b in self.bursts if t - b[0] <= horizon] + [burst[:2]]
             self.burst = None
 
-    def _learn(self, t: float, count: float, mean: float, size: float, day: float, week: float,
-               warm: bool, unusual: bool) -> float:
+    def _learn(
+        self, t: float, count: float, mean: float, size: float, day: float, week: float, warm: bool, unusual: bool
+    ) -> float:
         """Learn from one bucket; returns the (winsorised) count it learned.
 
         An ``unusual`` bucket (some test reached ``unusual_score``) is winsorised harder and does not
@@ -346,8 +360,19 @@ class VolumeSpikeDetector:
         detector = cls(state["bucket_seconds"], **state["config"])
         detector.day = SeasonalProfile(**state["day"]) if state["day"] else None
         detector.week = SeasonalProfile(**state["week"]) if state["week"] else None
-        names = ("counts", "exposure", "phi_num", "phi_den", "learned_seconds", "last_t", "bursts", "burst",
-                 "recent", "pool_phi_num", "pool_phi_den")
+        names = (
+            "counts",
+            "exposure",
+            "phi_num",
+            "phi_den",
+            "learned_seconds",
+            "last_t",
+            "bursts",
+            "burst",
+            "recent",
+            "pool_phi_num",
+            "pool_phi_den",
+        )
         for name in names:
             setattr(detector, name, state[name])
         return detector

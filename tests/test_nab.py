@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 
 import pytest
 
@@ -102,3 +104,61 @@ def test_windows_of_the_real_series_land_on_rows(shared_data) -> None:
     assert len(found) == 2
     for (left, right), (start, end) in zip(found, spans, strict=True):
         assert times[left] == start and times[right] == end
+
+
+def test_window_in_the_probationary_period_counts_for_perfect_but_not_for_null() -> None:
+    # NAB's runner: perfect = tp_weight * every labelled window; null = -fn_weight per scorable window
+    result = nab.score_alerts(alerts_at(40), [(5, 10), (40, 59)], probation=15)
+    assert [w.left for w in result.windows] == [40]
+    assert (result.null, result.perfect) == (-1.0, 2.0)
+    assert result.normalised == pytest.approx(100 * 2 / 3)
+    # a window straddling the probationary period: its first scorable row is worth less than 1
+    straddling = nab.score_alerts(alerts_at(15), [(10, 29)], probation=15)
+    assert straddling.perfect == 1.0 and straddling.raw < 1.0
+
+
+def sweeper_reference(alerts: list[bool], windows: list[tuple[int, int]], probation: float) -> tuple[float, float]:
+    """NAB's ``Sweeper`` (calcSweepScore, then calcScoreByThreshold at the threshold that keeps the alerts),
+    transcribed row by row for binary alerts; returns (raw score, null score)."""
+    pending = sorted(windows)
+    current = previous = None
+    rows = []  # (alert, sweep score, window name or None, probationary)
+    for i, alert in enumerate(alerts):
+        if pending and i == pending[0][0]:
+            current = pending.pop(0)
+        if current is not None:
+            width = current[1] - current[0] + 1
+            score = nab.scaled_sigmoid(-(current[1] - i + 1) / width) / nab.scaled_sigmoid(-1.0)
+        else:
+            position = 3.0 if previous is None else abs(previous[1] - i) / (previous[1] - previous[0])
+            score = nab.scaled_sigmoid(position) * 0.11
+        rows.append((alert, score, current, i < probation))
+        if current is not None and i == current[1]:
+            previous, current = current, None
+    scorable = [r for r in rows if not r[3]]
+    parts = {r[2]: -1.0 for r in scorable if r[2] is not None}
+    null = sum(parts.values())
+    fp = 0.0
+    for alert, score, window, _ in scorable:
+        if not alert:
+            continue
+        if window is None:
+            fp += score
+        else:
+            parts[window] = max(parts[window], score)
+    return sum(parts.values()) + fp, null
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_agrees_with_a_row_by_row_transcription_of_nabs_sweeper(seed: int) -> None:
+    rng = random.Random(seed)
+    n = 400
+    windows = [(10, 39), (150, 189), (300, 309)]  # the first one straddles the probationary period
+    alerts = [rng.random() < 0.03 for _ in range(n)]
+    probation = nab.probationary_length(n) + 5 * (seed % 3)
+    result = nab.score_alerts(alerts, windows, probation=probation)
+    raw, null = sweeper_reference(alerts, windows, probation)
+    assert result.raw == pytest.approx(raw, abs=1e-12)
+    assert result.null == pytest.approx(null)
+    assert result.perfect == len(windows)
+    assert not math.isnan(result.normalised)

@@ -78,7 +78,7 @@ def test_seasonal_peaks_are_learned_and_an_off_cycle_burst_is_flagged() -> None:
     counts = rng.poisson(daily_cycle(minutes, 20.0, 100.0))
     detector = VolumeSpikeDetector(bucket)
     results = feed(detector, counts, bucket=bucket)
-    assert not any(r.spike for r in results[2 * per_day:])  # regular peaks after two days: no alerts
+    assert not any(r.spike for r in results[2 * per_day :])  # regular peaks after two days: no alerts
     day = T0 + days * 86400
     peak_expected = detector.expected(day + 16 * 3600)
     trough_expected = detector.expected(day + 4 * 3600)
@@ -99,6 +99,25 @@ def test_baseline_is_not_inflated_by_its_own_spike() -> None:
     second = detector.update(t + 10 * MINUTE, 200.0)
     assert first.spike and second.spike
     assert after < before * 1.05
+
+
+def test_burst_rank_is_pro_rata_while_the_history_is_shorter_than_the_horizon() -> None:
+    rng = np.random.default_rng(41)
+    detector = VolumeSpikeDetector(MINUTE)
+    assert detector.bar_rank() == 1
+    feed(detector, rng.poisson(5.0, size=120))
+    first = detector.update(T0 + 120 * MINUTE, 200.0)
+    feed(detector, rng.poisson(5.0, size=179), start=T0 + 121 * MINUTE)  # the burst closes after an hour
+    smaller = detector.update(T0 + 300 * MINUTE, 100.0)
+    feed(detector, rng.poisson(5.0, size=179), start=T0 + 301 * MINUTE)
+    bigger = detector.update(T0 + 480 * MINUTE, 400.0)
+    # a few hours of history allow one alert per record burst, not one per candidate
+    assert first.spike and not smaller.spike and bigger.spike
+    assert smaller.score >= detector.config.threshold  # a candidate, held back by the bar only
+    detector.learned_seconds = detector.config.burst_horizon / 2
+    assert detector.bar_rank() == detector.config.burst_rank // 2
+    detector.learned_seconds = 2 * detector.config.burst_horizon
+    assert detector.bar_rank() == detector.config.burst_rank
 
 
 def test_out_of_order_bucket_is_scored_but_not_learned() -> None:

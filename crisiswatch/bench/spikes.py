@@ -66,13 +66,15 @@ def _score_series(times: list[float], alerts: list[bool], spans: list[tuple[floa
     for outcome in score.windows:
         centre = (times[outcome.left] + times[outcome.right]) / 2
         detected = outcome.detected_row
-        per_window.append({
-            "start": _iso(times[outcome.left]),
-            "end": _iso(times[outcome.right]),
-            "detected_at": _iso(times[detected]) if detected is not None else None,
-            "delay_minutes": round((times[detected] - centre) / 60) if detected is not None else None,
-            "window_score": round(outcome.score, 3),
-        })
+        per_window.append(
+            {
+                "start": _iso(times[outcome.left]),
+                "end": _iso(times[outcome.right]),
+                "detected_at": _iso(times[detected]) if detected is not None else None,
+                "delay_minutes": round((times[detected] - centre) / 60) if detected is not None else None,
+                "window_score": round(outcome.score, 3),
+            }
+        )
     return {
         "nab_score": round(score.normalised, 1),
         "raw": score.raw,
@@ -94,8 +96,9 @@ def _iso(t: float) -> str:
 
 
 def _normalised(parts: list[dict[str, Any]]) -> float:
-    return round(nab.normalise(sum(p["raw"] for p in parts), sum(p["null"] for p in parts),
-                               sum(p["perfect"] for p in parts)), 1)
+    return round(
+        nab.normalise(sum(p["raw"] for p in parts), sum(p["null"] for p in parts), sum(p["perfect"] for p in parts)), 1
+    )
 
 
 def nab_benchmark(series: dict[str, Any]) -> dict[str, Any]:
@@ -152,8 +155,10 @@ def leave_one_out(series: dict[str, Any]) -> dict[str, Any]:
     return {
         "nab_score": _normalised(list(held_out.values())),
         "held_out": {n: {k: v[k] for k in ("config", "nab_score", "false_alerts")} for n, v in held_out.items()},
-        "grid": [{"config": g["config"], "nab_score": g["nab_score"], "false_alerts": g["false_alerts"]}
-                 for g in sorted(grid, key=lambda g: -g["nab_score"])],
+        "grid": [
+            {"config": g["config"], "nab_score": g["nab_score"], "false_alerts": g["false_alerts"]}
+            for g in sorted(grid, key=lambda g: -g["nab_score"])
+        ],
     }
 
 
@@ -175,16 +180,22 @@ def sparse_check(seed: int = 7, days: int = 7) -> dict[str, Any]:
         for i in range(60):
             detector.update(i * 60.0, float(rng.poisson(mean)))
         result = detector.update(3600.0, 10 * mean)
-        bursts.append({"mean_per_minute": mean, "burst": 10 * mean, "score": round(result.score, 1),
-                       "flagged": result.spike})
+        bursts.append(
+            {"mean_per_minute": mean, "burst": 10 * mean, "score": round(result.score, 1), "flagged": result.spike}
+        )
     sustained = []
     for mean in (0.5, 1.0, 2.0):
         detector = VolumeSpikeDetector(60.0)
         for i in range(120):
             detector.update(i * 60.0, float(rng.poisson(mean)))
         delay = next((i for i in range(30) if detector.update((120 + i) * 60.0, 10 * mean).spike), None)
-        sustained.append({"mean_per_minute": mean, "burst_per_minute": 10 * mean, "detected_after_minutes":
-                          None if delay is None else delay + 1})
+        sustained.append(
+            {
+                "mean_per_minute": mean,
+                "burst_per_minute": 10 * mean,
+                "detected_after_minutes": None if delay is None else delay + 1,
+            }
+        )
     return {"noise": cases, "burst_after_one_hour": bursts, "sustained_10x_after_two_hours": sustained}
 
 
@@ -266,8 +277,10 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for name, s in n["series"].items():
         delays = ", ".join("miss" if w["delay_minutes"] is None else f"{w['delay_minutes']:+d}" for w in s["windows"])
-        lines.append(f"| {name} | {s['nab_score']} | {s['detected_windows']}/{len(s['windows'])} | {delays} "
-                     f"| {s['false_alerts']} | {s['false_alerts_per_month']} |")
+        lines.append(
+            f"| {name} | {s['nab_score']} | {s['detected_windows']}/{len(s['windows'])} | {delays} "
+            f"| {s['false_alerts']} | {s['false_alerts_per_month']} |"
+        )
     loso = result["leave_one_series_out"]
     lines += [
         "",
@@ -281,21 +294,44 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "In-sample grid (all five series):", "", "| config | NAB score | false alerts |", "|---|---:|---:|"]
     lines += [f"| {_config_text(g['config'])} | {g['nab_score']} | {g['false_alerts']} |" for g in loso["grid"]]
     sparse = result["sparse"]
-    lines += ["", "## Sparse brands (1-minute buckets of Poisson noise, one week each)", "",
-              "| mean / min | 5x daily cycle | false alerts |", "|---:|---|---:|"]
-    lines += [f"| {c['mean_per_minute']} | {'yes' if c['daily_cycle_5x'] else 'no'} | {c['false_alerts']} |"
-              for c in sparse["noise"]]
-    lines += ["", "10x burst after one hour of 1-minute buckets:", "",
-              "| mean / min | burst | score | flagged |", "|---:|---:|---:|---|"]
-    lines += [f"| {b['mean_per_minute']} | {b['burst']:.0f} | {b['score']} | {b['flagged']} |"
-              for b in sparse["burst_after_one_hour"]]
-    lines += ["", "Sustained 10x rise (every minute from then on) after two hours:", "",
-              "| mean / min | during the rise / min | flagged after (minutes) |", "|---:|---:|---:|"]
-    lines += [f"| {b['mean_per_minute']} | {b['burst_per_minute']:g} | {b['detected_after_minutes']} |"
-              for b in sparse["sustained_10x_after_two_hours"]]
+    lines += [
+        "",
+        "## Sparse brands (1-minute buckets of Poisson noise, one week each)",
+        "",
+        "| mean / min | 5x daily cycle | false alerts |",
+        "|---:|---|---:|",
+    ]
+    lines += [
+        f"| {c['mean_per_minute']} | {'yes' if c['daily_cycle_5x'] else 'no'} | {c['false_alerts']} |"
+        for c in sparse["noise"]
+    ]
+    lines += [
+        "",
+        "10x burst after one hour of 1-minute buckets:",
+        "",
+        "| mean / min | burst | score | flagged |",
+        "|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {b['mean_per_minute']} | {b['burst']:.0f} | {b['score']} | {b['flagged']} |"
+        for b in sparse["burst_after_one_hour"]
+    ]
+    lines += [
+        "",
+        "Sustained 10x rise (every minute from then on) after two hours:",
+        "",
+        "| mean / min | during the rise / min | flagged after (minutes) |",
+        "|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {b['mean_per_minute']} | {b['burst_per_minute']:g} | {b['detected_after_minutes']} |"
+        for b in sparse["sustained_10x_after_two_hours"]
+    ]
     neg = result["negativity"]
     lines += [
-        "", "## Negativity (simulated 1-minute windows)", "",
+        "",
+        "## Negativity (simulated 1-minute windows)",
+        "",
         f"- {neg['days']} days, baseline 10% negative, {neg['shifts']} shifts to 30% for 20 minutes: "
         f"{neg['shifts_detected']} detected, delays {neg['delay_minutes']} minutes",
         f"- false alert windows: {neg['false_alert_windows']} "
@@ -309,8 +345,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _config_text(config: dict[str, Any]) -> str:
-    return (f"threshold {config['threshold']:g}, rank {config['burst_rank']}, "
-            f"cool-down {config['cooldown_seconds'] / 3600:g} h")
+    return (
+        f"threshold {config['threshold']:g}, rank {config['burst_rank']}, "
+        f"cool-down {config['cooldown_seconds'] / 3600:g} h"
+    )
 
 
 def write_report(data_dir: Path, out: Path) -> str:
