@@ -2,7 +2,7 @@
 
 A mapping file (YAML or JSON) names, for each mention field, a dotted path into the item
 (``user.screen_name``; list elements by index: ``entities.urls.0.expanded_url``; alternatives with
-``|``: ``full_text|text``). See docs/readme/connectors.md for the whole format.
+``|``: ``full_text|text``). See "The mapping file" in README.md for the whole format.
 
 Timestamps are read from ISO 8601 strings, RFC 2822 strings (``Mon, 02 Mar 2026 07:00:00 +0000``) or
 epoch numbers (seconds, or milliseconds when larger than 1e11); a timestamp without a timezone is

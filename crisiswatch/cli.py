@@ -359,7 +359,7 @@ connect_app = typer.Typer(
     help="Live connectors: fetch or receive mentions, hand them to mentions.raw.", no_args_is_help=True
 )
 app.add_typer(connect_app, name="connect")
-_MappingArg = Annotated[Path, typer.Option("--mapping", help="Mapping file (YAML/JSON), see docs.")]
+_MappingArg = Annotated[Path, typer.Option("--mapping", help="Mapping file (YAML/JSON), see README.")]
 _SourceOpt = Annotated[str | None, typer.Option(help="Mention source name (overrides the mapping file's).")]
 _HeaderOpt = Annotated[list[str] | None, typer.Option("--header", help="'Name: value' (${VAR} from env).")]
 _ConnMetricsOpt = Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")]
@@ -504,6 +504,38 @@ def bench_language(
     from crisiswatch.bench.language import write_report
 
     typer.echo(write_report(data, out))
+
+
+# --- risk and all detectors together (crisiswatch/bench/risk.py, crisiswatch/bench/detectors.py) ---------------
+@bench_app.command("risk")
+def bench_risk(
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """Crisis scenarios through windows, detectors and risk; near-duplicates, lexicon, throughput (no data)."""
+    from crisiswatch.bench.risk import write_report
+
+    typer.echo(write_report(out))
+
+
+@bench_app.command("detectors")
+def bench_detectors(
+    data: Annotated[Path, typer.Option(help="Shared data folder (sentiment-umsab/, nab-tweets/).")] = Path(
+        "../shared/data"
+    ),
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+    part: Annotated[
+        list[str] | None, typer.Option(help="Only this part (repeatable): language, sentiment, spikes, risk.")
+    ] = None,
+) -> None:
+    """Language, sentiment, spikes and risk benchmarks, each in its own process, checked against the targets."""
+    from crisiswatch.bench.detectors import PARTS, summary_text, write_report
+
+    unknown = [p for p in part or [] if p not in PARTS]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(PARTS)}", param_hint="--part")
+    report = write_report(data, out, part or tuple(PARTS), progress=lambda line: typer.echo(line, err=True))
+    typer.echo(summary_text(report))
+    typer.echo(f"written: {out / 'bench-detectors.md'}, {out / 'bench-detectors.json'}")
 
 
 def main() -> None:
