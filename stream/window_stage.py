@@ -28,7 +28,7 @@ from detectors.window import MentionFacts
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.dead_letters import dead_letter
-from stream.records import EnrichedMention, Signal, SpikeScore, TopMention
+from stream.records import Signal, SpikeScore, TopMention, WindowedMention
 from stream.state_store import encode_state, read_states, state_key
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE
 from stream.windowing import BrandWindows, ClosedWindow, Watermark
@@ -152,7 +152,7 @@ class WindowStage(BatchStage):
             if watermark is None:
                 watermark = self.watermarks[p] = self._new_watermark(None)
             try:
-                mention = EnrichedMention.model_validate_json(record.value or b"")
+                mention = WindowedMention.model_validate_json(record.value or b"")
             except ValidationError as exc:
                 metrics.DEAD_LETTERS.labels("invalid_enriched").inc()
                 await self.send(

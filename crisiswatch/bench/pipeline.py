@@ -80,6 +80,30 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a live process has used so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """Pid of the embedded broker serving ``bootstrap`` (None for an external cluster)."""
+    needle = f"tcp://{bootstrap}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def histogram_buckets(text: str, name: str) -> dict[float, float]:
     """Cumulative bucket counts of a Prometheus histogram, summed over every scrape in ``text``."""
     buckets: dict[float, float] = {}
@@ -234,9 +258,13 @@ async def run_bench(bootstrap: str, mentions: int, rate: float, seconds: float, 
     produce_rate = await bench.produce(mentions, 0, None, live=False)
     t0 = time.perf_counter()
     bench.start_workers()
+    broker = broker_pid(bootstrap)
     try:
         first = await bench.first_output()
+        worker_cpu, broker_cpu = sum(cpu_seconds(p.pid) for p in bench.procs), cpu_seconds(broker)
         done = await bench.wait_drained()
+        worker_cpu = sum(cpu_seconds(p.pid) for p in bench.procs) - worker_cpu
+        broker_cpu = cpu_seconds(broker) - broker_cpu
         startup = first - t0
         sustained = mentions / (done - first)
         rss_after_phase1 = [peak_rss_bytes(p.pid) for p in bench.procs]
@@ -262,6 +290,9 @@ async def run_bench(bootstrap: str, mentions: int, rate: float, seconds: float, 
             "preload_produce_per_second": round(produce_rate),
             "worker_startup_seconds": round(startup, 2),
             "sustained_mentions_per_second": round(sustained),
+            # CPU time per mention while draining: what the rate would be with a dedicated core per process
+            "worker_cpu_us_per_mention": round(worker_cpu / mentions * 1e6, 1),
+            "broker_cpu_us_per_mention": round(broker_cpu / mentions * 1e6, 1) if broker else None,
             "peak_rss_mb_per_worker": [round(r / 2**20) for r in rss_after_phase1],
         },
         "phase2": {
@@ -297,6 +328,8 @@ def markdown(result: dict) -> str:
             f"| mentions (phase 1) | {p1['mentions']:,} |",
             f"| sustained end to end (raw → enriched → windows → risk) | **{p1['sustained_mentions_per_second']:,}/s** "
             f"(target 10,000/s: {target}) |",
+            f"| CPU per mention while draining: workers / broker | {p1['worker_cpu_us_per_mention']} µs / "
+            f"{p1['broker_cpu_us_per_mention'] if p1['broker_cpu_us_per_mention'] is not None else 'n/a'} µs |",
             f"| preload producer rate | {p1['preload_produce_per_second']:,}/s |",
             f"| worker start-up to first output | {p1['worker_startup_seconds']} s |",
             f"| phase 2 rate (target / achieved) | {p2['target_rate']:,.0f} / {p2['achieved_produce_rate']:,}/s "
