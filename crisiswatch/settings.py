@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     idle_flush_seconds: float = Field(
         5.0, gt=0, description="With no new data for this long, event time advances with the wall clock."
     )
+    state_checkpoint_seconds: float = Field(
+        5.0, gt=0, description="How often window state is written to the state topic (a restart replays since)."
+    )
     brands_file: Path = Field(DEFAULT_BRANDS_FILE)
     language_backend: str = Field("fast", description="'fast' (default batch path) or 'langdetect'.")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -20,14 +20,10 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _iso_utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware timestamp, normalised to UTC when validated, so it serialises as ``2026-11-23T12:00:00Z``.
 
-
-UtcDatetime = Annotated[
-    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(_iso_utc, return_type=str, when_used="json")
-]
-"""A timezone-aware timestamp, normalised to UTC, serialised as ``2026-11-23T12:00:00Z``."""
+(Models built with ``model_construct`` skip validation: give them UTC datetimes, e.g. `utcnow`.)"""
 
 Severity = Literal["info", "warning", "critical"]
 Sentiment = Literal["negative", "neutral", "positive"]

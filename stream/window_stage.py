@@ -7,7 +7,7 @@ worker owns which partition, nor on one raw partition being read ahead of anothe
 nothing is arriving, and the last windows of a replay close.
 
 State (open windows + detector state per brand, and the input offset it reflects) is checkpointed to
-the compacted state topic every ``checkpoint_seconds`` and on revocation; on assignment the stage
+the compacted state topic every ``state_checkpoint_seconds`` and on revocation; on assignment the stage
 restores it and seeks back to the checkpointed offset, so a killed worker resumes exactly where its
 state was. Records a brand already applied (restored state newer than the partition checkpoint) are
 skipped by offset, so nothing is counted twice.
@@ -82,7 +82,6 @@ class WindowStage(BatchStage):
 
     stage_name = "window"
     input_topic = MENTIONS_ENRICHED.name
-    checkpoint_seconds = 1.0
 
     async def on_start(self) -> None:
         self.brands: dict[str, BrandWindows] = {}
@@ -246,7 +245,7 @@ class WindowStage(BatchStage):
 
     async def checkpoint(self, force: bool = False) -> None:
         """Write dirty brand states, then each partition's offset, to the state topic."""
-        if not force and time.monotonic() - self.last_checkpoint < self.checkpoint_seconds:
+        if not force and time.monotonic() - self.last_checkpoint < self.settings.state_checkpoint_seconds:
             return
         self.last_checkpoint = time.monotonic()
         for brand in self.dirty:
