@@ -82,7 +82,7 @@ def topics(
             settings.topic(spec.name),
             spec.key,
             str(partitions_for(spec, settings)),
-            f"stream/schemas/{spec.schema}",
+            f"stream/schemas/{spec.schema}" if spec.schema else "— (internal)",
             "yes" if spec.compacted else "no",
             spec.description,
         )
@@ -263,12 +263,13 @@ def bench_pipeline(
 def bench_control(
     gates: Annotated[int, typer.Option(help="Gates following the control topic.")] = 50,
     rounds: Annotated[int, typer.Option(help="Pause/resume changes to time.")] = 200,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
 ) -> None:
     """Alert -> signed control message acked, and control message -> every gate (p99 <= 1 s)."""
     from crisiswatch.bench.control import run_control_bench
 
     _logging(False)
-    run_control_bench(Settings(), gates=gates, rounds=rounds)
+    run_control_bench(Settings(), gates=gates, rounds=rounds, out=out)
 
 
 # --- spike detectors (detectors/spikes.py, crisiswatch/series.py) -----------------------------------
@@ -344,7 +345,7 @@ def ack(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default CRISISWATCH_WEB_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default CRISISWATCH_WEB_PORT).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CRISISWATCH_PAGE_PORT).")] = None,
     verbose: bool = True,
 ) -> None:
     """Serve the HTTP API and the one-button page (needs users or a token, and control keys)."""

@@ -127,13 +127,13 @@ class Settings(BaseSettings):
     alert_email_from: str = Field("crisiswatch@localhost")
     alert_email_to: str | None = Field(default=None, description="Recipients, comma-separated.")
     public_url: str | None = Field(
-        default=None, description="Where people open the page (links in alerts); default http://web_host:port/."
+        default=None, description="Where people open the page (links in alerts); default http://web_host:page_port/."
     )
 
     # --- HTTP --------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1")
-    web_port: int = Field(6066)
-    metrics_port: int = Field(9108, description="Prometheus /metrics port of `crisiswatch run`.")
+    web_port: int = Field(6066, description="Each worker's /metrics and /healthz.")
+    page_port: int = Field(8066, description="The page and HTTP API of `crisiswatch serve`.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
     api_token_actor: str = Field("api", description="Actor recorded for changes made with the bearer token.")
     web_users: SecretStr | None = Field(

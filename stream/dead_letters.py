@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -40,8 +40,8 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     return "invalid_record", details
 
 
-def decode_mention(value: bytes | None, max_bytes: int) -> Mention:
-    """Parse and validate one raw record."""
+def decode_mention(value: bytes | None, max_bytes: int, now: datetime | None = None) -> Mention:
+    """Parse and validate one raw record (``now``: the time future timestamps are judged against)."""
     if not value:
         raise RejectedRecord("empty", "record has no value")
     if len(value) > max_bytes:
@@ -54,7 +54,7 @@ def decode_mention(value: bytes | None, max_bytes: int) -> Mention:
         mention = Mention.model_validate_json(text)
     except ValidationError as exc:
         raise RejectedRecord(*_describe(exc)) from None
-    if mention.created_at - utcnow() > MAX_FUTURE_SKEW:
+    if mention.created_at - (now or utcnow()) > MAX_FUTURE_SKEW:
         raise RejectedRecord("future_timestamp", f"created_at {mention.created_at.isoformat()} is in the future")
     return mention
 

@@ -12,7 +12,7 @@ from stream.brands_file import load_brands
 from stream.dead_letters import RejectedRecord, dead_letter, decode_mention, reason_of
 from stream.dedupe import SeenIds
 from stream.enrichment import Enricher
-from stream.records import Mention
+from stream.records import Mention, utcnow
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,10 @@ class EnrichStage(BatchStage):
         origins: list[ConsumerRecord[bytes, bytes]] = []
         origin: dict[str, tuple[bytes, bytes]] = {}  # mention id -> (raw timestamp ms, raw partition)
         duplicates = 0
+        now = utcnow()
         for record in records:
             try:
-                mention = decode_mention(record.value, self.settings.max_record_bytes)
+                mention = decode_mention(record.value, self.settings.max_record_bytes, now)
             except RejectedRecord as exc:
                 await self.reject(record, exc.reason, exc.detail)
                 continue
@@ -124,10 +125,9 @@ class EnrichStage(BatchStage):
             ]
             if not item.brands:
                 unmatched += 1
-                await self.send(MENTIONS_ENRICHED.name, item.model_dump_json().encode(), item.id.encode(), headers)
+                await self.send(MENTIONS_ENRICHED.name, item.to_json(None), item.id.encode(), headers)
                 continue
             for brand in item.brands:
-                routed = item if brand == item.brand else item.model_copy(update={"brand": brand})
-                await self.send(MENTIONS_ENRICHED.name, routed.model_dump_json().encode(), brand.encode(), headers)
+                await self.send(MENTIONS_ENRICHED.name, item.to_json(brand), brand.encode(), headers)
         metrics.UNMATCHED.inc(unmatched)
         metrics.MENTIONS_OUT.inc(len(enriched))

@@ -24,6 +24,7 @@ class TopicSpec:
 
     name: str
     schema: str
+    """File name under ``stream/schemas/``; empty for an internal topic with no public contract."""
     key: str
     description: str
     compacted: bool = False
@@ -76,7 +77,7 @@ PUBLISHING_SCHEDULES = TopicSpec(
 )
 STATE = TopicSpec(
     "crisiswatch.state",
-    "detector_state.v1.json",
+    "",  # internal: each stage's own JSON state documents, read back only by that stage
     "'<stage>:<brand>'",
     "Internal: detector and window state per brand, changelogged so that it survives restarts.",
     compacted=True,

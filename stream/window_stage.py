@@ -198,9 +198,10 @@ class WindowStage(BatchStage):
                 metrics.TOO_LATE.inc()
             elif placement == "late":
                 metrics.LATE.inc()
-            source = next((v for k, v in record.headers if k == "raw-partition"), None)
+            headers = dict(record.headers)
+            source = headers.get("raw-partition")
             watermark.observe(int(source) if source else -1, t, now_mono)
-            raw_ms = next((v for k, v in record.headers if k == "raw-timestamp-ms"), None)
+            raw_ms = headers.get("raw-timestamp-ms")
             if raw_ms:
                 produced.append(int(raw_ms) / 1000)
         now = time.time()

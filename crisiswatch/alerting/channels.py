@@ -72,7 +72,7 @@ class Channel(ABC):
 
 def link_for(settings: Settings, alert_id: str) -> str:
     """URL of the page, focused on one alert."""
-    base = settings.public_url or f"http://{settings.web_host}:{settings.web_port}/"
+    base = settings.public_url or f"http://{settings.web_host}:{settings.page_port}/"
     return f"{base.rstrip('/')}/#alert={quote(alert_id, safe='')}"
 
 

@@ -1,6 +1,7 @@
 """`crisiswatch bench pipeline`: end-to-end throughput, latency and memory against a real broker.
 
-Phase 1 (throughput): a generated stream is loaded into ``mentions.raw``, then the workers start and
+Phase 1 (throughput): a generated stream (``rate`` mentions per second of event time: what the target
+live rate would put in each window) is loaded into ``mentions.raw``, then the workers start and
 the clock runs from the first enriched record to the moment every stage has committed the end of its
 input (raw → enriched → window aggregates → risk). Sustained rate = mentions / that time.
 
@@ -184,8 +185,14 @@ class Bench:
                 continue
         return "\n".join(texts)
 
-    async def produce(self, count: int, start_index: int, rate: float | None, live: bool) -> float:
-        """Produce ``count`` mentions; at ``rate`` per second when given. Returns the achieved rate."""
+    async def produce(
+        self, count: int, start_index: int, rate: float | None, live: bool, event_rate: float = 10_000
+    ) -> float:
+        """Produce ``count`` mentions; at ``rate`` per second when given. Returns the achieved rate.
+
+        Live mentions carry the current time; the others are ``event_rate`` mentions per second of event
+        time, starting two hours ago (the stream a live rate of ``event_rate`` would have produced).
+        """
         rng = random.Random(start_index)
         producer = new_producer(self.bootstrap, acks=1, linger_ms=10)
         await producer.start()
@@ -195,7 +202,7 @@ class Bench:
         try:
             for n in range(count):
                 i = start_index + n
-                created = datetime.now(UTC) if live else base + timedelta(milliseconds=n * 20)
+                created = datetime.now(UTC) if live else base + timedelta(seconds=n / event_rate)
                 await producer.send(topic, mention_bytes(i, created, rng), key=f"bench:{i}".encode())
                 if rate and n % 200 == 0:
                     due = started + n / rate
@@ -255,7 +262,7 @@ class Bench:
 async def run_bench(bootstrap: str, mentions: int, rate: float, seconds: float, workers: int, workdir: Path) -> dict:
     bench = Bench(bootstrap, workers, workdir)
     await ensure_topics(bootstrap, bench.settings)
-    produce_rate = await bench.produce(mentions, 0, None, live=False)
+    produce_rate = await bench.produce(mentions, 0, None, live=False, event_rate=rate)
     t0 = time.perf_counter()
     bench.start_workers()
     broker = broker_pid(bootstrap)

@@ -499,7 +499,7 @@ class WebServer:
     ):
         self.settings = settings
         self.host = host or settings.web_host
-        self.port = settings.web_port if port is None else port
+        self.port = settings.page_port if port is None else port
         self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks}
         self._owned: list[Any] = []
         self.services: WebServices | None = None
