@@ -164,6 +164,141 @@ topics:
 """
 
 
+# Neutral framings that make different people's posts different texts (so that they count as distinct
+# stories, as real posts do) without changing what they say.
+OPENERS: dict[str, list[str]] = {
+    "en": [
+        "so",
+        "ok so",
+        "just saw this:",
+        "fyi",
+        "well",
+        "update:",
+        "this morning",
+        "my sister says",
+        "heads up:",
+        "quick one:",
+        "from the office:",
+        "honestly",
+    ],
+    "es": [
+        "bueno",
+        "a ver",
+        "acabo de verlo:",
+        "ojo:",
+        "hoy",
+        "esta mañana",
+        "mi hermana dice",
+        "dato:",
+        "vaya",
+        "pues",
+        "desde la oficina:",
+        "sinceramente",
+    ],
+    "fr": [
+        "bon",
+        "alors",
+        "je viens de voir :",
+        "info :",
+        "ce matin",
+        "ma sœur dit",
+        "à noter :",
+        "bref",
+        "du bureau :",
+        "franchement",
+        "aujourd'hui",
+        "tiens",
+    ],
+    "de": [
+        "also",
+        "gerade gesehen:",
+        "zur Info:",
+        "heute Morgen",
+        "meine Schwester sagt",
+        "kurz:",
+        "na ja",
+        "übrigens",
+        "aus dem Büro:",
+        "ehrlich gesagt",
+        "heute",
+        "hm",
+    ],
+    "it": [
+        "allora",
+        "ho appena visto:",
+        "info:",
+        "stamattina",
+        "mia sorella dice",
+        "nota:",
+        "beh",
+        "comunque",
+        "dall'ufficio:",
+        "sinceramente",
+        "oggi",
+        "ecco",
+    ],
+    "pt": [
+        "então",
+        "acabei de ver:",
+        "info:",
+        "hoje de manhã",
+        "minha irmã disse",
+        "nota:",
+        "bem",
+        "aliás",
+        "do escritório:",
+        "sinceramente",
+        "hoje",
+        "olha",
+    ],
+    "ar": [
+        "إذن",
+        "رأيت للتو:",
+        "للعلم:",
+        "هذا الصباح",
+        "أختي تقول",
+        "ملاحظة:",
+        "حسنا",
+        "بالمناسبة",
+        "من المكتب:",
+        "بصراحة",
+        "اليوم",
+        "انظروا",
+    ],
+    "hi": [
+        "तो",
+        "अभी देखा:",
+        "जानकारी:",
+        "आज सुबह",
+        "मेरी बहन कहती है",
+        "नोट:",
+        "खैर",
+        "वैसे",
+        "ऑफिस से:",
+        "सच कहूं तो",
+        "आज",
+        "देखो",
+    ],
+}
+CLOSERS: dict[str, list[str]] = {
+    "en": ["", "", "tbh", "as usual", "right now", "this week", "from my phone", "in my town"],
+    "es": ["", "", "la verdad", "como siempre", "ahora mismo", "esta semana", "desde el móvil", "en mi ciudad"],
+    "fr": ["", "", "en vrai", "comme d'habitude", "en ce moment", "cette semaine", "depuis mon tel", "dans ma ville"],
+    "de": ["", "", "echt", "wie immer", "gerade", "diese Woche", "vom Handy", "in meiner Stadt"],
+    "it": ["", "", "davvero", "come sempre", "proprio ora", "questa settimana", "dal telefono", "nella mia città"],
+    "pt": ["", "", "de verdade", "como sempre", "agora mesmo", "esta semana", "do celular", "na minha cidade"],
+    "ar": ["", "", "حقا", "كالعادة", "الآن", "هذا الأسبوع", "من هاتفي", "في مدينتي"],
+    "hi": ["", "", "सच में", "हमेशा की तरह", "अभी", "इस हफ्ते", "फोन से", "मेरे शहर में"],
+}
+
+
+def personal(rng: random.Random, lang: str, text: str) -> str:
+    """``text`` as one person posts it: a neutral opener and sometimes a closer in its language."""
+    opener = rng.choice(OPENERS.get(lang, OPENERS["en"]))
+    closer = rng.choice(CLOSERS.get(lang, CLOSERS["en"]))
+    return f"{opener} {text} {closer}".strip()
+
+
 @dataclass
 class _Clock:
     rng: random.Random
@@ -228,7 +363,7 @@ def generate(seed: int = 7) -> Iterator[dict[str, Any]]:
                     batch.append(mention(None, rng.choice(CHATTER), at, rng.choice(SOURCES)))
                     continue
                 mood = rng.choices(["positive", "neutral", "negative"], [0.35, 0.5, 0.15])[0]
-                text = rng.choice(CALM[lang][mood]).format(b=NAMES[brand])
+                text = personal(rng, lang, rng.choice(CALM[lang][mood]).format(b=NAMES[brand]))
                 batch.append(mention(brand, text, at, rng.choice(SOURCES), lang))
         batch.extend(_viral(t0, rng, clock, mention))
         batch.extend(_crisis(t0, rng, clock, mention))
@@ -248,7 +383,7 @@ def _viral(t0: datetime, rng: random.Random, clock: _Clock, mention: Any) -> lis
     out = []
     for _ in range(clock.poisson(rate)):
         lang = rng.choices(list(VIRAL_TEXTS), [0.6, 0.15, 0.15, 0.1])[0]
-        text = rng.choice(VIRAL_TEXTS[lang]).format(b=NAMES[brand])
+        text = personal(rng, lang, rng.choice(VIRAL_TEXTS[lang]).format(b=NAMES[brand]))
         out.append(mention(brand, text, t0 + timedelta(seconds=rng.uniform(0, 60)), "twitter", lang))
     return out
 
@@ -263,7 +398,7 @@ def _crisis(t0: datetime, rng: random.Random, clock: _Clock, mention: Any) -> li
     weights = [0.35, 0.12, 0.12, 0.1, 0.08, 0.08, 0.08, 0.07]
     for _ in range(clock.poisson(rate)):
         lang = rng.choices(list(CRISIS_TEXTS), weights)[0]
-        text = rng.choice(CRISIS_TEXTS[lang]).format(b=NAMES[brand])
+        text = personal(rng, lang, rng.choice(CRISIS_TEXTS[lang]).format(b=NAMES[brand]))
         if rng.random() < 0.25:  # retweets of the loudest complaint
             text = f"RT @angrycustomer: {CRISIS_TEXTS['en'][0].format(b=NAMES[brand])}"
         source = rng.choice(["twitter", "twitter", "reddit", "forum", "reviews"])

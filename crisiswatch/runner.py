@@ -100,7 +100,8 @@ class Watcher:
         self.keyring = Keyring.from_settings(settings)
         self.report = RunReport()
         self.last_output = time.monotonic()
-        self.alert_times: dict[str, str] = {}
+        self.alert_times: dict[str, tuple[str, bool]] = {}
+        """Alert id -> (event time of its first decision that asked to pause, else of its first, asked?)."""
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self, from_beginning: bool) -> None:
@@ -138,7 +139,9 @@ class Watcher:
     def _on_alert(self, value: bytes | None) -> None:
         alert = Alert.model_validate_json(value or b"")
         line = alert_line(alert)
-        self.alert_times[alert.alert_id] = line["event_time"]
+        known = self.alert_times.get(alert.alert_id)
+        if known is None or (alert.pause and not known[1]):  # a pause refers to the first decision asking it
+            self.alert_times[alert.alert_id] = (line["event_time"], alert.pause)
         self.report.alerts.append(line)
         self.emit(line)
 
@@ -153,7 +156,8 @@ class Watcher:
             return
         if self.report.controls and self.report.controls[-1]["seq"] == message.seq:
             return  # a re-assertion of the same state, not a change
-        line = control_line(message, self.alert_times.get(message.alert_id or ""))
+        decided = self.alert_times.get(message.alert_id or "")
+        line = control_line(message, decided[0] if decided else None)
         self.report.controls.append({**line, "seq": message.seq})
         self.emit(line)
 

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     pause_scope: str = Field("global", description="'global' or 'brand' (the brand's own scope).")
     min_mentions_to_pause: int = Field(20, ge=0)
     min_sources_to_pause: int = Field(1, ge=0)
+    risk_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other `detectors.risk.RiskPolicy` field, e.g. {'warning_at': 35, 'cooldown_seconds': 3600}.",
+    )
 
     # --- Control plane ---------------------------------------------------------------------------
     control_keys: SecretStr | None = Field(
@@ -173,6 +177,14 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("risk_policy")
+    @classmethod
+    def _check_risk_policy(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from detectors.risk import RiskPolicy
+
+        RiskPolicy.from_settings(None, **value)  # unknown fields and bad values fail here, at start-up
         return value
 
     @classmethod

@@ -115,7 +115,7 @@ class RiskPolicy:
     """Lowest severity that asks to pause publishing: ``info``, ``warning``, ``critical`` or ``never``."""
     min_mentions_to_pause: int = 20
     min_sources_to_pause: int = 1
-    min_mentions_to_alert: int = 5
+    min_mentions_to_alert: int = 10
     """Fewer mentions than this in a window are never more than ``info``."""
     critical_min_negativity: float = 0.5
     """The negativity component a window needs before it can be ``critical``."""
@@ -173,7 +173,14 @@ class RiskPolicy:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> RiskPolicy:
-        """The policy named by a `crisiswatch.settings.Settings` (read by attribute, so no import here)."""
+        """The policy named by a `crisiswatch.settings.Settings` (read by attribute, so no import here).
+
+        ``overrides`` may set any other field; an unknown name is a `ValueError` that lists the known ones.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown risk policy field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = {
             name: getattr(settings, name)
             for name in ("pause_severity", "min_mentions_to_pause", "min_sources_to_pause")

@@ -32,12 +32,8 @@ STAGE = "risk"
 
 
 def policy_from(settings: Settings) -> RiskPolicy:
-    """The risk policy the settings describe."""
-    return RiskPolicy(
-        pause_severity=settings.pause_severity,
-        min_mentions_to_pause=settings.min_mentions_to_pause,
-        min_sources_to_pause=settings.min_sources_to_pause,
-    )
+    """The risk policy the settings describe (``risk_policy`` may set any other field of `RiskPolicy`)."""
+    return RiskPolicy.from_settings(settings, **settings.risk_policy)
 
 
 def _spike(score: SpikeScore) -> SpikeResult:

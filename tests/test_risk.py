@@ -379,3 +379,18 @@ def test_usual_sources_and_languages_are_not_spread() -> None:
                 languages={**languages, "de": 3, "it": 3, "pt": 4}),
         spike(40, 30, 0.8), spike(4, 4.8, 0.1))
     assert wider.evidence["components"]["spread"] > 0.5
+
+
+def test_any_policy_field_is_configuration() -> None:
+    from pydantic import ValidationError
+
+    from crisiswatch.settings import Settings
+    from stream.risk_stage import policy_from
+
+    settings = Settings(risk_policy={"warning_at": 35, "cooldown_seconds": 600}, min_mentions_to_pause=7)
+    policy = policy_from(settings)
+    assert (policy.warning_at, policy.cooldown_seconds, policy.min_mentions_to_pause) == (35, 600, 7)
+    with pytest.raises(ValidationError, match="unknown risk policy field"):
+        Settings(risk_policy={"warn_at": 35})
+    with pytest.raises(ValidationError, match="warning_at < critical_at"):
+        Settings(risk_policy={"warning_at": 90})

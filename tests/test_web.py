@@ -31,7 +31,7 @@ def web_settings(settings: Settings, **overrides: Any) -> Settings:
         "web_users": SecretStr(USERS),
         "api_token": SecretStr(TOKEN),
         "api_token_actor": "release-bot",
-        "web_port": 0,
+        "page_port": 0,
         "public_url": "https://crisis.example.org/",
         **overrides,
     }

@@ -74,7 +74,7 @@ async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebS
         update={
             "control_keys": SecretStr("k2:browser-test-key"),
             "web_users": SecretStr("maria:correct horse battery"),
-            "web_port": 0,
+            "page_port": 0,
         }
     )
     await ensure_topics(kafka_bootstrap, s)
