@@ -6,13 +6,16 @@ The worker runs as a separate process (``crisiswatch worker``), as in production
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import secrets
 import signal
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,10 +24,11 @@ from aiokafka import AIOKafkaConsumer
 from connectors.sink import MentionSink
 from crisiswatch import demo
 from crisiswatch.broker import free_port
+from crisiswatch.control import PublishingGate
 from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
-from stream.records import DeadLetter, EnrichedMention, Signal
-from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
+from stream.records import DeadLetter, EnrichedMention, Signal, utcnow
+from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
 
 
 def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
@@ -68,22 +72,48 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any
         await consumer.stop()
 
 
+def load_example_publisher() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "examples" / "publisher.py"
+    spec = importlib.util.spec_from_file_location("example_publisher_e2e", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 async def test_demo_crisis_pauses_and_viral_spike_does_not(
     kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
 ) -> None:
+    """The demo end to end, with the example publisher embedding a gate: the crisis pauses it within 1 s."""
     settings, env, data = pipeline_settings
+    await ensure_topics(kafka_bootstrap, settings)
+    gate_settings = Settings(bootstrap_servers=kafka_bootstrap)  # the worker's topic prefix and key (env)
+    gate = PublishingGate(gate_settings, name="example-publisher")
+    paused_at: list[float] = []
+    gate.add_listener(lambda r: paused_at.append(time.time()) if r.changed and r.message.state == "paused" else None)
+    await gate.start()
+    assert await gate.wait_ready(10)
+    example = load_example_publisher()
+    publisher = example.ExamplePublisher(gate, example.demo_posts(2000, 0.1, start=utcnow() + timedelta(seconds=1)))
+    publishing = asyncio.create_task(publisher.run())
     lines: list[dict[str, Any]] = []
-    report = await run_pipeline(
-        settings,
-        kafka_bootstrap,
-        data,
-        speed=0,
-        until_idle=True,
-        emit=lines.append,
-        env_extra=env,
-        log_path=tmp_path / "worker.log",
-        idle_timeout=240,
-    )
+    try:
+        report = await run_pipeline(
+            settings,
+            kafka_bootstrap,
+            data,
+            speed=0,
+            until_idle=True,
+            emit=lines.append,
+            env_extra=env,
+            log_path=tmp_path / "worker.log",
+            idle_timeout=240,
+        )
+    finally:
+        publishing.cancel()
+        await asyncio.gather(publishing, return_exceptions=True)
+        await gate.stop()
     crisis_brand, crisis_start, _ = demo.CRISIS
     viral_brand, _, _ = demo.VIRAL
     critical = [a for a in report.alerts if a["brand"] == crisis_brand and a["severity"] == "critical"]
@@ -93,6 +123,14 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     pauses = [c for c in report.controls if c["state"] == "paused"]
     assert len(pauses) == 1 and pauses[0]["scope"] == "global"
     assert pauses[0]["alert_id"] == critical[0]["alert_id"]
+    # the decision (the alert asking for the pause, as the broker stamped it) reached the publisher's gate fast
+    records = await read_all(kafka_bootstrap, settings.topic(ALERTS.name), 1.0)
+    asked = [r for r in records if json.loads(r.value)["pause"]]
+    assert len(asked) == 1 and len(paused_at) == 1
+    assert paused_at[0] - asked[0].timestamp / 1000 <= 1.0, "the gate saw the pause more than 1 s after the decision"
+    on_time_after = [p for p, at, how in publisher.published if how == "on-time" and at.timestamp() > paused_at[0]]
+    assert not on_time_after, f"published during the global pause: {on_time_after[:3]}"
+    assert publisher.deferred, "posts fell due during the pause and were deferred"
     assert all(a["severity"] != "critical" for a in report.alerts if a["brand"] == viral_brand)
     assert report.dead_letters == len(demo.POISON)
     assert len(lines) == len(report.alerts) + len(report.controls)
