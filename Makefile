@@ -16,7 +16,7 @@ install: $(STAMP)
 
 ## Run the demo crisis end to end on the embedded broker.
 run: $(STAMP)
-	$(BIN)/crisiswatch run $(ARGS)
+	@$(BIN)/crisiswatch run $(ARGS)
 
 ## Run the whole test suite against a real (embedded) broker.
 test: $(STAMP)

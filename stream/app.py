@@ -30,13 +30,13 @@ from stream.window_stage import WindowStage
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, bootstrap_servers: str) -> faust.App:
-    """The faust app of a crisiswatch worker, bound to ``bootstrap_servers``."""
+def create_app(settings: Settings, bootstrap_servers: str, datadir: str | None = None) -> faust.App:
+    """The faust app of a crisiswatch worker, bound to ``bootstrap_servers`` (``datadir``: faust's scratch folder)."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap_servers}",
         store="memory://",
-        datadir=tempfile.mkdtemp(prefix="crisiswatch-faust-"),
+        datadir=datadir or tempfile.mkdtemp(prefix="crisiswatch-faust-"),
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
@@ -106,6 +106,7 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "warn
     from stream.topics import ensure_topics
 
     asyncio.run(ensure_topics(bootstrap_servers, settings))
-    app = create_app(settings, bootstrap_servers)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    with tempfile.TemporaryDirectory(prefix="crisiswatch-faust-") as datadir:  # state lives in Kafka, not here
+        app = create_app(settings, bootstrap_servers, datadir)
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()  # exits via SystemExit
+
