@@ -7,10 +7,13 @@ gets its own topic prefix and application id so that tests never see each other'
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,3 +49,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set CRISISWATCH_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def example_publisher() -> ModuleType:
+    """``examples/publisher.py`` (the publishing service that embeds the gate), imported as a module."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "publisher.py"
+    spec = importlib.util.spec_from_file_location("example_publisher", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import ModuleType
-
-import pytest
 
 from crisiswatch.control import ControlPlane, PublishingGate
 from crisiswatch.control.testing import with_test_keys
@@ -17,20 +12,10 @@ from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "publisher.py"
 
-
-@pytest.fixture(scope="module")
-def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_publisher", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-async def test_example_publisher_defers_during_a_pause_and_releases_after(settings: Settings, example) -> None:
+async def test_example_publisher_defers_during_a_pause_and_releases_after(
+    settings: Settings, example_publisher: ModuleType
+) -> None:
     settings = with_test_keys(settings, backlog_release_per_second=50.0)
     plane = ControlPlane(settings)
     await plane.start()
@@ -45,8 +30,8 @@ async def test_example_publisher_defers_during_a_pause_and_releases_after(settin
     await gate.start()
     assert await gate.wait_ready(10)
     try:
-        posts = example.demo_posts(30, 0.1, start=utcnow() + timedelta(seconds=0.3))
-        publisher = example.ExamplePublisher(gate, posts)
+        posts = example_publisher.demo_posts(30, 0.1, start=utcnow() + timedelta(seconds=0.3))
+        publisher = example_publisher.ExamplePublisher(gate, posts)
         running = asyncio.create_task(publisher.run(linger_seconds=1.0))
         await asyncio.sleep(1.0)
         await plane.pause("brand:acme", reason="crisis", actor="detector", alert_id="a-1", on_resume="hold")

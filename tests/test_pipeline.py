@@ -6,12 +6,10 @@ The worker runs as a separate process (``crisiswatch worker``), as in production
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import secrets
 import signal
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,18 +70,11 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any
         await consumer.stop()
 
 
-def load_example_publisher() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "examples" / "publisher.py"
-    spec = importlib.util.spec_from_file_location("example_publisher_e2e", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_demo_crisis_pauses_and_viral_spike_does_not(
-    kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
+    kafka_bootstrap: str,
+    pipeline_settings: tuple[Settings, dict[str, str], Path],
+    tmp_path: Path,
+    example_publisher: ModuleType,
 ) -> None:
     """The demo end to end, with the example publisher embedding a gate: the crisis pauses it within 1 s."""
     settings, env, data = pipeline_settings
@@ -94,8 +85,8 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     gate.add_listener(lambda r: paused_at.append(time.time()) if r.changed and r.message.state == "paused" else None)
     await gate.start()
     assert await gate.wait_ready(10)
-    example = load_example_publisher()
-    publisher = example.ExamplePublisher(gate, example.demo_posts(2000, 0.1, start=utcnow() + timedelta(seconds=1)))
+    posts = example_publisher.demo_posts(2000, 0.1, start=utcnow() + timedelta(seconds=1))
+    publisher = example_publisher.ExamplePublisher(gate, posts)
     publishing = asyncio.create_task(publisher.run())
     lines: list[dict[str, Any]] = []
     try:
