@@ -18,7 +18,7 @@ class MentionSink:
 
     def __init__(self, settings: Settings, bootstrap_servers: str):
         self.topic = settings.topic(MENTIONS_RAW.name)
-        self.producer: AIOKafkaProducer = new_producer(bootstrap_servers, acks=1, linger_ms=10)
+        self.producer: AIOKafkaProducer = new_producer(bootstrap_servers, settings=settings, acks=1, linger_ms=10)
         self.sent = 0
 
     async def __aenter__(self) -> MentionSink:

@@ -29,6 +29,7 @@ from connectors.replay import replay
 from connectors.sink import MentionSink
 from crisiswatch.broker import broker_for
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import Alert
 from stream.topics import (
@@ -111,6 +112,7 @@ class Watcher:
             bootstrap_servers=self.bootstrap,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
+            **client_options(self.settings),
         )
         await self._consumer.start()
 
@@ -169,8 +171,8 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
         f"{settings.app_id}-window": MENTIONS_ENRICHED.name,
         settings.app_id: SIGNALS.name,
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(settings))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(settings))
     await admin.start()
     await consumer.start()
     try:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         env_prefix="CRISISWATCH_",
         extra="ignore",
         populate_by_name=True,
+        # A model-level error would otherwise print every input, secrets included, in its message.
+        hide_input_in_errors=True,
     )
 
     # --- Kafka -----------------------------------------------------------------------------------
@@ -47,6 +49,20 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, description="Partitions of the data topics.")
     replication_factor: int = Field(1, ge=1)
     max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
+    # Security of every Kafka client (built in one place: `crisiswatch.kafka.client_options`).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the cluster: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates (unset: the system CAs)."
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Private key of the client certificate (PEM).")
 
     log_level: str = Field("warn", description="Worker log level: warn, info or debug.")
 
@@ -178,6 +194,43 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _check_ssl_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CRISISWATCH_{str(info.field_name).upper()}: no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs CRISISWATCH_KAFKA_SASL_USERNAME "
+                "and CRISISWATCH_KAFKA_SASL_PASSWORD"
+            )
+        # Settings that the protocol would silently ignore are a mistake: refuse them rather than run unprotected.
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SASL_USERNAME/_PASSWORD are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "does not use SASL (use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        if not tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SSL_* files are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "does not use TLS (use SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("CRISISWATCH_KAFKA_SSL_KEYFILE needs CRISISWATCH_KAFKA_SSL_CERTFILE (the certificate)")
+        if protocol != "PLAINTEXT" and not self.bootstrap_servers:
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_BOOTSTRAP_SERVERS "
+                "(the embedded broker speaks PLAINTEXT only)"
+            )
+        return self
 
     @field_validator("risk_policy")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from crisiswatch.kafka import faust_credentials
 from crisiswatch.settings import Settings
 from stream import metrics
 from stream.enrich_stage import EnrichStage
@@ -35,6 +36,7 @@ def create_app(settings: Settings, bootstrap_servers: str, datadir: str | None =
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap_servers}",
+        broker_credentials=faust_credentials(settings),  # TLS/SASL, the same as every other client
         store="memory://",
         datadir=datadir or tempfile.mkdtemp(prefix="crisiswatch-faust-"),
         topic_partitions=settings.partitions,
@@ -109,4 +111,3 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "warn
     with tempfile.TemporaryDirectory(prefix="crisiswatch-faust-") as datadir:  # state lives in Kafka, not here
         app = create_app(settings, bootstrap_servers, datadir)
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()  # exits via SystemExit
-

@@ -31,16 +31,21 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream import metrics
 
 log = logging.getLogger(__name__)
 
 
-def new_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
-    """The producer settings every crisiswatch writer uses (no idempotence: at-least-once + idempotent keys)."""
+def new_producer(bootstrap_servers: str, *, settings: Settings | None = None, **overrides: Any) -> AIOKafkaProducer:
+    """The producer settings every crisiswatch writer uses (no idempotence: at-least-once + idempotent keys).
+
+    ``settings`` (default: the process-wide settings) gives the security options (TLS, SASL).
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
+        **client_options(settings),
         "enable_idempotence": False,
         "acks": "all",
         "linger_ms": 5,
@@ -100,10 +105,11 @@ class BatchStage(Service):
         return f"{self.settings.app_id}-{self.stage_name}"
 
     async def on_start(self) -> None:
-        self.producer = new_producer(self.bootstrap_servers)
+        self.producer = new_producer(self.bootstrap_servers, settings=self.settings)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

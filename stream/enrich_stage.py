@@ -6,6 +6,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from crisiswatch.kafka import client_options
+from crisiswatch.settings import Settings
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.brands_file import load_brands
@@ -19,10 +21,18 @@ log = logging.getLogger(__name__)
 
 
 async def rewarm_seen_ids(
-    seen: SeenIds, bootstrap_servers: str, topic: str, partition_count: int, per_partition: int
+    seen: SeenIds,
+    bootstrap_servers: str,
+    topic: str,
+    partition_count: int,
+    per_partition: int,
+    *,
+    settings: Settings | None = None,
 ) -> int:
     """Add the ids of the last ``per_partition`` records of each partition of ``topic`` to ``seen``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_options(settings)
+    )
     await consumer.start()
     learned = 0
     try:
@@ -66,6 +76,7 @@ class EnrichStage(BatchStage):
             self.settings.topic(MENTIONS_ENRICHED.name),
             self.settings.partitions,
             self.settings.dedupe_rewarm_records,
+            settings=self.settings,
         )
         log.info("enrich stage: re-learned %d recent mention ids", count)
 

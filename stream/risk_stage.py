@@ -96,7 +96,7 @@ class RiskStage:
         self._loaded = False
 
     async def start(self) -> None:
-        self.producer = new_producer(self.bootstrap_servers, linger_ms=0)
+        self.producer = new_producer(self.bootstrap_servers, settings=self.settings, linger_ms=0)
         await self.producer.start()
         if self.settings.control_keys is not None:
             self.control = ControlPlane(self.settings)
@@ -116,7 +116,11 @@ class RiskStage:
 
     async def _load(self) -> None:
         states = await read_states(
-            self.bootstrap_servers, self.settings.topic(STATE.name), STAGE, range(self.settings.partitions)
+            self.bootstrap_servers,
+            self.settings.topic(STATE.name),
+            STAGE,
+            range(self.settings.partitions),
+            settings=self.settings,
         )
         self.monitors.clear()
         self.last_window.clear()

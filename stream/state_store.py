@@ -15,6 +15,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from crisiswatch.kafka import client_options
+from crisiswatch.settings import Settings
+
 
 def state_key(stage: str, name: str) -> bytes:
     return f"{stage}:{name}".encode()
@@ -25,15 +28,20 @@ def encode_state(state: dict[str, Any]) -> bytes:
 
 
 async def read_states(
-    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int]
+    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: Settings | None = None
 ) -> dict[int, dict[str, dict[str, Any]]]:
-    """Latest state per key of ``stage`` in the given partitions: ``{partition: {name: state}}``."""
+    """Latest state per key of ``stage`` in the given partitions: ``{partition: {name: state}}``.
+
+    ``settings`` (default: the process-wide settings) gives the Kafka security options.
+    """
     wanted = [TopicPartition(topic, p) for p in partitions]
     result: dict[int, dict[str, dict[str, Any]]] = {tp.partition: {} for tp in wanted}
     if not wanted:
         return result
     prefix = f"{stage}:".encode()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_options(settings)
+    )
     await consumer.start()
     try:
         consumer.assign(wanted)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def partitions_for(spec: TopicSpec, settings: Settings) -> int:
 
 async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
     """Create every crisiswatch topic that does not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

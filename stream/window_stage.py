@@ -105,7 +105,11 @@ class WindowStage(BatchStage):
     # --- rebalancing ---------------------------------------------------------------------------
     async def on_assigned(self, partitions: list[TopicPartition]) -> None:
         states = await read_states(
-            self.bootstrap_servers, self.settings.topic(STATE.name), STAGE, [tp.partition for tp in partitions]
+            self.bootstrap_servers,
+            self.settings.topic(STATE.name),
+            STAGE,
+            [tp.partition for tp in partitions],
+            settings=self.settings,
         )
         assert self.consumer is not None
         for tp in partitions:

@@ -95,3 +95,22 @@ def test_schedule_add_list_remove(env: dict[str, str]) -> None:
     assert [s["id"] for s in json.loads(run(["schedule", "list", "--json"], env)[1])] == ["mourning"]
     code, out = run(["schedule", "remove", "weekend"], env)
     assert code == 1 and "no schedule" in out
+
+
+@pytest.mark.parametrize("command", [["schedule", "run"], ["relay"]])
+def test_metrics_listen_on_the_web_host(
+    command: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every other process, `schedule run` and `relay` bind CRISISWATCH_WEB_HOST, not all interfaces."""
+    import prometheus_client
+
+    bound: list[tuple[int, str]] = []
+
+    def fake_server(port: int, addr: str = "0.0.0.0", *args: object, **kwargs: object) -> None:
+        bound.append((port, addr))
+        raise KeyboardInterrupt  # stop the command before it runs forever
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", fake_server)
+    env = {**env, "CRISISWATCH_WEB_HOST": "127.0.0.9", "CRISISWATCH_RELAY_URLS": "http://127.0.0.1:9/hook"}
+    run([*command, "--metrics-port", "18067"], env)
+    assert bound == [(18067, "127.0.0.9")]

@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from pydantic import SecretStr, ValidationError
 
+from crisiswatch.control import metrics as control_metrics
 from crisiswatch.control.messages import (
     SCHEMA_FILES,
     ControlMessage,
@@ -16,6 +18,7 @@ from crisiswatch.control.messages import (
     Schedule,
     scope_of,
 )
+from crisiswatch.control.metrics import ScopePausedTracker
 from crisiswatch.control.view import ControlView, scopes_for
 from crisiswatch.settings import Settings
 from stream.records import utcnow
@@ -172,6 +175,53 @@ def test_view_rejects_tombstones_key_mismatch_and_forgeries_without_state_change
     ]
     assert [r.reason for r in reasons if r] == ["tombstone", "bad_signature", "key_mismatch"]
     assert view.get("global") == pause and view.get("brand:acme") is None
+
+
+def _tracked(limit: int = 2) -> tuple[ControlView, CollectorRegistry]:
+    registry = CollectorRegistry()
+    gauge = Gauge("crisiswatch_scope_paused", "test", ["scope"], registry=registry)
+    return ControlView(OLD, 300, scopes=ScopePausedTracker(gauge, limit=limit)), registry
+
+
+def _paused_series(registry: CollectorRegistry) -> dict[str, float]:
+    return {s.labels["scope"]: s.value for f in registry.collect() for s in f.samples}
+
+
+def test_scope_paused_gauge_follows_the_verified_state() -> None:
+    view, registry = _tracked()
+    view.apply(OLD.sign(message(scope="brand:acme", seq=1)))
+    view.apply(OLD.sign(message(scope="channel:email", seq=1, state="active")))  # never seen paused: no series
+    assert _paused_series(registry) == {"brand:acme": 1.0}
+    view.ingest(b"brand:acme", OLD.sign(message(scope="brand:acme", seq=2, state="active")).to_bytes(), live=True)
+    forged = Keyring({"k1": b"guessed"}).sign(message(scope="global", seq=3))
+    view.ingest(b"global", forged.to_bytes(), live=True)  # rejected: changes nothing, not even the gauge
+    view.ingest(b"brand:acme", None, live=True)
+    assert _paused_series(registry) == {"brand:acme": 0.0}  # resumed: kept at 0, not dropped
+    view.apply(OLD.sign(message(scope="global", seq=4)))
+    assert _paused_series(registry) == {"brand:acme": 0.0, "global": 1.0}
+
+
+def test_scope_paused_labels_are_bounded() -> None:
+    view, registry = _tracked(limit=2)
+    for name in ("a", "b", "c", "d"):
+        view.apply(OLD.sign(message(scope=f"account:{name}", seq=1)))
+    view.apply(OLD.sign(message(scope="global", seq=1)))  # global always has its own series
+    assert _paused_series(registry) == {"account:a": 1.0, "account:b": 1.0, "other": 1.0, "global": 1.0}
+    view.apply(OLD.sign(message(scope="account:c", seq=2, state="active")))
+    assert _paused_series(registry)["other"] == 1.0  # account:d is still paused
+    view.apply(OLD.sign(message(scope="account:d", seq=2, state="active")))
+    assert _paused_series(registry)["other"] == 0.0
+    view.apply(OLD.sign(message(scope="account:c", seq=3)))
+    assert _paused_series(registry) == {"account:a": 1.0, "account:b": 1.0, "other": 1.0, "global": 1.0}
+
+
+def test_every_view_reports_to_the_process_gauge_by_default() -> None:
+    view = ControlView(OLD, 300)
+    assert view.scopes is control_metrics.SCOPES
+    view.apply(OLD.sign(message(scope="global", seq=1)))
+    assert REGISTRY.get_sample_value("crisiswatch_scope_paused", {"scope": "global"}) == 1.0
+    view.apply(OLD.sign(message(scope="global", seq=2, state="active")))
+    assert REGISTRY.get_sample_value("crisiswatch_scope_paused", {"scope": "global"}) == 0.0
 
 
 def test_absolute_schedule_window() -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from crisiswatch.alerting.records import AlertAck
 from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.testing import produce
 from crisiswatch.settings import Settings
 from crisiswatch.web.auth import Authenticator, ConfigError, RateLimiter, parse_users
 from crisiswatch.web.server import SESSION_COOKIE, WebServer
@@ -128,6 +130,55 @@ async def test_pause_and_resume_record_the_authenticated_actor(server: WebServer
         ("channel:tiktok", "paused", "release-bot"),
         ("global", "active", "sam"),
     ]
+
+
+async def scrape(http: aiohttp.ClientSession, server: WebServer) -> dict[tuple[str, frozenset[Any]], float]:
+    """Every sample of the page's open ``/metrics``, by (name, labels)."""
+    async with http.get(server.url + "metrics") as r:  # no credentials: open, like the probes
+        assert r.status == 200 and r.content_type == "text/plain"
+        assert r.headers["Cache-Control"] == "no-store"
+        text = await r.text()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_what_is_done_through_the_page(server: WebServer, http: aiohttp.ClientSession) -> None:
+    """The control plane that `serve` runs counts into the registry its /metrics serves."""
+    pauses = ("crisiswatch_control_changes_total", frozenset({("action", "pause"), ("actor_kind", "person")}))
+    resumes = ("crisiswatch_control_changes_total", frozenset({("action", "resume"), ("actor_kind", "person")}))
+    rejected = frozenset({("component", "plane"), ("reason", "bad_signature")})
+    forged = ("crisiswatch_control_messages_rejected_total", rejected)
+    paused = ("crisiswatch_scope_paused", frozenset({("scope", "global")}))
+    maria = basic("maria", "correct horse")
+    before = await scrape(http, server)  # counters and the gauge are per process: earlier tests count too
+
+    async with http.post(server.url + "api/pause", json={"reason": "recall"}, headers=maria) as r:
+        assert r.status == 200
+    after = await scrape(http, server)
+    assert after[pauses] == before.get(pauses, 0.0) + 1
+    assert after[paused] == 1.0
+
+    # A forged resume on the control topic: refused by the page's plane, and counted.
+    fake = Keyring({"k1": b"not-the-real-key"}).sign(
+        ControlMessage(scope="global", state="active", reason="forged", actor="mallory", episode="x",
+                       seq=10**15, issued_at=utcnow(), signed_at=utcnow(), on_resume="skip")
+    )  # fmt: skip
+    topic = server.settings.topic("publishing.control")
+    await produce(server.settings.bootstrap_servers or "", topic, b"global", fake.to_bytes(), settings=server.settings)
+    for _ in range(100):
+        if (now := await scrape(http, server)).get(forged, 0.0) > before.get(forged, 0.0):
+            break
+        await asyncio.sleep(0.05)
+    assert now[forged] == before.get(forged, 0.0) + 1 and now[paused] == 1.0
+
+    async with http.post(server.url + "api/resume", json={}, headers=maria) as r:
+        assert r.status == 200
+    after = await scrape(http, server)
+    assert after[resumes] == before.get(resumes, 0.0) + 1
+    assert after[paused] == 0.0
 
 
 async def test_session_cookie_csrf_and_origin(server: WebServer, http: aiohttp.ClientSession) -> None:

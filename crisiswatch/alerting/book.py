@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from crisiswatch.alerting import render
 from crisiswatch.alerting.policy import SEVERITY_RANK
 from crisiswatch.alerting.records import AlertAck
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import Alert
 
@@ -148,6 +149,7 @@ class AlertFeed:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
             client_id="crisiswatch-alert-feed",
+            **client_options(self.settings),
         )
         await consumer.start()
         self._consumer = consumer
@@ -224,6 +226,7 @@ class AckPublisher:
             enable_idempotence=False,
             acks="all",
             client_id="crisiswatch-ack",
+            **client_options(self.settings),
         )
         await self._producer.start()
 

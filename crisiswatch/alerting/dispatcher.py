@@ -31,6 +31,7 @@ from crisiswatch.alerting import metrics
 from crisiswatch.alerting.channels import Channel, DeliveryError, channels_from_settings
 from crisiswatch.alerting.policy import DeliveryPolicy, Notification
 from crisiswatch.alerting.records import AlertAck
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import Alert
 
@@ -240,6 +241,7 @@ class AlertDispatcher:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,
             client_id="crisiswatch-alerting",
+            **client_options(self.settings),
         )
         await consumer.start()
         self._consumer = consumer

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer
 
 from crisiswatch.broker import broker_for, free_port
 from crisiswatch.demo import CALM, CHATTER, CRISIS_TEXTS
+from crisiswatch.kafka import client_options
 from crisiswatch.runner import drained, start_worker, stop_process
 from crisiswatch.settings import Settings
 from stream.batch_stage import new_producer
@@ -194,7 +195,7 @@ class Bench:
         time, starting two hours ago (the stream a live rate of ``event_rate`` would have produced).
         """
         rng = random.Random(start_index)
-        producer = new_producer(self.bootstrap, acks=1, linger_ms=10)
+        producer = new_producer(self.bootstrap, settings=self.settings, acks=1, linger_ms=10)
         await producer.start()
         topic = self.settings.topic(MENTIONS_RAW.name)
         base = datetime.now(UTC) - timedelta(hours=2)
@@ -216,7 +217,10 @@ class Bench:
 
     async def first_output(self, timeout: float = 120.0) -> float:
         consumer = AIOKafkaConsumer(
-            self.settings.topic(MENTIONS_ENRICHED.name), bootstrap_servers=self.bootstrap, auto_offset_reset="earliest"
+            self.settings.topic(MENTIONS_ENRICHED.name),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            **client_options(self.settings),
         )
         await consumer.start()
         try:
@@ -242,7 +246,10 @@ class Bench:
     async def signal_delays(self, since: float) -> list[float]:
         """Seconds from each window's closing point (end + lateness) to its signal's publication."""
         consumer = AIOKafkaConsumer(
-            self.settings.topic(SIGNALS.name), bootstrap_servers=self.bootstrap, auto_offset_reset="earliest"
+            self.settings.topic(SIGNALS.name),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            **client_options(self.settings),
         )
         await consumer.start()
         delays = []

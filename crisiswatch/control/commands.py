@@ -294,7 +294,7 @@ def schedule_run(metrics_port: int) -> None:
     from crisiswatch.control.schedules import Scheduler, ScheduleStore
 
     settings, keyring = checked_settings(signing=True)
-    _serve_metrics(metrics_port)
+    _serve_metrics(metrics_port, settings)
 
     async def main() -> None:
         plane = ControlPlane(settings, keyring=keyring, reassert_seconds=settings.control_reassert_seconds)
@@ -320,7 +320,7 @@ def relay(metrics_port: int) -> None:
         relay_ = Relay(settings, keyring=keyring)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    _serve_metrics(metrics_port)
+    _serve_metrics(metrics_port, settings)
     typer.echo(f"relaying control changes to {len(relay_.urls)} URL(s); Ctrl-C stops")
     run_async(lambda: relay_.run(_stop_on_signals()))
 
@@ -340,11 +340,12 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(port: int, settings: Settings) -> None:
+    """Serve /metrics on ``port`` (0: not at all), on ``CRISISWATCH_WEB_HOST`` like every other process."""
     if port:
         from prometheus_client import start_http_server
 
-        start_http_server(port)
+        start_http_server(port, addr=settings.web_host)
 
 
 def format_duration(seconds: float) -> str:

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from crisiswatch.control import metrics
 from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import ControlView, Ingested
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,11 @@ class TopicFollower:
         *,
         name: str = "follower",
         fetch_max_wait_ms: int = 100,
+        settings: Settings | None = None,
     ):
         self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        """Where the Kafka security options come from (None: the process-wide settings)."""
         self.topic = topic
         self.handler = handler
         self.name = name
@@ -87,6 +91,7 @@ class TopicFollower:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             client_id=f"crisiswatch-{self.name}",
+            **client_options(self.settings),
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"follow-{self.topic}-{self.name}")
@@ -207,6 +212,7 @@ class ControlFeed:
             self._on_record,
             name=name or component,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            settings=settings,
         )
 
     async def start(self) -> None:

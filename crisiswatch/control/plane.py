@@ -55,6 +55,7 @@ from crisiswatch.control.messages import (
     is_scope,
 )
 from crisiswatch.control.view import Ingested
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 
@@ -123,6 +124,7 @@ class ControlPlane:
             acks="all",
             linger_ms=0,
             client_id="crisiswatch-control-plane",
+            **client_options(self.settings),
         )
         await self._producer.start()
         await self.feed.start()

@@ -44,6 +44,7 @@ from crisiswatch.control.messages import (
     schedule_id_of,
 )
 from crisiswatch.control.plane import ChangeResult, ControlPlane
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 
@@ -94,7 +95,9 @@ class ScheduleStore:
         self.changed = asyncio.Event()
         """Set whenever a schedule is added, replaced or removed."""
         self._schedules: dict[str, Schedule] = {}
-        self._follower = TopicFollower(settings.bootstrap_servers, self.topic, self._on_record, name="schedules")
+        self._follower = TopicFollower(
+            settings.bootstrap_servers, self.topic, self._on_record, name="schedules", settings=settings
+        )
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self, timeout: float = 15.0) -> None:
@@ -140,7 +143,10 @@ class ScheduleStore:
     async def _write(self, schedule: Schedule, action: str, reason: str) -> None:
         if self._producer is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers, enable_idempotence=False, acks="all"
+                bootstrap_servers=self.settings.bootstrap_servers,
+                enable_idempotence=False,
+                acks="all",
+                **client_options(self.settings),
             )
             await self._producer.start()
         await self._producer.send_and_wait(self.topic, value=schedule.to_bytes(), key=schedule.id.encode())

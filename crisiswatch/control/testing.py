@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import SecretStr
 
 from crisiswatch.control.follower import topic_partitions
+from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 
 TEST_KEYS = "test1:correct-horse-battery-staple"
@@ -33,9 +34,13 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interv
     return bool(predicate())
 
 
-async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0) -> list[ConsumerRecord]:
+async def read_records(
+    bootstrap_servers: str, topic: str, timeout: float = 5.0, *, settings: Settings | None = None
+) -> list[ConsumerRecord]:
     """Every record of ``topic`` from the beginning to the current end (partition by partition)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **client_options(settings)
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
@@ -58,9 +63,13 @@ async def read_records(bootstrap_servers: str, topic: str, timeout: float = 5.0)
         await consumer.stop()
 
 
-async def produce(bootstrap_servers: str, topic: str, key: bytes | None, value: bytes | None) -> None:
+async def produce(
+    bootstrap_servers: str, topic: str, key: bytes | None, value: bytes | None, *, settings: Settings | None = None
+) -> None:
     """Write one raw record (e.g. a forged control message) to ``topic``."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=False, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, enable_idempotence=False, acks="all", **client_options(settings)
+    )
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from crisiswatch.control import metrics
 from crisiswatch.control.messages import (
     ControlMessage,
     ControlRejected,
@@ -87,11 +88,16 @@ class Ingested:
 
 
 class ControlView:
-    """Latest valid control message per scope, plus the episodes each scope has seen. Thread-safe."""
+    """Latest valid control message per scope, plus the episodes each scope has seen. Thread-safe.
 
-    def __init__(self, keyring: Keyring, max_age_seconds: float):
+    Every applied state is also reported to ``scopes`` (default: the process's
+    ``crisiswatch_scope_paused`` gauge), so every process that follows the topic exports it.
+    """
+
+    def __init__(self, keyring: Keyring, max_age_seconds: float, *, scopes: metrics.ScopePausedTracker | None = None):
         self.keyring = keyring
         self.max_age_seconds = max_age_seconds
+        self.scopes = scopes if scopes is not None else metrics.SCOPES
         self._states: dict[str, ControlMessage] = {}
         self._episodes: dict[str, set[str]] = {}
         self._max_seq: dict[str, int] = {}
@@ -147,6 +153,7 @@ class ControlView:
                     return Ingested("duplicate", current, current, scope=message.scope)
             self._states[message.scope] = message
             self._episodes.setdefault(message.scope, set()).add(message.episode)
+            self.scopes.observe(message.scope, message.paused)
             outcome: Outcome = "reasserted" if current is not None and current.seq == message.seq else "applied"
             return Ingested(outcome, message, current, scope=message.scope)
 

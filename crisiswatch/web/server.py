@@ -12,7 +12,8 @@ Endpoints (JSON; all ``/api`` ones need authentication, changes also pass the CS
 and a per-user rate limit): ``GET /api/state``, ``POST /api/pause``, ``POST /api/resume``,
 ``GET|POST /api/schedules``, ``DELETE /api/schedules/{id}``, ``GET /api/alerts``,
 ``POST /api/alerts/{alert_id}/ack``, ``POST /api/login``, ``POST /api/logout``, ``GET /api/session``;
-``GET /healthz`` and ``GET /readyz`` are open.
+``GET /healthz``, ``GET /readyz`` and ``GET /metrics`` (Prometheus, the process's default registry, where
+the control plane counts its changes and rejections) are open: keep them off the public internet.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from crisiswatch.alerting.book import AckPublisher, AlertFeed
@@ -257,6 +260,15 @@ class Api:
         }
         return web.json_response(body, status=200 if ready else 503)
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus metrics of this process: the control-plane metrics live in the default registry.
+
+        Open, like the probes (a scraper has no user); the values name scopes and counts, no secrets, but
+        expose the page port only to your network and your Prometheus, not publicly.
+        """
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})
+
     # --- session -----------------------------------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
         if not self.origin_ok(request):
@@ -448,7 +460,7 @@ async def _headers_and_errors(request: web.Request, handler: Handler) -> web.Str
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if "/api/" in request.path or request.path.endswith(("/readyz", "/healthz")):
+    if "/api/" in request.path or request.path.endswith(("/readyz", "/healthz", "/metrics")):
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -466,6 +478,7 @@ def create_app(services: WebServices, authenticator: Authenticator | None = None
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
     app.router.add_post("/api/login", api.login)
     app.router.add_post("/api/logout", api.authenticated(change=True, limited=False)(api.logout))
     app.router.add_get("/api/session", read(api.session))

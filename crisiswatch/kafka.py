@@ -1,0 +1,82 @@
+"""The one place that turns the Kafka security settings into client options.
+
+Every aiokafka client of crisiswatch (producers, consumers, the admin client) is built with
+``**client_options(settings)``, and the faust app with ``broker_credentials=faust_credentials(settings)``,
+so TLS and SASL are configured once (``CRISISWATCH_KAFKA_*`` in `crisiswatch.settings`):
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, **client_options(settings))
+
+With the defaults (``PLAINTEXT``) the options are ``{"security_protocol": "PLAINTEXT"}``, which is
+aiokafka's own default. The SASL password is only unwrapped from its ``SecretStr`` here, into a `str`
+whose ``repr`` is masked, so logging the options never prints it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.helpers import create_ssl_context
+
+from crisiswatch.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # faust is imported lazily: publishing services that embed a gate do not need it
+    from faust.types.auth import CredentialsT
+
+
+class _Password(str):
+    """The SASL password as aiokafka needs it (a `str`), with a masked ``repr``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the SSL and SASL_SSL protocols (server certificate and host name verified)."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return create_ssl_context(
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+    )
+
+
+def client_options(settings: Settings | None = None) -> dict[str, Any]:
+    """Security keyword arguments for `AIOKafkaProducer`, `AIOKafkaConsumer` and `AIOKafkaAdminClient`.
+
+    ``settings`` defaults to the process-wide `get_settings()`. Bootstrap servers are not included:
+    callers pass them (they may come from the embedded broker).
+    """
+    settings = settings if settings is not None else get_settings()
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # Settings validates it
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = _Password(settings.kafka_sasl_password.get_secret_value())
+    return options
+
+
+def faust_credentials(settings: Settings | None = None) -> CredentialsT | None:
+    """``broker_credentials`` of the faust app, matching `client_options` (None for PLAINTEXT)."""
+    import faust
+
+    options = client_options(settings)
+    protocol = options["security_protocol"]
+    if protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    if protocol.startswith("SASL_"):
+        # faust derives the protocol from the context: SASL_SSL with one, SASL_PLAINTEXT without.
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"),
+            mechanism=options["sasl_mechanism"],
+        )
+    return None
