@@ -459,6 +459,13 @@ def train_sentiment(
     val_fraction: Annotated[float, typer.Option(help="Part held out when there is no --val.")] = 0.15,
     c: Annotated[float, typer.Option("--c", help="Inverse L2 regularisation of the logistic regression.")] = 10.0,
     nb_weight: Annotated[float, typer.Option(help="Weight of the naive-Bayes logits added (0: none).")] = 0.3,
+    static_weight: Annotated[
+        float, typer.Option(help="Weight (0-1) of the e5-distilled word lexicon in the logits (0: n-grams only).")
+    ] = 0.7,
+    lexicon: Annotated[
+        str, typer.Option(help="Lexicon file: a name in detectors/models (the shipped one) or a path.")
+    ] = "sentiment-e5-lexicon.npz",
+    word_bits: Annotated[int, typer.Option(min=10, max=24, help="log2 of the hashed word-n-gram columns.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the hold-out split.")] = 0,
     report: Annotated[Path | None, typer.Option(help="Also write the validation report as JSON here.")] = None,
 ) -> None:
@@ -466,16 +473,22 @@ def train_sentiment(
     import json
 
     from crisiswatch.training import DataError, format_report, train_sentiment
+    from detectors.sentiment_features import HashedFeatures
 
+    options = {"C": c, "nb_weight": nb_weight, "static_weight": static_weight, "lexicon": lexicon}
     try:
         path, result = train_sentiment(
             data, out, val=val, val_fraction=val_fraction, seed=seed,
-            model_options={"C": c, "nb_weight": nb_weight},
+            model_options={**options, "features": HashedFeatures(word_bits=word_bits)},
         )  # fmt: skip
     except (DataError, ValueError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(format_report(result))
+    settings = {"word_bits": word_bits, **options}
+    if not static_weight:
+        del settings["lexicon"]
+    typer.echo("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, indent=2) + "\n")

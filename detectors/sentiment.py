@@ -1,15 +1,23 @@
 """Multilingual three-class sentiment (negative / neutral / positive) of short social-media texts.
 
-A linear model over hashed word and character n-grams (`detectors.sentiment_features`): fast (tens of
-thousands of tweets per second on one core), language-agnostic (one model for every language) and
-stored as a small NON-pickle ``.npz`` artifact (weights + hyper-parameters, ``allow_pickle=False``).
+A linear model over hashed word and character n-grams (`detectors.sentiment_features`) plus a block of
+word-polarity values distilled offline from a multilingual sentence encoder (`detectors.sentiment_static`,
+it covers words the training tweets never showed): fast (tens of thousands of tweets per second on one
+core), language-agnostic (one model for every language) and stored as small NON-pickle ``.npz`` files
+(weights + hyper-parameters, ``allow_pickle=False``). No encoder is needed or imported at prediction time.
 
 >>> from detectors.sentiment import predict_batch, predict_proba_batch
 >>> predict_batch(["I love it 😍", "this is not good", "la réunion est à 10h"])
 ['positive', 'negative', 'neutral']
 
-The shipped model (``detectors/models/sentiment-v1.npz``) is trained on the UMSAB tweets of eight
-languages; `crisiswatch train-sentiment` rebuilds it or trains one on other labelled data.
+The shipped model (``detectors/models/sentiment-v1.npz``, with the lexicon it names,
+``detectors/models/sentiment-e5-lexicon.npz``) is trained on the train split of the UMSAB tweets of eight
+languages (the val split only chose the settings and gives the report), from the repository root, by::
+
+    crisiswatch train-sentiment --data ../shared/data/sentiment-umsab \\
+        --out detectors/models/sentiment-v1.npz --word-bits 20 --c 10 --nb-weight 0.3 --static-weight 0.7
+
+(those are also the command's defaults). The same command trains a model on other labelled data.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import io
 import json
 import zipfile
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -27,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from detectors.sentiment_features import HashedFeatures
+from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 DEFAULT_ARTIFACT = "sentiment-v1.npz"
@@ -54,9 +64,13 @@ class SentimentModel:
     """Multinomial logistic regression over `HashedFeatures`, with fit/predict separation.
 
     ``C`` is the inverse L2 strength; ``nb_weight`` adds a multinomial naive-Bayes log-count-ratio
-    model on the same features to the logits (an ensemble that is still one linear model, so it costs
-    nothing at prediction time). Weights are rounded to float16 when fitted, so a saved and re-loaded
-    model predicts exactly the same numbers.
+    model on the same features to the logits. ``static_weight`` (0 to 1) mixes in the word-polarity
+    ``lexicon`` distilled from a multilingual sentence encoder (`detectors.sentiment_static`), which knows
+    words the training data never showed: the logits are ``(1 - static_weight) * (regression + nb_weight
+    * naive Bayes) + static_weight * lexicon``. The lexicon is a block of the features (its words' counts)
+    and the mixture is linear, so the model is still ONE weight matrix: the regression and naive Bayes
+    are fitted on the hashed blocks, the lexicon block's weights are the lexicon's values. Weights are
+    rounded to float16 when fitted, so a saved and re-loaded model predicts exactly the same numbers.
     """
 
     def __init__(
@@ -67,13 +81,26 @@ class SentimentModel:
         nb_alpha: float = 0.1,
         max_iter: int = 300,
         balance_languages: bool = True,
+        static_weight: float = 0.0,
+        lexicon: str = DEFAULT_LEXICON,
     ) -> None:
-        self.features = features or HashedFeatures()
+        if not 0.0 <= static_weight <= 1.0:
+            raise ValueError(f"static_weight must be between 0 and 1, got {static_weight}")
+        features = features or HashedFeatures()
+        self._lexicon: Lexicon | None = None
+        if static_weight:
+            self._lexicon = load_lexicon(lexicon)
+            features = replace(features, lexicon_hashes=self._lexicon.hashes)
+        elif features.lexicon_hashes is not None:
+            raise ValueError("features with a lexicon block need static_weight > 0")
+        self.features = features
         self.C = C
         self.nb_weight = nb_weight
         self.nb_alpha = nb_alpha
         self.max_iter = max_iter
         self.balance_languages = balance_languages
+        self.static_weight = static_weight
+        self.lexicon = lexicon  # file name in detectors/models (or a path); used when static_weight > 0
         self.weights: np.ndarray | None = None  # (n_features, 3) float32, float16-exact
         self.bias: np.ndarray | None = None  # (3,) float32
         self.metadata: dict[str, Any] = {}
@@ -101,19 +128,32 @@ class SentimentModel:
         present = np.unique(y)
         if len(present) < 2:
             raise ValueError("training data needs at least two different labels")
+        if X.shape[1] != self.features.n_features:
+            raise ValueError(f"{X.shape[1]} feature columns, the model has {self.features.n_features}")
+        X_hashed = X[:, : self.features.n_hashed] if self.features.n_lexicon else X
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=1e-4)
-        lr.fit(X, y, sample_weight=sample_weight)
-        weights = np.zeros((X.shape[1], 3), dtype=np.float64)
+        lr.fit(X_hashed, y, sample_weight=sample_weight)
+        weights = np.zeros((self.features.n_hashed, 3), dtype=np.float64)
         bias = np.full(3, -30.0)  # a class never seen in training is never predicted
         weights[:, lr.classes_] = lr.coef_.T if len(lr.classes_) > 2 else np.c_[-lr.coef_[0], lr.coef_[0]] / 2
         bias[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_] / 2
         if self.nb_weight:
-            nb_w, nb_b = _naive_bayes(X, y, sample_weight, self.nb_alpha)
+            nb_w, nb_b = _naive_bayes(X_hashed, y, sample_weight, self.nb_alpha)
             weights[:, present] += self.nb_weight * nb_w[:, present]
             bias[present] += self.nb_weight * nb_b[present]
-        self.weights = weights.astype(np.float16).astype(np.float32)
+        if self._lexicon is not None:
+            mix = self.static_weight
+            weights *= 1 - mix
+            bias[present] = (1 - mix) * bias[present] + mix * self._lexicon.bias[present]
+            weights = np.vstack([_float16_exact(weights), self._lexicon_block()])
+        self.weights = _float16_exact(weights)
         self.bias = bias.astype(np.float32)
         return self
+
+    def _lexicon_block(self) -> np.ndarray:
+        """Weights of the lexicon block: ``static_weight`` x the lexicon's values, float16-exact float32."""
+        assert self._lexicon is not None
+        return _float16_exact(self.static_weight * self._lexicon.block_weights().astype(np.float64))
 
     # -- prediction -------------------------------------------------------------------------------------
     def _check_fitted(self) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +186,12 @@ class SentimentModel:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write a compressed, pickle-free ``.npz`` (float16 weights, hyper-parameters as JSON)."""
+        """Write a compressed, pickle-free ``.npz`` (float16 weights, hyper-parameters as JSON).
+
+        With a lexicon block, ``weights`` holds the rows of the hashed blocks only: the lexicon block is
+        ``static_weight`` x the lexicon file's values, so the artifact names that file (``model.lexicon``)
+        and records its `Lexicon.digest`; `load` rebuilds the same weight matrix from it.
+        """
         weights, bias = self._check_fitted()
         path = Path(path)
         if path.suffix != ".npz":
@@ -156,12 +201,20 @@ class SentimentModel:
             "format": FORMAT,
             "labels": list(LABELS),
             "features": self.features.to_dict(),
-            "model": {"C": self.C, "nb_weight": self.nb_weight, "nb_alpha": self.nb_alpha,
-                      "max_iter": self.max_iter, "balance_languages": self.balance_languages},
+            "model": {
+                "C": self.C,
+                "nb_weight": self.nb_weight,
+                "nb_alpha": self.nb_alpha,
+                "max_iter": self.max_iter,
+                "balance_languages": self.balance_languages,
+                "static_weight": self.static_weight,
+                "lexicon": self.lexicon if self._lexicon is not None else None,
+            },
+            "lexicon_sha256": self._lexicon.digest() if self._lexicon is not None else None,
             "metadata": self.metadata,
         }
         arrays = {
-            "weights": weights.astype(np.float16),
+            "weights": weights[: self.features.n_hashed].astype(np.float16),
             "bias": bias.astype(np.float32),
             "config": np.array(json.dumps(config, sort_keys=True, ensure_ascii=False)),
         }
@@ -177,18 +230,37 @@ class SentimentModel:
 
     @classmethod
     def load(cls, path: str | Path | Any) -> SentimentModel:
-        """Load a model written by `save` (``np.load(..., allow_pickle=False)``)."""
+        """Load a model written by `save` (``np.load(..., allow_pickle=False)``).
+
+        A model with a lexicon block also loads its lexicon file (pickle-free too) and checks its digest.
+        """
         with np.load(path, allow_pickle=False) as data:
             config = json.loads(str(data["config"]))
             if config.get("format") != FORMAT:
                 raise ValueError(f"{path}: not a {FORMAT} artifact (format={config.get('format')!r})")
-            model = cls(HashedFeatures(**config["features"]), **config["model"])
-            model.weights = np.ascontiguousarray(data["weights"].astype(np.float32))
+            options = dict(config["model"])
+            if options.get("lexicon") is None:
+                options.pop("lexicon", None)
+            model = cls(HashedFeatures(**config["features"]), **options)
+            weights = data["weights"].astype(np.float32)
             model.bias = data["bias"].astype(np.float32)
-        if model.weights.shape != (model.features.n_features, 3):
-            raise ValueError(f"{path}: weights of shape {model.weights.shape} do not match the features")
+        if weights.shape != (model.features.n_hashed, 3):
+            raise ValueError(f"{path}: weights of shape {weights.shape} do not match the features")
+        if model._lexicon is not None:
+            if model._lexicon.digest() != config.get("lexicon_sha256"):
+                raise ValueError(
+                    f"{path}: built with another version of the lexicon {model.lexicon!r} (SHA-256 differs);"
+                    " retrain the model with crisiswatch train-sentiment"
+                )
+            weights = np.vstack([weights, model._lexicon_block()])
+        model.weights = np.ascontiguousarray(weights)
         model.metadata = config.get("metadata", {})
         return model
+
+
+def _float16_exact(values: np.ndarray) -> np.ndarray:
+    """float32 values that are exactly representable in float16 (what the artifact stores)."""
+    return np.asarray(values).astype(np.float16).astype(np.float32)
 
 
 def _naive_bayes(X: sp.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | None, alpha: float):
@@ -204,7 +276,7 @@ def _naive_bayes(X: sp.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | No
 
 @lru_cache(maxsize=1)
 def load_default() -> SentimentModel:
-    """The model shipped inside the package (``detectors/models/sentiment-v1.npz``), loaded once."""
+    """The model shipped inside the package (``detectors/models/sentiment-v1.npz`` and its lexicon), loaded once."""
     artifact = resources.files("detectors").joinpath("models", DEFAULT_ARTIFACT)
     with artifact.open("rb") as fh:
         return SentimentModel.load(fh)

@@ -12,6 +12,9 @@ Social-media specifics, on top of `detectors.text`:
 - common emoji keep their own token and gain the same polarity token;
 - up to three words after a negator (not, n't, ne/pas, nicht/kein, non, não, no/nunca, لا/ما, nahi …)
   are marked with a leading ``¬`` so "not good" and "good" get different features.
+
+With ``lexicon_hashes`` (a word-polarity lexicon, `detectors.sentiment_static`) a third block counts the
+lexicon's words, plain and negated, one exact column per word (no hashing collisions).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +43,7 @@ _URL_RE = re.compile(URL_RE.pattern)
 _HANDLE_RE = re.compile(r"@(?<![\w@]@)\w{1,50}")
 _EMOJI_CHAR_RE = re.compile(EMOJI_RE.pattern[:-1])  # one emoji per match instead of a run
 
+# fmt: off
 _POSITIVE_EMOTICONS = (
     ":)", ":-)", ":))", ":)))", ":]", "=)", "=]", ":d", ":-d", "=d", ";)", ";-)", ";d", ":p", ":-p", ";p",
     "xd", "xdd", "xddd", "x-d", ":3", ":*", ":-*", "<3", "<33", "^^", "^_^", "^.^", "(:", "(;", "8)", "8-)",
@@ -50,6 +54,7 @@ _NEGATIVE_EMOTICONS = (
     ":-\\", "=/", ":|", ":-|", ">:(", ">:-(", ":@", "</3", "-_-", "-.-", "t_t", "t.t", ";_;", "):", ":c",
     ":-c", "x(", "u_u",
 )
+# fmt: on
 _EMOTICON_POLARITY = {e: "emopos" for e in _POSITIVE_EMOTICONS} | {e: "emoneg" for e in _NEGATIVE_EMOTICONS}
 # Emoticons that start with a symbol are found by one regex (fast: it scans for the first symbols); the
 # few that are words ("xd") are found as words.
@@ -64,12 +69,11 @@ _POSITIVE_EMOJI = (
     "😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙😚☺🙂🤗🤩🥳😇😻😸😹😺😽👍👏🙌💪🎉🎊🎈🎁❤💕💖💗💙💚💛💜🧡🤍💓💞💘💝"
     "♥✨🔥💯🌹🌸🌺💐👌✌🙏⭐🌟🏆🥇😌😏🤤👑💋🍾🥂🤘💃🕺☀🌞😛😜😝"
 )
-_NEGATIVE_EMOJI = (
-    "😞😟😠😡🤬😢😭😤😩😫😖😣😔😕🙁☹😒😬😰😱😨😧😦💔👎🤮🤢😷🙄😪😓🖕💩🤦😿😾🤯😵🥺😥😑⚠❌🚫🤡🐍🤥"
-)
+_NEGATIVE_EMOJI = "😞😟😠😡🤬😢😭😤😩😫😖😣😔😕🙁☹😒😬😰😱😨😧😦💔👎🤮🤢😷🙄😪😓🖕💩🤦😿😾🤯😵🥺😥😑⚠❌🚫🤡🐍🤥"
 _EMOJI_POLARITY = {e: "emopos" for e in _POSITIVE_EMOJI} | {e: "emoneg" for e in _NEGATIVE_EMOJI}
 
 # Negators that flip what follows, by language. Words are matched whole, after lower-casing.
+# fmt: off
 NEGATORS: dict[str, tuple[str, ...]] = {
     # "t" is what tokenising leaves of n't: "don't" -> "don", "t".
     "en": ("not", "no", "never", "t", "nothing", "nobody", "none", "nor", "neither", "cannot", "without",
@@ -84,6 +88,7 @@ NEGATORS: dict[str, tuple[str, ...]] = {
     "ar": ("لا", "ما", "لم", "لن", "ليس", "ليست", "مش", "مو", "مب", "بدون", "غير"),
     "hi": ("nahi", "nahin", "nhi", "nai", "mat", "na", "naa", "नहीं", "नही", "न", "मत", "बिना"),
 }
+# fmt: on
 NEGATOR_WORDS = frozenset(w for words in NEGATORS.values() for w in words)
 NEGATION_SCOPE = 3  # words after a negator that are marked as negated
 
@@ -228,31 +233,49 @@ class HashedFeatures:
     char_max: int = 5
     word_bigrams: bool = True
     negation: bool = True
+    # Sorted CRC-32 hashes (uint64) of the words of a lexicon block (`detectors.sentiment_static`), or None.
+    # Data, not a hyper-parameter: it comes from the lexicon file, so it is not part of `to_dict`.
+    lexicon_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_hashed(self) -> int:
+        """Columns of the word and character blocks."""
+        return (1 << self.word_bits) + (1 << self.char_bits)
+
+    @property
+    def n_lexicon(self) -> int:
+        """Words of the lexicon block (it has two columns per word: plain, negated)."""
+        return 0 if self.lexicon_hashes is None else len(self.lexicon_hashes)
 
     @property
     def n_features(self) -> int:
-        return (1 << self.word_bits) + (1 << self.char_bits)
+        return self.n_hashed + 2 * self.n_lexicon
 
     def to_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lexicon_hashes"}
 
     def entries(self, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The non-zero entries (row, column, value) of `transform`, duplicates not yet summed.
 
         Each block (words, characters) holds n-gram counts divided by the square root of the number of
         n-grams of that block in the text, so a block's L2 norm is close to 1 whatever the text's length.
+        The lexicon block (after them) holds the counts of the lexicon's words, plain and negated, with the
+        word block's scale: a lexicon word's column and its word-unigram column have the same value.
         """
         n_texts = len(texts)
         joined = normalise_batch(texts)
-        word_rows, word_cols = self._word_entries(joined)
+        word_rows, word_cols, lex_rows, lex_cols = self._word_entries(joined)
         char_rows, char_cols = self._char_entries(joined)
-        rows = np.concatenate([word_rows, char_rows])
-        cols = np.concatenate([word_cols, char_cols + (1 << self.word_bits)])
-        values = np.concatenate([_scale(word_rows, n_texts), _scale(char_rows, n_texts)])
+        word_scale = _row_scale(word_rows, n_texts)
+        rows = np.concatenate([word_rows, char_rows, lex_rows])
+        cols = np.concatenate([word_cols, char_cols + (1 << self.word_bits), lex_cols + self.n_hashed])
+        values = np.concatenate(
+            [word_scale[word_rows], _row_scale(char_rows, n_texts)[char_rows], word_scale[lex_rows]]
+        )
         return rows, cols, values
 
     def transform(self, texts: Sequence[object], sum_duplicates: bool = True) -> sp.csr_matrix:
-        """Feature matrix (n_texts, n_features): word block then character block. Empty texts: empty rows.
+        """Feature matrix (n_texts, n_features): word, character, then lexicon block. Empty texts: empty rows.
 
         With ``sum_duplicates=False`` a repeated n-gram stays as several entries of the row, which is
         cheaper to build and gives the same products (``X @ W``).
@@ -261,20 +284,21 @@ class HashedFeatures:
         order = np.argsort(rows, kind="stable")
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
-        matrix = sp.csr_matrix(
-            (values[order], cols[order], indptr), shape=(len(texts), self.n_features), copy=False
-        )
+        matrix = sp.csr_matrix((values[order], cols[order], indptr), shape=(len(texts), self.n_features), copy=False)
         if sum_duplicates:
             matrix.sum_duplicates()
         return matrix
 
-    def _word_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray]:
+    def _word_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns) of the word block, then of the lexicon block (columns from 0)."""
         words = _TOKEN_RE.findall(joined)
         hashes = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
         not_feature = np.isin(hashes, _NOT_A_FEATURE_HASHES)
         doc = np.cumsum(hashes == _SEPARATOR_HASH)
+        negated = _negated(hashes) if self.negation else np.zeros(len(hashes), dtype=bool)
+        lex_rows, lex_cols = self._lexicon_entries(hashes, negated, not_feature, doc)
         if self.negation:
-            hashes[_negated(hashes)] ^= _NEGATED_SALT
+            hashes[negated] ^= _NEGATED_SALT
         mask = np.uint64((1 << self.word_bits) - 1)
         rows = [doc[~not_feature]]
         cols = [_mix(hashes[~not_feature]) & mask]
@@ -283,7 +307,18 @@ class HashedFeatures:
             bigram = _mix((hashes[:-1] << np.uint64(32)) ^ hashes[1:] ^ np.uint64(0x5BD1E995))
             rows.append(doc[:-1][pair])
             cols.append(bigram[pair] & mask)
-        return np.concatenate(rows), np.concatenate(cols).astype(np.int64)
+        return np.concatenate(rows), np.concatenate(cols).astype(np.int64), lex_rows, lex_cols
+
+    def _lexicon_entries(
+        self, hashes: np.ndarray, negated: np.ndarray, not_feature: np.ndarray, doc: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Word tokens found in the lexicon (exact CRC-32 match): their rows and lexicon columns."""
+        lexicon = self.lexicon_hashes
+        if lexicon is None or not len(lexicon) or not len(hashes):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        position = np.minimum(np.searchsorted(lexicon, hashes), len(lexicon) - 1)
+        found = (lexicon[position] == hashes) & ~not_feature
+        return doc[found], position[found] + negated[found] * len(lexicon)
 
     def _char_entries(self, joined: str) -> tuple[np.ndarray, np.ndarray]:
         codes = np.frombuffer(f" {joined} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -318,6 +353,7 @@ class HashedFeatures:
         return np.concatenate(rows), np.concatenate(cols).astype(np.int64)
 
 
-def _scale(rows: np.ndarray, n_texts: int) -> np.ndarray:
+def _row_scale(rows: np.ndarray, n_texts: int) -> np.ndarray:
+    """Per text: 1 / sqrt(number of entries of the block in that text) (1 for a text without any)."""
     counts = np.bincount(rows, minlength=n_texts).astype(np.float32)
-    return (1.0 / np.sqrt(np.maximum(counts, 1.0)))[rows]
+    return 1.0 / np.sqrt(np.maximum(counts, 1.0))

