@@ -72,6 +72,7 @@ def parse_brands(data: Any) -> BrandsConfig:
 
 
 _TOKEN = re.compile(r"[#@]?\w+")
+_BARE = re.compile(r"\w+")  # the same words as _TOKEN, without the # or @ (the two lists align)
 
 
 def _words(phrase: str) -> tuple[str, ...]:
@@ -98,6 +99,7 @@ class TermMatcher:
                 bare = (words[0].lstrip("#@"), *words[1:])
                 self._by_first.setdefault(bare[0], []).append((bare, prefix, ts.id))
             self._exclude[ts.id] = [w for w in (_words(p) for p in ts.exclude) if w]
+        self._first_words = frozenset(self._by_first)
 
     @staticmethod
     def _spans(tokens: list[str], bare: list[str], words: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -106,10 +108,12 @@ class TermMatcher:
 
     def match(self, text: str) -> list[str]:
         """Ids of the sets that ``text`` mentions, in first-mention order."""
-        tokens = _TOKEN.findall(text.casefold())
-        if not tokens:
+        return self.match_tokens(*tokenise(text))
+
+    def match_tokens(self, tokens: list[str], bare: list[str]) -> list[str]:
+        """`match` on a text already split by `tokenise` (so several matchers can share one split)."""
+        if self._first_words.isdisjoint(bare):  # the usual case for most term sets: one set operation
             return []
-        bare = [t.lstrip("#@") for t in tokens]
         found: list[str] = []
         for i, word in enumerate(bare):
             candidates = self._by_first.get(word)
@@ -132,7 +136,13 @@ class TermMatcher:
         return found
 
     def match_batch(self, texts: Iterable[str]) -> list[list[str]]:
-        return [self.match(t) for t in texts]
+        return [self.match_tokens(*tokenise(t)) for t in texts]
+
+
+def tokenise(text: str) -> tuple[list[str], list[str]]:
+    """The word tokens of a text as matching sees them (case-folded, ``#``/``@`` kept) and without ``#``/``@``."""
+    folded = text.casefold()
+    return _TOKEN.findall(folded), _BARE.findall(folded)
 
 
 class BrandMatcher:
@@ -144,5 +154,10 @@ class BrandMatcher:
         self.topics = TermMatcher(config.topics)
 
     def match_batch(self, texts: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
-        """(brands per text, topics per text)."""
-        return self.brands.match_batch(texts), self.topics.match_batch(texts)
+        """(brands per text, topics per text); each text is split into words once for both."""
+        brands, topics = [], []
+        for text in texts:
+            tokens, bare = tokenise(text)
+            brands.append(self.brands.match_tokens(tokens, bare))
+            topics.append(self.topics.match_tokens(tokens, bare))
+        return brands, topics

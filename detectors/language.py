@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from detectors.text import strip_social_noise
+from detectors.text import strip_social_noise_batch
 
 UND = "und"
 """The code for a text that carries no language (ISO 639-2 'undetermined')."""
@@ -593,8 +593,8 @@ class LanguageDetector:
         """ISO 639-1 code (or ``"und"``) of each text, in order. Equal cleaned texts are identified once."""
         out = [UND] * len(texts)
         positions: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            cleaned = strip_social_noise(text)[:MAX_CHARS] if text else ""
+        for i, cleaned in enumerate(strip_social_noise_batch([t or "" for t in texts])):
+            cleaned = cleaned[:MAX_CHARS]
             if has_language(cleaned):
                 positions.setdefault(cleaned, []).append(i)
         distinct = list(positions)

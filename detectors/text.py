@@ -15,6 +15,7 @@ HASHTAG_RE = re.compile(r"(?<![\w#])#(\w+)")
 ELONGATION_RE = re.compile(r"(\w)\1{2,}")
 NUMBER_RE = re.compile(r"\b\d+(?:[.,:]\d+)*\b")
 WHITESPACE_RE = re.compile(r"\s+")
+_SPACES_RE = re.compile(r"[^\S\n]+")  # whitespace except the newline that separates texts in a batch
 # Emoji, pictographs, dingbats, flags, variation selectors and joiners.
 EMOJI_RE = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff\U00002300-\U000023ff"
@@ -32,13 +33,20 @@ def strip_social_noise(text: str) -> str:
 
     What is left is the part of a post that carries its language; it can be empty.
     """
-    text = URL_RE.sub(" ", text)
-    text = HANDLE_RE.sub(" ", text)
-    text = HASHTAG_RE.sub(r" \1 ", text)
-    text = EMOJI_RE.sub(" ", text)
-    text = NUMBER_RE.sub(" ", text)
-    text = squeeze_elongations(text)
-    return WHITESPACE_RE.sub(" ", text).strip()
+    return strip_social_noise_batch([text])[0]
+
+
+def strip_social_noise_batch(texts: list[str]) -> list[str]:
+    """`strip_social_noise` of many texts: each pattern runs once over the batch joined by newlines
+    (no pattern matches across a newline), which costs about two thirds of one call per text."""
+    joined = "\n".join(t.replace("\n", " ") if "\n" in t else t for t in texts)
+    joined = URL_RE.sub(" ", joined)
+    joined = HANDLE_RE.sub(" ", joined)
+    joined = HASHTAG_RE.sub(r" \1 ", joined)
+    joined = EMOJI_RE.sub(" ", joined)
+    joined = NUMBER_RE.sub(" ", joined)
+    joined = squeeze_elongations(joined)
+    return [part.strip() for part in _SPACES_RE.sub(" ", joined).split("\n")]
 
 
 def normalise_social(text: str) -> str:

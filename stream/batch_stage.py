@@ -13,7 +13,10 @@ to the producer whole (measured: about 5 µs of CPU per record, against 17 µs f
 ``producer.send`` per record).
 
 Delivery is at-least-once: a batch's offsets are committed only after every record the batch
-produced has been acknowledged by the broker. Subclasses implement `process` and may restore or
+produced has been acknowledged by the broker. Waiting for those acknowledgements does not hold up
+the next batch: up to ``MAX_BATCHES_IN_FLIGHT`` batches await theirs in the background, and their
+offsets are committed strictly in batch order. A rebalance, an idle poll or a stop waits for all of
+them (`flush`). Subclasses implement `process` and may restore or
 flush state on rebalance through `on_assigned` / `on_revoked`.
 """
 
@@ -23,6 +26,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,6 +40,9 @@ from crisiswatch.settings import Settings
 from stream import metrics
 
 log = logging.getLogger(__name__)
+
+MAX_BATCHES_IN_FLIGHT = 4
+"""Batches whose output may still await the broker's acknowledgement while the next one is processed."""
 
 
 def new_producer(bootstrap_servers: str, *, settings: Settings | None = None, **overrides: Any) -> AIOKafkaProducer:
@@ -94,6 +101,7 @@ class BatchStage(Service):
         self._partitions: dict[str, list[int]] = {}
         self._partitioner = DefaultPartitioner()
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._in_flight: deque[asyncio.Future[None]] = deque()
         self.batch_lock = asyncio.Lock()
         """Held while a batch is processed, so a rebalance never interleaves with one."""
         self.last_record_monotonic = time.monotonic()
@@ -119,6 +127,8 @@ class BatchStage(Service):
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=10_000,
             max_poll_interval_ms=60_000,
+            # A fetch returns at once when records are there; when none are, the broker holds it this long.
+            fetch_max_wait_ms=max(10, int(self.settings.batch_seconds * 1000)),
         )
         self.consumer.subscribe([self.settings.topic(self.input_topic)], listener=_Listener(self))
         await self.consumer.start()
@@ -178,15 +188,36 @@ class BatchStage(Service):
             if batch.record_count():
                 self._pending.append(await producer.send_batch(batch, topic, partition=partition))
 
-    async def flush(self) -> None:
-        """Send everything queued, wait until the broker acknowledged it, then commit the processed offsets."""
-        await self._ship()
-        if self._pending:
-            pending, self._pending = self._pending, []
+    async def _settle(
+        self,
+        previous: asyncio.Future[None] | None,
+        pending: list[asyncio.Future[Any]],
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        """Wait for a batch's acknowledgements and for the batch before it, then commit its offsets."""
+        if pending:
             await asyncio.gather(*pending)
-        if self._uncommitted and self.consumer is not None:
-            offsets, self._uncommitted = self._uncommitted, {}
+        if previous is not None:
+            await previous
+        if offsets and self.consumer is not None:
             await self.consumer.commit(offsets)
+
+    async def _hand_over(self) -> None:
+        """Ship the queued records and settle the batch in the background (bounded, in order)."""
+        await self._ship()
+        pending, self._pending = self._pending, []
+        offsets, self._uncommitted = self._uncommitted, {}
+        if pending or offsets:
+            previous = self._in_flight[-1] if self._in_flight else None
+            self._in_flight.append(asyncio.ensure_future(self._settle(previous, pending, offsets)))
+        while self._in_flight and (len(self._in_flight) > MAX_BATCHES_IN_FLIGHT or self._in_flight[0].done()):
+            await self._in_flight.popleft()  # also raises a failed acknowledgement or commit here
+
+    async def flush(self) -> None:
+        """Send everything queued, wait until the broker acknowledged it all, and commit every processed offset."""
+        await self._hand_over()
+        while self._in_flight:
+            await self._in_flight.popleft()
 
     @Service.task
     async def _consume(self) -> None:
@@ -212,7 +243,7 @@ class BatchStage(Service):
                 for tp, part in batches.items():
                     if part and tp in assigned:
                         self._uncommitted[tp] = part[-1].offset + 1
-                await self.flush()
+                await self._hand_over()
             self.records_processed += len(records)
             metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
             # Let heartbeats, timers and the web server run between batches.

@@ -223,3 +223,12 @@ def test_accuracy_smoke_on_umsab_val_tweets(shared_data: Path, fast: LanguageDet
     accuracy = sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
     assert len(gold) == 301
     assert accuracy >= 0.95, accuracy
+
+
+def test_batch_cleaning_equals_cleaning_each_text() -> None:
+    from detectors.text import strip_social_noise_batch
+
+    texts = ["line one\nline two #Tag", "", "\n", "@a\r\n@b https://x.y/z soooo 😀 12,5", "  spaced\tout  ", "ok"]
+    expected = ["line one line two Tag", "", "", "soo", "spaced out", "ok"]
+    assert strip_social_noise_batch(texts) == expected
+    assert [strip_social_noise_batch([t])[0] for t in texts] == expected
