@@ -465,13 +465,17 @@ async def _headers_and_errors(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
+API_KEY = web.AppKey("api", Api)
+"""Where the application keeps its `Api` (handlers, authenticator, rate limits)."""
+
+
 def create_app(services: WebServices, authenticator: Authenticator | None = None) -> web.Application:
     """The aiohttp application (routes only; the services must be started by the caller)."""
     api = Api(services, authenticator)
     if not api.auth.configured:
         log.warning("no CRISISWATCH_WEB_USERS and no CRISISWATCH_API_TOKEN: nobody can log in")
     app = web.Application(middlewares=[_headers_and_errors], client_max_size=MAX_BODY_BYTES)
-    app["api"] = api
+    app[API_KEY] = api
     read = api.authenticated(change=False)
     change = api.authenticated(change=True)
     app.router.add_get("/", api.index)
