@@ -249,7 +249,7 @@ def bench_pipeline(
     mentions: Annotated[int, typer.Option(help="Mentions in the throughput phase.")] = 200_000,
     rate: Annotated[float, typer.Option(help="Produce rate of the latency phase (mentions/s).")] = 10_000,
     seconds: Annotated[float, typer.Option(help="Length of the latency phase.")] = 20,
-    workers: Annotated[int, typer.Option(help="Worker processes (one consumer group).")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes (one consumer group; 2 = one per core here).")] = 2,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
 ) -> None:
     """End-to-end throughput, processing latency and peak memory on a real broker."""

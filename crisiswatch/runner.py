@@ -31,7 +31,7 @@ from crisiswatch.broker import broker_for
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
-from stream.records import Alert
+from stream.records import Alert, Signal
 from stream.topics import (
     ALERTS,
     MENTIONS_DLQ,
@@ -82,11 +82,27 @@ def control_line(message: ControlMessage, event_time: str | None) -> dict[str, A
     }
 
 
+def spike_line(signal_: Signal) -> dict[str, Any]:
+    """The printout of the first window of a volume spike (risk and severity are the alerts' business)."""
+    mentions = max(signal_.mentions, 1)
+    return {
+        "type": "spike",
+        "brand": signal_.brand,
+        "event_time": signal_.model_dump(mode="json")["window_start"],
+        "summary": (
+            f"volume spike: {signal_.mentions} mentions ({signal_.stories} stories) in the window, "
+            f"{signal_.positive / mentions:.0%} positive, {signal_.negative / mentions:.0%} negative"
+        ),
+    }
+
+
 def human_line(item: dict[str, Any]) -> str:
     when = item["event_time"].replace("T", " ").replace("Z", "")[:16]
     if item["type"] == "alert":
         status = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
         return f"{when}  ALERT   {status:<8} {item['brand']:<10} risk {item['risk']:5.1f}  {item['summary']}"
+    if item["type"] == "spike":
+        return f"{when}  SPIKE            {item['brand']:<10}             {item['summary']}"
     state = "PAUSED" if item["state"] == "paused" else "ACTIVE"
     return f"{when}  CONTROL {state:<8} {item['scope']:<10} by {item['actor']}: {item['reason']}"
 
@@ -94,10 +110,21 @@ def human_line(item: dict[str, Any]) -> str:
 class Watcher:
     """Follows the output topics, prints what happens, and tells when the pipeline has gone quiet."""
 
-    def __init__(self, settings: Settings, bootstrap: str, emit: Callable[[dict[str, Any]], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        emit: Callable[[dict[str, Any]], None],
+        note: Callable[[dict[str, Any]], None] | None = None,
+    ):
         self.settings = settings
         self.bootstrap = bootstrap
         self.emit = emit
+        self.note = note
+        """Where the start of each spike goes (the human printout only: ``--json`` prints decisions alone)."""
+        self.spiking: set[str] = set()
+        self.held: list[tuple[ControlMessage, float]] = []
+        """Control changes that name an alert not seen yet (another topic may be read later), with arrival."""
         self.keyring = Keyring.from_settings(settings)
         self.report = RunReport()
         self.last_output = time.monotonic()
@@ -125,7 +152,9 @@ class Watcher:
         t = self.settings.topic
         while True:
             batches = await self._consumer.getmany(timeout_ms=200)
-            for tp, records in batches.items():
+            # Alerts before control changes: a pause names the alert that decided it.
+            order = {t(ALERTS.name): 0, t(PUBLISHING_CONTROL.name): 1}
+            for tp, records in sorted(batches.items(), key=lambda item: order.get(item[0].topic, 2)):
                 if records:
                     self.last_output = time.monotonic()
                 for record in records:
@@ -135,8 +164,11 @@ class Watcher:
                         self._on_control(record.value)
                     elif tp.topic == t(SIGNALS.name):
                         self.report.signals += 1
+                        if self.note is not None:
+                            self._on_signal(record.value)
                     else:
                         self.report.dead_letters += 1
+            self.release_held()
 
     def _on_alert(self, value: bytes | None) -> None:
         alert = Alert.model_validate_json(value or b"")
@@ -147,6 +179,16 @@ class Watcher:
         self.report.alerts.append(line)
         self.emit(line)
 
+    def _on_signal(self, value: bytes | None) -> None:
+        """Note the first window of each volume spike of a brand, whether it alerts or not."""
+        signal_ = Signal.model_validate_json(value or b"")
+        if not signal_.volume.spike:
+            self.spiking.discard(signal_.brand)
+        elif signal_.brand not in self.spiking:
+            self.spiking.add(signal_.brand)
+            assert self.note is not None
+            self.note(spike_line(signal_))
+
     def _on_control(self, value: bytes | None) -> None:
         if value is None:
             return
@@ -156,12 +198,23 @@ class Watcher:
         except (ValueError, ControlRejected) as exc:
             print(f"ignored a control record that failed verification: {exc}", file=sys.stderr)
             return
-        if self.report.controls and self.report.controls[-1]["seq"] == message.seq:
-            return  # a re-assertion of the same state, not a change
-        decided = self.alert_times.get(message.alert_id or "")
-        line = control_line(message, decided[0] if decided else None)
-        self.report.controls.append({**line, "seq": message.seq})
-        self.emit(line)
+        self.held.append((message, time.monotonic()))
+        self.release_held()
+
+    def release_held(self, wait_seconds: float = 5.0, force: bool = False) -> None:
+        """Print held control changes, in order, once their alert is known (or after ``wait_seconds``)."""
+        now = time.monotonic()
+        while self.held:
+            message, arrived = self.held[0]
+            decided = self.alert_times.get(message.alert_id or "")
+            if message.alert_id and decided is None and not force and now - arrived < wait_seconds:
+                return
+            self.held.pop(0)
+            if self.report.controls and self.report.controls[-1]["seq"] == message.seq:
+                continue  # a re-assertion of the same state, not a change
+            line = control_line(message, decided[0] if decided else None)
+            self.report.controls.append({**line, "seq": message.seq})
+            self.emit(line)
 
 
 async def drained(settings: Settings, bootstrap: str) -> bool:
@@ -224,10 +277,11 @@ async def run_pipeline(
     env_extra: dict[str, str],
     log_path: Path,
     idle_timeout: float = 600.0,
+    note: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunReport:
     """Start the worker, replay, print; return when drained (``until_idle``) or cancelled."""
     fresh = await ensure_topics(bootstrap, settings)
-    watcher = Watcher(settings, bootstrap, emit)
+    watcher = Watcher(settings, bootstrap, emit, note)
     await watcher.start(from_beginning=bool(fresh))
     worker = start_worker(settings, bootstrap, env_extra, log_path)
     watch_task = asyncio.create_task(watcher.run())
@@ -245,6 +299,7 @@ async def run_pipeline(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the pipeline did not drain within {idle_timeout:.0f} s; see {log_path}")
             if time.monotonic() - watcher.last_output >= quiet_for and await drained(settings, bootstrap):
+                watcher.release_held(force=True)
                 return watcher.report
     finally:
         watch_task.cancel()
@@ -282,7 +337,10 @@ def run_command(
         if not as_json:
             print(f"broker {bootstrap} · replaying {replay_path} · worker log {log_path}", file=sys.stderr)
         report = asyncio.run(
-            run_pipeline(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path)
+            run_pipeline(
+                settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
+                note=None if as_json else emit,
+            )
         )
     paused = [c for c in report.controls if c["state"] == "paused"]
     print(

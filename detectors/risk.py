@@ -489,7 +489,11 @@ class _Facts:
 def _summary(f: _Facts) -> str:
     if not f.mentions:
         return f"{f.brand}: no mentions"
-    volume = f"{f.stories} stories ({f.mentions} mentions)" if f.stories < f.mentions else f"{f.mentions} mentions"
+    volume = (
+        f"{f.stories} stories ({f.mentions} mentions)"
+        if f.stories < f.mentions
+        else f"{f.mentions} mention{'' if f.mentions == 1 else 's'}"
+    )
     parts = [f"{f.brand}: {volume} vs {f.expected:.0f} expected ({f.ratio:.1f}x)"]
     parts.append(f"{f.share:.0%} negative vs {f.usual:.0%} usual")
     if len(f.known_languages) > 1:

@@ -89,6 +89,7 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     publisher = example_publisher.ExamplePublisher(gate, posts)
     publishing = asyncio.create_task(publisher.run())
     lines: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     try:
         report = await run_pipeline(
             settings,
@@ -100,6 +101,7 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
             env_extra=env,
             log_path=tmp_path / "worker.log",
             idle_timeout=240,
+            note=notes.append,
         )
     finally:
         publishing.cancel()
@@ -123,6 +125,9 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     assert not on_time_after, f"published during the global pause: {on_time_after[:3]}"
     assert publisher.deferred, "posts fell due during the pause and were deferred"
     assert all(a["severity"] != "critical" for a in report.alerts if a["brand"] == viral_brand)
+    viral_start = demo.VIRAL[1].isoformat().replace("+00:00", "Z")
+    seen = [n for n in notes if n["brand"] == viral_brand and n["event_time"] >= viral_start]
+    assert seen, f"the viral volume spike went unnoticed: {notes}"
     assert report.dead_letters == len(demo.POISON)
     assert len(lines) == len(report.alerts) + len(report.controls)
 
