@@ -17,7 +17,8 @@ least ``min_negative`` negatives at ``min_ratio`` times the baseline share, and 
 reaches ``threshold`` or the negative volume alone spikes (a `VolumeSpikeDetector` on the negative
 counts) while the share test still reaches ``support_score``. A pure volume burst with the usual
 sentiment mix is therefore not a negativity spike. The model learns after scoring, with the negative
-count winsorised at ``total * pi + clip_sd * sd``; windows not later than the last learned one are
+count winsorised at ``total * pi + clip_sd * sd`` (``spike_clip_sd`` for windows whose evidence reaches
+``unusual_score``, so a crisis barely moves the usual share); windows not later than the last learned one are
 scored but not learned from.
 """
 
@@ -90,6 +91,10 @@ class NegativityConfig:
     rho_prior_windows: float = 20.0
     rho_half_life: float = 3 * DAY
     clip_sd: float = 4.0
+    spike_clip_sd: float = 1.0
+    """Windows scored as unusual (``unusual_score``) are learned winsorised this tight: a crisis that lasts
+    hours barely moves the brand's usual share, while a lasting change still seeps in."""
+    unusual_score: float = 3.0
     pool_seconds: float = 900.0
     """Also test the windows of the last ``pool_seconds`` pooled (a sustained shift of small windows)."""
 
@@ -172,22 +177,24 @@ class NegativeSpikeDetector:
             return warm and test[0] >= c.min_negative and test[0] >= c.min_ratio * test[1]
 
         candidates = [test for test in tests if plausible(test)]
-        observed, expected, score, p = max(candidates or tests[:1], key=lambda test: test[2])
+        chosen = max(candidates or tests[:1], key=lambda test: test[2])
+        observed, expected, score, p = chosen
+        windows = 1 if chosen is tests[0] else len(self.recent)
         spike = bool(candidates) and score >= c.threshold
         if not spike and plausible(tests[0]) and volume.spike and tests[0][2] >= c.support_score:
-            observed, expected = tests[0][0], tests[0][1]
+            observed, expected, windows = tests[0][0], tests[0][1], 1
             score, p, spike = max(score, volume.score), min(p, volume.p_value), True
         if learn:
-            self._learn(t, total, negative, pi, warm)
-        return SpikeResult(observed, expected, score, p, spike)
+            unusual = max(test[2] for test in tests) >= c.unusual_score
+            self._learn(t, total, negative, pi, warm, c.spike_clip_sd if unusual else c.clip_sd)
+        return SpikeResult(observed, expected, score, p, spike, windows)
 
-    def _learn(self, t: float, total: int, negative: int, pi: float, warm: bool) -> None:
+    def _learn(self, t: float, total: int, negative: int, pi: float, warm: bool, clip_sd: float) -> None:
         self.last_t = t
         if total <= 0:
             return
-        c = self.config
         variance = total * pi * (1.0 - pi) * (1.0 + (total - 1) * self.rho())
-        kept = min(float(negative), total * pi + c.clip_sd * math.sqrt(variance)) if warm else float(negative)
+        kept = min(float(negative), total * pi + clip_sd * math.sqrt(variance)) if warm else float(negative)
         if warm and total >= 2:
             rho = self.rho()
             binomial = total * pi * (1.0 - pi)

@@ -56,6 +56,8 @@ class SpikeLike(Protocol):
     score: float
     p_value: float
     spike: bool
+    windows: int
+    """1 when ``observed``/``expected`` are about this window alone, more when summed over several."""
 
 
 class WindowLike(Protocol):
@@ -303,10 +305,11 @@ class RiskAssessor:
         observed = max(0.0, _finite(volume.observed))
         detector_expected = max(0.0, _finite(volume.expected))
         volume_score = max(0.0, _finite(volume.score))
-        single = abs(observed - stories) < 0.5
+        alone = volume.windows == 1
+        single = alone and abs(observed - stories) < 0.5
         if single:
             expected = detector_expected
-        elif abs(observed - mentions) < 0.5 and mentions > stories:  # fed mentions, not stories: recheck
+        elif alone and abs(observed - mentions) < 0.5 and mentions > stories:  # fed mentions, not stories: recheck
             expected = detector_expected
             volume_score = min(volume_score, poisson_score(stories, expected))
         elif history.window_expected is not None:
@@ -345,7 +348,12 @@ class RiskAssessor:
         # --- badness --------------------------------------------------------------------------------
         share = negative / mentions if mentions else 0.0
         negativity_expected = max(0.0, _finite(negativity.expected))
-        own_test = mentions > 0 and negativity_expected > 0 and abs(_finite(negativity.observed) - negative) < 0.5
+        own_test = (
+            negativity.windows == 1
+            and mentions > 0
+            and negativity_expected > 0
+            and abs(_finite(negativity.observed) - negative) < 0.5
+        )
         if own_test:  # expected = baseline share * this window's mentions
             usual = negativity_expected / mentions
         else:  # no baseline yet, or the detector reported a test pooled over several windows

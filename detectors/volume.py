@@ -56,6 +56,9 @@ class SpikeResult:
     """Strength of evidence, ``-log10(p_value)``; 0 = none."""
     p_value: float
     spike: bool
+    windows: int = 1
+    """How many buckets the test behind the verdict pooled: 1 = this bucket alone, more = a sustained rise
+    (``observed`` and ``expected`` are then sums over those buckets)."""
 
 
 def evidence(p_value: float) -> float:
@@ -246,7 +249,9 @@ class VolumeSpikeDetector:
             for test in tests
             if warm and test[2] >= c.threshold and test[0] >= c.min_count and test[0] >= c.min_ratio * test[1]
         ]
-        observed, expected, score, p = max(candidates or tests[:1], key=lambda test: test[2])
+        chosen = max(candidates or tests[:1], key=lambda test: test[2])
+        observed, expected, score, p = chosen
+        windows = 1 if chosen is tests[0] else self.pooled
         spike = bool(candidates) and score >= self.burst_bar(t)
         if learn:
             self._track_burst(t, bool(candidates), score)
@@ -256,7 +261,7 @@ class VolumeSpikeDetector:
                 self._learn_pooled(kept, mean)
             if self.pooled > 1:
                 self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1) :]
-        return SpikeResult(observed, expected, score, p, spike)
+        return SpikeResult(observed, expected, score, p, spike, windows)
 
     @staticmethod
     def _test(count: float, mean: float, size: float) -> tuple[float, float, float, float]:

@@ -124,6 +124,7 @@ class SpikeScore(_Record):
     score: float = Field(description="Strength of the evidence (e.g. -log10 p-value), 0 = none.")
     p_value: float = Field(ge=0, le=1)
     spike: bool
+    windows: int = Field(1, ge=1, description="Windows the test pooled: 1 = this one; more = a sustained rise.")
 
 
 class TopMention(_Record):

@@ -38,7 +38,12 @@ def policy_from(settings: Settings) -> RiskPolicy:
 
 def _spike(score: SpikeScore) -> SpikeResult:
     return SpikeResult(
-        observed=score.observed, expected=score.expected, score=score.score, p_value=score.p_value, spike=score.spike
+        observed=score.observed,
+        expected=score.expected,
+        score=score.score,
+        p_value=score.p_value,
+        spike=score.spike,
+        windows=score.windows,
     )
 
 

@@ -50,6 +50,7 @@ def _score(result: SpikeResult) -> SpikeScore:
         score=result.score,
         p_value=result.p_value,
         spike=result.spike,
+        windows=result.windows,
     )
 
 

@@ -394,3 +394,15 @@ def test_any_policy_field_is_configuration() -> None:
         Settings(risk_policy={"warn_at": 35})
     with pytest.raises(ValidationError, match="warning_at < critical_at"):
         Settings(risk_policy={"warning_at": 90})
+
+
+def test_a_test_pooled_over_several_windows_is_not_read_as_this_windows_baseline() -> None:
+    """A sparse window whose negativity verdict sums three windows: its usual share stays the brand's own."""
+    assessor = warm_assessor()  # calm windows: 12 % negative
+    window = summary(2, 0, start=T0)
+    volume = spike(2, 30.0, 0.0)
+    pooled = SpikeResult(0.0, 2.4, 0.0, 1.0, False, windows=3)  # 0 negatives of 20 pooled mentions
+    assessment = assessor.assess(window, volume, pooled)
+    assert "vs 12% usual" in assessment.summary, assessment.summary
+    alone = SpikeResult(0.0, 0.24, 0.0, 1.0, False)  # the same window tested alone: 12 % of 2 mentions
+    assert "vs 12% usual" in warm_assessor().assess(window, volume, alone).summary

@@ -218,6 +218,29 @@ def test_sustained_shift_of_small_windows_is_found_by_pooling() -> None:
     assert not flagged[0] and any(flagged)
 
 
+def test_a_crisis_barely_moves_the_usual_share_but_a_lasting_change_is_learned() -> None:
+    rng = np.random.default_rng(31)
+    detector = negativity_baseline(rng)
+    before = detector.share()
+    results = [detector.update(T0 + (360 + i) * MINUTE, 60, 42) for i in range(40)]  # 40 minutes at 70 %
+    assert all(r.spike for r in results[2:])
+    assert detector.share() - before < 0.05, "the crisis leaked into the brand's usual negative share"
+    start = T0 + 400 * MINUTE
+    for i in range(2 * 1440):  # then two days at 25 %: the new normal
+        total = int(rng.poisson(30))
+        detector.update(start + i * MINUTE, total, int(rng.binomial(total, 0.25)))
+    assert detector.share() == pytest.approx(0.25, abs=0.04)
+
+
+def test_pooled_verdicts_say_how_many_windows_they_sum() -> None:
+    rng = np.random.default_rng(37)
+    detector = negativity_baseline(rng)
+    assert detector.update(T0 + 360 * MINUTE, 30, 3).windows == 1
+    results = [detector.update(T0 + (361 + i) * MINUTE, 8, 3) for i in range(15)]
+    pooled = [r for r in results if r.windows > 1]
+    assert pooled and all(r.observed > 3 for r in pooled)  # sums over windows, not this window's 3
+
+
 def test_negativity_rejects_impossible_counts() -> None:
     with pytest.raises(ValueError):
         NegativeSpikeDetector().update(T0, 2, 3)
