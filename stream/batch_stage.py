@@ -130,8 +130,10 @@ class BatchStage(Service):
             # A fetch returns at once when records are there; when none are, the broker holds it this long.
             fetch_max_wait_ms=max(10, int(self.settings.batch_seconds * 1000)),
         )
-        self.consumer.subscribe([self.settings.topic(self.input_topic)], listener=_Listener(self))
         await self.consumer.start()
+        # Subscribing after start() lets the group join run in the background (start() would wait for the
+        # first assignment), so the stages of a worker join their groups at the same time, not one by one.
+        self.consumer.subscribe([self.settings.topic(self.input_topic)], listener=_Listener(self))
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
