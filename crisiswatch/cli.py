@@ -34,13 +34,17 @@ def run(
     brands: Annotated[Path | None, typer.Option(help="Brands YAML file.")] = None,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit 0 once the replay has drained.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")] = False,
+    page: Annotated[
+        bool | None,
+        typer.Option("--page/--no-page", help="Also serve the one-button page (default: unless --until-idle)."),
+    ] = None,
 ) -> None:
     """Run the whole pipeline on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS) and print alerts and pauses."""
     from crisiswatch.runner import run_command
 
     _logging(False)
     try:
-        run_command(replay, speed, brands, until_idle, as_json)
+        run_command(replay, speed, brands, until_idle, as_json, page)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except (FileNotFoundError, TimeoutError, RuntimeError) as exc:

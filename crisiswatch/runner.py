@@ -9,6 +9,7 @@ drained (every stage caught up and no output for a while).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,24 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         proc.wait()
 
 
+@contextlib.asynccontextmanager
+async def open_page(settings: Settings, bootstrap: str) -> AsyncIterator[Any]:
+    """The one-button page (`crisiswatch serve`) in this process, on ``page_port`` or, if taken, a free port."""
+    from crisiswatch.web.server import WebServer
+
+    on_cluster = settings.model_copy(update={"bootstrap_servers": bootstrap})
+    server = WebServer(on_cluster)
+    try:
+        await server.start()
+    except OSError:  # the port is in use
+        server = WebServer(on_cluster, port=0)
+        await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 async def run_pipeline(
     settings: Settings,
     bootstrap: str,
@@ -278,9 +297,33 @@ async def run_pipeline(
     log_path: Path,
     idle_timeout: float = 600.0,
     note: Callable[[dict[str, Any]], None] | None = None,
+    page: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Start the worker, replay, print; return when drained (``until_idle``) or cancelled."""
+    """Start the worker, replay, print; return when drained (``until_idle``) or cancelled.
+
+    With ``page``, the one-button page is served too and ``page`` is told its address.
+    """
     fresh = await ensure_topics(bootstrap, settings)
+    async with contextlib.AsyncExitStack() as stack:
+        if page is not None:
+            page((await stack.enter_async_context(open_page(settings, bootstrap))).url)
+        return await _run(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
+                          idle_timeout, note, fresh)  # fmt: skip
+
+
+async def _run(
+    settings: Settings,
+    bootstrap: str,
+    replay_path: Path,
+    speed: float,
+    until_idle: bool,
+    emit: Callable[[dict[str, Any]], None],
+    env_extra: dict[str, str],
+    log_path: Path,
+    idle_timeout: float,
+    note: Callable[[dict[str, Any]], None] | None,
+    fresh: bool,
+) -> RunReport:
     watcher = Watcher(settings, bootstrap, emit, note)
     await watcher.start(from_beginning=bool(fresh))
     worker = start_worker(settings, bootstrap, env_extra, log_path)
@@ -288,6 +331,8 @@ async def run_pipeline(
     try:
         async with MentionSink(settings, bootstrap) as sink:
             watcher.report.replayed = await replay(replay_path, sink, speed)
+        if not until_idle:
+            print(f"replay done ({watcher.report.replayed} records); still running: Ctrl-C stops", file=sys.stderr)
         quiet_for = settings.idle_flush_seconds + 4.0
         deadline = time.monotonic() + idle_timeout
         while True:
@@ -309,11 +354,23 @@ async def run_pipeline(
 
 
 def run_command(
-    replay_path: Path | None, speed: float, brands: Path | None, until_idle: bool, as_json: bool
+    replay_path: Path | None,
+    speed: float,
+    brands: Path | None,
+    until_idle: bool,
+    as_json: bool,
+    page: bool | None = None,
 ) -> RunReport:
-    """The body of `crisiswatch run`."""
+    """The body of `crisiswatch run`; ``page`` (default: unless ``until_idle``) serves the one-button page."""
     settings = Settings()
     env_extra: dict[str, str] = {}
+    show_page = (not until_idle) if page is None else page
+    sign_in = "with CRISISWATCH_WEB_USERS / CRISISWATCH_API_TOKEN"
+    if show_page and settings.web_users is None and settings.api_token is None:
+        # A demo user for this run only; a real deployment sets CRISISWATCH_WEB_USERS.
+        password = secrets.token_urlsafe(12)
+        env_extra["CRISISWATCH_WEB_USERS"] = f"demo:{password}"
+        sign_in = f"as demo / {password} (this run only)"
     workdir = Path(tempfile.mkdtemp(prefix="crisiswatch-run-"))
     if replay_path is None:
         from crisiswatch.demo import write_demo
@@ -336,10 +393,13 @@ def run_command(
     with broker_for(settings) as bootstrap:
         if not as_json:
             print(f"broker {bootstrap} · replaying {replay_path} · worker log {log_path}", file=sys.stderr)
+        def announce(url: str) -> None:
+            print(f"pause/resume page: {url}  sign in {sign_in}", file=sys.stderr)
+
         report = asyncio.run(
             run_pipeline(
                 settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
-                note=None if as_json else emit,
+                note=None if as_json else emit, page=announce if show_page else None,
             )
         )
     paused = [c for c in report.controls if c["state"] == "paused"]

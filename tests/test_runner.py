@@ -1,13 +1,17 @@
-"""The live printout of `crisiswatch run`: ordering across topics, spike notes (no broker needed)."""
+"""The live printout of `crisiswatch run`: ordering across topics, spike notes, the page it serves."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 from pydantic import SecretStr
 
+from crisiswatch.broker import free_port
 from crisiswatch.control.messages import ControlMessage, Keyring
-from crisiswatch.runner import Watcher, human_line
+from crisiswatch.runner import Watcher, human_line, open_page
 from crisiswatch.settings import Settings
 from stream.records import Alert, Signal, SpikeScore, utcnow
 
@@ -94,3 +98,23 @@ def test_the_first_window_of_each_volume_spike_is_noted_once() -> None:
     assert "96% positive, 0% negative" in notes[0]["summary"]
     assert human_line(notes[0]).startswith("2026-03-02 10:01  SPIKE")
     assert lines == []  # decisions only: spikes are notes, never alerts
+
+
+async def test_the_run_serves_the_page_on_its_port_or_a_free_one(settings: Settings) -> None:
+    """`crisiswatch run` serves the one-button page; a second run on the same machine gets a free port."""
+    from stream.topics import ensure_topics
+
+    s = settings.model_copy(
+        update={"control_keys": SecretStr("k1:" + "cd" * 32), "web_users": SecretStr("demo:pw-for-this-run"),
+                "page_port": free_port()}
+    )  # fmt: skip
+    await ensure_topics(settings.bootstrap_servers, s)
+    demo_user = {"Authorization": "Basic " + base64.b64encode(b"demo:pw-for-this-run").decode()}
+    async with open_page(s, settings.bootstrap_servers) as first, open_page(s, settings.bootstrap_servers) as second:
+        assert first.port == s.page_port and second.port not in (0, s.page_port)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(second.url + "api/state") as r:
+                assert r.status == 401
+            async with http.get(second.url + "api/state", headers=demo_user) as r:
+                assert r.status == 200
+                assert "global" in json.dumps(await r.json())
