@@ -511,6 +511,12 @@ def _summary(f: _Facts) -> str:
     return ", ".join(parts)
 
 
+def _p_text(verdict: SpikeLike) -> str:
+    """The p-value of a detector's verdict, saying so when its test summed several windows."""
+    p = f"p={_fmt_p(_clip(_finite(verdict.p_value, 1.0)))}"
+    return p if verdict.windows <= 1 else f"{p} over the last {verdict.windows} windows"
+
+
 def _explain(
     f: _Facts, volume: SpikeLike, negativity: SpikeLike, c: dict[str, float], risk: float, gates: list[str]
 ) -> list[str]:
@@ -520,11 +526,11 @@ def _explain(
     copies = f" from {f.mentions} mentions" if f.stories < f.mentions else ""
     lines.append(
         f"Volume: {f.stories} distinct stories{copies} vs {f.expected:.1f} expected "
-        f"({f.ratio:.1f}x, p={_fmt_p(_clip(_finite(volume.p_value, 1.0)))})"
+        f"({f.ratio:.1f}x, {_p_text(volume)})"
     )
     lines.append(
         f"Negativity: {f.share:.0%} negative ({f.negative} of {f.mentions}) vs {f.usual:.0%} usual "
-        f"(p={_fmt_p(_clip(_finite(negativity.p_value, 1.0)))})"
+        f"({_p_text(negativity)})"
     )
     lines.append("Languages: " + ", ".join(f"{k} {v}" for k, v in _top(f.languages, 8)))
     reach = f"Reach: {_fmt_count(f.reach)} people"

@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from crisiswatch.alerting import (
     AckPublisher,
     AlertAck,
+    AlertBook,
     AlertDispatcher,
     AlertFeed,
     RetryPolicy,
@@ -595,3 +596,33 @@ def test_retry_policy_backoff() -> None:
     assert 2.5 <= retry.delay(10) <= 5.0
     assert retry.delay(1, retry_after=3.0) == 3.0
     assert retry.delay(1, retry_after=100.0) == 5.0
+
+
+def test_a_resolved_episode_shows_the_evidence_of_its_peak() -> None:
+    book = AlertBook()
+    warning, critical = make_alert("warning"), make_alert("critical")
+    calm = make_alert("info", "resolved").model_copy(
+        update={"summary": "acme: 3 mentions vs 4 expected", "evidence": {"mentions": 3}, "risk": 0.0}
+    )
+    for alert in (warning, critical, make_alert("warning"), calm):
+        book.add_alert(alert)
+    episode = book.get("acme:100")
+    assert episode is not None and episode.peak is not None and episode.peak.severity == "critical"
+    shown = episode.to_json()
+    assert shown["status"] == "resolved" and shown["evidence_of"] == "peak"
+    assert shown["summary"] == "acme: 3 mentions vs 4 expected"  # what resolved it
+    assert shown["peak_summary"] == critical.summary  # why it fired
+    assert any(m["text"].startswith("Acme airbags") for m in shown["top_mentions"])
+    book.add_alert(make_alert("warning", alert_id="acme:200"))
+    firing = book.get("acme:200")
+    assert firing is not None and firing.to_json()["evidence_of"] == "latest"
+
+
+def test_the_volume_fact_counts_stories_like_the_summary() -> None:
+    from crisiswatch.alerting.render import explain
+
+    alert = make_alert("critical")
+    alert.evidence = {**alert.evidence, "mentions": 22, "stories": 16,
+                      "volume": {"observed": 16, "expected": 1.0, "ratio": 8.6}}  # fmt: skip
+    facts = dict(explain(alert).facts)
+    assert facts["Volume"].startswith("16 stories (22 mentions) vs 1") and facts["Volume"].endswith("(8.6×)")

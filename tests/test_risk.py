@@ -404,5 +404,6 @@ def test_a_test_pooled_over_several_windows_is_not_read_as_this_windows_baseline
     pooled = SpikeResult(0.0, 2.4, 0.0, 1.0, False, windows=3)  # 0 negatives of 20 pooled mentions
     assessment = assessor.assess(window, volume, pooled)
     assert "vs 12% usual" in assessment.summary, assessment.summary
+    assert "over the last 3 windows" in "\n".join(assessment.explanation)
     alone = SpikeResult(0.0, 0.24, 0.0, 1.0, False)  # the same window tested alone: 12 % of 2 mentions
     assert "vs 12% usual" in warm_assessor().assess(window, volume, alone).summary

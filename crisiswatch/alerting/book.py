@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Episode:
-    """One alert episode as people see it: latest record, peak severity, changes, acknowledgements."""
+    """One alert episode as people see it: latest record, peak severity, changes, acknowledgements.
+
+    ``peak`` is the firing record of the highest severity (then risk): once an episode has resolved, its
+    evidence is what people need to see (why it fired), not the calm window that resolved it.
+    """
 
     alert_id: str
     brand: str
@@ -40,6 +44,7 @@ class Episode:
     peak_severity: str
     history: list[dict[str, Any]] = field(default_factory=list)
     acks: list[AlertAck] = field(default_factory=list)
+    peak: Alert | None = None
 
     @property
     def status(self) -> str:
@@ -52,7 +57,8 @@ class Episode:
 
     def to_json(self) -> dict[str, Any]:
         """JSON for the API and the page: the alert, why it fired (rendered), history, acks."""
-        exp = render.explain(self.latest)
+        shown = self.latest if self.status == "firing" else (self.peak or self.latest)
+        exp = render.explain(shown)
         return {
             "alert_id": self.alert_id,
             "brand": self.brand,
@@ -62,6 +68,9 @@ class Episode:
             "risk": self.latest.risk,
             "pause": self.latest.pause,
             "summary": self.latest.summary,
+            "evidence_of": "latest" if shown is self.latest else "peak",
+            "peak_summary": shown.summary,
+            "peak_at": shown.event_time.isoformat(),
             "started_at": self.first.window_start.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "reasons": exp.reasons,
@@ -104,6 +113,11 @@ class AlertBook:
         episode.latest = alert
         if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[episode.peak_severity]:
             episode.peak_severity = alert.severity
+        peak = episode.peak
+        if alert.status == "firing" and (
+            peak is None or (SEVERITY_RANK[alert.severity], alert.risk) > (SEVERITY_RANK[peak.severity], peak.risk)
+        ):
+            episode.peak = alert
         return episode
 
     def add_ack(self, ack: AlertAck) -> None:

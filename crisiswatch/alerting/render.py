@@ -76,10 +76,18 @@ def explain(alert: Alert) -> Explanation:
     if volume and _number(volume.get("observed")) is not None:
         observed = _number(volume.get("observed")) or 0.0
         expected = _number(volume.get("expected"))
-        text = f"{_count(observed)} mentions"
+        stories = _number(ev.get("stories"))
+        if stories is not None and mentions is not None and stories < mentions:  # near-duplicates fold into stories
+            text = f"{_count(stories)} stories ({_count(mentions)} mentions)"
+            observed = stories
+        else:
+            text = f"{_count(observed)} mentions"
         if expected is not None:
             text += f" vs {_count(expected)} expected"
-            if expected > 0:
+            ratio = _number(volume.get("ratio"))
+            if ratio is not None:
+                text += f" ({ratio:.1f}×)"
+            elif expected > 0:
                 text += f" ({observed / expected:.1f}×)"
         facts.append(("Volume", text))
     elif mentions is not None:

@@ -221,8 +221,13 @@ function renderAlert(alert) {
       alert.pause && alert.status === "firing" ? el("span", { class: "pill on" }, "pause requested") : null,
       el("span", { class: "alert-time" }, `started ${when(alert.started_at)}`),
     ),
-    el("p", { class: "alert-summary" }, alert.summary),
-    el("ul", { class: "reasons" }, alert.reasons.filter((r) => r !== alert.summary).map((r) => el("li", {}, r))),
+    alert.evidence_of === "peak"
+      ? [
+          el("p", { class: "alert-summary" }, `At its peak (${when(alert.peak_at)}): ${alert.peak_summary}`),
+          el("p", { class: "muted resolved-by" }, `Resolved: ${alert.summary}`),
+        ]
+      : el("p", { class: "alert-summary" }, alert.summary),
+    el("ul", { class: "reasons" }, alert.reasons.filter((r) => r !== alert.peak_summary).map((r) => el("li", {}, r))),
     el("dl", { class: "facts" }, alert.facts.map((f) => [el("dt", {}, f.label), el("dd", {}, f.value)])),
   );
   if (alert.top_mentions.length) {
