@@ -73,6 +73,7 @@ class _Listener(ConsumerRebalanceListener):
         log.info("%s: partitions revoked: %s", self.stage.stage_name, revoked)
         if revoked:
             async with self.stage.batch_lock:
+                self.stage.assignment_changes += 1
                 await self.stage.flush()
                 await self.stage.on_revoked(revoked)
 
@@ -81,6 +82,7 @@ class _Listener(ConsumerRebalanceListener):
         log.info("%s: partitions assigned: %s", self.stage.stage_name, assigned)
         if assigned:
             async with self.stage.batch_lock:
+                self.stage.assignment_changes += 1
                 self.stage._partitions.clear()  # partition counts may have changed
                 await self.stage.on_assigned(assigned)
 
@@ -102,6 +104,8 @@ class BatchStage(Service):
         self._partitioner = DefaultPartitioner()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._in_flight: deque[asyncio.Future[None]] = deque()
+        self.assignment_changes = 0
+        """Bumped by every rebalance: a batch fetched before one is handed back, never processed."""
         self.batch_lock = asyncio.Lock()
         """Held while a batch is processed, so a rebalance never interleaves with one."""
         self.last_record_monotonic = time.monotonic()
@@ -227,11 +231,18 @@ class BatchStage(Service):
         stage = self.stage_name
         timeout_ms = int(self.settings.batch_seconds * 1000)
         while not self.should_stop:
+            seen_changes = self.assignment_changes
             batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size)
             records = [r for part in batches.values() for r in part]
             if not records:
                 async with self.batch_lock:
                     await self.on_idle()
+                continue
+            if self.assignment_changes != seen_changes:
+                # A rebalance ran while these were fetched; it may have restored state and moved the
+                # position (`on_assigned`). Processing them now could run ahead of that state: hand them back.
+                async with self.batch_lock:
+                    await self._hand_back(batches)
                 continue
             started = time.perf_counter()
             self.last_record_monotonic = time.monotonic()
@@ -250,6 +261,15 @@ class BatchStage(Service):
             metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
             # Let heartbeats, timers and the web server run between batches.
             await asyncio.sleep(0)
+
+    async def _hand_back(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Fetch these records again: move each still-assigned partition back to its first one, unless
+        a seek already put it there or earlier."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp, part in batches.items():
+            if part and tp in assigned and await self.consumer.position(tp) > part[0].offset:
+                self.consumer.seek(tp, part[0].offset)
 
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Handle one batch (records of any assigned partition, in offset order per partition)."""
