@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from connectors.replay import replay
@@ -32,6 +32,7 @@ from crisiswatch.broker import broker_for
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
+from stream.lag import committed_lag
 from stream.records import Alert, Signal
 from stream.topics import (
     ALERTS,
@@ -231,15 +232,8 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
     await consumer.start()
     try:
         for group, topic in groups.items():
-            name = settings.topic(topic)
-            partitions = [TopicPartition(name, p) for p in range(settings.partitions)]
-            ends = await consumer.end_offsets(partitions)
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-            for tp in partitions:
-                meta = committed.get(tp)
-                done = meta.offset if meta is not None and meta.offset >= 0 else 0
-                if done < ends[tp]:
-                    return False
+            if await committed_lag(admin, consumer, group, settings.topic(topic), settings.partitions):
+                return False
         return True
     finally:
         await consumer.stop()

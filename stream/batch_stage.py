@@ -92,6 +92,10 @@ class BatchStage(Service):
 
     stage_name: str = "stage"
     input_topic: str = ""
+    commit_on_process: bool = True
+    """Commit a batch's offsets once its output is acknowledged. A stage whose state is checkpointed less
+    often sets this to False and calls `commit_through` when a checkpoint makes its progress durable, so
+    the group's committed offsets (its lag, what `drained` reads) never run ahead of what a restart keeps."""
 
     def __init__(self, settings: Settings, bootstrap_servers: str, **kwargs: Any) -> None:
         self.settings = settings
@@ -253,14 +257,19 @@ class BatchStage(Service):
                 # A rebalance between the fetch and now may have taken partitions away: drop their records.
                 records = [r for r in records if TopicPartition(r.topic, r.partition) in assigned]
                 await self.process(records)
-                for tp, part in batches.items():
-                    if part and tp in assigned:
-                        self._uncommitted[tp] = part[-1].offset + 1
+                if self.commit_on_process:
+                    for tp, part in batches.items():
+                        if part and tp in assigned:
+                            self._uncommitted[tp] = part[-1].offset + 1
                 await self._hand_over()
             self.records_processed += len(records)
             metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
             # Let heartbeats, timers and the web server run between batches.
             await asyncio.sleep(0)
+
+    def commit_through(self, partition: int, offset: int) -> None:
+        """Commit the input partition up to and including ``offset`` once what is queued now is acknowledged."""
+        self._uncommitted[TopicPartition(self.settings.topic(self.input_topic), partition)] = offset + 1
 
     async def _hand_back(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """Fetch these records again: move each still-assigned partition back to its first one, unless

@@ -20,23 +20,30 @@ import time
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from crisiswatch.kafka import client_options
 from detectors.neardup import story_key
 from detectors.spikes import SpikeResult
 from detectors.window import MentionFacts
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.dead_letters import dead_letter
+from stream.lag import committed_lag
 from stream.records import Signal, SpikeScore, TopMention, WindowedMention
 from stream.state_store import encode_state, read_states, state_key
-from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE
+from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
 from stream.windowing import BrandWindows, ClosedWindow, Watermark
 
 log = logging.getLogger(__name__)
 
 STAGE = "window"
 OFFSET_KEY = "offset"  # per-partition checkpoint: "window-offset:<partition>"
+UPSTREAM_STAGE = "enrich"
+QUIET_RECHECK_SECONDS = 1.0
+"""How long the answer of `WindowStage.upstream_quiet` (two broker round trips) is reused."""
 
 
 def _utc(t: float) -> datetime:
@@ -83,6 +90,7 @@ class WindowStage(BatchStage):
 
     stage_name = "window"
     input_topic = MENTIONS_ENRICHED.name
+    commit_on_process = False  # offsets are committed with the checkpoint that makes them durable
 
     async def on_start(self) -> None:
         self.brands: dict[str, BrandWindows] = {}
@@ -90,9 +98,17 @@ class WindowStage(BatchStage):
         self.watermarks: dict[int, Watermark] = {}
         self.last_seen: dict[int, float] = {}
         self.applied: dict[int, int] = {}
+        self.checkpointed: dict[int, int] = {}
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
+        self.quiet_checked: tuple[float, bool] = (float("-inf"), False)
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **client_options(self.settings))
+        await self.admin.start()
         await super().on_start()
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await self.admin.close()
 
     def _new_watermark(self, value: float | None) -> Watermark:
         # Raw partitions are read in chunks, so one may be silent for a while during a backlog:
@@ -128,6 +144,7 @@ class WindowStage(BatchStage):
             else:
                 self.watermarks[tp.partition] = self._new_watermark(checkpoint.get("watermark"))
                 self.applied[tp.partition] = checkpoint["offset"]
+                self.checkpointed[tp.partition] = checkpoint["offset"]
                 self.consumer.seek(tp, checkpoint["offset"] + 1)
             log.info("window stage: partition %s restored %d brands", tp.partition, len(found))
 
@@ -141,6 +158,7 @@ class WindowStage(BatchStage):
         for p in revoked:
             self.watermarks.pop(p, None)
             self.applied.pop(p, None)
+            self.checkpointed.pop(p, None)
 
     # --- processing ----------------------------------------------------------------------------
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -239,15 +257,53 @@ class WindowStage(BatchStage):
         metrics.OPEN_WINDOWS.set(sum(len(w.open) for w in self.brands.values()))
 
     async def on_idle(self) -> None:
-        """Advance idle partitions' watermarks to the wall clock, closing windows nobody will add to."""
+        """Advance idle partitions' watermarks to the wall clock, closing windows nobody will add to.
+
+        Only when the silence is real: a lagging or restarting enrich stage (a backlog in
+        ``mentions.raw``) is not silence, and moving event time to the wall clock then would turn
+        every mention still on its way into a too-late one.
+        """
         now_mono, now = time.monotonic(), time.time()
-        for p, tracker in list(self.watermarks.items()):
-            idle = now_mono - self.last_seen.get(p, now_mono) >= self.settings.idle_flush_seconds
-            if idle and (tracker.value is None or now > tracker.value):
-                tracker.advance_to(now)
+        idle = [
+            p
+            for p, tracker in self.watermarks.items()
+            if now_mono - self.last_seen.get(p, now_mono) >= self.settings.idle_flush_seconds
+            and (tracker.value is None or now > tracker.value)
+        ]
+        if idle and await self.upstream_quiet():
+            log.debug("window stage: partitions %s idle and upstream quiet: event time moves to now", idle)
+            for p in idle:
+                self.watermarks[p].advance_to(now)
                 await self.close_windows(p)
-        await self.checkpoint()
+        # Going idle: make everything processed so far durable (and committed) now, not at the next tick.
+        await self.checkpoint(force=self.applied != self.checkpointed)
         await self.flush()
+
+    async def upstream_quiet(self) -> bool:
+        """Whether the enrich stage has committed all of ``mentions.raw`` and this stage has fetched all of
+        ``mentions.enriched`` (a broker error counts as not quiet)."""
+        checked_at, quiet = self.quiet_checked
+        if time.monotonic() - checked_at < QUIET_RECHECK_SECONDS:
+            return quiet
+        assert self.consumer is not None
+        try:
+            lag = await committed_lag(
+                self.admin,
+                self.consumer,
+                f"{self.settings.app_id}-{UPSTREAM_STAGE}",
+                self.settings.topic(MENTIONS_RAW.name),
+                self.settings.partitions,
+            )
+            if not lag:
+                assigned = list(self.consumer.assignment())
+                ends = await self.consumer.end_offsets(assigned)
+                for tp in assigned:
+                    lag += max(0, ends[tp] - await self.consumer.position(tp))
+        except KafkaError as exc:
+            log.warning("window stage: cannot tell whether upstream is quiet: %s", exc)
+            lag = 1
+        self.quiet_checked = (time.monotonic(), not lag)
+        return not lag
 
     async def checkpoint(self, force: bool = False) -> None:
         """Write dirty brand states, then each partition's offset, to the state topic."""
@@ -274,3 +330,5 @@ class WindowStage(BatchStage):
                 key=state_key(STAGE, f"{OFFSET_KEY}:{p}"),
                 partition=p,
             )
+            self.checkpointed[p] = offset
+            self.commit_through(p, offset)

@@ -70,6 +70,15 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any
         await consumer.stop()
 
 
+async def window_counts(bootstrap: str, settings: Settings) -> dict[tuple[str, datetime], int]:
+    """Mentions per (brand, window) by the latest signal of each window (a re-emitted window replaces)."""
+    per_window: dict[tuple[str, datetime], int] = {}
+    for record in await read_all(bootstrap, settings.topic(SIGNALS.name)):
+        s = Signal.model_validate_json(record.value)
+        per_window[(s.brand, s.window_start)] = s.mentions
+    return per_window
+
+
 async def test_demo_crisis_pauses_and_viral_spike_does_not(
     kafka_bootstrap: str,
     pipeline_settings: tuple[Settings, dict[str, str], Path],
@@ -209,16 +218,16 @@ async def test_worker_killed_mid_stream_resumes_without_losing_mentions(
         while not await drained(settings, kafka_bootstrap):
             assert time.monotonic() < deadline and second.poll() is None, log.read_text()[-3000:]
             await asyncio.sleep(1.0)
-        await asyncio.sleep(4)  # idle flush closes the last windows
+        # Drained can be true before the new worker's stages have even joined (the first one may have
+        # processed and checkpointed everything): the last windows close once the new one idles for a while.
+        deadline = time.monotonic() + 60
+        while sum((await window_counts(kafka_bootstrap, settings)).values()) < total:
+            assert time.monotonic() < deadline and second.poll() is None, log.read_text()[-3000:]
+            await asyncio.sleep(1.0)
     finally:
         stop_process(second)
     enriched = [EnrichedMention.model_validate_json(r.value) for r in await read_all(kafka_bootstrap, enriched_topic)]
     ids = {m.id for m in enriched}
     assert ids == {f"r:{i}" for i in range(total)}, "mentions were lost"
-    signals = [
-        Signal.model_validate_json(r.value) for r in await read_all(kafka_bootstrap, settings.topic(SIGNALS.name))
-    ]
-    per_window: dict[tuple[str, datetime], int] = {}
-    for s in signals:  # a window re-emitted after the restart carries the same counts
-        per_window[(s.brand, s.window_start)] = s.mentions
+    per_window = await window_counts(kafka_bootstrap, settings)
     assert sum(per_window.values()) == total, "window counts must count every mention exactly once"

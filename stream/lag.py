@@ -1,0 +1,21 @@
+"""How far a consumer group is behind the end of a topic (committed offsets, not positions)."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+async def committed_lag(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, topic: str, partitions: int
+) -> int:
+    """Records of ``topic`` (partitions ``0..partitions-1``) that ``group`` has not committed yet."""
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    ends = await consumer.end_offsets(tps)
+    committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+    lag = 0
+    for tp in tps:
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else 0
+        lag += max(0, ends[tp] - done)
+    return lag
