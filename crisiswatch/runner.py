@@ -301,50 +301,33 @@ async def run_pipeline(
     async with contextlib.AsyncExitStack() as stack:
         if page is not None:
             page((await stack.enter_async_context(open_page(settings, bootstrap))).url)
-        return await _run(settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
-                          idle_timeout, note, fresh)  # fmt: skip
-
-
-async def _run(
-    settings: Settings,
-    bootstrap: str,
-    replay_path: Path,
-    speed: float,
-    until_idle: bool,
-    emit: Callable[[dict[str, Any]], None],
-    env_extra: dict[str, str],
-    log_path: Path,
-    idle_timeout: float,
-    note: Callable[[dict[str, Any]], None] | None,
-    fresh: bool,
-) -> RunReport:
-    watcher = Watcher(settings, bootstrap, emit, note)
-    await watcher.start(from_beginning=bool(fresh))
-    worker = start_worker(settings, bootstrap, env_extra, log_path)
-    watch_task = asyncio.create_task(watcher.run())
-    try:
-        async with MentionSink(settings, bootstrap) as sink:
-            watcher.report.replayed = await replay(replay_path, sink, speed)
-        if not until_idle:
-            print(f"replay done ({watcher.report.replayed} records); still running: Ctrl-C stops", file=sys.stderr)
-        quiet_for = settings.idle_flush_seconds + 4.0
-        deadline = time.monotonic() + idle_timeout
-        while True:
-            await asyncio.sleep(1.0)
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log_path}")
+        watcher = Watcher(settings, bootstrap, emit, note)
+        await watcher.start(from_beginning=bool(fresh))
+        worker = start_worker(settings, bootstrap, env_extra, log_path)
+        watch_task = asyncio.create_task(watcher.run())
+        try:
+            async with MentionSink(settings, bootstrap) as sink:
+                watcher.report.replayed = await replay(replay_path, sink, speed)
             if not until_idle:
-                continue
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the pipeline did not drain within {idle_timeout:.0f} s; see {log_path}")
-            if time.monotonic() - watcher.last_output >= quiet_for and await drained(settings, bootstrap):
-                watcher.release_held(force=True)
-                return watcher.report
-    finally:
-        watch_task.cancel()
-        await asyncio.gather(watch_task, return_exceptions=True)
-        await watcher.stop()
-        stop_process(worker)
+                print(f"replay done ({watcher.report.replayed} records); still running: Ctrl-C stops", file=sys.stderr)
+            quiet_for = settings.idle_flush_seconds + 4.0
+            deadline = time.monotonic() + idle_timeout
+            while True:
+                await asyncio.sleep(1.0)
+                if worker.poll() is not None:
+                    raise RuntimeError(f"the worker exited with {worker.returncode}; see {log_path}")
+                if not until_idle:
+                    continue
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the pipeline did not drain within {idle_timeout:.0f} s; see {log_path}")
+                if time.monotonic() - watcher.last_output >= quiet_for and await drained(settings, bootstrap):
+                    watcher.release_held(force=True)
+                    return watcher.report
+        finally:
+            watch_task.cancel()
+            await asyncio.gather(watch_task, return_exceptions=True)
+            await watcher.stop()
+            stop_process(worker)
 
 
 def run_command(
