@@ -41,10 +41,15 @@ class Episode:
     brand: str
     first: Alert
     latest: Alert
-    peak_severity: str
+    peak: Alert | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     acks: list[AlertAck] = field(default_factory=list)
-    peak: Alert | None = None
+
+    @property
+    def peak_severity(self) -> str:
+        """The highest severity the episode reached."""
+        seen = [self.latest.severity] if self.peak is None else [self.peak.severity, self.latest.severity]
+        return max(seen, key=SEVERITY_RANK.__getitem__)
 
     @property
     def status(self) -> str:
@@ -93,7 +98,7 @@ class AlertBook:
     def add_alert(self, alert: Alert) -> Episode:
         episode = self._episodes.get(alert.alert_id)
         if episode is None:
-            episode = Episode(alert.alert_id, alert.brand, alert, alert, alert.severity)
+            episode = Episode(alert.alert_id, alert.brand, alert, alert)
             episode.acks.extend(self._orphan_acks.pop(alert.alert_id, []))
             self._episodes[alert.alert_id] = episode
             while len(self._episodes) > self.max_episodes:
@@ -111,8 +116,6 @@ class AlertBook:
                 }
             )
         episode.latest = alert
-        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[episode.peak_severity]:
-            episode.peak_severity = alert.severity
         peak = episode.peak
         if alert.status == "firing" and (
             peak is None or (SEVERITY_RANK[alert.severity], alert.risk) > (SEVERITY_RANK[peak.severity], peak.risk)
