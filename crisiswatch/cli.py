@@ -53,6 +53,29 @@ def run(
 
 
 @app.command()
+def backtest(
+    mentions: Annotated[Path, typer.Argument(help="Mention file in the replay format (JSONL, JSONL.gz or CSV).")],
+    labels: Annotated[Path | None, typer.Option(help="Labels file: per brand, event windows and expected pauses.")] = None,
+    brands: Annotated[Path | None, typer.Option(help="Brands YAML file (default: CRISISWATCH_BRANDS_FILE).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="YAML/JSON file of risk policy fields to try.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the report, pictures and enrichment cache.")] = Path(
+        "reports/backtest"
+    ),
+    pictures: Annotated[bool, typer.Option("--pictures/--no-pictures", help="Draw a timeline PNG per brand.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Replay a history through the worker's own decision code, event-time exact, and report alerts and pauses."""
+    from crisiswatch.backtest.commands import backtest_command
+
+    _logging(False)
+    try:
+        backtest_command(mentions, labels, brands, policy, out, pictures, as_json)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def worker(
     loglevel: Annotated[
         str | None, typer.Option(help="Log level: warn, info or debug (default: CRISISWATCH_LOG_LEVEL).")

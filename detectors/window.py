@@ -62,6 +62,8 @@ class MentionFacts:
     story: int
     crisis_terms: list[str] = field(default_factory=list)
     url: str | None = None
+    p_negative: float | None = None
+    """The sentiment model's probability that the mention is negative, when known."""
 
 
 @dataclass
@@ -77,6 +79,10 @@ class WindowAggregate:
     positive: int = 0
     reach: int = 0
     late_mentions: int = 0
+    expected_negative: float = 0.0
+    """Sum of the mentions' negative probabilities (mentions without one count their label as 0 or 1)."""
+    negative_variance: float = 0.0
+    """Sum of p(1-p): the variance of the negative count given those probabilities."""
     languages: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
@@ -94,6 +100,11 @@ class WindowAggregate:
             self.positive += 1
         else:
             self.neutral += 1
+        p = m.p_negative
+        if p is None or not 0.0 <= p <= 1.0:  # NaN fails both comparisons
+            p = 1.0 if m.sentiment == "negative" else 0.0
+        self.expected_negative += p
+        self.negative_variance += p * (1.0 - p)
         self.reach += m.reach
         self.late_mentions += late
         self.languages[m.lang] += 1
@@ -147,6 +158,8 @@ class WindowAggregate:
             "positive": self.positive,
             "reach": self.reach,
             "late_mentions": self.late_mentions,
+            "expected_negative": self.expected_negative,
+            "negative_variance": self.negative_variance,
             "languages": dict(self.languages),
             "sources": dict(self.sources),
             "crisis_terms": dict(self.crisis_terms),
@@ -167,6 +180,8 @@ class WindowAggregate:
             positive=s["positive"],
             reach=s["reach"],
             late_mentions=s["late_mentions"],
+            expected_negative=s.get("expected_negative", float(s["negative"])),
+            negative_variance=s.get("negative_variance", 0.0),
             languages=Counter(s["languages"]),
             sources=Counter(s["sources"]),
             crisis_terms=Counter(s["crisis_terms"]),
@@ -195,6 +210,8 @@ class WindowSummary:
     late_mentions: int = 0
     story_count: int = 0
     negative_story_count: int = 0
+    expected_negative: float | None = None
+    negative_variance: float | None = None
     languages: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
@@ -215,6 +232,8 @@ def summarise(window: WindowAggregate) -> WindowSummary:
         late_mentions=window.late_mentions,
         story_count=window.story_count,
         negative_story_count=window.negative_story_count,
+        expected_negative=window.expected_negative,
+        negative_variance=window.negative_variance,
         languages=Counter(window.languages),
         sources=Counter(window.sources),
         crisis_terms=Counter(window.crisis_terms),

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from detectors import language, lexicon, sentiment
 from detectors.brands import BrandMatcher, BrandsConfig
+from detectors.neardup import story_key
 from stream.records import EnrichedMention, Mention, utcnow
 
 LABELS = ("negative", "neutral", "positive")
@@ -36,6 +37,7 @@ class Enrichment:
     topics: list[str]
     crisis_terms: list[str]
     reach_estimate: int
+    story: int
     enriched_at: datetime
 
     @property
@@ -54,6 +56,7 @@ class Enrichment:
             topics=self.topics,
             crisis_terms=self.crisis_terms,
             reach_estimate=self.reach_estimate,
+            story=self.story,
             enriched_at=self.enriched_at,
         )
         return _JSON.dump_json(record)
@@ -91,6 +94,7 @@ class Enricher:
                 topics=t,
                 crisis_terms=crisis,
                 reach_estimate=m.reach(),
+                story=story_key(m.text),
                 enriched_at=now,
             )
             for m, lang, p, b, t, crisis in zip(mentions, langs, probs, brands, topics, terms, strict=True)

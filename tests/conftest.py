@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from types import ModuleType
 
 import pytest
 
-from crisiswatch.broker import broker_for
+from crisiswatch import demo
+from crisiswatch.broker import broker_for, free_port
 from crisiswatch.settings import Settings
 
 SHARED_DATA = Path(os.environ.get("CRISISWATCH_SHARED_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
@@ -40,6 +42,35 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
         app_id=f"crisiswatch-test-{tag}",
         partitions=2,
     )
+
+
+def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
+    """The environment of a ``crisiswatch worker`` process bound to ``settings`` (also set in this process)."""
+    env = {
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_APP_ID": settings.app_id,
+        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_BRANDS_FILE": str(brands),
+        "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+        "CRISISWATCH_WEB_PORT": str(free_port()),
+        "CRISISWATCH_CONTROL_KEYS": f"test:{secrets.token_hex(16)}",
+    }
+    os.environ.update(env)  # the watcher in this process verifies signatures with the same key
+    return env
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str], Path]]:
+    """Settings, worker environment and demo mention file for a test that runs the worker process."""
+    data, brands = demo.write_demo(tmp_path)
+    env = worker_env(settings, brands)
+    saved = {k: os.environ.get(k) for k in env}
+    yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

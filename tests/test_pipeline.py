@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,44 +14,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from connectors.sink import MentionSink
 from crisiswatch import demo
-from crisiswatch.broker import free_port
 from crisiswatch.control import PublishingGate
 from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
 from stream.records import DeadLetter, EnrichedMention, Signal, utcnow
 from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
-
-
-def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
-    env = {
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_APP_ID": settings.app_id,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
-        "CRISISWATCH_BRANDS_FILE": str(brands),
-        "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
-        "CRISISWATCH_WEB_PORT": str(free_port()),
-        "CRISISWATCH_CONTROL_KEYS": f"test:{secrets.token_hex(16)}",
-    }
-    os.environ.update(env)  # the watcher in this process verifies signatures with the same key
-    return env
-
-
-@pytest.fixture
-def pipeline_settings(settings: Settings, tmp_path: Path) -> tuple[Settings, dict[str, str], Path]:
-    data, brands = demo.write_demo(tmp_path)
-    env = worker_env(settings, brands)
-    saved = {k: os.environ.get(k) for k in env}
-    yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any]:

@@ -1,0 +1,192 @@
+"""The decision path from a closed window to an alert and a pause, with no Kafka in it.
+
+The worker's risk stage and `crisiswatch backtest` both call this module, so a backtest runs exactly
+the decisions the worker makes:
+
+* `mention_facts` turns an enriched mention into what a window counts, and `to_signal` a closed
+  window into the ``signals`` record;
+* `RiskBook` holds every brand's `detectors.risk.BrandRiskMonitor`, refuses a window it has already
+  assessed (a replay after a restart), and turns a decision into an `Alert` and the control scope to
+  pause.
+
+The risk stage adds the I/O around it (publish the alert, ask the control plane to pause, changelog
+the state); the backtest adds a report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors.neardup import story_key
+from detectors.risk import BrandRiskMonitor, RiskDecision, RiskPolicy
+from detectors.spikes import SpikeResult
+from detectors.window import MentionFacts, WindowSummary
+from stream.records import Alert, Signal, SpikeScore, TopMention, WindowedMention, utcnow
+from stream.windowing import ClosedWindow
+
+
+def mention_facts(mention: WindowedMention) -> MentionFacts:
+    """What a window counts of one enriched mention."""
+    return MentionFacts(
+        id=mention.id,
+        text=mention.text,
+        source=mention.source,
+        reach=mention.reach_estimate,
+        lang=mention.lang,
+        sentiment=mention.sentiment,
+        story=mention.story if mention.story is not None else story_key(mention.text),
+        crisis_terms=mention.crisis_terms,
+        url=mention.url,
+        p_negative=mention.p_negative,
+    )
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def score_of(result: SpikeResult) -> SpikeScore:
+    """A detector's verdict as a signal carries it."""
+    return SpikeScore(
+        observed=result.observed,
+        expected=result.expected,
+        score=result.score,
+        p_value=result.p_value,
+        spike=result.spike,
+        windows=result.windows,
+    )
+
+
+def to_signal(closed: ClosedWindow) -> Signal:
+    """The ``signals`` record of a closed window."""
+    w = closed.summary
+    return Signal(
+        brand=w.brand,
+        window_start=_utc(w.start),
+        window_end=_utc(w.end),
+        mentions=w.mentions,
+        stories=w.story_count,
+        negative_stories=w.negative_story_count,
+        negative=w.negative,
+        neutral=w.neutral,
+        positive=w.positive,
+        reach=w.reach,
+        languages=dict(w.languages),
+        sources=dict(w.sources),
+        crisis_terms=dict(w.crisis_terms),
+        top_mentions=[TopMention(**{k: v for k, v in m.items() if k != "story"}) for m in w.top],
+        volume=score_of(closed.volume),
+        negativity=score_of(closed.negativity),
+        late_mentions=w.late_mentions,
+        expected_negative=w.expected_negative,
+        negative_variance=w.negative_variance,
+    )
+
+
+def spike_of(score: SpikeScore) -> SpikeResult:
+    """The detectors' verdict carried by a signal."""
+    return SpikeResult(
+        observed=score.observed,
+        expected=score.expected,
+        score=score.score,
+        p_value=score.p_value,
+        spike=score.spike,
+        windows=score.windows,
+    )
+
+
+def summary_of(signal: Signal) -> WindowSummary:
+    """The detectors' view of a closed window carried by a signal."""
+    return WindowSummary(
+        brand=signal.brand,
+        start=signal.window_start.timestamp(),
+        end=signal.window_end.timestamp(),
+        mentions=signal.mentions,
+        negative=signal.negative,
+        neutral=signal.neutral,
+        positive=signal.positive,
+        reach=signal.reach,
+        late_mentions=signal.late_mentions,
+        story_count=signal.stories,
+        negative_story_count=signal.negative_stories,
+        expected_negative=signal.expected_negative,
+        negative_variance=signal.negative_variance,
+        languages=Counter(signal.languages),
+        sources=Counter(signal.sources),
+        crisis_terms=Counter(signal.crisis_terms),
+        top=[m.model_dump() for m in signal.top_mentions],
+    )
+
+
+def alert_of(signal: Signal, decision: RiskDecision, created_at: datetime | None = None) -> Alert:
+    """The ``alerts`` record of a decision that opened, escalated or resolved an episode."""
+    a = decision.assessment
+    return Alert(
+        alert_id=decision.episode_id or f"{signal.brand}:{int(signal.window_start.timestamp())}",
+        brand=signal.brand,
+        status="resolved" if decision.alert_kind == "resolved" else "firing",
+        severity=a.severity,
+        risk=round(float(a.risk), 2),
+        event_time=signal.window_end,
+        window_start=signal.window_start,
+        summary=a.summary,
+        explanation=list(a.explanation),
+        evidence=dict(a.evidence),
+        pause=decision.pause,
+        created_at=created_at or utcnow(),
+    )
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What one signal led to."""
+
+    decision: RiskDecision
+    alert: Alert | None
+    """The alert record to publish, when the episode changed."""
+    pause_scope: str | None
+    """The control scope to pause (``global`` or ``brand:<id>``), when the policy asks to pause."""
+
+
+class RiskBook:
+    """Every brand's risk monitor, and the last window each has assessed."""
+
+    def __init__(self, policy: RiskPolicy):
+        self.policy = policy
+        self.monitors: dict[str, BrandRiskMonitor] = {}
+        self.last_window: dict[str, float] = {}
+
+    def monitor(self, brand: str) -> BrandRiskMonitor:
+        """The brand's monitor (a new one for a brand not seen before)."""
+        found = self.monitors.get(brand)
+        if found is None:
+            found = self.monitors[brand] = BrandRiskMonitor(brand, self.policy)
+        return found
+
+    def decide(self, signal: Signal, created_at: datetime | None = None) -> Decided | None:
+        """Assess one closed window; ``None`` when this brand already assessed it (a replay)."""
+        start = signal.window_start.timestamp()
+        if start <= self.last_window.get(signal.brand, float("-inf")):
+            return None
+        monitor = self.monitor(signal.brand)
+        decision = monitor.observe(summary_of(signal), spike_of(signal.volume), spike_of(signal.negativity))
+        self.last_window[signal.brand] = start
+        alert = alert_of(signal, decision, created_at) if decision.alert_kind else None
+        scope = self.policy.scope_for(signal.brand) if decision.pause else None
+        return Decided(decision, alert, scope)
+
+    def brand_state(self, brand: str) -> dict[str, Any]:
+        """The JSON-friendly state of one brand (what the risk stage changelogs)."""
+        return {"monitor": self.monitors[brand].to_state(), "last_window": self.last_window[brand]}
+
+    def restore(self, brand: str, state: dict[str, Any]) -> None:
+        """Take one brand's changelogged state back (the configured policy wins over the stored one)."""
+        self.monitors[brand] = BrandRiskMonitor.from_state(state["monitor"], self.policy)
+        self.last_window[brand] = state["last_window"]
+
+    def clear(self) -> None:
+        self.monitors.clear()
+        self.last_window.clear()

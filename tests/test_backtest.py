@@ -1,0 +1,109 @@
+"""`crisiswatch backtest`: the worker's decision code in process, its scores, and its agreement with the worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from crisiswatch import demo
+from crisiswatch.backtest.engine import BacktestResult, PauseEvent
+from crisiswatch.backtest.report import run_backtest
+from crisiswatch.backtest.scoring import score
+from crisiswatch.runner import run_pipeline
+from crisiswatch.settings import Settings
+from stream.records import Alert
+from stream.risk_stage import policy_from
+from stream.topics import ALERTS, ensure_topics
+
+T0 = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+async def read_alerts(bootstrap: str, topic: str) -> list[Alert]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Alert] = []
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
+            out.extend(Alert.model_validate_json(r.value) for records in batches.values() for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def decisions(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """What must agree: everything an alert says, but the wall-clock time it was written."""
+    return [a.model_dump(mode="json", exclude={"created_at"}) for a in sorted(alerts, key=lambda a: a.event_time)]
+
+
+async def test_backtest_and_worker_make_the_same_decisions_on_the_same_stream(
+    kafka_bootstrap: str, pipeline_settings: tuple[Settings, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """The demo through the worker on the broker, and through `run_backtest` in process: the same alerts."""
+    settings, env, data = pipeline_settings
+    await ensure_topics(kafka_bootstrap, settings)
+    await run_pipeline(
+        settings, kafka_bootstrap, data, speed=0, until_idle=True, emit=lambda _: None, env_extra=env,
+        log_path=tmp_path / "worker.log", idle_timeout=240,
+    )  # fmt: skip
+    from_worker = await read_alerts(kafka_bootstrap, settings.topic(ALERTS.name))
+    run = run_backtest(data, settings, policy_from(settings), tmp_path / "backtest", pictures=False)
+    assert from_worker, "the worker raised no alert on the demo"
+    assert decisions(run.result.alerts) == decisions(from_worker)
+    assert run.enriched.dead_letters.total() == len(demo.POISON)
+
+
+def test_backtest_writes_its_report_pictures_and_a_reusable_cache(tmp_path: Path) -> None:
+    data, brands = demo.write_demo(tmp_path)
+    settings = Settings(brands_file=brands)
+    first = run_backtest(data, settings, policy_from(settings), tmp_path / "out")
+    assert not first.enriched.cached
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# Backtest report")
+    assert (tmp_path / "out" / "timeline-globex.png").read_bytes()[:4] == b"\x89PNG"
+    timelines = json.loads((tmp_path / "out" / "timelines.json").read_text())
+    assert set(timelines) == {"acme", "globex", "initech"}
+    assert len(timelines["globex"]["start"]) == len(timelines["globex"]["risk"]) > 300
+    second = run_backtest(data, settings, policy_from(settings), tmp_path / "out", pictures=False)
+    assert second.enriched.cached
+    assert decisions(second.result.alerts) == decisions(first.result.alerts)
+
+
+class Event:
+    def __init__(self, brand: str, name: str, start: datetime, minutes: int, expect_pause: bool):
+        self.brand, self.name, self.kind = brand, name, "crisis" if expect_pause else "decoy"
+        self.start, self.end, self.expect_pause = start, start + timedelta(minutes=minutes), expect_pause
+
+
+def alert(brand: str, alert_id: str, at: datetime, severity: str, pause: bool = False) -> Alert:
+    return Alert(
+        alert_id=alert_id, brand=brand, severity=severity, risk=80.0 if severity == "critical" else 50.0,
+        event_time=at, window_start=at - timedelta(minutes=1), summary="s", pause=pause, created_at=at,
+    )  # fmt: skip
+
+
+def test_scores_count_caught_crises_delays_and_false_alarms_per_brand_day() -> None:
+    day = timedelta(days=1)
+    crisis_start = T0 + 2 * day
+    alerts = [
+        alert("a", "a:1", T0 + 3 * timedelta(hours=1), "critical", pause=True),  # first day: apart
+        alert("a", "a:2", crisis_start + timedelta(minutes=2), "warning"),
+        alert("a", "a:2", crisis_start + timedelta(minutes=4), "critical", pause=True),  # caught after 4 min
+        alert("a", "a:3", T0 + 3 * day, "critical"),  # steady state false critical
+        alert("b", "b:1", T0 + 4 * day, "warning"),  # a warning
+    ]
+    result = BacktestResult(
+        alerts=alerts,
+        pauses=[PauseEvent(a.event_time.timestamp(), "brand:a", a) for a in alerts if a.pause],
+        first_mention={"a": T0.timestamp(), "b": T0.timestamp()},
+        last_mention={"a": (T0 + 5 * day).timestamp(), "b": (T0 + 5 * day).timestamp()},
+    )
+    events = [Event("a", "explosion", crisis_start, 60, True), Event("b", "viral", T0 + 4 * day, 30, False)]
+    s = score(result, events).summary()
+    assert s["crises_caught"] == 1 and s["median_delay_minutes"] == 4.0 and s["crises_paused"] == 1
+    assert s["brand_days"] == 10.0 and s["first_brand_days"] == 2.0
+    assert s["false_criticals_steady"] == 1 and s["false_criticals_first_day"] == 1
+    assert s["false_pauses_steady"] == 0 and s["false_pauses_first_day"] == 1
+    assert s["warnings"] == 1 and s["decoys"] == 1
