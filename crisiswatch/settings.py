@@ -162,7 +162,10 @@ class Settings(BaseSettings):
     web_session_seconds: float = Field(8 * 3600.0, gt=0, description="Lifetime of a login session.")
     web_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set it behind TLS).")
     web_allowed_origins: str | None = Field(
-        default=None, description="Extra origins allowed to send changes, comma-separated (e.g. behind a proxy)."
+        default=None,
+        description="Origins (scheme://host[:port]) allowed to log in and send changes, comma-separated; unset: "
+        "the server's own http://host:port, localhost and 127.0.0.1 on its port. PUBLIC_URL's origin is always "
+        "allowed; the Host header never is.",
     )
     web_rate_limit_per_minute: int = Field(20, ge=1, description="Control requests per user (or IP) per minute.")
 

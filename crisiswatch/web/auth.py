@@ -8,16 +8,24 @@
   ``X-CSRF-Token`` header of every change (synchroniser token). Sessions live in memory: a restart
   logs everyone out.
 * `RateLimiter` is a token bucket per key (user or client address).
+* `LoginGuard` throttles password guessing per (account, client) without ever refusing a correct password
+  to a client that has not been failing (the rule is in its docstring and in the README).
+* `allowed_origins` is the list the CSRF/origin check compares ``Origin``/``Referer`` with; the request's
+  ``Host`` header never enters it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from crisiswatch.settings import Settings
 
@@ -160,3 +168,228 @@ class RateLimiter:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
+
+
+# --- login throttling ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    failures: int = 0
+    locked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+class _Decaying:
+    """Counters per key that leak ``rate`` per second (a leaky bucket), bounded to ``max_entries`` keys."""
+
+    def __init__(self, rate: float, max_entries: int):
+        self.rate = rate
+        self.max_entries = max_entries
+        self._values: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def value(self, key: str, now: float) -> float:
+        level, last = self._values.get(key, (0.0, now))
+        return max(0.0, level - (now - last) * self.rate)
+
+    def add(self, key: str, now: float) -> float:
+        level = self.value(key, now) + 1.0
+        self._values[key] = (level, now)
+        self._values.move_to_end(key)
+        while len(self._values) > self.max_entries:
+            self._values.popitem(last=False)
+        return level
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One password attempt as `LoginGuard` sees it: who for, from which client, and the wait (0: go on)."""
+
+    user: str
+    address: str
+    client: str
+    """``device:<id>`` (a browser that logged in to this account before) or ``ip:<address>``."""
+    trusted: bool
+    wait: float
+    """Seconds to wait: > 0 means answer 429 with ``Retry-After`` and do not check the password."""
+
+
+class LoginGuard:
+    """Throttles password guessing without letting one attacker lock other people out. No I/O.
+
+    The rule (also in the README):
+
+    * A **client** is a *trusted device* for an account when it presents the device cookie this server
+      issued at an earlier successful login to that account (HMAC-bound to the account, unforgeable,
+      per-process key); otherwise it is its IP address.
+    * Each **(account, client) pair** gets ``free_failures`` (5) wrong passwords; after that, every further
+      failure locks the pair for ``base_delay`` x 2^n seconds (1 s, 2 s, 4 s ... capped at ``max_delay``,
+      15 min). A locked pair is answered 429 with ``Retry-After`` *before* the password is looked at, so
+      the answer says nothing about it. A success clears the pair; an hour without failures forgets it.
+    * An **account under attack** (more than ``account_failures`` failures from untrusted clients within
+      ``window`` seconds) is never locked: a correct password from a pair that is not locked is accepted.
+      Its pairs without a trusted device only get ``free_failures_under_attack`` (1) free failure.
+    * A **client address** that fails more than ``ip_failures_per_minute`` times a minute (over all accounts:
+      spraying) is answered 429 for clients without a trusted device. The limit is far above what one
+      attacker on one account can reach (the pair lock stops them first), so people behind the same proxy
+      are not locked out by them, and trusted devices are never affected by it.
+
+    So an attacker guessing an account's password from a shared proxy is slowed to one guess per
+    15 minutes, while the account's owner still logs in from any browser that logged in before, from
+    any other address, and into any other account from the same address. The one case the server cannot
+    tell apart: a first login to the *attacked* account, from the attacker's own address, from a new
+    browser; it waits like the attacker (telling them apart would tell the attacker which guess was right).
+    """
+
+    def __init__(
+        self,
+        *,
+        free_failures: int = 5,
+        free_failures_under_attack: int = 1,
+        base_delay: float = 1.0,
+        max_delay: float = 900.0,
+        forget_after: float = 3600.0,
+        account_failures: int = 10,
+        window: float = 900.0,
+        ip_failures_per_minute: int = 60,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+        key: bytes | None = None,
+    ):
+        self.free_failures = free_failures
+        self.free_failures_under_attack = free_failures_under_attack
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.forget_after = forget_after
+        self.account_failures = account_failures
+        self.ip_failures_per_minute = ip_failures_per_minute
+        self.max_entries = max_entries
+        self._clock = clock
+        self._key = key or secrets.token_bytes(32)
+        self._pairs: OrderedDict[tuple[str, str], _Pair] = OrderedDict()
+        self._accounts = _Decaying(account_failures / window, max_entries)
+        self._addresses = _Decaying(ip_failures_per_minute / 60.0, max_entries)
+
+    # --- device cookies ------------------------------------------------------------------------------
+    def _mac(self, device: str, user: str) -> str:
+        digest = hmac.new(self._key, f"crisiswatch-device\0{device}\0{user}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def trusted_device(self, user: str, cookie: str | None) -> str | None:
+        """The device id in ``cookie`` that this server issued for ``user``, if any."""
+        if not cookie or len(cookie) > MAX_DEVICE_COOKIE:
+            return None
+        for entry in cookie.split("~")[:MAX_DEVICE_ENTRIES]:
+            device, _, mac = entry.partition(".")
+            if device and mac and hmac.compare_digest(mac.encode(), self._mac(device, user).encode()):
+                return device
+        return None
+
+    def device_cookie(self, user: str, cookie: str | None) -> str:
+        """The device cookie after a successful login to ``user``: its entry first, then the others kept."""
+        device = self.trusted_device(user, cookie) or secrets.token_urlsafe(16)
+        mine = f"{device}.{self._mac(device, user)}"
+        kept = [e for e in (cookie or "").split("~")[:MAX_DEVICE_ENTRIES] if e and e != mine and "." in e]
+        return "~".join([mine, *kept][:MAX_DEVICE_ENTRIES])
+
+    # --- attempts --------------------------------------------------------------------------------------
+    def attempt(self, user: str, address: str, device_cookie: str | None = None) -> LoginAttempt:
+        """Start an attempt: check ``wait`` before checking the password, then report the outcome."""
+        user = user[:128]
+        now = self._clock()
+        device = self.trusted_device(user, device_cookie)
+        client = f"device:{device}" if device else f"ip:{address}"
+        wait = 0.0
+        pair = self._pair(user, client, now)
+        if pair is not None and pair.locked_until > now:
+            wait = pair.locked_until - now
+        if not device:
+            over = self._addresses.value(address, now) - self.ip_failures_per_minute
+            if over >= 0:
+                wait = max(wait, (over + 1.0) / self._addresses.rate)
+        return LoginAttempt(user, address, client, device is not None, wait)
+
+    def failed(self, attempt: LoginAttempt) -> float:
+        """Record a wrong password; returns the lock (seconds) it puts on the pair, 0 when none."""
+        now = self._clock()
+        key = (attempt.user, attempt.client)
+        pair = self._pair(attempt.user, attempt.client, now) or _Pair()
+        pair.failures += 1
+        pair.last_failure = now
+        free = self.free_failures
+        if not attempt.trusted:
+            self._addresses.add(attempt.address, now)
+            if self._accounts.add(attempt.user, now) > self.account_failures:
+                free = min(free, self.free_failures_under_attack)
+        lock = 0.0
+        if pair.failures >= free:
+            lock = min(self.max_delay, self.base_delay * 2.0 ** (pair.failures - free))
+            pair.locked_until = now + lock
+        self._pairs[key] = pair
+        self._pairs.move_to_end(key)
+        while len(self._pairs) > self.max_entries:
+            self._pairs.popitem(last=False)
+        return lock
+
+    def succeeded(self, attempt: LoginAttempt) -> None:
+        """Record a correct password: the pair starts afresh."""
+        self._pairs.pop((attempt.user, attempt.client), None)
+
+    def under_attack(self, user: str) -> bool:
+        return self._accounts.value(user[:128], self._clock()) > self.account_failures
+
+    def _pair(self, user: str, client: str, now: float) -> _Pair | None:
+        pair = self._pairs.get((user, client))
+        if pair is not None and pair.locked_until <= now and now - pair.last_failure > self.forget_after:
+            del self._pairs[(user, client)]
+            return None
+        return pair
+
+
+MAX_DEVICE_COOKIE = 2048
+MAX_DEVICE_ENTRIES = 8
+
+
+# --- origins ----------------------------------------------------------------------------------------------
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL or origin, lower-cased, default port dropped; else None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = 80 if scheme == "http" else 443
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
+def own_origins(host: str, port: int) -> set[str]:
+    """The origins of a server bound to ``host:port``: that address, plus localhost and the loopbacks."""
+    names = {"localhost", "127.0.0.1", "[::1]"}
+    if host and host not in ("0.0.0.0", "::", "*"):
+        names.add(f"[{host}]" if ":" in host and not host.startswith("[") else host)
+    return {o for name in names if (o := origin_of(f"http://{name}:{port}"))}
+
+
+def allowed_origins(settings: Settings, host: str, port: int) -> frozenset[str]:
+    """Origins allowed to send changes and logins: ``CRISISWATCH_WEB_ALLOWED_ORIGINS`` when set, else the
+    server's own (`own_origins`); plus ``CRISISWATCH_PUBLIC_URL``'s origin. Never the request's ``Host``."""
+    configured = [o.strip() for o in (settings.web_allowed_origins or "").split(",") if o.strip()]
+    origins: set[str] = set()
+    for text in configured:
+        origin = origin_of(text)
+        if origin is None:
+            raise ConfigError(f"CRISISWATCH_WEB_ALLOWED_ORIGINS: {text!r} is not an http(s) origin")
+        origins.add(origin)
+    if not configured:
+        origins |= own_origins(host, port)
+    if settings.public_url and (public := origin_of(settings.public_url)):
+        origins.add(public)
+    return frozenset(origins)

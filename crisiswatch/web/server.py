@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import REGISTRY
@@ -43,15 +42,27 @@ from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavai
 from crisiswatch.control.plane import ControlPlane, ResumeRefused
 from crisiswatch.control.schedules import ScheduleStore, new_schedule
 from crisiswatch.settings import Settings
-from crisiswatch.web.auth import Authenticator, Principal, RateLimiter, secrets_equal
+from crisiswatch.web.auth import (
+    Authenticator,
+    LoginAttempt,
+    LoginGuard,
+    Principal,
+    RateLimiter,
+    allowed_origins,
+    origin_of,
+    secrets_equal,
+)
 from stream.records import utcnow
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "crisiswatch_session"
+DEVICE_COOKIE = "crisiswatch_device"
+"""Marks a browser that logged in before (see `LoginGuard`); HttpOnly, sent to the login path only."""
+DEVICE_COOKIE_SECONDS = 30 * 24 * 3600
 CSRF_HEADER = "X-CSRF-Token"
-LOGIN_ATTEMPTS_PER_MINUTE = 10
+TOKEN_FAILURES_PER_MINUTE = 10
 MAX_BODY_BYTES = 64 * 1024
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -171,17 +182,20 @@ def schedule_json(schedule: Schedule, now: datetime) -> dict[str, Any]:
 class Api:
     """Handlers, authentication, CSRF, rate limits."""
 
-    def __init__(self, services: WebServices, authenticator: Authenticator | None = None):
+    def __init__(
+        self, services: WebServices, authenticator: Authenticator | None = None, login_guard: LoginGuard | None = None
+    ):
         self.s = services
         self.settings = services.settings
         self.auth = authenticator or Authenticator(services.settings)
         self.control_limiter = RateLimiter(self.settings.web_rate_limit_per_minute)
-        self.login_limiter = RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)
-        extra = [o.strip().rstrip("/") for o in (self.settings.web_allowed_origins or "").split(",") if o.strip()]
-        if self.settings.public_url:
-            url = urlsplit(self.settings.public_url)
-            extra.append(f"{url.scheme}://{url.netloc}")
-        self.allowed_origins = set(extra)
+        self.token_limiter = RateLimiter(TOKEN_FAILURES_PER_MINUTE)
+        self.guard = login_guard or LoginGuard()
+        self.allowed_origins = allowed_origins(self.settings, self.settings.web_host, self.settings.page_port)
+
+    def bound(self, host: str, port: int) -> None:
+        """The address the server really listens on (its own origins are allowed by default)."""
+        self.allowed_origins = allowed_origins(self.settings, host, port)
 
     # --- plumbing --------------------------------------------------------------------------------------
     def principal(self, request: web.Request) -> Principal | None:
@@ -189,15 +203,21 @@ class Api:
         if header:
             scheme, _, credentials = header.partition(" ")
             credentials = credentials.strip()
-            if scheme.lower() == "bearer" and self.auth.check_token(credentials):
-                return Principal(self.auth.token_actor, "bearer")
             if scheme.lower() == "basic":
                 try:
                     user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
                 except (binascii.Error, UnicodeDecodeError):
                     return None
-                if self.auth.check_password(user, password):
-                    return Principal(user, "basic")
+                attempt = self._login_attempt(request, user)
+                if not self.auth.check_password(user, password):
+                    self._login_failed(attempt)
+                    return None
+                self.guard.succeeded(attempt)
+                return Principal(user, "basic")
+            if scheme.lower() == "bearer" and self.auth.check_token(credentials):
+                return Principal(self.auth.token_actor, "bearer")
+            # A wrong token: limited per address, but a right one is never refused (16+ random characters).
+            self._throttle(self.token_limiter, self._client(request))
             return None
         session = self.auth.session_for(request.cookies.get(SESSION_COOKIE))
         return Principal(session.user, "session", session) if session else None
@@ -205,13 +225,37 @@ class Api:
     def _client(self, request: web.Request) -> str:
         return request.remote or "unknown"
 
+    def _login_attempt(self, request: web.Request, user: str) -> LoginAttempt:
+        """Start a password attempt: 429 (before the password is checked) while its client must wait."""
+        attempt = self.guard.attempt(user, self._client(request), request.cookies.get(DEVICE_COOKIE))
+        if attempt.wait > 0:
+            raise _error(
+                web.HTTPTooManyRequests,
+                "too many failed logins, wait before trying again",
+                {"Retry-After": str(max(1, math.ceil(attempt.wait)))},
+            )
+        return attempt
+
+    def _login_failed(self, attempt: LoginAttempt) -> None:
+        lock = self.guard.failed(attempt)  # the password itself is never logged
+        if lock > 0:
+            log.warning(
+                "failed login for %r from %s (%s): locked for %.0f s", attempt.user[:64], attempt.address,
+                "trusted device" if attempt.trusted else "address", lock,
+            )  # fmt: skip
+        else:
+            log.info("failed login for %r from %s", attempt.user[:64], attempt.address)
+
     def origin_ok(self, request: web.Request) -> bool:
-        """Same origin (or an allowed one); requests without Origin only when not cross-site."""
-        origin = request.headers.get("Origin")
+        """``Origin`` (else ``Referer``) is one of `allowed_origins`; the ``Host`` header is never trusted.
+
+        A request with neither (a script, curl) passes unless ``Sec-Fetch-Site`` says a browser sent it
+        from another site.
+        """
+        origin = request.headers.get("Origin") or request.headers.get("Referer")
         if origin is None:
             return request.headers.get("Sec-Fetch-Site", "none") in ("same-origin", "none")
-        own = f"{request.scheme}://{request.host}"
-        return origin.rstrip("/") in ({own} | self.allowed_origins)
+        return origin_of(origin) in self.allowed_origins
 
     def authenticated(self, *, change: bool, limited: bool = True) -> Callable[[Any], Handler]:
         """Decorator: 401 without credentials, 403 without CSRF token/origin, 429 over the rate."""
@@ -220,8 +264,6 @@ class Api:
             async def run(request: web.Request) -> web.StreamResponse:
                 principal = self.principal(request)
                 if principal is None:
-                    if request.headers.get("Authorization"):
-                        self._throttle(self.login_limiter, self._client(request))
                     raise _error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
                 if change:
                     if not self.origin_ok(request):
@@ -273,11 +315,12 @@ class Api:
     async def login(self, request: web.Request) -> web.Response:
         if not self.origin_ok(request):
             raise _error(web.HTTPForbidden, "cross-origin request refused")
-        self._throttle(self.login_limiter, self._client(request))
         body = await _parse(request, LoginBody)
+        attempt = self._login_attempt(request, body.username)
         if not self.auth.check_password(body.username, body.password):
-            log.warning("failed login for %r from %s", body.username[:64], self._client(request))
+            self._login_failed(attempt)
             raise _error(web.HTTPUnauthorized, "wrong user name or password")
+        self.guard.succeeded(attempt)
         cookie, session = self.auth.create_session(body.username)
         log.info("%s logged in", body.username)
         response = web.json_response({"user": session.user, "csrf_token": session.csrf_token})
@@ -286,6 +329,15 @@ class Api:
             cookie,
             max_age=int(self.settings.web_session_seconds),
             path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure or self.settings.web_cookie_secure,
+        )
+        response.set_cookie(
+            DEVICE_COOKIE,
+            self.guard.device_cookie(body.username, request.cookies.get(DEVICE_COOKIE)),
+            max_age=DEVICE_COOKIE_SECONDS,
+            path=request.path,
             httponly=True,
             samesite="Strict",
             secure=request.secure or self.settings.web_cookie_secure,
@@ -469,9 +521,14 @@ API_KEY = web.AppKey("api", Api)
 """Where the application keeps its `Api` (handlers, authenticator, rate limits)."""
 
 
-def create_app(services: WebServices, authenticator: Authenticator | None = None) -> web.Application:
-    """The aiohttp application (routes only; the services must be started by the caller)."""
-    api = Api(services, authenticator)
+def create_app(
+    services: WebServices, authenticator: Authenticator | None = None, login_guard: LoginGuard | None = None
+) -> web.Application:
+    """The aiohttp application (routes only; the services must be started by the caller).
+
+    ``login_guard`` tunes login throttling (default: `LoginGuard`'s documented rule).
+    """
+    api = Api(services, authenticator, login_guard)
     if not api.auth.configured:
         log.warning("no CRISISWATCH_WEB_USERS and no CRISISWATCH_API_TOKEN: nobody can log in")
     app = web.Application(middlewares=[_headers_and_errors], client_max_size=MAX_BODY_BYTES)
@@ -513,11 +570,13 @@ class WebServer:
         acks: AckPublisher | None = None,
         host: str | None = None,
         port: int | None = None,
+        login_guard: LoginGuard | None = None,
     ):
         self.settings = settings
         self.host = host or settings.web_host
         self.port = settings.page_port if port is None else port
         self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks}
+        self._login_guard = login_guard
         self._owned: list[Any] = []
         self.services: WebServices | None = None
         self._runner: web.AppRunner | None = None
@@ -535,7 +594,7 @@ class WebServer:
             alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
             acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
             self.services = WebServices(self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings))
-            self._runner = web.AppRunner(create_app(self.services, authenticator), access_log=None)
+            self._runner = web.AppRunner(create_app(self.services, authenticator, self._login_guard), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()
@@ -543,6 +602,7 @@ class WebServer:
                 server = site._server
                 assert server is not None
                 self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._runner.app[API_KEY].bound(self.host, self.port)
         except BaseException:
             await self.stop()
             raise
