@@ -59,6 +59,17 @@ class SpikeResult:
     windows: int = 1
     """How many buckets the test behind the verdict pooled: 1 = this bucket alone, more = a sustained rise
     (``observed`` and ``expected`` are then sums over those buckets)."""
+    burst_rank: int = 0
+    """Where this bucket's evidence ranks among the brand's own burst peaks of the horizon: 1 = above every
+    one of them, ``k`` = above all but ``k - 1``; 0 = not a candidate burst at all."""
+    after_gap: bool = False
+    """The bucket follows a collection gap (missing buckets, or a run of zeros the model calls impossible);
+    such a bucket is never a spike by itself."""
+    gap: bool = False
+    """This bucket is itself part of a collection gap (a zero the brand's model makes implausible): it is
+    neither learned nor scored."""
+    history_buckets: int = 0
+    """Buckets learned so far (how much of the brand's own history the verdict rests on)."""
 
 
 def evidence(p_value: float) -> float:
@@ -126,7 +137,7 @@ class VolumeConfig:
     threshold: float = 12.0
     min_count: float = 5.0
     min_ratio: float = 2.0
-    burst_rank: int = 8
+    burst_rank: int = 6
     """A candidate must beat the ``burst_rank``-th largest burst peak of the last ``burst_horizon`` (scaled
     down to the learned history while it is shorter than the horizon); 0 = off."""
     burst_horizon: float = 30 * DAY
@@ -156,6 +167,8 @@ class VolumeConfig:
     unusual_score: float = 3.0
     pool_seconds: float = 900.0
     """Also test the sum of the buckets of the last ``pool_seconds`` (a sustained rise); 0 = off."""
+    gap_p: float = 1e-4
+    """A zero count whose probability under the brand's model is below this is a collection gap, not data."""
 
 
 class VolumeSpikeDetector:
@@ -188,6 +201,8 @@ class VolumeSpikeDetector:
         """Closed candidate bursts of the horizon, ``[start, peak score]``."""
         self.burst: list[float] | None = None
         """The open candidate burst, ``[start, peak score, last candidate time]``."""
+        self.after_gap = False
+        """The next learned bucket follows a collection gap."""
 
     # -- model ------------------------------------------------------------------------------------
     def rate(self) -> float:
@@ -235,8 +250,15 @@ class VolumeSpikeDetector:
             self.pool_phi_den *= phi_decay
             if elapsed > 1.5 * self.bucket_seconds:
                 self.recent = []
+                self.after_gap = True
         mean, size, day, week = self._forecast(t)
         warm = self.learned_seconds >= c.warmup_seconds
+        history = round(self.learned_seconds / self.bucket_seconds)
+        if learn and warm and count <= 0.0 and mean > 0 and (size / (size + mean)) ** size < c.gap_p:
+            # a zero the model makes implausible: the collection stopped; neither data nor evidence
+            self.last_t, self.recent, self.after_gap = t, [], True
+            return SpikeResult(0.0, mean, 0.0, 1.0, False, gap=True, history_buckets=history)
+        after_gap = learn and self.after_gap
         tests = [self._test(count, mean, size)]
         pooled = learn and len(self.recent) == self.pooled - 1 > 0
         if pooled:
@@ -252,8 +274,10 @@ class VolumeSpikeDetector:
         chosen = max(candidates or tests[:1], key=lambda test: test[2])
         observed, expected, score, p = chosen
         windows = 1 if chosen is tests[0] else self.pooled
-        spike = bool(candidates) and score >= self.burst_bar(t)
+        rank = self.rank_of(t, score) if candidates else 0
+        spike = bool(candidates) and not after_gap and (self.bar_rank() <= 0 or rank <= self.bar_rank())
         if learn:
+            self.after_gap = False
             self._track_burst(t, bool(candidates), score)
             unusual = max(test[2] for test in tests) >= c.unusual_score
             kept = self._learn(t, count, mean, size, day, week, warm, unusual)
@@ -261,7 +285,7 @@ class VolumeSpikeDetector:
                 self._learn_pooled(kept, mean)
             if self.pooled > 1:
                 self.recent = [*self.recent, [count, kept, mean]][-(self.pooled - 1) :]
-        return SpikeResult(observed, expected, score, p, spike, windows)
+        return SpikeResult(observed, expected, score, p, spike, windows, rank, after_gap, False, history)
 
     @staticmethod
     def _test(count: float, mean: float, size: float) -> tuple[float, float, float, float]:
@@ -275,6 +299,12 @@ class VolumeSpikeDetector:
             return 0
         cover = min(1.0, self.learned_seconds / c.burst_horizon)
         return max(1, math.ceil(c.burst_rank * cover - 1e-9))
+
+    def rank_of(self, t: float, score: float) -> int:
+        """1 + how many closed burst peaks of the horizon exceed ``score``."""
+        horizon = self.config.burst_horizon
+        above = sum(1 for start, peak in self.bursts if t - start <= horizon and peak > score)
+        return 1 + above
 
     def burst_bar(self, t: float) -> float:
         """Score a candidate must reach at ``t``: the ``k``-th largest recent burst peak (or 0)."""
@@ -358,6 +388,7 @@ class VolumeSpikeDetector:
             "pool_phi_den": self.pool_phi_den,
             "bursts": [list(b) for b in self.bursts],
             "burst": list(self.burst) if self.burst else None,
+            "after_gap": self.after_gap,
         }
 
     @classmethod
@@ -380,4 +411,5 @@ class VolumeSpikeDetector:
         )
         for name in names:
             setattr(detector, name, state[name])
+        detector.after_gap = bool(state.get("after_gap", False))
         return detector

@@ -162,3 +162,19 @@ def test_agrees_with_a_row_by_row_transcription_of_nabs_sweeper(seed: int) -> No
     assert result.null == pytest.approx(null)
     assert result.perfect == len(windows)
     assert not math.isnan(result.normalised)
+
+
+@pytest.mark.data
+def test_volume_alerts_meet_the_nab_targets_in_and_out_of_sample(shared_data) -> None:
+    from crisiswatch.bench import spikes
+
+    series = spikes._load(shared_data / "nab-tweets")
+    five = spikes.nab_benchmark(series)
+    loso = spikes.leave_one_out(series)
+    assert five["nab_score"] >= 75.0
+    assert loso["nab_score"] >= 72.0
+    assert abs(five["nab_score"] - loso["nab_score"]) <= 3.0  # tuned on four generalises to the fifth
+    assert five["false_alerts_per_series_month"] <= 4.0
+    assert five["detected_windows"] >= 13
+    robust = spikes.robustness(series)
+    assert min(r["nab_score"] for r in robust.values()) >= 70.0  # resampled, rescaled, shifted copies

@@ -83,8 +83,10 @@ def test_seasonal_peaks_are_learned_and_an_off_cycle_burst_is_flagged() -> None:
     peak_expected = detector.expected(day + 16 * 3600)
     trough_expected = detector.expected(day + 4 * 3600)
     assert peak_expected / trough_expected > 3.0  # the cycle is in the forecast
+    night = rng.poisson(daily_cycle(np.arange(48) * 5.0, 20.0, 100.0))  # 00:00 to 03:55, no gap
+    assert not any(r.spike for r in feed(detector, night, start=day, bucket=bucket))
     burst = detector.update(day + 4 * 3600, 100.0)  # a peak-sized count at the trough hour
-    assert burst.spike and burst.observed / burst.expected > 3
+    assert burst.spike and burst.observed / burst.expected > 3 and not burst.after_gap
 
 
 def test_baseline_is_not_inflated_by_its_own_spike() -> None:
@@ -142,8 +144,61 @@ def test_gap_after_a_restart_is_handled() -> None:
     feed(detector, rng.poisson(5.0, size=240))
     after_gap = feed(detector, rng.poisson(5.0, size=60), start=T0 + 240 * MINUTE + 6 * 3600)
     assert not any(r.spike for r in after_gap)
+    assert after_gap[0].after_gap and not any(r.after_gap for r in after_gap[1:])
     assert 3.0 < after_gap[-1].expected < 7.0
-    assert detector.update(T0 + 301 * MINUTE + 6 * 3600, 60.0).spike
+    assert detector.update(T0 + 300 * MINUTE + 6 * 3600, 60.0).spike
+
+
+def test_first_bucket_after_a_six_hour_gap_is_not_a_spike_by_itself() -> None:
+    rng = np.random.default_rng(43)
+    detector = VolumeSpikeDetector(MINUTE)
+    feed(detector, rng.poisson(5.0, size=240))
+    twin = VolumeSpikeDetector.from_state(json.loads(json.dumps(detector.to_state())))
+    start = T0 + 240 * MINUTE + 6 * 3600
+    first = detector.update(start, 60.0)  # e.g. a backlog flushed after an outage
+    assert first.after_gap and not first.spike and first.score > 12
+    assert detector.update(start + MINUTE, 60.0).spike  # the burst goes on: now it counts
+    assert twin.update(start - 6 * 3600, 60.0).spike  # the same count without the gap is a spike
+
+
+def test_a_run_of_impossible_zeros_is_a_collection_gap_not_data() -> None:
+    rng = np.random.default_rng(47)
+    detector = VolumeSpikeDetector(300.0)
+    counts = rng.poisson(50.0, size=3 * 288)
+    feed(detector, counts, bucket=300.0)
+    before = detector.expected(T0 + 3 * 86400)
+    outage = feed(detector, [0] * 26, start=T0 + 3 * 86400, bucket=300.0)  # 2 h 10 min collecting nothing
+    assert all(r.gap and not r.spike for r in outage)
+    resumed = feed(detector, rng.poisson(50.0, size=12), start=T0 + 3 * 86400 + 26 * 300, bucket=300.0)
+    assert resumed[0].after_gap and not any(r.spike or r.gap for r in resumed)
+    assert detector.expected(T0 + 4 * 86400) == pytest.approx(before, rel=0.05)  # the zeros were not learned
+    sparse = VolumeSpikeDetector(MINUTE)  # for a sparse brand zeros are ordinary data
+    results = feed(sparse, rng.poisson(0.5, size=600))
+    assert not any(r.gap for r in results)
+
+
+def test_a_sudden_five_fold_burst_is_flagged_and_ranked_against_the_brands_own_bursts() -> None:
+    rng = np.random.default_rng(53)
+    detector = VolumeSpikeDetector(300.0)
+    results = feed(detector, rng.poisson(40.0, size=2 * 288), bucket=300.0)
+    assert not any(r.spike for r in results)
+    burst = detector.update(T0 + 2 * 86400, 200.0)
+    assert burst.spike and burst.burst_rank == 1 and burst.history_buckets == 2 * 288
+
+
+def test_state_is_bounded_and_updates_are_fast() -> None:
+    import time
+
+    rng = np.random.default_rng(59)
+    counts = rng.poisson(20.0, size=40 * 288).astype(float)
+    counts[rng.integers(0, len(counts), size=400)] *= 8  # a burst every few hours for 40 days
+    detector = VolumeSpikeDetector(300.0)
+    start = time.perf_counter()
+    for i, c in enumerate(counts):
+        detector.update(T0 + i * 300.0, c)
+    rate = len(counts) / (time.perf_counter() - start)
+    assert len(json.dumps(detector.to_state())) < 20_000
+    assert rate > 20_000  # >= 50k/s on an idle core; the margin is for shared CI machines
 
 
 def test_state_round_trip_gives_identical_decisions() -> None:
