@@ -173,7 +173,7 @@ def pause(
     on_resume: _OnResumeOpt = None,
     actor: _ActorOpt = None,
 ) -> None:
-    """Pause all publishing in a scope now (signed; needs CRISISWATCH_CONTROL_KEYS)."""
+    """Pause all publishing in a scope now (signed; needs a private key in CRISISWATCH_CONTROL_KEYS)."""
     from crisiswatch.control import commands
 
     commands.change(
@@ -196,10 +196,32 @@ def resume(
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False) -> None:
-    """Show the verified pause/resume state of every scope."""
+    """Show the verified pause/resume state of every scope; exits 1 saying why when it cannot verify it."""
     from crisiswatch.control import commands
 
     commands.status(as_json)
+
+
+keys_app = typer.Typer(help="Ed25519 keys: writers sign control records, gates verify them.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    kid: Annotated[str, typer.Option(help="Key id, e.g. k2026a (rotate by adding a new id).")] = "k1",
+) -> None:
+    """Print a new key pair: CRISISWATCH_CONTROL_KEYS (writers, secret) and CRISISWATCH_CONTROL_PUBLIC_KEYS."""
+    from crisiswatch.control import commands
+
+    commands.keys_generate(kid)
+
+
+@keys_app.command("public")
+def keys_public() -> None:
+    """Print the public keys that verify the private keys of CRISISWATCH_CONTROL_KEYS."""
+    from crisiswatch.control import commands
+
+    commands.keys_public()
 
 
 @schedule_app.command("add")

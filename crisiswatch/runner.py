@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -29,7 +30,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from connectors.replay import replay
 from connectors.sink import MentionSink
 from crisiswatch.broker import broker_for
-from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
+from crisiswatch.control.keys import generate_key_pair
+from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, ControlRejected, Keyring
+from crisiswatch.control.metrics import ThrottledWarnings
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.lag import committed_lag
@@ -128,6 +131,9 @@ class Watcher:
         self.held: list[tuple[ControlMessage, float]] = []
         """Control changes that name an alert not seen yet (another topic may be read later), with arrival."""
         self.keyring = Keyring.from_settings(settings)
+        self.verifier = self.keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        """Public keys only: what verifies the control records printed."""
+        self.rejections = ThrottledWarnings(logging.getLogger("crisiswatch.runner"))
         self.report = RunReport()
         self.last_output = time.monotonic()
         self.alert_times: dict[str, tuple[str, bool]] = {}
@@ -163,7 +169,7 @@ class Watcher:
                     if tp.topic == t(ALERTS.name):
                         self._on_alert(record.value)
                     elif tp.topic == t(PUBLISHING_CONTROL.name):
-                        self._on_control(record.value)
+                        self._on_control(record.value, record.key)
                     elif tp.topic == t(SIGNALS.name):
                         self.report.signals += 1
                         if self.note is not None:
@@ -191,14 +197,13 @@ class Watcher:
             assert self.note is not None
             self.note(spike_line(signal_))
 
-    def _on_control(self, value: bytes | None) -> None:
-        if value is None:
-            return
+    def _on_control(self, value: bytes | None, key: bytes | None = None) -> None:
+        if value is None or key == HEARTBEAT_KEY.encode():
+            return  # heartbeats re-sign the state: not changes
         try:
-            message = ControlMessage.model_validate_json(value)
-            message.verify(self.keyring)
-        except (ValueError, ControlRejected) as exc:
-            print(f"ignored a control record that failed verification: {exc}", file=sys.stderr)
+            message = self.verifier.verify_record(value, ControlMessage)
+        except ControlRejected as exc:  # counted; logged at most once a minute per reason
+            self.rejections.rejected("run", exc.reason, f"ignored a control record that failed verification: {exc}")
             return
         self.held.append((message, time.monotonic()))
         self.release_held()
@@ -357,9 +362,12 @@ def run_command(
     if brands is not None:
         env_extra["CRISISWATCH_BRANDS_FILE"] = str(brands)
     if settings.control_keys is None:
-        # The demo needs a signing key; a real deployment sets CRISISWATCH_CONTROL_KEYS.
-        env_extra["CRISISWATCH_CONTROL_KEYS"] = f"demo:{secrets.token_hex(32)}"
-        print("CRISISWATCH_CONTROL_KEYS not set: signing with an ephemeral demo key", file=sys.stderr)
+        # The demo needs a key pair; a real deployment sets CRISISWATCH_CONTROL_KEYS (writers) and
+        # CRISISWATCH_CONTROL_PUBLIC_KEYS (readers) from `crisiswatch keys generate`.
+        demo_pair = generate_key_pair("demo")
+        env_extra["CRISISWATCH_CONTROL_KEYS"] = demo_pair.private
+        env_extra["CRISISWATCH_CONTROL_PUBLIC_KEYS"] = demo_pair.public
+        print("CRISISWATCH_CONTROL_KEYS not set: signing with an ephemeral demo Ed25519 key pair", file=sys.stderr)
     os.environ.update(env_extra)
     settings = Settings()
 

@@ -98,15 +98,28 @@ class Settings(BaseSettings):
     # --- Control plane ---------------------------------------------------------------------------
     control_keys: SecretStr | None = Field(
         default=None,
-        description="HMAC keys as 'kid1:secret1,kid2:secret2'; the first signs, all verify.",
+        description="Private signing keys of writers, 'kid:ed25519:<base64>[,...]' (`crisiswatch keys generate`); "
+        "the first signs. Legacy HMAC 'kid:secret' only with control_hmac_migration.",
     )
-    control_max_age_seconds: float = Field(300.0, gt=0, description="Older control messages are stale.")
+    control_public_keys: str | None = Field(
+        default=None,
+        description="Ed25519 public keys 'kid:ed25519:<base64>[,...]' that readers (gates) verify with.",
+    )
+    control_hmac_migration: bool = Field(
+        False, description="Migration period only: also sign/accept legacy HMAC keys of control_keys."
+    )
+    control_max_age_seconds: float = Field(
+        300.0, gt=0, description="A resume signed longer than this before it reached the log is refused as late."
+    )
+    control_heartbeat_max_age_seconds: float = Field(
+        30.0, gt=0, description="Gates fail closed when the newest signed state heartbeat is older than this."
+    )
     gate_max_staleness_seconds: float = Field(30.0, gt=0)
     control_default_on_resume: Literal["hold", "skip", "review"] = Field(
         "review", description="What happens to posts due during a pause, unless the pause says otherwise."
     )
     control_reassert_seconds: float = Field(
-        60.0, gt=0, description="`crisiswatch schedule run` re-signs every scope's state this often."
+        10.0, gt=0, description="State heartbeat period: a writer re-signs every scope's state this often."
     )
     backlog_release_per_second: float = Field(1.0, gt=0, description="Rate of releasing held posts.")
     relay_urls: Annotated[list[str], NoDecode] = Field(
@@ -261,18 +274,6 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic name (applies ``topic_prefix``)."""
         return f"{self.topic_prefix}{name}"
-
-    def control_keyring(self) -> dict[str, bytes]:
-        """Signing keys by key id; empty when none are configured."""
-        if self.control_keys is None:
-            return {}
-        ring: dict[str, bytes] = {}
-        for item in self.control_keys.get_secret_value().split(","):
-            kid, sep, secret = item.strip().partition(":")
-            if not sep or not kid or not secret:
-                raise ValueError("CRISISWATCH_CONTROL_KEYS must look like 'kid:secret[,kid:secret]'")
-            ring[kid] = secret.encode()
-        return ring
 
 
 @lru_cache(maxsize=1)

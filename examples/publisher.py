@@ -5,13 +5,20 @@ allowed, and otherwise defers it to the gate's backlog. When the blocking scope 
 come back in order under a rate limit, skipped ones are listed, and posts under review wait for a
 person. "Publishing" here is a log line: replace `ExamplePublisher.send` with your API call.
 
-Try it against a cluster (the gate and the CLI share the key)::
+Try it against a cluster. The service holds only the *public* key: it can verify pauses and resumes,
+never sign one. A writer (the CLI here; a worker or ``crisiswatch schedule run`` in production) holds the
+private key and re-signs the state (the heartbeat) that the gate needs to say yes::
 
-    export KAFKA_BOOTSTRAP_SERVERS=localhost:9092 CRISISWATCH_CONTROL_KEYS=k1:change-me
-    python examples/publisher.py --posts 120 --every 1
-    # in another shell:
-    CRISISWATCH_USER=alice crisiswatch pause --reason "test" --on-resume hold
-    CRISISWATCH_USER=alice crisiswatch resume --reason "done"
+    crisiswatch keys generate --kid k1          # prints CRISISWATCH_CONTROL_KEYS=... and ..._PUBLIC_KEYS=...
+    export KAFKA_BOOTSTRAP_SERVERS=localhost:9092
+    CRISISWATCH_CONTROL_PUBLIC_KEYS=k1:ed25519:<public> python examples/publisher.py --posts 120 --every 1
+    # in another shell, as a writer:
+    export CRISISWATCH_CONTROL_KEYS=k1:ed25519:<private> CRISISWATCH_USER=alice
+    crisiswatch pause --reason "test" --on-resume hold
+    crisiswatch resume --reason "done"
+
+Without a writer running, every post is deferred after ``CRISISWATCH_CONTROL_HEARTBEAT_MAX_AGE_SECONDS``:
+the gate fails closed when nobody vouches for the state (the reason is in each DEFERRED line).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from crisiswatch import demo
 from crisiswatch.broker import broker_for, free_port
+from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.settings import Settings
 
 SHARED_DATA = Path(os.environ.get("CRISISWATCH_SHARED_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
@@ -53,7 +53,7 @@ def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
         "CRISISWATCH_BRANDS_FILE": str(brands),
         "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_WEB_PORT": str(free_port()),
-        "CRISISWATCH_CONTROL_KEYS": f"test:{secrets.token_hex(16)}",
+        "CRISISWATCH_CONTROL_KEYS": generate_key_pair("test").private,  # Ed25519: the worker signs
     }
     os.environ.update(env)  # the watcher in this process verifies signatures with the same key
     return env

@@ -1,4 +1,4 @@
-"""`crisiswatch pause / status / resume / schedule` against the real broker."""
+"""`crisiswatch pause / status / resume / schedule / keys` against the real broker."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
-from crisiswatch.control.testing import TEST_KEYS
+from crisiswatch.control.testing import TEST_KEYS, TEST_PUBLIC_KEYS, fixed_key_pair
 from crisiswatch.settings import Settings
 
 runner = CliRunner()
@@ -30,11 +30,11 @@ def run(args: list[str], env: dict[str, str]):
 
 
 def test_pause_status_resume_round_trip(env: dict[str, str]) -> None:
-    code, out = run(["status"], env)
-    assert code == 0 and "no scope has ever been paused" in out
+    code, out = run(["status"], env)  # an empty topic that no writer has ever signed: nothing vouches for it
+    assert code == 1 and "cannot verify" in out and "no signed state heartbeat" in out
 
     code, out = run(["pause", "--scope", "brand:acme", "--reason", "product recall", "--on-resume", "skip"], env)
-    assert code == 0 and "done: brand:acme paused" in out
+    assert code == 0 and "done: brand:acme paused" in out  # the command also signs a state heartbeat
 
     code, out = run(["status", "--json"], env)
     state = json.loads(out)["brand:acme"]
@@ -67,8 +67,37 @@ def test_manual_changes_need_a_person_and_the_key(env: dict[str, str]) -> None:
     code, out = run(["pause", "--resume-at", "2030-01-01T00:00:00"], env)
     assert code == 1 and "time zone" in out
     code, out = run(["status"], no_key)
-    assert code == 1 and "CRISISWATCH_CONTROL_KEYS" in out
-    assert "no scope has ever been paused" in run(["status"], env)[1]  # the refused commands changed nothing
+    assert code == 1 and "CRISISWATCH_CONTROL_PUBLIC_KEYS" in out
+    legacy = {**env, "CRISISWATCH_CONTROL_KEYS": "k1:an-hmac-secret"}
+    code, out = run(["pause", "--reason", "x"], legacy)
+    assert code == 1 and "CRISISWATCH_CONTROL_HMAC_MIGRATION" in out
+    assert "no signed state heartbeat" in run(["status"], env)[1]  # the refused commands changed nothing
+
+
+def test_status_fails_and_says_why_when_it_cannot_verify(env: dict[str, str]) -> None:
+    """Finding 3 for `crisiswatch status`: a wrong key used to print 'publishing is active everywhere', exit 0."""
+    code, out = run(["pause", "--scope", "brand:acme", "--reason", "recall"], env)
+    assert code == 0
+    reader = {k: v for k, v in env.items() if k not in ("CRISISWATCH_CONTROL_KEYS", "CRISISWATCH_USER")}
+    code, out = run(["status"], {**reader, "CRISISWATCH_CONTROL_PUBLIC_KEYS": TEST_PUBLIC_KEYS})
+    assert code == 0 and "PAUSED" in out and "brand:acme" in out  # a public key is all status needs
+    typo = fixed_key_pair("test1", "a typo").public
+    code, out = run(["status"], {**reader, "CRISISWATCH_CONTROL_PUBLIC_KEYS": typo})
+    assert code == 1, out
+    assert "publishing is active everywhere" not in out
+    assert "cannot verify" in out and "bad_signature" in out and "brand:acme is unknown" in out
+
+
+def test_keys_generate_and_public(env: dict[str, str]) -> None:
+    code, out = run(["keys", "generate", "--kid", "k2027"], {})
+    lines = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("CRISISWATCH_"))
+    assert code == 0 and lines["CRISISWATCH_CONTROL_KEYS"].startswith("k2027:ed25519:")
+    assert lines["CRISISWATCH_CONTROL_PUBLIC_KEYS"].startswith("k2027:ed25519:")
+    assert run(["keys", "generate"], {})[1] != out  # fresh each time
+    code, public = run(["keys", "public"], {"CRISISWATCH_CONTROL_KEYS": lines["CRISISWATCH_CONTROL_KEYS"]})
+    assert code == 0 and public.strip() == f"CRISISWATCH_CONTROL_PUBLIC_KEYS={lines['CRISISWATCH_CONTROL_PUBLIC_KEYS']}"
+    code, out = run(["keys", "generate", "--kid", "bad kid!"], {})
+    assert code == 1 and "invalid key id" in out
 
 
 def test_schedule_add_list_remove(env: dict[str, str]) -> None:

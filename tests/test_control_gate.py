@@ -1,4 +1,5 @@
-"""PublishingGate against the real broker: verification, precedence, failing closed, backlog."""
+"""PublishingGate against the real broker: verification with public keys only, precedence, failing
+closed (wrong key, empty or truncated log, stale log, late resumes), backlog."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from crisiswatch.broker import EmbeddedBroker
 from crisiswatch.control import ControlPlane, Keyring, PublishingGate, SyncPublishingGate
-from crisiswatch.control.testing import produce, wait_for, with_test_keys
+from crisiswatch.control.testing import fixed_key_pair, produce, wait_for, with_public_keys, with_test_keys
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 from stream.topics import ensure_topics
@@ -19,13 +20,14 @@ from stream.topics import ensure_topics
 
 @pytest.fixture
 async def control(settings: Settings):
-    """A started plane and a ready gate on a private topic set."""
+    """A started plane (private key) and a ready gate holding only the public key, on a private topic set."""
     settings = with_test_keys(settings)
     plane = ControlPlane(settings)
     await plane.start()
-    gate = PublishingGate(settings)
+    gate = PublishingGate(with_public_keys(settings))
     await gate.start()
     assert await gate.wait_ready(10)
+    assert await wait_for(lambda: gate.allowed().allowed)  # the plane's heartbeat vouches for the state
     yield settings, plane, gate
     await gate.stop()
     await plane.stop()
@@ -46,19 +48,22 @@ async def test_forged_unsigned_and_deleting_records_never_change_state(control) 
 
     topic = settings.topic("publishing.control")
     resume = pause.model_copy(update={"state": "active", "seq": pause.seq + 1, "signed_at": utcnow()})
-    forged = Keyring({"test1": b"a guessed secret"}).sign(resume)  # right kid, wrong key
+    forged = Keyring.generate("test1").sign(resume)  # right kid, another private key
     await produce(settings.bootstrap_servers, topic, b"global", forged.to_bytes())
+    hmac_forged = Keyring({"test1": b"a guessed secret"}).sign(resume)  # the old scheme
+    await produce(settings.bootstrap_servers, topic, b"global", hmac_forged.to_bytes())
     unsigned = resume.model_copy(update={"kid": None, "sig": None})
     await produce(settings.bootstrap_servers, topic, b"global", unsigned.to_bytes())
     await produce(settings.bootstrap_servers, topic, b"global", None)  # tombstone: would delete the pause
     await produce(settings.bootstrap_servers, topic, b"global", b"{not json")
 
-    assert await wait_for(lambda: sum(gate.rejected.values()) >= 4)
-    assert gate.rejected == {"bad_signature": 1, "unsigned": 1, "tombstone": 1, "malformed": 1}
+    assert await wait_for(lambda: sum(gate.rejected.values()) >= 5)
+    assert gate.rejected == {"bad_signature": 2, "unsigned": 1, "tombstone": 1, "malformed": 1}
     decision = gate.allowed(channel="twitter")
     assert not decision.allowed and decision.scope == "global" and decision.alert_id == "a-1"
-    assert gate.status()["global"] == pause
-    assert rejected_total("gate", "bad_signature") == before + 1
+    held = gate.status()["global"]
+    assert (held.seq, held.state, held.episode) == (pause.seq, "paused", "a-1")  # maybe re-signed since
+    assert rejected_total("gate", "bad_signature") == before + 2
 
 
 async def test_late_resume_is_ignored_but_a_fresh_one_applies(control) -> None:
@@ -114,13 +119,18 @@ async def test_fails_closed_before_catching_up(control) -> None:
 
 async def test_fails_closed_while_the_control_topic_does_not_exist(settings: Settings) -> None:
     settings = with_test_keys(settings)
-    gate = PublishingGate(settings)
+    gate = PublishingGate(with_public_keys(settings))
     await gate.start()
     await asyncio.sleep(1.0)
     assert not gate.allowed(channel="twitter").allowed  # no topic, no knowledge: closed
     await ensure_topics(settings.bootstrap_servers, settings)
     assert await gate.wait_ready(10)
-    assert gate.allowed(channel="twitter").allowed
+    decision = gate.allowed(channel="twitter")  # an empty topic, and nobody vouches for it: closed
+    assert not decision.allowed and "no signed state heartbeat" in decision.reason
+    plane = ControlPlane(settings)  # a writer heartbeats
+    await plane.start()
+    assert await wait_for(lambda: gate.allowed(channel="twitter").allowed)
+    await plane.stop()
     await gate.stop()
 
 
@@ -129,10 +139,12 @@ async def test_fails_closed_when_its_view_goes_stale(settings: Settings) -> None
     try:
         settings = with_test_keys(settings, bootstrap_servers=broker.bootstrap_servers, gate_max_staleness_seconds=1.0)
         await ensure_topics(broker.bootstrap_servers, settings)
-        gate = PublishingGate(settings)
+        plane = ControlPlane(settings)
+        await plane.start()
+        gate = PublishingGate(with_public_keys(settings))
         await gate.start()
         assert await gate.wait_ready(10)
-        assert gate.allowed(channel="twitter").allowed
+        assert await wait_for(lambda: gate.allowed(channel="twitter").allowed)
         assert gate.view_age_seconds is not None and gate.view_age_seconds < 1.0
         stopping = asyncio.create_task(asyncio.to_thread(broker.stop))  # the broker goes away
         assert await wait_for(lambda: not gate.allowed(channel="twitter").allowed, timeout=15)
@@ -140,6 +152,7 @@ async def test_fails_closed_when_its_view_goes_stale(settings: Settings) -> None
         assert "failing closed" in decision.reason and gate.view_age_seconds > 1.0
         await stopping
         await gate.stop()
+        await plane.stop()
     finally:
         broker.stop()
 
@@ -200,12 +213,16 @@ async def test_resume_choice_can_be_overridden_at_resume(control) -> None:
 
 
 async def test_key_rotation_across_writers_and_gates(settings: Settings) -> None:
-    old_only = with_test_keys(settings, keys="k1:old-secret")
-    rotating = with_test_keys(settings, keys="k2:new-secret,k1:old-secret")  # new key signs, both verify
-    old_writer, new_writer = ControlPlane(old_only), ControlPlane(rotating)
+    k1, k2 = fixed_key_pair("k1", "rotation"), fixed_key_pair("k2", "rotation")
+    old_writer_settings = with_test_keys(settings, keys=k1.private)
+    new_writer_settings = with_test_keys(settings, keys=k2.private, control_public_keys=k1.public)
+    old_gate_settings = with_public_keys(settings, k1.public)
+    rotated_gate_settings = with_public_keys(settings, f"{k2.public},{k1.public}")  # new key rolled out first
+    old_writer, new_writer = ControlPlane(old_writer_settings), ControlPlane(new_writer_settings)
     await old_writer.start()
     await new_writer.start()
-    old_gate, new_gate = PublishingGate(old_only, name="old"), PublishingGate(rotating, name="rotated")
+    old_gate = PublishingGate(old_gate_settings, name="old")
+    new_gate = PublishingGate(rotated_gate_settings, name="rotated")
     for gate in (old_gate, new_gate):
         await gate.start()
         assert await gate.wait_ready(10)
@@ -215,10 +232,144 @@ async def test_key_rotation_across_writers_and_gates(settings: Settings) -> None
         assert await wait_for(lambda: not old_gate.allowed(brand="acme").allowed)
         await new_writer.pause("brand:globex", reason="signed with k2", actor="alice")
         assert await wait_for(lambda: not new_gate.allowed(brand="globex").allowed)
-        assert await wait_for(lambda: old_gate.rejected["unknown_kid"] == 1)  # not rolled out there yet
-        assert old_gate.allowed(brand="globex").allowed and new_gate.status()["brand:globex"].kid == "k2"
+        assert await wait_for(lambda: old_gate.rejected["unknown_kid"] >= 1)  # not rolled out there yet
+        # A gate that cannot verify the newest record of a scope does not call it active: it is unknown.
+        decision = old_gate.allowed(brand="globex")
+        assert not decision.allowed and decision.scope == "brand:globex" and "unknown_kid" in decision.reason
+        assert new_gate.status()["brand:globex"].kid == "k2"
     finally:
         for gate in (old_gate, new_gate):
             await gate.stop()
         await new_writer.stop()
         await old_writer.stop()
+
+
+# --- the findings of issue 9: never fail open -----------------------------------------------------------
+async def test_a_gate_with_a_wrong_key_fails_closed_and_says_why(control) -> None:
+    """Finding 3: a typo in a publisher's key used to disable the kill switch (allowed: True)."""
+    settings, plane, _ = control
+    await plane.pause("brand:acme", reason="recall", actor="detector", alert_id="a-3")
+    wrong = with_public_keys(settings, fixed_key_pair("test1", "a typo").public)
+    gate = PublishingGate(wrong, name="wrong-key")
+    await gate.start()
+    try:
+        assert await gate.wait_ready(10)
+        started = time.monotonic()
+        for post in ({"channel": "twitter"}, {"brand": "acme"}, {"brand": "globex", "account": "x"}):
+            decision = gate.allowed(**post)
+            assert not decision.allowed, post
+        assert time.monotonic() - started < settings.gate_max_staleness_seconds
+        reason = gate.allowed(channel="twitter").reason
+        assert "cannot verify the control state" in reason and "bad_signature" in reason, reason
+        assert gate.status() == {}
+    finally:
+        await gate.stop()
+
+
+async def test_a_gate_fails_closed_after_the_broker_comes_back_empty(settings: Settings) -> None:
+    """Finding 4: a running gate whose position is past the end of an emptied log must not call itself
+    caught up; it re-reads, sees a new global pause, and the running plane restores what the log lost."""
+    broker = EmbeddedBroker().start()
+    port = broker.port
+    settings = with_test_keys(settings, bootstrap_servers=broker.bootstrap_servers)
+    plane = ControlPlane(settings)  # e.g. the worker's plane, running through the outage
+    gate = PublishingGate(with_public_keys(settings), name="survivor")
+    newcomer: ControlPlane | None = None
+    try:
+        await plane.start()
+        await gate.start()
+        assert await gate.wait_ready(10)
+        for i in range(5):
+            await plane.pause(f"brand:b{i}", reason="before the outage", actor="alice")
+        assert await wait_for(lambda: len(gate.status()) == 5 and gate.allowed(channel="twitter").allowed)
+
+        await asyncio.to_thread(broker.stop)
+        broker = EmbeddedBroker(port=port).start()  # the same address, an empty log
+        await ensure_topics(broker.bootstrap_servers, settings)
+        newcomer = ControlPlane(settings)  # e.g. a person's CLI, or a restarted worker
+        await newcomer.start()
+        paused_at = time.monotonic()
+        await newcomer.pause("global", reason="new crisis after the restart", actor="carol")
+
+        decisions: list[tuple[float, bool, str]] = []
+
+        def closed_for_the_new_pause() -> bool:
+            decision = gate.allowed(channel="twitter")
+            decisions.append((time.monotonic() - paused_at, decision.allowed, decision.reason))
+            return not decision.allowed and decision.scope == "global"
+
+        assert await wait_for(closed_for_the_new_pause, timeout=settings.gate_max_staleness_seconds)
+        for _ in range(20):  # and it stays closed
+            await asyncio.sleep(0.05)
+            assert not gate.allowed(channel="twitter").allowed
+        assert not any(allowed for _, allowed, _ in decisions), decisions
+        assert gate.feed.follower.resets >= 1
+        # The plane that ran through the outage put back what the log lost; the new pause still wins.
+        assert await wait_for(lambda: {f"brand:b{i}" for i in range(5)} <= set(gate.status()), timeout=10)
+        assert gate.status()["global"].paused and gate.status()["global"].actor == "carol"
+    finally:
+        if newcomer is not None:
+            await newcomer.stop()
+        await gate.stop()
+        await plane.stop()
+        broker.stop()
+
+
+async def test_a_late_resume_loses_for_readers_that_start_later(settings: Settings) -> None:
+    """Finding 6: a genuinely signed resume that reaches the log after max age is refused by every
+    reader, including one that starts afterwards and reads it as history, with no writer left to repair."""
+    settings = with_test_keys(
+        settings, control_max_age_seconds=2.0, control_reassert_seconds=0.3, control_heartbeat_max_age_seconds=10.0
+    )
+    plane = ControlPlane(settings)  # the worker's own plane: no scheduler runs
+    await plane.start()
+    running = PublishingGate(with_public_keys(settings), name="running")
+    await running.start()
+    assert await running.wait_ready(10)
+    try:
+        pause = (await plane.pause("global", reason="crisis", actor="detector", alert_id="a-6")).message
+        now = utcnow()
+        late = plane.keyring.sign(
+            pause.model_copy(update={"state": "active", "actor": "alice", "reason": "all clear",
+                                     "seq": pause.seq + 1, "issued_at": now, "signed_at": now})
+        )  # fmt: skip   (genuinely signed, then held back)
+        beyond = late.signed_at + timedelta(seconds=settings.control_max_age_seconds + 0.5)
+        assert await wait_for(lambda: (hb := plane.feed.view.heartbeat) is not None and hb.signed_at > beyond, 10)
+    finally:
+        await plane.stop()  # nobody is left to re-sign or repair anything
+    await produce(settings.bootstrap_servers, settings.topic("publishing.control"), b"global", late.to_bytes())
+    assert await wait_for(lambda: running.rejected["stale"] == 1)
+    assert not running.allowed(channel="twitter").allowed
+    await running.stop()
+
+    later = PublishingGate(with_public_keys(settings), name="later")
+    await later.start()
+    try:
+        assert await later.wait_ready(10)
+        assert later.rejected["stale"] == 1
+        decision = later.allowed(channel="twitter")
+        assert not decision.allowed and decision.scope == "global" and decision.alert_id == "a-6", decision
+        assert later.status()["global"].paused
+    finally:
+        await later.stop()
+
+
+async def test_a_gate_fails_closed_when_nobody_signs_the_state_any_more(settings: Settings) -> None:
+    """A stale log: the last writer stopped, so the newest heartbeat ages past its limit."""
+    settings = with_test_keys(settings, control_reassert_seconds=0.3, control_heartbeat_max_age_seconds=1.5)
+    plane = ControlPlane(settings)
+    await plane.start()
+    gate = PublishingGate(with_public_keys(settings), name="stale-log")
+    await gate.start()
+    try:
+        assert await gate.wait_ready(10)
+        assert await wait_for(lambda: gate.allowed().allowed)
+        await plane.stop()
+        stopped = time.monotonic()
+        assert await wait_for(lambda: not gate.allowed().allowed, timeout=5)
+        assert time.monotonic() - stopped <= settings.control_heartbeat_max_age_seconds + 0.5
+        reason = gate.allowed().reason
+        assert "heartbeat" in reason and "failing closed" in reason
+        assert gate.view_age_seconds is not None and gate.view_age_seconds < 1.0  # the view itself is fresh
+    finally:
+        await gate.stop()

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from pydantic import SecretStr, ValidationError
 
 from crisiswatch.control import metrics as control_metrics
+from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.messages import (
+    HEARTBEAT_KEY,
     SCHEMA_FILES,
     ControlMessage,
     ControlRejected,
+    Heartbeat,
     Keyring,
     Schedule,
+    SigningUnavailable,
     scope_of,
 )
-from crisiswatch.control.metrics import ScopePausedTracker
+from crisiswatch.control.metrics import ScopePausedTracker, ThrottledWarnings
 from crisiswatch.control.view import ControlView, scopes_for
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 from stream.schema_files import SCHEMA_DIR, registry, render
 
-OLD = Keyring({"k1": b"old-secret"})
-ROTATED = Keyring({"k2": b"new-secret", "k1": b"old-secret"})
-NEW_ONLY = Keyring({"k2": b"new-secret"})
+K1, K2 = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+OLD = Keyring({"k1": K1})
+ROTATED = Keyring({"k2": K2, "k1": K1})
+NEW_ONLY = Keyring({"k2": K2})
 
 
 def message(scope: str = "global", state: str = "paused", seq: int = 1, age_s: float = 0.0, **kw) -> ControlMessage:
@@ -41,7 +48,7 @@ def message(scope: str = "global", state: str = "paused", seq: int = 1, age_s: f
 
 def test_sign_and_verify_round_trip_on_the_wire() -> None:
     signed = OLD.sign(message())
-    assert signed.kid == "k1" and len(signed.sig or "") == 64
+    assert signed.kid == "k1" and len(signed.sig or "") == 128  # hex Ed25519
     parsed = OLD.verify_record(signed.to_bytes(), ControlMessage)
     assert parsed == signed
     wire = json.loads(signed.to_bytes())
@@ -95,11 +102,57 @@ def test_stale_messages_are_rejected_when_age_is_checked() -> None:
 
 
 def test_keyring_from_settings_and_secret_never_shown() -> None:
-    settings = Settings(control_keys=SecretStr("a:s3cr3t-A,b:s3cr3t-B"))
+    a, b = generate_key_pair("a"), generate_key_pair("b")
+    settings = Settings(control_keys=SecretStr(f"{a.private},{b.private}"))
     ring = Keyring.from_settings(settings)
-    assert ring.signing_kid == "a" and ring.kids == ["a", "b"]
-    assert "s3cr3t" not in repr(ring) and "s3cr3t" not in repr(settings)
+    assert ring.signing_kid == "a" and ring.kids == ["a", "b"] and ring.can_sign
+    assert ring.public_keys() == [a.public, b.public]
+    secret = a.private.rsplit(":", 1)[1]
+    assert secret not in repr(ring) and secret not in repr(settings) and secret not in repr(a)
     assert not Keyring.from_settings(Settings(control_keys=None))
+    # A reader configured with the public key only verifies, and cannot sign.
+    reader = Keyring.from_settings(Settings(control_public_keys=a.public))
+    assert reader.kids == ["a"] and not reader.can_sign
+    reader.verify_record(ring.sign(message()).to_bytes(), ControlMessage)
+    with pytest.raises(SigningUnavailable):
+        reader.sign(message())
+    for bad in ("a:ed25519:tooshort", "no-colon", "a:ed25519:" + "A" * 43 + ",a"):
+        with pytest.raises(ValueError):
+            Keyring.from_settings(Settings(control_public_keys=bad))
+    with pytest.raises(ValueError, match="two different keys"):  # one kid, two keys: a configuration error
+        Keyring.from_settings(Settings(control_keys=SecretStr(a.private), control_public_keys=f"a:{b.public[2:]}"))
+
+
+def test_public_keys_verify_and_another_private_key_forges_nothing() -> None:
+    """Gates verify with public keys only: a record signed with any other private key is refused."""
+    gate = OLD.verifying_only()
+    assert gate.kids == ["k1"] and not gate.can_sign
+    gate.verify_record(OLD.sign(message()).to_bytes(), ControlMessage)
+    forger = Keyring.generate("k1")  # same key id, another private key
+    hmac_forger = Keyring({"k1": b"a guessed secret"})  # the old scheme, same key id
+    for forged in (forger.sign(message(state="active")), hmac_forger.sign(message(state="active"))):
+        with pytest.raises(ControlRejected) as err:
+            gate.verify_record(forged.to_bytes(), ControlMessage)
+        assert err.value.reason == "bad_signature"
+
+
+def test_hmac_keys_only_during_an_explicit_migration() -> None:
+    legacy = "old:correct-horse-battery-staple"
+    with pytest.raises(ValueError, match="CRISISWATCH_CONTROL_HMAC_MIGRATION"):
+        Keyring.from_settings(Settings(control_keys=SecretStr(legacy)))
+    pair = generate_key_pair("new")
+    migrating = Keyring.from_settings(
+        Settings(control_keys=SecretStr(f"{pair.private},{legacy}"), control_hmac_migration=True)
+    )
+    assert migrating.signing_kid == "new"  # Ed25519 signs; the HMAC key only still verifies old records
+    old_record = Keyring({"old": b"correct-horse-battery-staple"}).sign(message())
+    migrating.verify_record(old_record.to_bytes(), ControlMessage)
+    assert migrating.verifying_only(hmac_allowed=True).kids == ["new", "old"]
+    gate = migrating.verifying_only()  # after the migration: public keys only
+    assert gate.kids == ["new"]
+    with pytest.raises(ControlRejected) as err:
+        gate.verify_record(old_record.to_bytes(), ControlMessage)
+    assert err.value.reason == "unknown_kid"
 
 
 @pytest.mark.parametrize("scope", ["global", "brand:acme", "channel:twitter", "account:acme_us", "account:a.b@c"])
@@ -276,3 +329,85 @@ def test_schema_files_are_registered_and_current() -> None:
 def _schedule(**kw) -> Schedule:
     now = utcnow()
     return Schedule(id="quiet", reason="quiet", created_by="alice", created_at=now, signed_at=now, **kw)
+
+
+# --- failing closed: unknown scopes, late records for every reader, the heartbeat ------------------------
+def heartbeat(states: dict[str, int], age_s: float = 0.0, keyring: Keyring = OLD) -> bytes:
+    at = utcnow() - timedelta(seconds=age_s)
+    return keyring.sign(Heartbeat(writer="plane-test", signed_at=at, interval_seconds=10, states=states)).to_bytes()
+
+
+def test_a_scope_whose_newest_record_fails_verification_is_unknown_and_not_allowed() -> None:
+    view = ControlView(OLD, 300)
+    assert view.ingest(b"global", OLD.sign(message(seq=1, state="active")).to_bytes(), live=False).changed
+    forged = Keyring.generate("k1").sign(message(seq=2, state="active"))
+    assert view.ingest(b"global", forged.to_bytes(), live=True).rejected.reason == "bad_signature"
+    decision = view.decide(scopes_for(channel="twitter"))
+    assert not decision.allowed and decision.scope == "global" and "bad_signature" in decision.reason
+    assert view.unknown() == {"global": "its newest control record failed verification (bad_signature)"}
+    # A genuine record for the scope settles it again.
+    view.ingest(b"global", OLD.sign(message(seq=1, state="active", age_s=-1)).to_bytes(), live=True)
+    assert view.decide(["global"]).allowed and view.unknown() == {}
+
+
+def test_a_wrong_key_leaves_every_scope_it_read_unknown() -> None:
+    """Finding 3 in the view: a reader with the wrong key knows nothing, and says so."""
+    wrong = ControlView(Keyring.generate("k1").verifying_only(), 300)
+    wrong.ingest(b"brand:acme", OLD.sign(message(scope="brand:acme", seq=1)).to_bytes(), live=False)
+    result = wrong.ingest(HEARTBEAT_KEY.encode(), heartbeat({"brand:acme": 1}), live=False)
+    assert result.rejected is not None and result.rejected.reason == "bad_signature"
+    assert wrong.heartbeat is None and not wrong.decide(["global", "brand:acme"]).allowed
+
+
+def test_a_late_resume_is_refused_by_readers_that_start_later_too() -> None:
+    """Finding 6 in the view: the age rule is judged against the log itself, not only against now."""
+    pause = OLD.sign(message(seq=10, age_s=3600))  # paused an hour ago ...
+    reasserted = OLD.sign(pause.model_copy(update={"signed_at": utcnow() - timedelta(seconds=5)}))
+    late = OLD.sign(message(seq=11, state="active", age_s=3000))  # ... a resume signed 50 min ago, held back
+    log = [(b"global", pause.to_bytes()), (b"global", reasserted.to_bytes()),
+           (HEARTBEAT_KEY.encode(), heartbeat({"global": 10}, age_s=5)), (b"global", late.to_bytes())]  # fmt: skip
+    for live in (True, False):  # a running reader, and one that reads it all as history later
+        view = ControlView(OLD, 300)
+        results = [view.ingest(key, value, live=live) for key, value in log]
+        assert results[-1].rejected is not None and results[-1].rejected.reason == "stale"
+        assert view.get("global").paused and not view.decide(["global"]).allowed
+    # A resume signed in time is not affected, whenever it is read.
+    view = ControlView(OLD, 300)
+    for key, value in log[:3]:
+        view.ingest(key, value, live=False)
+    fresh = OLD.sign(message(seq=12, state="active", age_s=1))
+    assert view.ingest(b"global", fresh.to_bytes(), live=False).changed and view.decide(["global"]).allowed
+
+
+def test_heartbeat_vouches_for_the_whole_state() -> None:
+    view = ControlView(OLD, 300)
+    view.ingest(b"brand:acme", OLD.sign(message(scope="brand:acme", seq=5)).to_bytes(), live=False)
+    view.ingest(b"brand:x", b"garbage", live=False)  # forged on a scope nobody uses: unknown for now
+    assert set(view.unknown()) == {"brand:x"}
+    result = view.ingest(HEARTBEAT_KEY.encode(), heartbeat({"brand:acme": 5, "global": 7}), live=True)
+    assert result.outcome == "heartbeat" and result.missing == ("global",)  # a record this reader never read
+    assert set(view.unknown()) == {"global"} and 0 <= view.heartbeat_age() < 5
+    assert not view.decide(["global"]).allowed and "seq 7" in view.decide(["global"]).reason
+    view.ingest(b"global", OLD.sign(message(seq=7, state="active")).to_bytes(), live=True)
+    assert view.unknown() == {} and view.decide(["global", "brand:x"]).allowed
+    older = view.ingest(HEARTBEAT_KEY.encode(), heartbeat({"global": 99}, age_s=60), live=True)  # replayed: no effect
+    assert older.missing == () and view.unknown() == {} and view.heartbeat_age() < 5
+
+
+def test_rejections_are_counted_always_but_logged_at_a_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    throttle = ThrottledWarnings(logging.getLogger("test.throttle"), interval=60, clock=lambda: now[0])
+    before = REGISTRY.get_sample_value(
+        "crisiswatch_control_messages_rejected_total", {"component": "test", "reason": "bad_signature"}
+    ) or 0.0
+    with caplog.at_level(logging.WARNING, logger="test.throttle"):
+        logged = [throttle.rejected("test", "bad_signature", f"forgery {i}") for i in range(1000)]
+        assert throttle.rejected("test", "unsigned", "another kind")  # each reason has its own budget
+        now[0] = 61.0
+        assert throttle.rejected("test", "bad_signature", "forgery 1000")
+    assert sum(logged) == 1 and len(caplog.records) == 3
+    assert "999 more bad_signature record(s)" in caplog.records[-1].getMessage()
+    after = REGISTRY.get_sample_value(
+        "crisiswatch_control_messages_rejected_total", {"component": "test", "reason": "bad_signature"}
+    )
+    assert after == before + 1001

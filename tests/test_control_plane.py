@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from crisiswatch.control import AuditRecord, ControlMessage, ControlPlane, PublishingGate, ResumeRefused
-from crisiswatch.control.messages import Keyring, SigningUnavailable
+from crisiswatch.control.messages import Heartbeat, Keyring, SigningUnavailable
 from crisiswatch.control.testing import produce, read_records, wait_for, with_test_keys
 from crisiswatch.settings import Settings
 from stream.records import utcnow
@@ -23,8 +23,16 @@ async def plane(settings: Settings):
 
 
 async def control_records(plane: ControlPlane) -> list[ControlMessage]:
+    """The changes on the control topic (heartbeats and re-signed copies of a state left out)."""
     records = await read_records(plane.settings.bootstrap_servers, plane.control_topic)
-    return [plane.keyring.verify_record(r.value, ControlMessage) for r in records]
+    messages = [plane.keyring.verify_record(r.value, ControlMessage) for r in records if r.key != b"heartbeat"]
+    seen: set[tuple[str, int]] = set()
+    changes = []
+    for m in messages:
+        if (m.scope, m.seq) not in seen:
+            seen.add((m.scope, m.seq))
+            changes.append(m)
+    return changes
 
 
 async def audit_records(plane: ControlPlane) -> list[AuditRecord]:
@@ -128,8 +136,9 @@ async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Set
 
         async def last_genuine() -> ControlMessage | None:
             records = await read_records(settings.bootstrap_servers, guardian.control_topic)
+            last = [r for r in records if r.key == b"global"][-1]  # what compaction keeps for the key
             try:
-                return guardian.keyring.verify_record(records[-1].value, ControlMessage)
+                return guardian.keyring.verify_record(last.value, ControlMessage)
             except Exception:
                 return None
 
@@ -152,3 +161,40 @@ async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Set
         await gate.stop()
     finally:
         await guardian.stop()
+
+
+async def test_the_workers_plane_heartbeats_when_no_scheduler_runs_and_stands_by_when_one_does(
+    settings: Settings,
+) -> None:
+    """`ControlPlane(settings)` (what the worker's risk stage runs) re-signs the state by itself; a
+    scheduler's primary plane takes the heartbeat over, and the worker's takes it back when it stops."""
+    settings = with_test_keys(settings, control_reassert_seconds=1.0, control_heartbeat_max_age_seconds=5.0)
+    worker = ControlPlane(settings)
+    await worker.start()
+    try:
+        await worker.pause("brand:acme", reason="crisis", actor="detector", alert_id="a-8")
+        first = worker.feed.view.heartbeat
+        assert first is not None and first.writer == worker.writer_id  # started: it has vouched already
+
+        def worker_beat_again() -> bool:
+            beat = worker.feed.view.heartbeat
+            return beat is not None and beat.signed_at > first.signed_at and beat.states.get("brand:acme", 0) > 0
+
+        assert await wait_for(worker_beat_again, timeout=5)
+        scheduler = ControlPlane(settings, heartbeat="primary", writer="scheduler")
+        await scheduler.start()
+        handed_over = utcnow() + timedelta(seconds=0.5)
+        try:
+            await asyncio.sleep(3.5)
+        finally:
+            await scheduler.stop()
+        stopped = utcnow()
+        assert await wait_for(lambda: worker.feed.view.heartbeat.writer == worker.writer_id, timeout=4)
+        records = await read_records(settings.bootstrap_servers, worker.control_topic)
+        beats = [Heartbeat.model_validate_json(r.value) for r in records if r.key == b"heartbeat"]
+        while_scheduling = [b for b in beats if handed_over < b.signed_at < stopped]
+        by_scheduler = [b for b in while_scheduling if b.writer == scheduler.writer_id]
+        assert len(by_scheduler) >= 3 and len(while_scheduling) - len(by_scheduler) <= 1
+        assert all(b.states.get("brand:acme") == worker.get("brand:acme").seq for b in beats[1:])
+    finally:
+        await worker.stop()

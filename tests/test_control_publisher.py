@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from types import ModuleType
 
 from crisiswatch.control import ControlPlane, PublishingGate
-from crisiswatch.control.testing import with_test_keys
+from crisiswatch.control.testing import with_public_keys, with_test_keys
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
 from stream.records import utcnow
@@ -19,7 +19,7 @@ async def test_example_publisher_defers_during_a_pause_and_releases_after(
     settings = with_test_keys(settings, backlog_release_per_second=50.0)
     plane = ControlPlane(settings)
     await plane.start()
-    gate = PublishingGate(settings, name="example")
+    gate = PublishingGate(with_public_keys(settings), name="example")  # a publisher holds only the public key
     seen: dict[str, datetime] = {}
 
     def note(result: Ingested) -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from crisiswatch.control import ControlMessage, ControlPlane
 from crisiswatch.control.relay import Relay
-from crisiswatch.control.testing import wait_for, with_test_keys
+from crisiswatch.control.testing import wait_for, with_public_keys, with_test_keys
 from crisiswatch.settings import Settings
 
 
@@ -104,5 +104,6 @@ async def test_relay_sends_current_state_on_start(settings: Settings, receiver) 
 def test_relay_needs_urls_and_keys(settings: Settings) -> None:
     with pytest.raises(ValueError, match="CRISISWATCH_RELAY_URLS"):
         Relay(with_test_keys(settings))
-    with pytest.raises(ValueError, match="CRISISWATCH_CONTROL_KEYS"):
+    with pytest.raises(ValueError, match="CRISISWATCH_CONTROL_PUBLIC_KEYS"):
         Relay(settings.model_copy(update={"relay_urls": ["http://x"]}))
+    Relay(with_public_keys(settings, relay_urls=["http://x"]))  # a public key is all a relay needs

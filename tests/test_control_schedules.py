@@ -72,8 +72,10 @@ async def add(settings: Settings, **kw) -> None:
 
 
 async def control_messages(settings: Settings) -> list[ControlMessage]:
+    """The changes on the control topic (heartbeats and re-signed copies of a state left out)."""
     records = await read_records(settings.bootstrap_servers, settings.topic("publishing.control"))
-    return [ControlMessage.model_validate_json(r.value) for r in records]
+    messages = [ControlMessage.model_validate_json(r.value) for r in records if r.key != b"heartbeat"]
+    return list({(m.scope, m.seq): m for m in reversed(messages)}.values())[::-1]
 
 
 async def test_window_starts_and_ends_on_time_across_a_restart_mid_window(env) -> None:

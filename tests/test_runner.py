@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from crisiswatch.broker import free_port
 from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.runner import Watcher, human_line, open_page
 from crisiswatch.settings import Settings
 from stream.records import Alert, Signal, SpikeScore, utcnow
@@ -19,7 +20,7 @@ DECIDED = datetime(2026, 3, 2, 11, 3, tzinfo=UTC)
 
 
 def watcher(lines: list[dict], notes: list[dict] | None = None) -> Watcher:
-    settings = Settings(control_keys=SecretStr("k1:" + "ab" * 32))
+    settings = Settings(control_keys=SecretStr(fixed_key_pair("k1", "runner").private))
     return Watcher(settings, "unused:9092", lines.append, None if notes is None else notes.append)
 
 
@@ -105,8 +106,8 @@ async def test_the_run_serves_the_page_on_its_port_or_a_free_one(settings: Setti
     from stream.topics import ensure_topics
 
     s = settings.model_copy(
-        update={"control_keys": SecretStr("k1:" + "cd" * 32), "web_users": SecretStr("demo:pw-for-this-run"),
-                "page_port": free_port()}
+        update={"control_keys": SecretStr(fixed_key_pair("k1", "page").private),
+                "web_users": SecretStr("demo:pw-for-this-run"), "page_port": free_port()}
     )  # fmt: skip
     await ensure_topics(settings.bootstrap_servers, s)
     demo_user = {"Authorization": "Basic " + base64.b64encode(b"demo:pw-for-this-run").decode()}

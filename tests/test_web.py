@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from crisiswatch.alerting.records import AlertAck
 from crisiswatch.control.messages import ControlMessage, Keyring
-from crisiswatch.control.testing import produce
+from crisiswatch.control.testing import fixed_key_pair, produce
 from crisiswatch.settings import Settings
 from crisiswatch.web.auth import Authenticator, ConfigError, RateLimiter, parse_users
 from crisiswatch.web.server import SESSION_COOKIE, WebServer
@@ -29,7 +29,7 @@ USERS = "maria:correct horse,sam:s3cret:with:colons"
 
 def web_settings(settings: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "control_keys": SecretStr("k1:test-signing-key-1"),
+        "control_keys": SecretStr(fixed_key_pair("k1", "web").private),
         "web_users": SecretStr(USERS),
         "api_token": SecretStr(TOKEN),
         "api_token_actor": "release-bot",

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.auth import LoginGuard, allowed_origins, origin_of
 from crisiswatch.web.server import DEVICE_COOKIE, WebServer
@@ -26,7 +27,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 def web_settings(settings: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "control_keys": SecretStr("k1:test-signing-key-1"),
+        "control_keys": SecretStr(fixed_key_pair("k1", "web").private),
         "web_users": SecretStr("maria:correct horse,sam:s3cret"),
         "api_token": SecretStr(TOKEN),
         "page_port": 0,

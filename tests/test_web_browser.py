@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
+from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
 from stream.records import Alert, utcnow
@@ -72,7 +73,7 @@ def browser() -> Iterator[Any]:
 async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebServer]:
     s = settings.model_copy(
         update={
-            "control_keys": SecretStr("k2:browser-test-key"),
+            "control_keys": SecretStr(fixed_key_pair("k2", "browser").private),
             "web_users": SecretStr("maria:correct horse battery"),
             "page_port": 0,
         }

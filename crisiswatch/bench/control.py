@@ -37,6 +37,7 @@ from pydantic import SecretStr
 
 from crisiswatch.broker import broker_for
 from crisiswatch.control import ControlPlane, PublishingGate
+from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
 
@@ -187,7 +188,7 @@ def run_control_bench(settings: Settings, *, gates: int = 50, rounds: int = 200,
     """Run the benchmark (embedded broker unless a cluster is configured) and write the report."""
     logging.getLogger("crisiswatch.control").setLevel(logging.ERROR)  # one line per change is noise here
     tag = secrets.token_hex(4)
-    keys = settings.control_keys or SecretStr(f"bench:{secrets.token_hex(16)}")
+    keys = settings.control_keys or SecretStr(generate_key_pair("bench").private)
     with broker_for(settings) as bootstrap:
         bench_settings = settings.model_copy(
             update={"bootstrap_servers": bootstrap, "topic_prefix": f"bench-{tag}.", "control_keys": keys}

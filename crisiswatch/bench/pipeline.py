@@ -32,6 +32,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from crisiswatch.broker import broker_for, free_port
+from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.demo import CALM, CHATTER, CRISIS_TEXTS
 from crisiswatch.kafka import client_options
 from crisiswatch.runner import drained, start_worker, stop_process
@@ -161,7 +162,7 @@ class Bench:
             "CRISISWATCH_WINDOW_SECONDS": "5",
             "CRISISWATCH_ALLOWED_LATENESS_SECONDS": "1",
             "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
-            "CRISISWATCH_CONTROL_KEYS": f"bench:{secrets.token_hex(16)}",
+            "CRISISWATCH_CONTROL_KEYS": generate_key_pair("bench").private,
         }
         os.environ.update(self.env)
         self.settings = Settings(bootstrap_servers=bootstrap)

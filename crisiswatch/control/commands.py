@@ -1,8 +1,13 @@
 """What the control-plane commands of the `crisiswatch` CLI do (``crisiswatch/cli.py`` stays thin).
 
 Manual changes are authenticated twice: the CLI acts as the person named by ``--actor`` or
-``CRISISWATCH_USER`` (never ``detector`` or ``scheduler``), and it can only sign with a key from
-``CRISISWATCH_CONTROL_KEYS``; without one it refuses.
+``CRISISWATCH_USER`` (never ``detector`` or ``scheduler``), and it can only sign with a private key
+from ``CRISISWATCH_CONTROL_KEYS``; without one it refuses. Reading commands (``status``, ``schedule
+list``, ``relay``) verify with public keys only (``CRISISWATCH_CONTROL_PUBLIC_KEYS``).
+
+``status`` exits 1 and says why when it cannot vouch for the state, exactly when a gate would refuse
+every post: records it cannot verify, a scope whose newest record fails verification, or no fresh
+signed state heartbeat.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import re
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import typer
@@ -19,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.gate import heartbeat_problem
+from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.messages import (
     ACTOR_PATTERN,
     ControlMessage,
@@ -43,7 +51,11 @@ def fail(message: str) -> typer.Exit:
 
 
 def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
-    """Settings with a cluster and the keys the command needs, or a clear error."""
+    """Settings with a cluster and the keys the command needs, or a clear error.
+
+    Signing commands get the whole keyring (private keys sign, their public halves verify); reading
+    commands get its public half only.
+    """
     settings = Settings()
     if not settings.bootstrap_servers:
         raise fail("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (the control topic must be durable)")
@@ -51,9 +63,18 @@ def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
         keyring = Keyring.from_settings(settings)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    if not keyring:
-        what = "sign control messages" if signing else "verify control messages"
-        raise fail(f"cannot {what}: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
+    if signing and not keyring.can_sign:
+        raise fail(
+            "cannot sign control messages: set CRISISWATCH_CONTROL_KEYS='kid:ed25519:<private key>' in the "
+            "environment (`crisiswatch keys generate` makes a key pair)"
+        )
+    if not signing:
+        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        if not keyring:
+            raise fail(
+                "cannot verify control messages: set CRISISWATCH_CONTROL_PUBLIC_KEYS='kid:ed25519:<public key>' "
+                "(or CRISISWATCH_CONTROL_KEYS on a writer)"
+            )
     return settings, keyring
 
 
@@ -120,12 +141,15 @@ def change(
     settings, keyring = checked_settings(signing=True)
 
     async def main() -> ChangeResult:
-        plane = ControlPlane(settings, keyring=keyring)
+        plane = ControlPlane(settings, keyring=keyring, heartbeat="off", writer="cli")
         await plane.start()
         try:
             if action == "pause":
-                return await plane.pause(scope, reason=reason, actor=who, resume_at=when, on_resume=on_resume)
-            return await plane.resume(scope, reason=reason, actor=who, on_resume=on_resume)
+                result = await plane.pause(scope, reason=reason, actor=who, resume_at=when, on_resume=on_resume)
+            else:
+                result = await plane.resume(scope, reason=reason, actor=who, on_resume=on_resume)
+            await plane.heartbeat()  # this command read the whole state: it may vouch for it
+            return result
         finally:
             await plane.stop()
 
@@ -137,16 +161,45 @@ def change(
     return result
 
 
-async def read_states(settings: Settings, keyring: Keyring, timeout: float = 15.0) -> dict[str, ControlMessage]:
-    """The verified current state of every scope."""
+@dataclass(frozen=True)
+class ControlReading:
+    """What a reader made of the control topic: the verified states, and why it cannot vouch for them."""
+
+    states: dict[str, ControlMessage]
+    unknown: dict[str, str]
+    """Scopes whose newest record failed verification (or that a heartbeat names at a seq not read)."""
+    heartbeat_problem: str | None
+    rejected: dict[str, int]
+
+    @property
+    def problems(self) -> list[str]:
+        """Why a gate reading the same would refuse every post (or the posts of some scopes)."""
+        problems = [f"{scope} is unknown: {why}" for scope, why in self.unknown.items()]
+        if self.heartbeat_problem:
+            problems.append(self.heartbeat_problem)
+        return problems
+
+
+async def read_control(settings: Settings, keyring: Keyring, timeout: float = 15.0) -> ControlReading:
+    """Read the whole control topic once, verifying every record."""
     feed = ControlFeed(settings, keyring, component="status")
     await feed.start()
     try:
         if not await feed.follower.wait_caught_up(timeout):
             raise fail("could not read the control topic in time")
-        return feed.view.states()
+        return ControlReading(
+            states=feed.view.states(),
+            unknown=feed.view.unknown(),
+            heartbeat_problem=heartbeat_problem(feed, settings.control_heartbeat_max_age_seconds),
+            rejected=dict(feed.rejected),
+        )
     finally:
         await feed.stop()
+
+
+async def read_states(settings: Settings, keyring: Keyring, timeout: float = 15.0) -> dict[str, ControlMessage]:
+    """The verified current state of every scope."""
+    return (await read_control(settings, keyring, timeout)).states
 
 
 def status_table(states: dict[str, ControlMessage]) -> Table:
@@ -169,22 +222,58 @@ def status_table(states: dict[str, ControlMessage]) -> Table:
 
 
 def status(as_json: bool) -> dict[str, ControlMessage]:
+    """Print the verified state; exit 1 (saying why) when it cannot be verified."""
     settings, keyring = checked_settings(signing=False)
 
-    async def main() -> dict[str, ControlMessage]:
+    async def main() -> ControlReading:
         await _ensure_topics(settings)
-        return await read_states(settings, keyring)
+        return await read_control(settings, keyring)
 
-    states: dict[str, ControlMessage] = run_async(main)  # type: ignore[assignment]
+    reading: ControlReading = run_async(main)  # type: ignore[assignment]
+    states = reading.states
     if as_json:
         import json
 
         typer.echo(json.dumps({s: m.model_dump(mode="json") for s, m in states.items()}, indent=2))
+    elif reading.problems:
+        if states:
+            Console(width=200).print(status_table(states))
     elif not states:
         typer.echo("no scope has ever been paused: publishing is active everywhere")
     else:
         Console(width=200).print(status_table(states))
+    if reading.problems:
+        lines = "\n".join(f"  - {problem}" for problem in reading.problems)
+        raise fail(f"cannot verify the publishing control state; gates refuse posts until this is fixed:\n{lines}")
     return states
+
+
+# --- keys ----------------------------------------------------------------------------------------
+def keys_generate(kid: str) -> None:
+    """Print a new Ed25519 key pair as the two environment variables that hold it."""
+    try:
+        pair = generate_key_pair(kid)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo("# writers only (workers, `serve`, `schedule run`, the CLI's pause/resume). SECRET: keep it out of")
+    typer.echo("# logs, tickets and images; put it in the secret store / 0600 env file.")
+    typer.echo(f"CRISISWATCH_CONTROL_KEYS={pair.private}")
+    typer.echo("# every reader (publishing services' gates, relay, status): public, not secret.")
+    typer.echo("# Rotation: append it to the readers' list first, then give the writers the new private key.")
+    typer.echo(f"CRISISWATCH_CONTROL_PUBLIC_KEYS={pair.public}")
+
+
+def keys_public() -> None:
+    """Print the public keys of the configured private keys (and configured public keys)."""
+    settings = Settings()
+    try:
+        keyring = Keyring.from_settings(settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    public = keyring.public_keys()
+    if not public:
+        raise fail("no Ed25519 key configured: set CRISISWATCH_CONTROL_KEYS or CRISISWATCH_CONTROL_PUBLIC_KEYS")
+    typer.echo(f"CRISISWATCH_CONTROL_PUBLIC_KEYS={','.join(public)}")
 
 
 # --- schedules -----------------------------------------------------------------------------------
@@ -290,14 +379,14 @@ def schedule_remove(schedule_id: str, *, actor: str | None, reason: str) -> None
 
 
 def schedule_run(metrics_port: int) -> None:
-    """Run the scheduler and the state re-assertion until SIGINT/SIGTERM."""
+    """Run the scheduler and the state heartbeat until SIGINT/SIGTERM."""
     from crisiswatch.control.schedules import Scheduler, ScheduleStore
 
     settings, keyring = checked_settings(signing=True)
     _serve_metrics(metrics_port, settings)
 
     async def main() -> None:
-        plane = ControlPlane(settings, keyring=keyring, reassert_seconds=settings.control_reassert_seconds)
+        plane = ControlPlane(settings, keyring=keyring, heartbeat="primary", writer="scheduler")
         await plane.start()
         store = ScheduleStore(settings, keyring=keyring)
         await store.start()

@@ -6,6 +6,11 @@ offset 0 and keeps following it. It records the end offset it saw at start: reco
 from the broker shows its position at the high watermark, and remembers when (``caught_up_at``): the
 age of that confirmation is the age of the view, which the gate uses to fail closed.
 
+It also notices when the log goes backwards: the high watermark falls below one it saw before, its
+own position is past the end of the log, or offsets come back lower than the ones already read (the
+broker came back empty, the log was truncated by an unclean leader election, the topic was deleted and
+re-created). It then forgets that it was caught up, tells ``on_reset``, and re-reads from the beginning.
+
 `ControlFeed` is a follower of ``publishing.control`` feeding a `ControlView`, with metrics.
 """
 
@@ -21,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import Keyring
+from crisiswatch.control.messages import ControlMessage, Keyring
 from crisiswatch.control.view import ControlView, Ingested
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
@@ -68,6 +73,7 @@ class TopicFollower:
         name: str = "follower",
         fetch_max_wait_ms: int = 100,
         settings: Settings | None = None,
+        component: str = "follower",
     ):
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
@@ -75,13 +81,23 @@ class TopicFollower:
         self.topic = topic
         self.handler = handler
         self.name = name
+        self.component = component
+        """Bounded metric label (``gate``, ``plane``, ...); ``name`` may be anything."""
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.caught_up_at: float | None = None
         """Wall-clock time (s) of the last broker response that showed this view complete."""
+        self.on_reset: Callable[[str], None] | None = None
+        """Called (in the loop) with the reason when the log went backwards, before re-reading it."""
+        self.reset_reason: str | None = None
+        """Why the view is being re-read (None once caught up again)."""
+        self.resets = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._history_end: dict[TopicPartition, int] = {}
+        self._high: dict[TopicPartition, int] = {}
+        self._expected: dict[TopicPartition, int] = {}
+        self._reread: str | None = None
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -116,6 +132,10 @@ class TopicFollower:
         if self.caught_up_at is None:
             return None
         return max(0.0, (time.time() if now is None else now) - self.caught_up_at)
+
+    def request_reread(self, why: str) -> None:
+        """Re-read the topic from the beginning at the next poll (e.g. the view disagrees with a heartbeat)."""
+        self._reread = why
 
     async def wait_caught_up(self, timeout: float) -> bool:
         """Wait until the history has been read; False on timeout."""
@@ -154,19 +174,67 @@ class TopicFollower:
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=timeout_ms)
-                for tp, records in batches.items():
-                    history_end = self._history_end.get(tp, 0)
-                    for record in records:
-                        try:
-                            self.handler(record, record.offset >= history_end)
-                        except Exception:
-                            log.exception("%s: handler failed on %s offset %d", self.name, tp, record.offset)
+                why = self._went_back(batches)
+                if why is None:
+                    for tp, records in batches.items():
+                        history_end = self._history_end.get(tp, 0)
+                        for record in records:
+                            try:
+                                self.handler(record, record.offset >= history_end)
+                            except Exception:
+                                log.exception("%s: handler failed on %s offset %d", self.name, tp, record.offset)
+                        if records:
+                            self._expected[tp] = records[-1].offset + 1
+                    why = await self._end_went_back(consumer) or self._reread
+                if why is not None:
+                    await self._restart(consumer, why)
+                    continue
                 await self._confirm(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("%s: error following %s: %s", self.name, self.topic, exc)
                 await asyncio.sleep(0.5)
+
+    def _went_back(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> str | None:
+        """Records that come back at offsets already read: the log was reset under us."""
+        for tp, records in batches.items():
+            expected = self._expected.get(tp)
+            if records and expected is not None and records[0].offset < expected:
+                return f"{tp.topic}[{tp.partition}] went back from offset {expected} to {records[0].offset}"
+        return None
+
+    async def _end_went_back(self, consumer: AIOKafkaConsumer) -> str | None:
+        """The end of the log is below an end seen before, or below our own position."""
+        for tp in self._history_end:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            seen = max(self._high.get(tp, 0), self._expected.get(tp, 0))
+            if highwater < seen or position > highwater:
+                return (
+                    f"the end of {tp.topic}[{tp.partition}] went back to offset {highwater} "
+                    f"(had read up to {max(seen, position)}): data loss, or the topic was re-created"
+                )
+            self._high[tp] = max(self._high.get(tp, 0), highwater)
+        return None
+
+    async def _restart(self, consumer: AIOKafkaConsumer, why: str) -> None:
+        """Forget the view and read the topic again from its beginning."""
+        log.warning("%s: %s; re-reading %s from the beginning", self.name, why, self.topic)
+        metrics.LOG_RESETS.labels(self.component).inc()
+        self.resets += 1
+        self.caught_up_at = None
+        self._caught_up.clear()
+        self.reset_reason = why
+        self._history_end, self._high, self._expected, self._reread = {}, {}, {}, None
+        if self.on_reset is not None:
+            try:
+                self.on_reset(why)
+            except Exception:
+                log.exception("%s: reset handler failed", self.name)
+        await self._assign(consumer)
 
     async def _confirm(self, consumer: AIOKafkaConsumer) -> None:
         """Record when the broker last showed every partition read up to its high watermark."""
@@ -179,15 +247,22 @@ class TopicFollower:
             if position < highwater or position < history_end:
                 return
             polled.append(consumer.last_poll_timestamp(tp) or int(time.time() * 1000))
+        if not polled:
+            return
         self.caught_up_at = min(polled) / 1000
+        self.reset_reason = None
         self._caught_up.set()
 
 
 class ControlFeed:
     """Follows ``publishing.control`` into a `ControlView`, verifying every record.
 
-    ``listeners`` are called (in the event-loop thread) with every `Ingested` result, accepted or not.
+    ``listeners`` are called (in the event-loop thread) with every `Ingested` result, accepted or not;
+    ``reset_listeners`` with the states the view held when the log went backwards (it is then cleared
+    and re-read). Rejected records are counted and logged at a bounded rate (`metrics.REJECTIONS`).
     """
+
+    REREAD_INTERVAL_SECONDS = 30.0
 
     def __init__(
         self,
@@ -206,6 +281,7 @@ class ControlFeed:
         self.view = ControlView(keyring, settings.control_max_age_seconds)
         self.rejected: Counter[str] = Counter()
         self.listeners: list[Callable[[Ingested], None]] = []
+        self.reset_listeners: list[Callable[[dict[str, ControlMessage]], None]] = []
         self.follower = TopicFollower(
             servers,
             settings.topic("publishing.control"),
@@ -213,7 +289,11 @@ class ControlFeed:
             name=name or component,
             fetch_max_wait_ms=fetch_max_wait_ms,
             settings=settings,
+            component=component,
         )
+        self.follower.on_reset = self._on_reset
+        self._rejected_scopes: set[str] = set()
+        self._last_reread = -self.REREAD_INTERVAL_SECONDS
 
     async def start(self) -> None:
         await self.follower.start()
@@ -221,15 +301,40 @@ class ControlFeed:
     async def stop(self) -> None:
         await self.follower.stop()
 
+    def _on_reset(self, why: str) -> None:
+        before = self.view.clear()
+        self._rejected_scopes.clear()
+        for listener in self.reset_listeners:
+            try:
+                listener(before)
+            except Exception:
+                log.exception("control reset listener failed")
+
     def _on_record(self, record: ConsumerRecord, live: bool) -> None:
         result = self.view.ingest(record.key, record.value, live=live)
         if result.rejected is not None:
             self.rejected[result.rejected.reason] += 1
-            metrics.MESSAGES_REJECTED.labels(self.component, result.rejected.reason).inc()
+            if result.scope is not None:
+                self._rejected_scopes.add(result.scope)
+            key = record.key.decode(errors="replace")[:80] if record.key is not None else None
+            metrics.REJECTIONS.rejected(
+                self.component, result.rejected.reason, f"key {key!r} offset {record.offset}: {result.rejected}"
+            )
         elif result.outcome in ("applied", "reasserted") and result.message is not None:
             metrics.MESSAGES_APPLIED.labels(self.component, result.message.state).inc()
+        if result.missing:
+            self._on_missing(result)
         for listener in self.listeners:
             try:
                 listener(result)
             except Exception:
                 log.exception("control listener failed")
+
+    def _on_missing(self, result: Ingested) -> None:
+        """A heartbeat names states this view does not hold and never saw rejected: re-read the topic
+        (at most every 30 s), in case the topic was re-created under our position."""
+        unexplained = [scope for scope in result.missing if scope not in self._rejected_scopes]
+        now = time.monotonic()
+        if unexplained and now - self._last_reread >= self.REREAD_INTERVAL_SECONDS:
+            self._last_reread = now
+            self.follower.request_reread(f"the state heartbeat names states this reader never read ({unexplained[0]})")

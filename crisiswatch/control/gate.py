@@ -4,7 +4,7 @@ Async services::
 
     from crisiswatch.control import PublishingGate
 
-    gate = PublishingGate(settings)                 # needs CRISISWATCH_CONTROL_KEYS to verify
+    gate = PublishingGate(settings)                 # needs CRISISWATCH_CONTROL_PUBLIC_KEYS to verify
     await gate.start()
     decision = gate.allowed(channel="twitter", account="acme_us", brand="acme")
     if decision.allowed:
@@ -18,12 +18,19 @@ Async services::
 Threaded services use `SyncPublishingGate` (same API, runs its own event loop in a thread).
 
 The gate follows ``publishing.control`` from the beginning with its own consumer (no group), verifies
-every record (forged, unsigned, replayed and late resumes are ignored, counted and logged; see
-`crisiswatch.control.view`), and answers from memory in microseconds. Precedence: ``global``, then
-``brand:<id>``, ``channel:<name>``, ``account:<id>``; any paused matching scope blocks and the first
-one in that order is reported. It **fails closed**: until it has read the whole topic, and whenever
-its last confirmation of being caught up is older than ``gate_max_staleness_seconds``, every answer
-is "no".
+every record with **public keys only** (forged, unsigned, replayed and late resumes are ignored,
+counted and logged at a bounded rate; see `crisiswatch.control.view`), and answers from memory in
+microseconds. Precedence: ``global``, then ``brand:<id>``, ``channel:<name>``, ``account:<id>``; any
+paused matching scope blocks and the first one in that order is reported.
+
+It **fails closed**, with the reason in `Decision.reason`, when it cannot vouch for the state:
+
+* until it has read the whole topic, while it re-reads it after the log went backwards (data loss,
+  topic re-created), and whenever its last confirmation of being caught up is older than
+  ``gate_max_staleness_seconds``;
+* when its newest verified state heartbeat is older than ``control_heartbeat_max_age_seconds`` or
+  absent: no writer re-signs the state any more, or this gate cannot verify it (wrong public key);
+* for a post governed by a scope that is *unknown* (its newest record failed verification).
 """
 
 from __future__ import annotations
@@ -57,9 +64,18 @@ class PublishingGate:
         self.settings = settings
         self.name = name
         keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
         if not keyring:
-            raise ValueError("the gate cannot verify control messages: set CRISISWATCH_CONTROL_KEYS='kid:secret'")
+            raise ValueError(
+                "the gate cannot verify control messages: "
+                "set CRISISWATCH_CONTROL_PUBLIC_KEYS='kid:ed25519:<public key>'"
+            )
+        if settings.control_heartbeat_max_age_seconds <= settings.control_reassert_seconds:
+            raise ValueError(
+                "CRISISWATCH_CONTROL_HEARTBEAT_MAX_AGE_SECONDS must be larger than CRISISWATCH_CONTROL_REASSERT_SECONDS"
+            )
         self.max_staleness_seconds = settings.gate_max_staleness_seconds
+        self.heartbeat_max_age_seconds = settings.control_heartbeat_max_age_seconds
         self.feed = ControlFeed(
             settings,
             keyring,
@@ -74,11 +90,13 @@ class PublishingGate:
         """Start following the control topic (returns at once; see `wait_ready`)."""
         await self.feed.start()
         metrics.GATE_VIEW_AGE.labels(self.name).set_function(self._age_or_minus_one)
+        metrics.GATE_HEARTBEAT_AGE.labels(self.name).set_function(self._heartbeat_age_or_minus_one)
 
     async def stop(self) -> None:
         await self.feed.stop()
-        with contextlib.suppress(KeyError):
-            metrics.GATE_VIEW_AGE.remove(self.name)
+        for gauge in (metrics.GATE_VIEW_AGE, metrics.GATE_HEARTBEAT_AGE):
+            with contextlib.suppress(KeyError):
+                gauge.remove(self.name)
 
     async def wait_ready(self, timeout: float = 15.0) -> bool:
         """Wait until the gate has read the whole control topic; False on timeout."""
@@ -96,21 +114,36 @@ class PublishingGate:
     def allowed(self, *, channel: str | None = None, account: str | None = None, brand: str | None = None) -> Decision:
         """May a post for this channel/account/brand go out now?"""
         decision = self.decide(scopes_for(channel=channel, account=account, brand=brand))
-        why = "open" if decision.allowed else ("paused" if decision.scope else "unknown")
+        # "unknown": not caught up, stale, no fresh heartbeat, or a scope that cannot be verified.
+        why = "open" if decision.allowed else ("paused" if decision.on_resume is not None else "unknown")
         metrics.GATE_DECISIONS.labels(str(decision.allowed).lower(), why).inc()
         return decision
 
     def decide(self, scopes: list[str]) -> Decision:
-        """The decision for explicit scopes (precedence order), failing closed on an unknown view."""
-        age = self.feed.follower.view_age()
+        """The decision for explicit scopes (precedence order), failing closed when the state cannot be
+        vouched for (see the module doc)."""
+        follower = self.feed.follower
+        age = follower.view_age()
         if age is None:
+            if follower.reset_reason:
+                return Decision(False, f"control view unknown: re-reading the control topic ({follower.reset_reason})")
             return Decision(False, "control view unknown: the gate has not caught up with the control topic yet")
         if age > self.max_staleness_seconds:
             return Decision(
                 False,
                 f"control view is {age:.0f} s old (max {self.max_staleness_seconds:.0f} s): failing closed",
             )
-        return self.feed.view.decide(scopes)
+        decision = self.feed.view.decide(scopes)
+        if not decision.allowed:
+            return decision
+        problem = self.heartbeat_problem()
+        if problem is not None:
+            return Decision(False, f"{problem}: failing closed")
+        return decision
+
+    def heartbeat_problem(self) -> str | None:
+        """Why the state heartbeat does not vouch for the view now (None: it does)."""
+        return heartbeat_problem(self.feed, self.heartbeat_max_age_seconds)
 
     @property
     def view_age_seconds(self) -> float | None:
@@ -120,6 +153,14 @@ class PublishingGate:
     def _age_or_minus_one(self) -> float:
         age = self.view_age_seconds
         return -1.0 if age is None else age
+
+    def _heartbeat_age_or_minus_one(self) -> float:
+        age = self.feed.view.heartbeat_age()
+        return -1.0 if age is None else max(0.0, age)
+
+    def unknown(self) -> dict[str, str]:
+        """Scopes whose state cannot be verified now, with the reason."""
+        return self.feed.view.unknown()
 
     def status(self) -> dict[str, ControlMessage]:
         """Latest verified state of every scope."""
@@ -133,6 +174,30 @@ class PublishingGate:
     def add_listener(self, listener: Callable[[Ingested], None]) -> None:
         """Call ``listener`` with every record the gate reads (accepted or rejected), in its loop."""
         self.feed.listeners.append(listener)
+
+
+def heartbeat_problem(feed: ControlFeed, max_age_seconds: float) -> str | None:
+    """Why ``feed``'s newest state heartbeat does not vouch for its view (None: it does)."""
+    age = feed.view.heartbeat_age()
+    if age is None:
+        refused = sum(feed.rejected.values())
+        if refused:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(feed.rejected.items()))
+            return (
+                f"cannot verify the control state: no valid signed heartbeat, and {refused} record(s) refused "
+                f"({reasons}); are CRISISWATCH_CONTROL_PUBLIC_KEYS right?"
+            )
+        return (
+            "no signed state heartbeat in the control topic: no writer (a worker, `crisiswatch schedule run`, "
+            "`crisiswatch serve`) re-signs the state, or the log lost it"
+        )
+    if abs(age) > max_age_seconds:
+        when = "old" if age > 0 else "in the future"
+        return (
+            f"the newest signed state heartbeat is {abs(age):.0f} s {when} (max {max_age_seconds:.0f} s): "
+            "no writer re-signs the state any more"
+        )
+    return None
 
 
 class SyncPublishingGate:
@@ -196,6 +261,9 @@ class SyncPublishingGate:
 
     def status(self) -> dict[str, ControlMessage]:
         return self._gate().status()
+
+    def unknown(self) -> dict[str, str]:
+        return self._gate().unknown()
 
     @property
     def rejected(self) -> Counter[str]:

@@ -1,32 +1,34 @@
-"""Records of the publishing control plane, and their HMAC signatures.
+"""Records of the publishing control plane, and their signatures.
 
 Three topics carry them:
 
 * ``publishing.control`` (compacted, key = scope): `ControlMessage`, the signed pause/resume state of
-  one scope. The latest valid message per scope *is* the state.
+  one scope. The latest valid message per scope *is* the state. The same topic carries the signed
+  state `Heartbeat` (key ``heartbeat``): a writer re-signs every scope's state and then writes one,
+  every ``control_reassert_seconds``; gates fail closed without a fresh one.
 * ``publishing.audit`` (append-only, key = scope): `AuditRecord`, who changed what, why, when, and
   what the state was before.
 * ``publishing.schedules`` (compacted, key = schedule id): `Schedule`, a signed absolute or recurring
   pause window.
 
-Signing: HMAC-SHA256 over the canonical JSON encoding (sorted keys, no whitespace, UTF-8) of every
-field of the record except ``sig`` (so ``kid`` is covered too). Keys come from
-``Settings.control_keyring()`` (``CRISISWATCH_CONTROL_KEYS="kid1:secret1,kid2:secret2"``): the first
-key signs, every key verifies, which is how keys rotate (add the new key second, roll out, move it
-first, later drop the old one). Verification works on the raw JSON object as received, so that fields
-a newer writer adds are covered by the signature too.
+Signing: Ed25519 over the canonical JSON encoding (sorted keys, no whitespace, UTF-8) of every field of
+the record except ``sig`` (so ``kid`` is covered too); ``sig`` is the hex signature. Writers hold
+private keys (``CRISISWATCH_CONTROL_KEYS``, the first signs); readers verify with public keys
+(``CRISISWATCH_CONTROL_PUBLIC_KEYS``, plus the public halves of any private keys they hold). Keys are
+looked up by ``kid``, which is how keys rotate (see `crisiswatch.control.keys` and the README).
+Legacy HMAC-SHA256 keys (``kid:secret``) are honoured only with ``CRISISWATCH_CONTROL_HMAC_MIGRATION``.
+Verification works on the raw JSON object as received, so that fields a newer writer adds are covered
+by the signature too.
 
 Freshness: ``signed_at`` is when the record was (re-)signed, ``issued_at`` when the decision was made.
 `verify_record` can reject records signed more than ``control_max_age_seconds`` ago; *which* records a
-reader holds to that rule is the reader's policy (see `crisiswatch.control.view`), because the
-compacted latest state of a quiet scope is legitimately old.
+reader holds to that rule is the reader's policy (see `crisiswatch.control.view`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,15 +36,30 @@ from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from crisiswatch.control.keys import (
+    KeyConfigError,
+    SignKey,
+    VerifyKey,
+    ed25519_signer,
+    ed25519_verifier,
+    hmac_signer,
+    parse_private_keys,
+    parse_public_keys,
+)
 from crisiswatch.settings import Settings
 from stream.records import UtcDatetime, utcnow
+
+log = logging.getLogger(__name__)
 
 SCOPE_KINDS = ("global", "brand", "channel", "account")
 SCOPE_PATTERN = r"^(global|(brand|channel|account):[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127})$"
 ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,127}$"
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+HEARTBEAT_KEY = "heartbeat"
+"""Record key of the state heartbeat on ``publishing.control`` (not a scope, so it never collides)."""
 
 DETECTOR = "detector"
 SCHEDULER = "scheduler"
@@ -101,7 +118,7 @@ class _Signed(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     kid: str | None = Field(default=None, max_length=64, description="Id of the key that signed this.")
-    sig: str | None = Field(default=None, max_length=128, description="Hex HMAC-SHA256 of the rest.")
+    sig: str | None = Field(default=None, max_length=128, description="Hex signature of the rest (Ed25519).")
 
     def signing_payload(self) -> bytes:
         """Canonical JSON of every field except ``sig``."""
@@ -115,43 +132,108 @@ class _Signed(BaseModel):
 SignedT = TypeVar("SignedT", bound=_Signed)
 
 
-class Keyring:
-    """HMAC keys by key id. The first key signs; every key verifies (key rotation)."""
+KeyMaterial = bytes | Ed25519PrivateKey | Ed25519PublicKey | SignKey | VerifyKey
 
-    def __init__(self, keys: Mapping[str, bytes]):
-        self._keys = dict(keys)
-        self._signing_kid = next(iter(self._keys), None)
+
+class Keyring:
+    """Signing and verification keys by key id. The first signing key signs; every key verifies.
+
+    ``Keyring({"k1": private_key})`` signs with Ed25519 and verifies with its public half;
+    ``Keyring({"k1": public_key})`` only verifies (what a gate holds); ``Keyring({"k1": b"secret"})``
+    is a legacy HMAC key. `from_settings` builds it from the environment and refuses HMAC keys unless
+    ``control_hmac_migration`` is set.
+    """
+
+    def __init__(self, keys: Mapping[str, KeyMaterial] | None = None):
+        self._signers: dict[str, SignKey] = {}
+        self._verifiers: dict[str, VerifyKey] = {}
+        for kid, key in (keys or {}).items():
+            self._add(kid, key)
+
+    def _add(self, kid: str, key: KeyMaterial) -> None:
+        if isinstance(key, bytes):
+            key = hmac_signer(kid, key)
+        elif isinstance(key, Ed25519PrivateKey):
+            key = ed25519_signer(kid, key)
+        elif isinstance(key, Ed25519PublicKey):
+            key = ed25519_verifier(kid, key)
+        if isinstance(key, SignKey):
+            self._signers.setdefault(kid, key)
+            key = key.verify_key()
+        known = self._verifiers.get(kid)
+        if known is not None and known.public_text != key.public_text:
+            raise KeyConfigError(f"key id {kid!r} is configured with two different keys")
+        self._verifiers.setdefault(kid, key)
+
+    @classmethod
+    def generate(cls, kid: str) -> Keyring:
+        """A keyring with a fresh Ed25519 private key (tests, demos; a forger in tests)."""
+        return cls({kid: Ed25519PrivateKey.generate()})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
-        """The keys of ``CRISISWATCH_CONTROL_KEYS`` (empty when unset or blank)."""
-        if settings.control_keys is None or not settings.control_keys.get_secret_value().strip():
-            return cls({})
-        return cls(settings.control_keyring())
+        """The private keys of ``CRISISWATCH_CONTROL_KEYS`` and the public keys of
+        ``CRISISWATCH_CONTROL_PUBLIC_KEYS`` (empty when neither is set). Raises `ValueError` on a bad
+        key, and on an HMAC key without ``CRISISWATCH_CONTROL_HMAC_MIGRATION=true``."""
+        ring = cls()
+        private = settings.control_keys.get_secret_value() if settings.control_keys is not None else ""
+        for key in parse_private_keys(private):
+            if key.algorithm != "ed25519" and not settings.control_hmac_migration:
+                raise KeyConfigError(
+                    f"CRISISWATCH_CONTROL_KEYS holds a legacy HMAC key ({key.kid!r}): generate an Ed25519 key pair "
+                    "with `crisiswatch keys generate`, or set CRISISWATCH_CONTROL_HMAC_MIGRATION=true for the "
+                    "migration period (see the README)"
+                )
+            ring._add(key.kid, key)
+        for verifier in parse_public_keys(settings.control_public_keys or ""):
+            ring._add(verifier.kid, verifier)
+        if settings.control_hmac_migration and any(k.algorithm != "ed25519" for k in ring._verifiers.values()):
+            log.warning("CRISISWATCH_CONTROL_HMAC_MIGRATION: HMAC-signed control records are accepted; end it soon")
+        return ring
+
+    def verifying_only(self, *, hmac_allowed: bool = False) -> Keyring:
+        """The public half of this keyring: what a gate holds. HMAC keys are kept only with
+        ``hmac_allowed`` (a migration period), because whoever holds one can also sign."""
+        ring = Keyring()
+        for kid, verifier in self._verifiers.items():
+            if verifier.algorithm == "ed25519" or hmac_allowed:
+                ring._verifiers[kid] = verifier
+        return ring
 
     def __bool__(self) -> bool:
-        return bool(self._keys)
+        """Whether anything can be verified."""
+        return bool(self._verifiers)
 
-    def __repr__(self) -> str:  # never show secrets
-        return f"Keyring(kids={list(self._keys)})"
+    def __repr__(self) -> str:  # never show key material
+        return f"Keyring(signing={list(self._signers)}, verifying={list(self._verifiers)})"
 
     @property
     def signing_kid(self) -> str | None:
-        return self._signing_kid
+        return next(iter(self._signers), None)
+
+    @property
+    def can_sign(self) -> bool:
+        return bool(self._signers)
 
     @property
     def kids(self) -> list[str]:
-        return list(self._keys)
+        """Key ids that verify."""
+        return list(self._verifiers)
 
-    def _mac(self, kid: str, payload: bytes) -> str:
-        return hmac.new(self._keys[kid], payload, hashlib.sha256).hexdigest()
+    def public_keys(self) -> list[str]:
+        """``kid:ed25519:<public>`` of every Ed25519 key (what to put in CRISISWATCH_CONTROL_PUBLIC_KEYS)."""
+        return [f"{kid}:{v.public_text}" for kid, v in self._verifiers.items() if v.public_text is not None]
 
     def sign(self, record: SignedT) -> SignedT:
         """A copy of ``record`` with ``kid`` and ``sig`` set by the signing key."""
-        if self._signing_kid is None:
-            raise SigningUnavailable("no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
-        unsigned = record.model_copy(update={"kid": self._signing_kid, "sig": None})
-        return unsigned.model_copy(update={"sig": self._mac(self._signing_kid, unsigned.signing_payload())})
+        kid = self.signing_kid
+        if kid is None:
+            raise SigningUnavailable(
+                "no signing key: set CRISISWATCH_CONTROL_KEYS='kid:ed25519:<private key>' "
+                "(`crisiswatch keys generate`) in the environment"
+            )
+        unsigned = record.model_copy(update={"kid": kid, "sig": None})
+        return unsigned.model_copy(update={"sig": self._signers[kid].sign(unsigned.signing_payload())})
 
     def verify_record(
         self,
@@ -181,13 +263,13 @@ class Keyring:
         sig, kid = obj.pop("sig", None), obj.get("kid")
         if not sig or not kid:
             raise ControlRejected("unsigned", "record carries no signature")
-        if not isinstance(kid, str) or kid not in self._keys:
+        if not isinstance(kid, str) or kid not in self._verifiers:
             raise ControlRejected("unknown_kid", f"unknown key id {str(kid)[:64]!r}")
         try:
-            expected = self._mac(kid, canonical_json(obj))
+            payload = canonical_json(obj)
         except (TypeError, ValueError) as exc:
             raise ControlRejected("malformed", "record cannot be canonicalised") from exc
-        if not isinstance(sig, str) or not hmac.compare_digest(expected, sig):
+        if not isinstance(sig, str) or not self._verifiers[kid].verify(payload, sig):
             raise ControlRejected("bad_signature", f"signature does not match key {kid!r}")
         try:
             record = model.model_validate({**obj, "sig": sig})
@@ -235,6 +317,27 @@ class ControlMessage(_Signed):
     def verify(self, keyring: Keyring, *, max_age_seconds: float | None = None, now: datetime | None = None) -> None:
         """Raise `ControlRejected` unless this message is signed by a key of ``keyring`` (and fresh)."""
         keyring.verify_record(self, ControlMessage, max_age_seconds=max_age_seconds, now=now)
+
+
+class Heartbeat(_Signed):
+    """The signed state heartbeat on ``publishing.control`` (key: ``heartbeat``).
+
+    A writer whose view of the topic is complete re-signs the state of every scope and then writes
+    this, every ``control_reassert_seconds``. It says "at ``signed_at``, the state was these scopes at
+    these ``seq``". A gate answers "yes" only while its newest heartbeat is younger than
+    ``control_heartbeat_max_age_seconds``, and treats a scope whose listed ``seq`` it does not hold as
+    unknown, so a wrong key, a truncated or emptied log, and a log nobody signs any more fail closed.
+    """
+
+    kind: Literal["heartbeat"] = "heartbeat"
+    writer: Annotated[str, StringConstraints(pattern=ACTOR_PATTERN)] = Field(
+        description="Which writer process signed it (component and a random id)."
+    )
+    signed_at: UtcDatetime
+    interval_seconds: float = Field(gt=0, description="How often this writer heartbeats.")
+    states: dict[Scope, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="The seq of every scope's state, as this writer holds it."
+    )
 
 
 class AuditRecord(BaseModel):
@@ -367,5 +470,6 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "control.v1.json": ControlMessage,
     "audit.v1.json": AuditRecord,
     "schedule.v1.json": Schedule,
+    "control_heartbeat.v1.json": Heartbeat,
 }
 """Picked up by ``python -m stream.schema_files``."""

@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
@@ -36,6 +39,17 @@ GATE_VIEW_AGE = Gauge(
     "Seconds since the gate last confirmed it was caught up with the control topic (-1: never).",
     ["gate"],
 )
+GATE_HEARTBEAT_AGE = Gauge(
+    "crisiswatch_gate_heartbeat_age_seconds",
+    "Seconds since the newest verified state heartbeat the gate holds was signed (-1: none).",
+    ["gate"],
+)
+LOG_RESETS = Counter(
+    "crisiswatch_control_log_resets",
+    "Times a reader saw a control-plane topic go backwards (truncated, emptied, re-created) and re-read it.",
+    ["component"],
+)
+HEARTBEATS = Counter("crisiswatch_control_heartbeats", "State heartbeats written by this process.", ["writer"])
 BACKLOG_POSTS = Counter("crisiswatch_backlog_posts", "Posts deferred by a pause and what became of them.", ["outcome"])
 RELAY_DELIVERIES = Counter("crisiswatch_relay_deliveries", "Webhook delivery attempts of control changes.", ["outcome"])
 SCHEDULE_TRANSITIONS = Counter("crisiswatch_schedule_transitions", "Pauses and resumes fired by schedules.", ["action"])
@@ -93,3 +107,43 @@ class ScopePausedTracker:
 
 SCOPES = ScopePausedTracker()
 """The tracker of this process (every `ControlView` reports to it unless given another)."""
+
+
+class ThrottledWarnings:
+    """Counts rejected control records in ``crisiswatch_control_messages_rejected`` and logs them without
+    flooding: the first of each (component, reason) at once, then at most one line per ``interval``
+    seconds saying how many more there were. A stream of forgeries costs a line a minute, not a line each.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._suppressed: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def rejected(self, component: str, reason: str, message: str) -> bool:
+        """Count one rejected record; returns whether a line was logged."""
+        MESSAGES_REJECTED.labels(component, reason).inc()
+        key = (component, reason)
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            more = self._suppressed.pop(key, 0)
+        suffix = f" (and {more} more {reason} record(s) in the last {self.interval:.0f} s)" if more else ""
+        self.logger.warning("%s: rejected a control record: %s%s", component, message, suffix)
+        return True
+
+
+REJECTIONS = ThrottledWarnings(logging.getLogger("crisiswatch.control"))
+"""The process's rate-limited log of rejected control records."""

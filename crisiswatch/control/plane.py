@@ -4,7 +4,7 @@ The risk agent uses it like this::
 
     from crisiswatch.control import ControlPlane
 
-    plane = ControlPlane(settings)          # needs CRISISWATCH_CONTROL_KEYS (first key signs)
+    plane = ControlPlane(settings)          # needs CRISISWATCH_CONTROL_KEYS (an Ed25519 private key)
     await plane.start()                     # reads the current state of every scope first
     result = await plane.pause("global", reason=alert.summary, actor="detector", alert_id=alert.alert_id)
     # result.changed is False when this alert already paused the scope (idempotent), or when the
@@ -22,10 +22,16 @@ after a person resumed; a detector pause replaces only a pause that would end by
 with ``resume_at``); a person's pause replaces any pause (it updates reason and resume choice); a
 schedule never replaces a pause that is not a schedule's.
 
-With ``reassert_seconds`` the plane also re-signs the current state of every scope periodically
-(new ``signed_at``) and right after it sees a rejected record on a scope, so that the latest record
-per key in the compacted topic is always a genuine, recent one (see `crisiswatch.control.view`).
-`crisiswatch schedule run` runs a plane this way.
+The state heartbeat: every ``control_reassert_seconds`` a plane re-signs the current state of every
+scope (new ``signed_at``) and then writes a signed `Heartbeat` listing every scope's ``seq``; gates fail
+closed without a fresh one (see `crisiswatch.control.gate`). ``heartbeat="primary"`` (what
+`crisiswatch schedule run` runs, and what ``reassert_seconds`` selects) always does it;
+``"standby"`` (the default: the worker's plane, the page's) does it only while no other writer's
+heartbeat is fresh, so a deployment without a scheduler is still covered and one with it writes one
+heartbeat per period; ``"off"`` never (short-lived CLI commands). A heartbeating plane also re-signs
+at once after it sees a rejected record, and when its follower sees the log go backwards (broker came
+back empty, truncation, topic re-created) it re-publishes every state the new log lacks or holds at a
+lower ``seq``, then heartbeats, so that the lost state comes back and newer changes still win.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -44,10 +52,12 @@ from crisiswatch.control import metrics
 from crisiswatch.control.follower import ControlFeed, stop_quietly
 from crisiswatch.control.messages import (
     DETECTOR,
+    HEARTBEAT_KEY,
     SCHEDULER,
     AuditRecord,
     ControlMessage,
     ControlRejected,
+    Heartbeat,
     Keyring,
     OnResume,
     SigningUnavailable,
@@ -60,6 +70,9 @@ from crisiswatch.settings import Settings
 from stream.records import utcnow
 
 log = logging.getLogger(__name__)
+
+
+HeartbeatMode = Literal["primary", "standby", "off"]
 
 
 class ResumeRefused(PermissionError):
@@ -92,14 +105,23 @@ class ControlPlane:
         keyring: Keyring | None = None,
         reassert_seconds: float | None = None,
         create_topics: bool = True,
+        heartbeat: HeartbeatMode | None = None,
+        writer: str = "plane",
     ):
         if not settings.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
         if self.keyring.signing_kid is None:
-            raise SigningUnavailable("no signing key: set CRISISWATCH_CONTROL_KEYS='kid:secret' in the environment")
+            raise SigningUnavailable(
+                "no signing key: set CRISISWATCH_CONTROL_KEYS='kid:ed25519:<private key>' in the environment "
+                "(`crisiswatch keys generate` makes a pair)"
+            )
         self.reassert_seconds = reassert_seconds
+        self.heartbeat_mode: HeartbeatMode = heartbeat or ("primary" if reassert_seconds else "standby")
+        self.heartbeat_seconds = reassert_seconds or settings.control_reassert_seconds
+        self.writer_id = f"{writer}-{uuid.uuid4().hex[:8]}"
+        """Names this process in its heartbeats."""
         self.create_topics = create_topics
         self.feed = ControlFeed(settings, self.keyring, component="plane")
         self.control_topic = settings.topic("publishing.control")
@@ -131,9 +153,11 @@ class ControlPlane:
         if not await self.feed.follower.wait_caught_up(timeout):
             await self.stop()
             raise TimeoutError(f"could not read {self.control_topic} within {timeout} s")
-        if self.reassert_seconds:
+        if self.heartbeat_mode != "off":
             self.feed.listeners.append(self._on_ingested)
-            self._spawn(self._reassert_loop())
+            self.feed.reset_listeners.append(self._on_reset)
+            await self._beat_unless_another_writer_does()  # before returning: a started writer vouches
+            self._spawn(self._heartbeat_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -262,26 +286,55 @@ class ControlPlane:
         Only done when this plane's view was confirmed complete within the last 2 s, so that an old
         state is never re-asserted over a newer one.
         """
+        if not self._view_is_current():
+            return 0
+        async with self._lock:
+            return len(await self._resign(scopes))
+
+    async def heartbeat(self) -> bool:
+        """Re-sign every scope's state, then write a signed `Heartbeat` listing them; False when this
+        plane's view is not current enough to vouch for the state."""
+        if not self._view_is_current():
+            return False
+        async with self._lock:
+            states = await self._resign(None)
+            beat = self.keyring.sign(
+                Heartbeat(
+                    writer=self.writer_id,
+                    signed_at=utcnow(),
+                    interval_seconds=self.heartbeat_seconds,
+                    states=states,
+                )
+            )
+            await self._send(self.control_topic, HEARTBEAT_KEY, beat.to_bytes())
+            self.feed.view.ingest(HEARTBEAT_KEY.encode(), beat.to_bytes(), live=True)
+        metrics.HEARTBEATS.labels(self.heartbeat_mode).inc()
+        log.debug("heartbeat of %d scope(s) by %s", len(states), self.writer_id)
+        return True
+
+    def _view_is_current(self) -> bool:
         age = self.feed.follower.view_age()
         if age is None or age > 2.0:
-            log.warning("not re-asserting: control view is %s s old", age)
-            return 0
-        count = 0
-        async with self._lock:
-            for scope, current in self.status().items():
-                if scopes is not None and scope not in scopes:
-                    continue
-                # Same seq, unless a later genuine record was refused (e.g. a resume that arrived too
-                # late): then a new seq, so that this state supersedes it for every reader.
-                seen = self.feed.view.max_seq(scope)
-                seq = current.seq if seen <= current.seq else seen + 1
-                update = {"signed_at": utcnow(), "seq": seq, "sig": None}
-                fresh = self.keyring.sign(current.model_copy(update=update))
-                await self._send(self.control_topic, scope, fresh.to_bytes())
-                with contextlib.suppress(ControlRejected):
-                    self.feed.view.apply(fresh)
-                count += 1
-        return count
+            log.warning("not re-signing the control state: this plane's view is %s s old", age)
+            return False
+        return True
+
+    async def _resign(self, scopes: list[str] | None) -> dict[str, int]:
+        """Re-sign the states of ``scopes`` (all: None) under the lock; returns scope -> seq published."""
+        published: dict[str, int] = {}
+        for scope, current in self.status().items():
+            if scopes is not None and scope not in scopes:
+                continue
+            # Same seq, unless a later genuine record was refused (e.g. a resume that arrived too
+            # late): then a new seq, so that this state supersedes it for every reader.
+            seen = self.feed.view.max_seq(scope)
+            seq = current.seq if seen <= current.seq else seen + 1
+            fresh = self.keyring.sign(current.model_copy(update={"signed_at": utcnow(), "seq": seq, "sig": None}))
+            await self._send(self.control_topic, scope, fresh.to_bytes())
+            with contextlib.suppress(ControlRejected):
+                self.feed.view.apply(fresh)
+            published[scope] = seq
+        return published
 
     # --- internals -------------------------------------------------------------------------------
     def _ignored(self, action: str, current: ControlMessage | None, note: str) -> ChangeResult:
@@ -343,33 +396,72 @@ class ControlPlane:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reassert_loop(self) -> None:
-        assert self.reassert_seconds
+    async def _heartbeat_loop(self) -> None:
+        """Heartbeat every period (standby: only while no other writer's is fresh)."""
         while True:
-            await asyncio.sleep(self.reassert_seconds)
-            try:
-                await self.reassert()
-            except Exception:
-                log.exception("re-assertion failed")
+            jitter = 1.0 if self.heartbeat_mode == "primary" else random.uniform(1.0, 1.25)
+            await asyncio.sleep(self.heartbeat_seconds * jitter)
+            await self._beat_unless_another_writer_does()
+
+    async def _beat_unless_another_writer_does(self) -> None:
+        if self.heartbeat_mode == "standby" and self._other_writer_beats():
+            return
+        try:
+            await self.heartbeat()
+        except Exception:
+            log.exception("state heartbeat failed")
+
+    def _other_writer_beats(self) -> bool:
+        beat = self.feed.view.heartbeat
+        if beat is None or beat.writer == self.writer_id:
+            return False
+        age = self.feed.view.heartbeat_age()
+        return age is not None and age < 1.5 * self.heartbeat_seconds
 
     def _on_ingested(self, result: Ingested) -> None:
-        """After a rejected record on a known scope, re-assert that scope (at most once a second)."""
-        scope = result.scope
-        if result.rejected is None or scope is None or self.get(scope) is None:
+        """After a rejected record on a scope, re-sign the state (at most every 2 s). A record under a key
+        this plane does not hold (``unknown_kid``: another writer's new key, not rolled out here yet) is
+        no reason: two writers that do not trust each other's keys would otherwise re-sign in turn."""
+        if result.rejected is None or result.scope is None or result.rejected.reason == "unknown_kid":
             return
         now = time.monotonic()
-        if now - self._repairing.get(scope, -10.0) < 1.0:
+        if now - self._repairing.get("*", -10.0) < 2.0:
             return
-        self._repairing[scope] = now
-        self._spawn(self._repair(scope))
+        self._repairing["*"] = now
+        self._spawn(self._repair(result.scope))
 
-    async def _repair(self, scope: str) -> None:
+    async def _repair(self, scope: str | None) -> None:
         await asyncio.sleep(0.2)  # let the follower read what else arrived
         try:
-            if await self.reassert([scope]):
-                log.warning("re-asserted %s after a rejected record", scope)
+            if await self.heartbeat():
+                log.warning("re-signed the control state after a rejected record (key %r)", scope)
         except Exception:
-            log.exception("repair of %s failed", scope)
+            log.exception("repair after a rejected record failed")
+
+    def _on_reset(self, before: dict[str, ControlMessage]) -> None:
+        """The log went backwards: once re-read, publish again what it lost."""
+        self._spawn(self._restore(before))
+
+    async def _restore(self, before: dict[str, ControlMessage]) -> None:
+        if not await self.feed.follower.wait_caught_up(60.0):
+            log.error("could not re-read %s after it went backwards: state not restored", self.control_topic)
+            return
+        restored = 0
+        async with self._lock:
+            for scope, old in before.items():
+                current = self.get(scope)
+                if current is not None and current.seq >= old.seq:
+                    continue  # the new log holds this state, or a newer one
+                fresh = self.keyring.sign(old.model_copy(update={"signed_at": utcnow(), "sig": None}))
+                await self._send(self.control_topic, scope, fresh.to_bytes())
+                with contextlib.suppress(ControlRejected):
+                    self.feed.view.apply(fresh)
+                restored += 1
+                log.warning("re-published %s (%s, seq %d) that the control topic lost", scope, old.state, old.seq)
+        if restored:
+            log.warning("restored %d scope state(s) after the control topic went backwards", restored)
+        with contextlib.suppress(Exception):
+            await self.heartbeat()
 
 
 def _check_scope(scope: str) -> None:

@@ -5,13 +5,13 @@ late ones), and POSTs each new change to every URL of ``Settings.relay_urls``
 (``CRISISWATCH_RELAY_URLS="https://ads.example/hooks/pause,https://..."``). On start it sends the
 current state of every scope once (receivers de-duplicate with the idempotency key), then every change.
 
-Each POST carries the signed control message as its JSON body (receivers that hold the key can verify
-``sig``), and the headers ``Idempotency-Key: <scope>:<seq>``, ``X-Crisiswatch-Event:
-publishing.paused|publishing.resumed`` and ``X-Crisiswatch-Scope``. A 2xx answer is success; a
-network error, a timeout, 408, 425, 429 or 5xx is retried with exponential backoff and jitter
-(0.5 s, 1 s, 2 s, ... up to 30 s, honouring ``Retry-After``), up to ``relay_max_attempts`` times;
-other answers are not retried. Each URL has its own ordered queue, so a slow receiver delays no other.
-Re-assertions (same ``seq``) are not sent again.
+Each POST carries the signed control message as its JSON body (receivers can verify ``sig`` with the
+Ed25519 public key of ``kid``, as a gate does), and the headers ``Idempotency-Key: <scope>:<seq>``,
+``X-Crisiswatch-Event: publishing.paused|publishing.resumed`` and ``X-Crisiswatch-Scope``. A 2xx
+answer is success; a network error, a timeout, 408, 425, 429 or 5xx is retried with exponential
+backoff and jitter (0.5 s, 1 s, 2 s, ... up to 30 s, honouring ``Retry-After``), up to
+``relay_max_attempts`` times; other answers are not retried. Each URL has its own ordered queue, so
+a slow receiver delays no other. Re-assertions (same ``seq``) and heartbeats are not sent.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ class Relay:
         if not self.urls:
             raise ValueError("no webhook URLs: set CRISISWATCH_RELAY_URLS='https://…[,https://…]'")
         keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
         if not keyring:
-            raise ValueError("the relay cannot verify control messages: set CRISISWATCH_CONTROL_KEYS")
+            raise ValueError("the relay cannot verify control messages: set CRISISWATCH_CONTROL_PUBLIC_KEYS")
         self.max_attempts = max_attempts or settings.relay_max_attempts
         self.backoff_initial_seconds = backoff_initial_seconds
         self.backoff_max_seconds = backoff_max_seconds

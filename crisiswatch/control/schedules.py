@@ -96,7 +96,12 @@ class ScheduleStore:
         """Set whenever a schedule is added, replaced or removed."""
         self._schedules: dict[str, Schedule] = {}
         self._follower = TopicFollower(
-            settings.bootstrap_servers, self.topic, self._on_record, name="schedules", settings=settings
+            settings.bootstrap_servers,
+            self.topic,
+            self._on_record,
+            name="schedules",
+            settings=settings,
+            component="scheduler",
         )
         self._producer: AIOKafkaProducer | None = None
 
@@ -177,8 +182,8 @@ class ScheduleStore:
             self._accept(schedule)
         except ControlRejected as rejected:
             self.rejected[rejected.reason] += 1
-            metrics.MESSAGES_REJECTED.labels("scheduler", rejected.reason).inc()
-            log.warning("rejected schedule record: %s", rejected)
+            detail = f"schedule record offset {record.offset}: {rejected}"
+            metrics.REJECTIONS.rejected("scheduler", rejected.reason, detail)
 
     def _accept(self, schedule: Schedule) -> None:
         current = self._schedules.get(schedule.id)

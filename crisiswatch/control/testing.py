@@ -6,22 +6,41 @@ Nothing here is used in production paths.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from crisiswatch.control.follower import topic_partitions
+from crisiswatch.control.keys import KeyPair, key_pair_text
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 
-TEST_KEYS = "test1:correct-horse-battery-staple"
+
+def fixed_key_pair(kid: str, label: str = "") -> KeyPair:
+    """A deterministic Ed25519 key pair for tests (derived from ``kid`` and ``label``; never for production)."""
+    seed = hashlib.sha256(f"crisiswatch test key {kid} {label}".encode()).digest()
+    return key_pair_text(kid, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+TEST_PAIR = fixed_key_pair("test1")
+TEST_KEYS = TEST_PAIR.private
+"""``CRISISWATCH_CONTROL_KEYS`` of test writers (an Ed25519 private key)."""
+TEST_PUBLIC_KEYS = TEST_PAIR.public
+"""``CRISISWATCH_CONTROL_PUBLIC_KEYS`` of test gates."""
 
 
 def with_test_keys(settings: Settings, keys: str = TEST_KEYS, **overrides: object) -> Settings:
-    """A copy of ``settings`` with control keys (and any other overrides)."""
+    """A copy of ``settings`` with control keys (a writer's private key, by default) and any other overrides."""
     return settings.model_copy(update={"control_keys": SecretStr(keys), **overrides})
+
+
+def with_public_keys(settings: Settings, public: str = TEST_PUBLIC_KEYS, **overrides: object) -> Settings:
+    """A copy of ``settings`` that holds only public keys (what a publishing service's gate gets)."""
+    return settings.model_copy(update={"control_keys": None, "control_public_keys": public, **overrides})
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> bool:
