@@ -1,7 +1,9 @@
-"""The bundled demo stream: six hours of mentions with one positive viral moment and one crisis.
+"""The bundled demo stream: a day of history, then six hours with one positive viral moment and one crisis.
 
 Deterministic (seeded) and generated on demand, so nothing large is shipped:
 
+- 2026-03-01 06:00 to 2026-03-02 06:00: a day of ordinary history, so that the brands are mature (a brand
+  pauses automatically only after ``maturity_seconds`` of history, 24 h by default);
 - 06:00-12:00  calm background for three brands (``acme``, ``globex``, ``initech``) and unrelated chatter,
   in eight languages, with a daily-looking rhythm and ordinary Poisson noise;
 - 10:00-10:20  ``acme`` goes viral for a good reason: ~15x volume, overwhelmingly positive
@@ -24,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-DURATION = timedelta(hours=6)
-VIRAL = ("acme", START + timedelta(hours=4), timedelta(minutes=20))
-CRISIS = ("globex", START + timedelta(hours=5), timedelta(minutes=40))
+HISTORY = timedelta(hours=24)
+"""A day of ordinary mentions first: a brand may pause automatically only with that much history."""
+START = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+DURATION = HISTORY + timedelta(hours=6)
+VIRAL = ("acme", START + HISTORY + timedelta(hours=4), timedelta(minutes=20))
+CRISIS = ("globex", START + HISTORY + timedelta(hours=5), timedelta(minutes=40))
 BASE_RATE = {"acme": 5.0, "globex": 4.0, "initech": 2.0, None: 3.0}  # mentions per minute
 SOURCES = ("twitter", "news", "reddit", "reviews", "blog", "forum")
 

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from scipy.special import gammainc
 
+from detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
 from detectors.episodes import EpisodeTracker
 from detectors.lexicon import CONCEPTS, concept_weight
 
@@ -119,10 +120,6 @@ class RiskPolicy:
     min_sources_to_pause: int = 1
     min_mentions_to_alert: int = 10
     """Fewer mentions than this in a window are never more than ``info``."""
-    critical_min_negativity: float = 0.5
-    """The negativity component a window needs before it can be ``critical``."""
-    critical_min_negative_share: float = 0.4
-    """The negative share a window needs before it can be ``critical``."""
     usual_negative_share: float = 0.15
     """Baseline negative share when the negativity detector gives none."""
     full_volume_ratio: float = 5.0
@@ -139,17 +136,27 @@ class RiskPolicy:
     """Consecutive windows below ``warning`` that resolve an episode."""
     cooldown_seconds: float = 1800.0
     """After a resolution, no new episode opens this soon unless it is worse than the last one."""
+    maturity_seconds: float = 86400.0
+    """A brand with less event-time history than this may warn (and say it would pause) but never pauses."""
+    pause_scope: Literal["brand", "global"] = "brand"
+    """What a pause stops: the brand's own publishing (``brand``) or every account (``global``)."""
     weights: RiskWeights = field(default_factory=RiskWeights)
+    crisis: CrisisPolicy = field(default_factory=CrisisPolicy)
+    """What ``critical`` needs: persistent, corroborated, brand-relative negativity (`detectors.crisis`)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.warning_at < self.critical_at <= 100:
             raise ValueError("need 0 < warning_at < critical_at <= 100")
         if self.pause_severity not in PAUSE_SEVERITIES:
             raise ValueError(f"pause_severity must be one of {PAUSE_SEVERITIES}, got {self.pause_severity!r}")
+        if self.pause_scope not in ("brand", "global"):
+            raise ValueError(f"pause_scope must be 'brand' or 'global', got {self.pause_scope!r}")
         if self.resolve_after < 1:
             raise ValueError("resolve_after must be at least 1")
         if isinstance(self.weights, dict):  # from JSON
             object.__setattr__(self, "weights", RiskWeights(**self.weights))
+        if isinstance(self.crisis, dict):
+            object.__setattr__(self, "crisis", CrisisPolicy(**self.crisis))
 
     def severity_of(self, risk: float) -> Severity:
         """Severity of a risk value by the thresholds alone (before the gates)."""
@@ -158,6 +165,10 @@ class RiskPolicy:
         if risk >= self.warning_at:
             return "warning"
         return "info"
+
+    def scope_for(self, brand: str) -> str:
+        """The control scope a pause for ``brand`` stops."""
+        return "global" if self.pause_scope == "global" else f"brand:{brand}"
 
     def pauses_at(self, severity: str) -> bool:
         """Whether a window of this severity reaches the pause severity."""
@@ -185,7 +196,7 @@ class RiskPolicy:
             raise ValueError(f"unknown risk policy field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = {
             name: getattr(settings, name)
-            for name in ("pause_severity", "min_mentions_to_pause", "min_sources_to_pause")
+            for name in ("pause_severity", "pause_scope", "min_mentions_to_pause", "min_sources_to_pause")
             if hasattr(settings, name)
         }
         return cls(**{**values, **overrides})
@@ -227,6 +238,14 @@ class BrandHistory:
     """Exponentially weighted mean number of sources per window."""
     languages_baseline: float = 0.0
     """Exponentially weighted mean number of known languages per window."""
+    first_start: float | None = None
+    """Event time of the brand's first window: its history is mature ``maturity_seconds`` later."""
+    gate: GateState = field(default_factory=GateState)
+    """The state of its `detectors.crisis.CrisisGate`."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gate, dict):  # from JSON
+            self.gate = GateState.from_dict(self.gate)
 
 
 def _clip(x: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -236,8 +255,16 @@ def _clip(x: float, low: float = 0.0, high: float = 1.0) -> float:
 
 
 def _finite(x: Any, default: float = 0.0) -> float:
+    """``x`` as a finite float: NaN and junk become ``default``; infinities and numbers too large for a float
+    (an int of 10^400 makes ``float()`` raise OverflowError) become +-1e300."""
     try:
         value = float(x)
+    except OverflowError:
+        try:
+            negative = x < 0
+        except Exception:
+            return default
+        return -1e300 if negative else 1e300
     except (TypeError, ValueError):
         return default
     if math.isnan(value):
@@ -383,20 +410,31 @@ class RiskAssessor:
             gates.append(
                 f"Capped at info: {mentions} mentions, fewer than the {policy.min_mentions_to_alert} needed to alert"
             )
-        critical_blocked = (
-            negativity_part < policy.critical_min_negativity or share < policy.critical_min_negative_share
+        gate = CrisisGate(policy.crisis, history.gate)
+        solo = window.solo_story_count if getattr(window, "solo_story_count", None) is not None else stories
+        mass = getattr(window, "negative_mass", None)
+        mass_sq = getattr(window, "negative_mass_sq", None)
+        if mass is None:  # a window without probabilities: its labels are the probabilities
+            mass = mass_sq = float(getattr(window, "negative_story_count", 0) or negative)
+        shared_fraction = solo / stories if stories else 1.0
+        verdict = gate.observe(
+            float(window.start), float(window.end) - float(window.start), int(solo), _finite(mass),
+            _finite(mass_sq or 0.0), expected * shared_fraction if warm else stories, mentions, terms, learn=learn,
         )
-        if critical_blocked and risk >= policy.critical_at:
+        if verdict.critical and mentions >= policy.min_mentions_to_alert:
+            risk = max(risk, policy.critical_at)
+        elif risk >= policy.critical_at:
             risk = policy.critical_at - 1.0
-            gates.append(
-                f"Capped at warning: negativity too weak for critical ({share:.0%} negative, "
-                f"negativity {negativity_part:.2f} < {policy.critical_min_negativity:.2f} needed)"
-            )
+            gates.append("Capped at warning: " + _not_critical_because(verdict, policy))
         risk = round(_clip(risk, 0.0, 100.0), 1)
         severity = policy.severity_of(risk)
         enough_mentions = mentions >= policy.min_mentions_to_pause
         enough_sources = len(sources) >= policy.min_sources_to_pause
-        pause = policy.pauses_at(severity) and enough_mentions and enough_sources
+        first_start = history.first_start if history.first_start is not None else float(window.start)
+        history_seconds = float(window.end) - first_start
+        mature = history_seconds >= policy.maturity_seconds
+        would_pause = policy.pauses_at(severity) and enough_mentions and enough_sources
+        pause = would_pause and mature
 
         components = {
             "volume": volume_part, "reach": reach_part, "spread": spread_part, "acceleration": acceleration_part,
@@ -409,9 +447,18 @@ class RiskAssessor:
             previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration, top=list(window.top or []),
         )
         explanation = _explain(facts, volume, negativity, components, risk, gates)
-        explanation.append(_pause_line(policy, severity, pause, mentions, len(sources)))
+        if verdict.candidate or verdict.critical:
+            explanation.extend(verdict.reasons)
+        explanation.append(
+            _pause_line(policy, severity, pause, mentions, len(sources), would_pause and not mature, history_seconds)
+        )
         evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
+        evidence["crisis"] = _verdict_evidence(verdict)
+        evidence["would_pause"] = would_pause
+        evidence["history_hours"] = round(history_seconds / 3600.0, 2)
         if learn:
+            if history.first_start is None:
+                history.first_start = float(window.start)
             self._learn(
                 brand, history, window, stories, reach, len(sources), len(known_languages),
                 usual if own_test else None, expected if single else None,
@@ -566,7 +613,47 @@ def _explain(
     return lines
 
 
-def _pause_line(policy: RiskPolicy, severity: str, pause: bool, mentions: int, sources: int) -> str:
+def _not_critical_because(verdict: CrisisVerdict, policy: RiskPolicy) -> str:
+    """Why a window that scores high is not critical, in one phrase."""
+    c = policy.crisis
+    if not verdict.candidate:
+        best = verdict.scale
+        if best is None or best.stories == 0:
+            return "no negativity to corroborate"
+        return (
+            f"negativity not unusual enough for this brand ({best.score:.1f} sd of {c.score:g}, "
+            f"{best.ratio:.1f}x usual negative stories of {c.negative_ratio:g})"
+        )
+    if verdict.persisted < c.persist:
+        return f"negativity not persistent yet ({verdict.persisted} of {c.persist} windows)"
+    return "negativity not corroborated (no unusual crisis terms, no record volume)"
+
+
+def _verdict_evidence(verdict: CrisisVerdict) -> dict[str, Any]:
+    best = verdict.scale
+    return {
+        "critical": verdict.critical,
+        "candidate": verdict.candidate,
+        "persisted": verdict.persisted,
+        "corroboration": list(verdict.corroboration),
+        "unusual_terms": dict(verdict.unusual_terms),
+        "usual_negativity": round(verdict.usual_negativity, 4),
+        "scale": None if best is None else {
+            "windows": best.windows, "stories": best.stories, "negative": best.negative, "usual": best.usual,
+            "score": best.score, "lift": best.lift, "ratio": best.ratio,
+        },
+    }
+
+
+def _pause_line(
+    policy: RiskPolicy, severity: str, pause: bool, mentions: int, sources: int, immature: bool = False,
+    history_seconds: float = 0.0,
+) -> str:
+    if immature:
+        return (
+            f"Pause: would pause, but the brand has only {history_seconds / 3600:.1f} h of history "
+            f"({policy.maturity_seconds / 3600:g} h needed before pausing automatically)"
+        )
     if pause:
         return (
             f"Pause: yes ({severity} >= {policy.pause_severity}, {mentions} mentions >= "

@@ -32,16 +32,18 @@ class DistinctCounter:
     k: int = DISTINCT_K
     mins: list[int] = field(default_factory=list)
 
-    def add(self, key: int) -> None:
+    def add(self, key: int) -> bool:
+        """Count ``key``; True when it was not counted before (exact below ``k`` distinct keys)."""
         mins = self.mins
         if len(mins) >= self.k and key >= mins[-1]:
-            return
+            return False
         pos = bisect.bisect_left(mins, key)
         if pos < len(mins) and mins[pos] == key:
-            return
+            return False
         mins.insert(pos, key)
         if len(mins) > self.k:
             mins.pop()
+        return True
 
     def count(self) -> int:
         if len(self.mins) < self.k:
@@ -64,6 +66,8 @@ class MentionFacts:
     url: str | None = None
     p_negative: float | None = None
     """The sentiment model's probability that the mention is negative, when known."""
+    shared: bool = False
+    """The mention also names another watched brand (a competitor's story may name this one in passing)."""
 
 
 @dataclass
@@ -79,15 +83,19 @@ class WindowAggregate:
     positive: int = 0
     reach: int = 0
     late_mentions: int = 0
-    expected_negative: float = 0.0
-    """Sum of the mentions' negative probabilities (mentions without one count their label as 0 or 1)."""
-    negative_variance: float = 0.0
-    """Sum of p(1-p): the variance of the negative count given those probabilities."""
+    negative_mass: float = 0.0
+    """Sum over distinct solo stories (each story's first mention, naming no other watched brand) of its
+    negative probability: the expected number of negative stories about this brand. A mention without a
+    probability counts its label as 0 or 1."""
+    negative_mass_sq: float = 0.0
+    """Sum of the squares of those probabilities (with ``negative_mass``: their spread across stories)."""
     languages: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
+    shared_mentions: int = 0
     stories: DistinctCounter = field(default_factory=DistinctCounter)
     negative_stories: DistinctCounter = field(default_factory=DistinctCounter)
+    solo_stories: DistinctCounter = field(default_factory=DistinctCounter)
     top: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, m: MentionFacts, late: bool = False) -> None:
@@ -100,11 +108,6 @@ class WindowAggregate:
             self.positive += 1
         else:
             self.neutral += 1
-        p = m.p_negative
-        if p is None or not 0.0 <= p <= 1.0:  # NaN fails both comparisons
-            p = 1.0 if m.sentiment == "negative" else 0.0
-        self.expected_negative += p
-        self.negative_variance += p * (1.0 - p)
         self.reach += m.reach
         self.late_mentions += late
         self.languages[m.lang] += 1
@@ -112,6 +115,14 @@ class WindowAggregate:
         for term in m.crisis_terms:
             self.crisis_terms[term] += 1
         self.stories.add(m.story)
+        if m.shared:
+            self.shared_mentions += 1
+        elif self.solo_stories.add(m.story):
+            p = m.p_negative
+            if p is None or not 0.0 <= p <= 1.0:  # NaN fails both comparisons
+                p = 1.0 if m.sentiment == "negative" else 0.0
+            self.negative_mass += p
+            self.negative_mass_sq += p * p
         self._consider_top(m)
 
     def _consider_top(self, m: MentionFacts) -> None:
@@ -147,6 +158,10 @@ class WindowAggregate:
     def negative_story_count(self) -> int:
         return self.negative_stories.count()
 
+    @property
+    def solo_story_count(self) -> int:
+        return self.solo_stories.count()
+
     def to_state(self) -> dict[str, Any]:
         return {
             "brand": self.brand,
@@ -158,13 +173,15 @@ class WindowAggregate:
             "positive": self.positive,
             "reach": self.reach,
             "late_mentions": self.late_mentions,
-            "expected_negative": self.expected_negative,
-            "negative_variance": self.negative_variance,
+            "negative_mass": self.negative_mass,
+            "negative_mass_sq": self.negative_mass_sq,
             "languages": dict(self.languages),
             "sources": dict(self.sources),
             "crisis_terms": dict(self.crisis_terms),
             "stories": self.stories.mins,
             "negative_stories": self.negative_stories.mins,
+            "solo_stories": self.solo_stories.mins,
+            "shared_mentions": self.shared_mentions,
             "top": self.top,
         }
 
@@ -180,13 +197,15 @@ class WindowAggregate:
             positive=s["positive"],
             reach=s["reach"],
             late_mentions=s["late_mentions"],
-            expected_negative=s.get("expected_negative", float(s["negative"])),
-            negative_variance=s.get("negative_variance", 0.0),
+            negative_mass=s.get("negative_mass", 0.0),
+            negative_mass_sq=s.get("negative_mass_sq", 0.0),
             languages=Counter(s["languages"]),
             sources=Counter(s["sources"]),
             crisis_terms=Counter(s["crisis_terms"]),
             stories=DistinctCounter(mins=list(s["stories"])),
             negative_stories=DistinctCounter(mins=list(s["negative_stories"])),
+            solo_stories=DistinctCounter(mins=list(s.get("solo_stories", []))),
+            shared_mentions=s.get("shared_mentions", 0),
             top=list(s["top"]),
         )
 
@@ -210,8 +229,10 @@ class WindowSummary:
     late_mentions: int = 0
     story_count: int = 0
     negative_story_count: int = 0
-    expected_negative: float | None = None
-    negative_variance: float | None = None
+    negative_mass: float | None = None
+    negative_mass_sq: float | None = None
+    solo_story_count: int | None = None
+    shared_mentions: int = 0
     languages: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
@@ -232,8 +253,10 @@ def summarise(window: WindowAggregate) -> WindowSummary:
         late_mentions=window.late_mentions,
         story_count=window.story_count,
         negative_story_count=window.negative_story_count,
-        expected_negative=window.expected_negative,
-        negative_variance=window.negative_variance,
+        negative_mass=window.negative_mass,
+        negative_mass_sq=window.negative_mass_sq,
+        solo_story_count=window.solo_story_count,
+        shared_mentions=window.shared_mentions,
         languages=Counter(window.languages),
         sources=Counter(window.sources),
         crisis_terms=Counter(window.crisis_terms),

@@ -41,6 +41,7 @@ def mention_facts(mention: WindowedMention) -> MentionFacts:
         crisis_terms=mention.crisis_terms,
         url=mention.url,
         p_negative=mention.p_negative,
+        shared=len(mention.brands) > 1,
     )
 
 
@@ -57,6 +58,9 @@ def score_of(result: SpikeResult) -> SpikeScore:
         p_value=result.p_value,
         spike=result.spike,
         windows=result.windows,
+        burst_rank=result.burst_rank,
+        after_gap=result.after_gap,
+        gap=result.gap,
     )
 
 
@@ -81,8 +85,10 @@ def to_signal(closed: ClosedWindow) -> Signal:
         volume=score_of(closed.volume),
         negativity=score_of(closed.negativity),
         late_mentions=w.late_mentions,
-        expected_negative=w.expected_negative,
-        negative_variance=w.negative_variance,
+        negative_mass=w.negative_mass,
+        negative_mass_sq=w.negative_mass_sq,
+        solo_stories=w.solo_story_count,
+        shared_mentions=w.shared_mentions,
     )
 
 
@@ -95,6 +101,9 @@ def spike_of(score: SpikeScore) -> SpikeResult:
         p_value=score.p_value,
         spike=score.spike,
         windows=score.windows,
+        burst_rank=score.burst_rank,
+        after_gap=score.after_gap,
+        gap=score.gap,
     )
 
 
@@ -112,8 +121,10 @@ def summary_of(signal: Signal) -> WindowSummary:
         late_mentions=signal.late_mentions,
         story_count=signal.stories,
         negative_story_count=signal.negative_stories,
-        expected_negative=signal.expected_negative,
-        negative_variance=signal.negative_variance,
+        negative_mass=signal.negative_mass,
+        negative_mass_sq=signal.negative_mass_sq,
+        solo_story_count=signal.solo_stories,
+        shared_mentions=signal.shared_mentions,
         languages=Counter(signal.languages),
         sources=Counter(signal.sources),
         crisis_terms=Counter(signal.crisis_terms),

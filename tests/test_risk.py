@@ -79,9 +79,25 @@ def crisis(
     return window, spike(mentions * 0.9, expected, score), spike(negative, mentions * 0.12, score)
 
 
+MATURE = RiskPolicy(maturity_seconds=0)
+"""Most tests start right after a short warm-up: their brands count as mature (the maturity rule has its own test)."""
+
+
+def crisis_run(target: RiskAssessor | BrandRiskMonitor, start: float = T0, **kwargs: Any) -> list[Any]:
+    """Crisis windows one after another until one is critical (at most ``persist_of``): the assessments or decisions."""
+    out = []
+    for i in range(target.policy.crisis.persist_of):
+        step = crisis(start + i * SIZE, **kwargs)
+        out.append(target.assess(*step) if isinstance(target, RiskAssessor) else target.observe(*step))
+        severity = out[-1].severity if isinstance(target, RiskAssessor) else out[-1].assessment.severity
+        if severity == "critical":
+            break
+    return out
+
+
 def warm_assessor(policy: RiskPolicy | None = None, brand: str = "acme") -> RiskAssessor:
     """An assessor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
-    assessor = RiskAssessor(policy)
+    assessor = RiskAssessor(policy or MATURE)
     for i in range(assessor.policy.warmup_windows, 0, -1):
         assessor.assess(*calm(T0 - i * SIZE))
     return assessor
@@ -89,7 +105,7 @@ def warm_assessor(policy: RiskPolicy | None = None, brand: str = "acme") -> Risk
 
 def warm_monitor(policy: RiskPolicy | None = None) -> BrandRiskMonitor:
     """A monitor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
-    monitor = BrandRiskMonitor("acme", policy)
+    monitor = BrandRiskMonitor("acme", policy or MATURE)
     for i in range(monitor.policy.warmup_windows, 0, -1):
         assert monitor.observe(*calm(T0 - i * SIZE)).alert_kind is None
     return monitor
@@ -108,30 +124,35 @@ def test_negative_crisis_in_each_language_is_critical(language: str) -> None:
     """Real texts through the lexicon and near-duplicate folding into a window, then into risk."""
     rng = random.Random(language)
     base = CRISIS_TEXTS[language]
-    window = WindowAggregate(brand="acme", start=T0, end=T0 + SIZE)
     filler = [w.strip(",") for text in CRISIS_TEXTS.values() for w in text.split()]
-    texts = [f"{' '.join(rng.choices(filler, k=12))} {base}" for _ in range(300)]  # distinct voices, one topic
-    for i, (text, terms) in enumerate(zip(texts, find_crisis_terms_batch(texts), strict=True)):
-        window.add(MentionFacts(
-            id=f"m{i}", text=text, source=["twitter", "news", "forum"][i % 3], reach=200 + 37 * i,
-            lang=language[:2], sentiment="negative" if i % 5 else "neutral", story=story_key(text),
-            crisis_terms=terms,
-        ))
-    assert window.crisis_terms, "the lexicon must find the crisis in this language"
-    assert window.story_count > 150
-    volume = spike(window.story_count, 25, 30)
-    negativity = spike(window.negative, window.mentions * 0.12, 40)
-    assessment = warm_assessor().assess(window, volume, negativity)
+    assessor = warm_assessor()
+    for minute in range(assessor.policy.crisis.persist):  # the crisis goes on: one window is not enough
+        window = WindowAggregate(brand="acme", start=T0 + minute * SIZE, end=T0 + (minute + 1) * SIZE)
+        texts = [f"{' '.join(rng.choices(filler, k=12))} {base}" for _ in range(300)]  # distinct voices, one topic
+        for i, (text, terms) in enumerate(zip(texts, find_crisis_terms_batch(texts), strict=True)):
+            window.add(MentionFacts(
+                id=f"m{i}", text=text, source=["twitter", "news", "forum"][i % 3], reach=200 + 37 * i,
+                lang=language[:2], sentiment="negative" if i % 5 else "neutral", story=story_key(text),
+                crisis_terms=terms,
+            ))
+        assert window.crisis_terms, "the lexicon must find the crisis in this language"
+        assert window.story_count > 150
+        volume = spike(window.story_count, 25, 30)
+        negativity = spike(window.negative, window.mentions * 0.12, 40)
+        assessment = assessor.assess(window, volume, negativity)
     assert assessment.severity == "critical", assessment.explanation
     assert assessment.pause
     assert assessment.risk >= 70
 
 
 def test_critical_needs_no_lexicon_hit_when_negativity_is_strong() -> None:
-    window, volume, negativity = crisis(T0)
-    window.crisis_terms = Counter()
-    window.languages = Counter({"sw": window.mentions})  # a language the lexicon does not know
-    assert warm_assessor().assess(window, volume, negativity).severity == "critical"
+    assessor = warm_assessor()
+    for i in range(assessor.policy.crisis.persist):
+        window, volume, negativity = crisis(T0 + i * SIZE)
+        window.crisis_terms = Counter()
+        window.languages = Counter({"sw": window.mentions})  # a language the lexicon does not know
+        assessment = assessor.assess(window, volume, negativity)
+    assert assessment.severity == "critical", assessment.explanation
 
 
 def test_positive_viral_moment_is_never_critical() -> None:
@@ -157,16 +178,20 @@ def test_neutral_news_spike_is_not_critical() -> None:
 
 
 def test_minimum_evidence_blocks_the_pause() -> None:
-    window = summary(15, 14, stories=15, reach=3_000_000, sources={"twitter": 15}, terms={"fraud": 12})
-    assessment = warm_assessor().assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
-    assert assessment.severity == "critical"
+    assessor = warm_assessor()
+    for i in range(assessor.policy.crisis.persist):
+        window = summary(15, 14, start=T0 + i * SIZE, stories=15, reach=3_000_000, sources={"twitter": 15},
+                         terms={"fraud": 12})
+        assessment = assessor.assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
+    assert assessment.severity == "critical", assessment.explanation
     assert not assessment.pause
     assert any("not enough evidence" in line for line in assessment.explanation)
     # and with enough mentions but a single source when two are required
-    window, volume, negativity = crisis(T0)
-    window.sources = Counter({"twitter": window.mentions})
-    strict = warm_assessor(RiskPolicy(min_sources_to_pause=2))
-    assessment = strict.assess(window, volume, negativity)
+    strict = warm_assessor(RiskPolicy(min_sources_to_pause=2, maturity_seconds=0))
+    for i in range(strict.policy.crisis.persist):
+        window, volume, negativity = crisis(T0 + i * SIZE)
+        window.sources = Counter({"twitter": window.mentions})
+        assessment = strict.assess(window, volume, negativity)
     assert assessment.severity == "critical" and not assessment.pause
 
 
@@ -196,7 +221,7 @@ def test_sparse_brand_noise_raises_no_alert_with_the_real_detectors() -> None:
 
 def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
     rng = random.Random(9)
-    monitor = BrandRiskMonitor("acme")
+    monitor = BrandRiskMonitor("acme", MATURE)
     volume, negativity = VolumeSpikeDetector(SIZE), NegativeSpikeDetector(SIZE)
     decisions = []
     counts = [rng.randrange(20, 40) for _ in range(240)] + [350, 420, 380] + [rng.randrange(20, 40) for _ in range(8)]
@@ -214,64 +239,74 @@ def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
             window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
         ))
     assert all(d.alert_kind is None for d in decisions[:240])
-    first = decisions[240]
-    assert first.alert_kind == "opened" and first.assessment.severity == "critical" and first.pause
-    assert sum(d.pause for d in decisions) == 1
-    assert [d.alert_kind for d in decisions if d.alert_kind] == ["opened", "resolved"]
+    assert decisions[240].alert_kind == "opened"  # the first crisis window opens the episode…
+    critical = next(d for d in decisions[240:] if d.assessment.severity == "critical")
+    assert decisions.index(critical) <= 240 + monitor.policy.crisis.persist_of - 1  # …persistence makes it critical
+    assert critical.pause and sum(d.pause for d in decisions) == 1
+    kinds = [d.alert_kind for d in decisions if d.alert_kind]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved" and set(kinds) <= {"opened", "escalated", "resolved"}
     assert len({d.episode_id for d in decisions if d.episode_id}) == 1
 
 
 def test_one_episode_escalates_warning_to_critical_with_a_single_pause_and_resolves() -> None:
     monitor = warm_monitor()
     steps = [calm(T0), calm(T0 + 60), warning_window(T0 + 120), crisis(T0 + 180), crisis(T0 + 240, mentions=500)]
-    steps += [calm(T0 + 300 + 60 * i) for i in range(3)]
+    steps += [crisis(T0 + 300), calm(T0 + 360)] + [calm(T0 + 420 + 60 * i) for i in range(3)]
     decisions = [monitor.observe(*step) for step in steps]
     kinds = [d.alert_kind for d in decisions]
     severities = [d.assessment.severity for d in decisions]
-    assert severities[2] == "warning" and severities[3] == "critical"
-    assert kinds == [None, None, "opened", "escalated", None, None, None, "resolved"]
-    assert [d.pause for d in decisions] == [False, False, False, True, False, False, False, False]
-    ids = {d.episode_id for d in decisions[2:]}
+    # one crisis window alone is not critical yet: it must persist (2 of the last 3 windows)
+    assert severities[2:6] == ["warning", "warning", "critical", "critical"]
+    assert "not persistent yet" in " ".join(decisions[3].assessment.explanation)
+    assert kinds == [None, None, "opened", None, "escalated", None, None, None, "resolved", None]
+    assert [d.pause for d in decisions] == [False] * 4 + [True] + [False] * 5
+    ids = {d.episode_id for d in decisions[2:9]}
     assert len(ids) == 1 and None not in ids
     assert monitor.episode_id is None
 
 
 def test_cooldown_keeps_one_crisis_one_episode() -> None:
-    policy = RiskPolicy(cooldown_seconds=3600, resolve_after=2)
+    policy = RiskPolicy(cooldown_seconds=3600, resolve_after=2, maturity_seconds=0)
     monitor = warm_monitor(policy)
     t = T0
-    first = monitor.observe(*crisis(t))
-    monitor.observe(*calm(t + 60))
-    resolved = monitor.observe(*calm(t + 120))
-    assert (first.alert_kind, resolved.alert_kind) == ("opened", "resolved")
-    again = monitor.observe(*crisis(t + 600))  # the same crisis flaring up within the cool-down
-    assert again.alert_kind is None and not again.pause
-    later = monitor.observe(*crisis(t + 600 + 3600 + 60))
-    assert later.alert_kind == "opened" and later.pause and later.episode_id != first.episode_id
+    first = crisis_run(monitor, t)
+    assert first[0].alert_kind == "opened" and first[-1].pause
+    t += len(first) * SIZE
+    monitor.observe(*calm(t))
+    resolved = monitor.observe(*calm(t + 60))
+    assert resolved.alert_kind == "resolved"
+    again = crisis_run(monitor, t + 600)  # the same crisis flaring up within the cool-down
+    assert all(d.alert_kind is None and not d.pause for d in again)
+    later = crisis_run(monitor, t + 600 + 3600 + 60)
+    assert later[0].alert_kind == "opened" and later[0].episode_id != first[0].episode_id
 
 
 def test_state_round_trips_through_json_mid_episode() -> None:
     monitor = warm_monitor()
     monitor.observe(*calm(T0))
-    opened = monitor.observe(*crisis(T0 + 60))
+    run = crisis_run(monitor, T0 + 60)
+    opened = run[-1]
     assert opened.pause
+    t = T0 + 60 + len(run) * SIZE
     state = json.loads(json.dumps(monitor.to_state(), allow_nan=False))
     restored = BrandRiskMonitor.from_state(state)
-    again = restored.observe(*crisis(T0 + 120))
+    again = restored.observe(*crisis(t))
     assert again.episode_id == opened.episode_id and not again.pause and again.alert_kind is None
-    kinds = [restored.observe(*calm(T0 + 180 + 60 * i)).alert_kind for i in range(3)]
+    assert again.assessment.severity == "critical"  # the gate's memory survived the round trip
+    kinds = [restored.observe(*calm(t + 60 + 60 * i)).alert_kind for i in range(3)]
     assert kinds == [None, None, "resolved"]
-    assert restored.to_state()["assessor"]["history"]["acme"]["windows"] == 5 + 6  # warm-up + this test's
+    windows = restored.to_state()["assessor"]["history"]["acme"]["windows"]
+    assert windows == 5 + 1 + len(run) + 1 + 3  # warm-up + this test's
     # a policy given on restore wins over the stored one
     never = BrandRiskMonitor.from_state(state, policy=RiskPolicy(pause_severity="never"))
     assert never.policy.pause_severity == "never"
 
 
 def test_pause_severity_knob() -> None:
-    never = warm_monitor(RiskPolicy(pause_severity="never"))
-    decision = never.observe(*crisis(T0))
+    never = warm_monitor(RiskPolicy(pause_severity="never", maturity_seconds=0))
+    decision = crisis_run(never)[-1]
     assert decision.assessment.severity == "critical" and not decision.pause
-    eager = warm_monitor(RiskPolicy(pause_severity="warning", min_mentions_to_pause=50))
+    eager = warm_monitor(RiskPolicy(pause_severity="warning", min_mentions_to_pause=50, maturity_seconds=0))
     decision = eager.observe(*warning_window(T0))
     assert decision.assessment.severity == "warning" and decision.pause and decision.alert_kind == "opened"
     with pytest.raises(ValueError):
@@ -314,8 +349,7 @@ def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
 
 
 def test_explanation_summary_and_evidence() -> None:
-    window, volume, negativity = crisis(T0)
-    assessment = warm_assessor().assess(window, volume, negativity)
+    assessment = crisis_run(warm_assessor())[-1]
     assert assessment.summary.startswith("acme: 360 stories (400 mentions) vs 30 expected (11.6x), 80% negative vs 12%")
     assert "3 languages" in assessment.summary and "terms: data_leak" in assessment.summary
     text = "\n".join(assessment.explanation)
@@ -357,11 +391,27 @@ def test_out_of_order_window_is_scored_but_not_learned() -> None:
 
 def test_a_new_brand_has_no_baseline_so_its_first_windows_never_pause() -> None:
     """Without a baseline, volume and acceleration say nothing: a new brand can warn, not pause."""
-    fresh = RiskAssessor()
+    fresh = RiskAssessor(MATURE)
     first = fresh.assess(*crisis(T0))
     assert first.evidence["components"]["volume"] == 0.0 and first.evidence["components"]["acceleration"] == 0.0
     assert first.severity != "critical" and not first.pause
-    assert warm_assessor().assess(*crisis(T0)).severity == "critical"
+    assert crisis_run(warm_assessor())[-1].severity == "critical"
+
+
+def test_a_brand_younger_than_its_baseline_warns_and_would_pause_but_never_pauses() -> None:
+    """Maturity: less than ``maturity_seconds`` (24 h by default) of history never pauses automatically."""
+    young = BrandRiskMonitor("acme")  # the default policy: 24 h
+    for i in range(60):
+        young.observe(*calm(T0 + i * SIZE))
+    decisions = crisis_run(young, T0 + 60 * SIZE)
+    last = decisions[-1]
+    assert last.assessment.severity == "critical" and not last.pause
+    assert last.assessment.evidence["would_pause"] is True
+    assert "would pause, but the brand has only 1.0 h of history" in " ".join(last.assessment.explanation)
+    mature = BrandRiskMonitor("acme")
+    for i in range(0, 25 * 60, 5):  # a day of history (every fifth window is enough to learn from)
+        mature.observe(*calm(T0 + i * SIZE))
+    assert crisis_run(mature, T0 + 25 * 60 * SIZE)[-1].pause
 
 
 def test_usual_sources_and_languages_are_not_spread() -> None:

@@ -11,8 +11,9 @@ timeline for the pictures.
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from stream.decisions import RiskBook, mention_facts, to_signal
 from stream.records import Alert, WindowedMention
 from stream.windowing import BrandWindows
 
+REORDER_SECONDS = 3600.0
+"""Mentions up to this much older than the newest one read are put back in order on the fly."""
 FAR_FUTURE = 10.0 * 365 * 86400
 """How far past the last mention the final flush moves event time (as the worker's idle flush does)."""
 
@@ -95,13 +98,45 @@ class Backtest:
         self.book = RiskBook(policy)
         self.windows: dict[str, BrandWindows] = {}
         self.keep_timelines = timelines
+        self._disordered = False
 
-    def run(self, mentions: Iterable[WindowedMention]) -> BacktestResult:
-        """Decide on every window of ``mentions`` (any order: they are sorted by event time first)."""
+    def run(self, source: Callable[[], Iterable[WindowedMention]]) -> BacktestResult:
+        """Decide on every window of the mentions ``source()`` yields, oldest first.
+
+        Mentions are put back in event-time order through a buffer of ``REORDER_SECONDS``; a mention older
+        than that behind the newest one means the input is badly out of order, and the whole input is then
+        sorted in memory and replayed from the start, so the result is event-time exact either way.
+        """
+        result = self._run(self._reordered(source()))
+        if self._disordered:
+            self.__init__(self.settings, self.policy, self.keep_timelines)  # type: ignore[misc]
+            ordered = sorted(
+                ((m.created_at.timestamp(), m) for m in source() if m.brand is not None), key=lambda item: item[0]
+            )
+            result = self._run(iter(ordered))
+        return result
+
+    def _reordered(self, mentions: Iterable[WindowedMention]) -> Iterator[tuple[float, WindowedMention]]:
+        heap: list[tuple[float, int, WindowedMention]] = []
+        newest = released = float("-inf")
+        for seq, mention in enumerate(mentions):
+            if mention.brand is None:
+                continue
+            t = mention.created_at.timestamp()
+            if t < released:
+                self._disordered = True
+                return
+            newest = max(newest, t)
+            heapq.heappush(heap, (t, seq, mention))
+            while heap and heap[0][0] < newest - REORDER_SECONDS:
+                released, _, item = heapq.heappop(heap)
+                yield released, item
+        while heap:
+            t, _, item = heapq.heappop(heap)
+            yield t, item
+
+    def _run(self, items: Iterator[tuple[float, WindowedMention]]) -> BacktestResult:
         result = BacktestResult()
-        items = sorted(
-            ((m.created_at.timestamp(), m) for m in mentions if m.brand is not None), key=lambda item: item[0]
-        )
         size = float(self.settings.window_seconds)
         current: dict[str, float] = {}
         for t, mention in items:
@@ -120,6 +155,8 @@ class Backtest:
             windows.add(t, mention_facts(mention))
             result.last_mention[brand] = t
             result.mentions += 1
+        if self._disordered:
+            return result
         end = max(result.last_mention.values(), default=0.0)
         for windows in self.windows.values():
             self._close(windows, end + FAR_FUTURE, result)

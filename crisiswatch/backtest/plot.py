@@ -16,14 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
 
-from detectors.risk import RiskPolicy  # noqa: E402
+from detectors.risk import RiskPolicy
 
-from .engine import PauseEvent, Timeline  # noqa: E402
-from .scoring import Episode  # noqa: E402
+from .engine import PauseEvent, Timeline
+from .scoring import Episode
 
 
 def _dates(ts: Sequence[float]) -> Any:

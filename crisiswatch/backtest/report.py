@@ -80,7 +80,7 @@ def run_backtest(
     enriched = enrich_file(mentions, settings, out / "cache", progress)
     enrich_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = Backtest(settings, policy).run(read_enriched(enriched.path))
+    result = Backtest(settings, policy).run(lambda: read_enriched(enriched.path))
     decide_seconds = time.perf_counter() - started
     scores = score(result, events, maturity_seconds=policy.maturity_seconds) if events else None
     run = BacktestRun(enriched, result, scores, policy, enrich_seconds, decide_seconds, out)

@@ -171,7 +171,7 @@ def score(
         if event.expect_pause:
             crises[event.brand].append(span_of(event))
             first_seen.setdefault(event.brand, span_of(event)[0])
-    for brand, first in first_seen.items():
+    for first in first_seen.values():
         span = max(0.0, end - first)
         scores.brand_days += span / DAY
         scores.first_brand_days += min(span, maturity_seconds) / DAY
@@ -193,9 +193,8 @@ def score(
         pauses = [p.time for p in result.pauses if p.alert.brand == event.brand and start <= p.time <= stop]
         if event.expect_pause:
             criticals = [e.critical_at for e in mine if e.critical_at is not None and start <= e.critical_at <= stop]
-            scores.crises.append(
-                CrisisOutcome(event.brand, event.name, start, stop, min(criticals, default=None), min(pauses, default=None))
-            )
+            first_critical, first_pause = min(criticals, default=None), min(pauses, default=None)
+            scores.crises.append(CrisisOutcome(event.brand, event.name, start, stop, first_critical, first_pause))
         else:
             inside = [e for e in mine if start <= e.opened <= stop or (e.critical_at or -1) >= start > e.opened]
             worst = "critical" if any(e.critical_at and start <= e.critical_at <= stop for e in inside) else (
