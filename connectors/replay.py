@@ -7,13 +7,15 @@ JSONL: one mention object per line (fields of `stream.records.Mention`; ``author
 
 ``speed`` maps event time to wall time: 60 replays one hour of event time per minute, 0 replays as
 fast as possible. Lines that cannot be parsed are still handed over as they are, so the pipeline
-dead-letters them with the reason; nothing is dropped here.
+dead-letters them with the reason; nothing is dropped here. A file ending in ``.gz``
+(``mentions.jsonl.gz``, ``mentions.csv.gz``) is read gunzipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -63,16 +65,23 @@ def _csv_row_to_mention(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _open_binary(path: Path) -> Any:
+    """The file's bytes, gunzipped when it ends in ``.gz`` (``mentions.jsonl.gz``, ``mentions.csv.gz``)."""
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+
+
 def read_items(path: Path) -> Iterator[ReplayItem]:
-    """The records of a replay file, in file order."""
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    """The records of a replay file, in file order (``.gz`` files are read gunzipped)."""
+    kind = path.with_suffix("").suffix if path.suffix.lower() == ".gz" else path.suffix
+    if kind.lower() == ".csv":
+        opener = gzip.open if path.suffix.lower() == ".gz" else open
+        with opener(path, "rt", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             for row in csv.DictReader(handle):
                 obj = _csv_row_to_mention(row)
                 value = json.dumps(obj, ensure_ascii=False).encode("utf-8", errors="surrogateescape")
                 yield ReplayItem(value, _key(obj), _event_time(obj))
         return
-    with path.open("rb") as handle:
+    with _open_binary(path) as handle:
         for line in handle:
             line = line.rstrip(b"\r\n")
             if not line.strip():

@@ -601,6 +601,48 @@ def bench_detectors(
     typer.echo(f"written: {out / 'bench-detectors.md'}, {out / 'bench-detectors.json'}")
 
 
+# --- scenario corpora (crisiswatch/scenarios) -------------------------------------------------------
+corpus_app = typer.Typer(help="Scenario corpora: weeks of traffic with labelled crises.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("generate")
+def corpus_generate(
+    split: Annotated[str, typer.Option(help="tune (NAB AAPL/IBM, UMSAB train) or check (AMZN/FB/GOOG, val).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder. Default: corpora/<split>.")] = None,
+    days: Annotated[int, typer.Option(help="Days of traffic.")] = 14,
+    brands: Annotated[int, typer.Option(help="Number of brands.")] = 8,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the split's, in scenarios/seeds.py).")] = None,
+    start: Annotated[str, typer.Option(help="UTC start, e.g. 2026-09-01.")] = "2026-09-01",
+    data: Annotated[Path, typer.Option(help="Shared data folder (nab-tweets/, sentiment-umsab/).")] = Path(
+        "../shared/data"
+    ),
+) -> None:
+    """Generate a scenario corpus: mentions.jsonl.gz, brands.yaml, labels.json, manifest.json."""
+    import time
+
+    from crisiswatch.scenarios.generate import generate_corpus
+    from crisiswatch.scenarios.seeds import SPLITS
+
+    if split not in SPLITS:
+        raise typer.BadParameter(f"use {' or '.join(SPLITS)}", param_hint="--split")
+    folder = out or Path("corpora") / split
+    began = time.perf_counter()
+    try:
+        manifest = generate_corpus(folder, split, days, brands, seed, start, data, progress=True)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    elapsed = time.perf_counter() - began
+    typer.echo(
+        f"{folder}: {manifest['mentions']:,} mentions, {len(manifest['brands'])} brands, {manifest['days']} days, "
+        f"{manifest['mentions_bytes_gz'] / 1e6:.0f} MB gzipped, in {elapsed:.0f} s (seed {manifest['seed']})"
+    )
+    typer.echo("events: " + ", ".join(f"{k} {v}" for k, v in manifest["event_counts"].items()))
+    if manifest["skipped"]:
+        typer.echo(f"did not fit: {', '.join(manifest['skipped'])}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
