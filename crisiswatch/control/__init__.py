@@ -3,10 +3,11 @@
 * `ControlPlane` (``plane.py``): signs and publishes pause/resume changes (the risk agent, the CLI and
   the HTTP API use it).
 * `PublishingGate` / `SyncPublishingGate` (``gate.py``): what every publishing service embeds to ask
-  whether a post may go out, failing closed.
+  whether a post may go out, failing closed (unverifiable, unknown, stale or unsigned state: no).
 * `ScheduleStore` / `Scheduler` (``schedules.py``): planned pause windows, absolute or recurring.
 * `Relay` (``relay.py``): pushes every change to external systems by webhook.
-* ``messages.py``: the records and their HMAC signatures.
+* ``messages.py``: the records (state, heartbeat, audit, schedule) and their Ed25519 signatures;
+  ``keys.py``: key pairs (writers hold private keys, gates only public keys).
 """
 
 from crisiswatch.control.backlog import Backlog, DeferredPost
@@ -15,6 +16,7 @@ from crisiswatch.control.messages import (
     AuditRecord,
     ControlMessage,
     ControlRejected,
+    Heartbeat,
     Keyring,
     Schedule,
     SigningUnavailable,
@@ -32,6 +34,7 @@ __all__ = [
     "ControlRejected",
     "Decision",
     "DeferredPost",
+    "Heartbeat",
     "Keyring",
     "PublishingGate",
     "ResumeRefused",
