@@ -80,3 +80,31 @@ def faust_credentials(settings: Settings | None = None) -> CredentialsT | None:
             mechanism=options["sasl_mechanism"],
         )
     return None
+
+
+def forbid_topic_auto_creation() -> None:
+    """Make every aiokafka client of this process ask the broker NOT to create a topic it looks up.
+
+    crisiswatch creates its topics itself (`stream.topics.ensure_topics`: partition counts, compaction,
+    single-partition topics). A broker with auto-creation on (Apache Kafka's default, and the embedded
+    broker) would otherwise re-create a topic that vanished (deleted, or a memory-only broker restarted
+    empty) the moment a client asked for its metadata, with the broker's default partition count and
+    no compaction, and the worker's own start-up check would then accept it. With this, a missing topic
+    stays missing until `ensure_topics` creates it properly (the worker does so when the broker is back).
+    aiokafka has no option for it, so the metadata request's default is changed; idempotent.
+    """
+    import aiokafka.admin.client
+    import aiokafka.client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    if getattr(aiokafka.client.MetadataRequest, "crisiswatch_no_auto_create", False):
+        return
+
+    class _NoAutoCreate(MetadataRequest):
+        crisiswatch_no_auto_create = True
+
+        def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False):
+            super().__init__(topics, allow_auto_topic_creation)
+
+    aiokafka.client.MetadataRequest = _NoAutoCreate  # type: ignore[misc]
+    aiokafka.admin.client.MetadataRequest = _NoAutoCreate  # type: ignore[misc]

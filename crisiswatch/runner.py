@@ -26,6 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from connectors.replay import replay
 from connectors.sink import MentionSink
@@ -35,6 +36,7 @@ from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, ControlR
 from crisiswatch.control.metrics import ThrottledWarnings
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
+from stream.health import EXIT_LINE
 from stream.lag import committed_lag
 from stream.records import Alert, Signal
 from stream.topics import (
@@ -245,6 +247,27 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
         await admin.close()
 
 
+async def drained_within(settings: Settings, bootstrap: str, timeout: float = 30.0) -> bool:
+    """`drained`, where a broker that does not answer in ``timeout`` counts as not drained (never a hang)."""
+    try:
+        return await asyncio.wait_for(drained(settings, bootstrap), timeout)
+    except (TimeoutError, KafkaError):
+        return False
+
+
+def exit_reason(log_path: Path) -> str:
+    """``": <why>"`` from the worker's log line that explains a non-zero exit (stream.app), else ``""``."""
+    try:
+        with log_path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in tail.splitlines() if EXIT_LINE in line]
+    return ": " + lines[-1].split(EXIT_LINE, 1)[1].strip() if lines else ""
+
+
 def start_worker(
     settings: Settings, bootstrap: str, env_extra: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -319,13 +342,14 @@ async def run_pipeline(
             deadline = time.monotonic() + idle_timeout
             while True:
                 await asyncio.sleep(1.0)
-                if worker.poll() is not None:
-                    raise RuntimeError(f"the worker exited with {worker.returncode}; see {log_path}")
+                if worker.poll() is not None:  # a stage that stops makes the worker exit (stream.app)
+                    why = exit_reason(log_path)
+                    raise RuntimeError(f"the worker exited with {worker.returncode}{why}; see {log_path}")
                 if not until_idle:
                     continue
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the pipeline did not drain within {idle_timeout:.0f} s; see {log_path}")
-                if time.monotonic() - watcher.last_output >= quiet_for and await drained(settings, bootstrap):
+                if time.monotonic() - watcher.last_output >= quiet_for and await drained_within(settings, bootstrap):
                     watcher.release_held(force=True)
                     return watcher.report
         finally:

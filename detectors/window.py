@@ -10,6 +10,7 @@ plain dicts so the stream can changelog it.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,18 +33,22 @@ class DistinctCounter:
     k: int = DISTINCT_K
     mins: list[int] = field(default_factory=list)
 
-    def add(self, key: int) -> bool:
-        """Count ``key``; True when it was not counted before (exact below ``k`` distinct keys)."""
+    def add(self, key: int) -> int | None:
+        """Count ``key``; return the key the sketch dropped to make room (or None)."""
         mins = self.mins
         if len(mins) >= self.k and key >= mins[-1]:
-            return False
+            return None
         pos = bisect.bisect_left(mins, key)
         if pos < len(mins) and mins[pos] == key:
-            return False
+            return None
         mins.insert(pos, key)
         if len(mins) > self.k:
-            mins.pop()
-        return True
+            return mins.pop()
+        return None
+
+    def __contains__(self, key: int) -> bool:
+        pos = bisect.bisect_left(self.mins, key)
+        return pos < len(self.mins) and self.mins[pos] == key
 
     def count(self) -> int:
         if len(self.mins) < self.k:
@@ -83,12 +88,9 @@ class WindowAggregate:
     positive: int = 0
     reach: int = 0
     late_mentions: int = 0
-    negative_mass: float = 0.0
-    """Sum over distinct solo stories (each story's first mention, naming no other watched brand) of its
-    negative probability: the expected number of negative stories about this brand. A mention without a
-    probability counts its label as 0 or 1."""
-    negative_mass_sq: float = 0.0
-    """Sum of the squares of those probabilities (with ``negative_mass``: their spread across stories)."""
+    solo_negativity: dict[int, float] = field(default_factory=dict)
+    """Negative probability of each solo story the sketch holds (the highest among its mentions, so the
+    result does not depend on the order mentions arrive in); see `negative_mass`."""
     languages: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
@@ -117,12 +119,15 @@ class WindowAggregate:
         self.stories.add(m.story)
         if m.shared:
             self.shared_mentions += 1
-        elif self.solo_stories.add(m.story):
+        else:
             p = m.p_negative
             if p is None or not 0.0 <= p <= 1.0:  # NaN fails both comparisons
                 p = 1.0 if m.sentiment == "negative" else 0.0
-            self.negative_mass += p
-            self.negative_mass_sq += p * p
+            dropped = self.solo_stories.add(m.story)
+            if dropped is not None:
+                self.solo_negativity.pop(dropped, None)
+            if m.story in self.solo_stories and p > self.solo_negativity.get(m.story, -1.0):
+                self.solo_negativity[m.story] = p
         self._consider_top(m)
 
     def _consider_top(self, m: MentionFacts) -> None:
@@ -162,6 +167,19 @@ class WindowAggregate:
     def solo_story_count(self) -> int:
         return self.solo_stories.count()
 
+    @property
+    def negative_mass(self) -> float:
+        """The expected number of negative solo stories (stories that name no other watched brand): their
+        negative probabilities summed exactly, scaled up when the sketch holds only a sample of them."""
+        held = len(self.solo_negativity)
+        return math.fsum(self.solo_negativity.values()) * (self.solo_story_count / held) if held else 0.0
+
+    @property
+    def negative_mass_sq(self) -> float:
+        """The same sum of the squared probabilities (with `negative_mass`: their spread across stories)."""
+        held = len(self.solo_negativity)
+        return math.fsum(p * p for p in self.solo_negativity.values()) * (self.solo_story_count / held) if held else 0.0
+
     def to_state(self) -> dict[str, Any]:
         return {
             "brand": self.brand,
@@ -173,8 +191,7 @@ class WindowAggregate:
             "positive": self.positive,
             "reach": self.reach,
             "late_mentions": self.late_mentions,
-            "negative_mass": self.negative_mass,
-            "negative_mass_sq": self.negative_mass_sq,
+            "solo_negativity": [[k, v] for k, v in self.solo_negativity.items()],
             "languages": dict(self.languages),
             "sources": dict(self.sources),
             "crisis_terms": dict(self.crisis_terms),
@@ -197,8 +214,7 @@ class WindowAggregate:
             positive=s["positive"],
             reach=s["reach"],
             late_mentions=s["late_mentions"],
-            negative_mass=s.get("negative_mass", 0.0),
-            negative_mass_sq=s.get("negative_mass_sq", 0.0),
+            solo_negativity={int(k): float(v) for k, v in s.get("solo_negativity", [])},
             languages=Counter(s["languages"]),
             sources=Counter(s["sources"]),
             crisis_terms=Counter(s["crisis_terms"]),

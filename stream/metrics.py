@@ -35,3 +35,21 @@ PROCESSING_LATENCY = Histogram(
 EVENT_LOOP_LAG = Gauge("crisiswatch_event_loop_lag_seconds", "How late the event loop runs a 0.25 s timer.")
 WATERMARK = Gauge("crisiswatch_watermark_timestamp_seconds", "Event-time watermark of the window stage.")
 OPEN_WINDOWS = Gauge("crisiswatch_open_windows", "Per-brand windows currently open.")
+STAGE_UP = Gauge(
+    "crisiswatch_stage_up",
+    "1 while a stage of this worker has joined its group and is processing; 0 while it starts, rebalances, "
+    "recovers or after it stopped.",
+    ["stage"],
+)
+STAGE_FAILURES = Counter(
+    "crisiswatch_stage_failures_total",
+    "Stage failures by reason: commit_failed and kafka_error are recovered (rejoin, retry from the last commit "
+    "or checkpoint); restore_failed, crashed and stalled stop the stage and the worker exits non-zero.",
+    ["stage", "reason"],
+)
+BROKER_REACHABLE = Gauge("crisiswatch_broker_reachable", "1 while a bootstrap server accepts connections, else 0.")
+CLIENT_LOG_LINES_SUPPRESSED = Counter(
+    "crisiswatch_client_log_lines_suppressed_total",
+    "Kafka client log lines (aiokafka, faust, mode) held back: repeats, or any during a broker outage.",
+    ["library"],
+)

@@ -152,13 +152,27 @@ class WindowStage(BatchStage):
         revoked = {tp.partition for tp in partitions}
         await self.checkpoint(force=True)
         await self.flush()
-        for brand in [b for b, p in self.partition_of.items() if p in revoked]:
+        self.on_lost(revoked)
+
+    def on_lost(self, partitions: set[int] | None) -> None:
+        """Forget these partitions' windows, watermarks and offsets (None: all), unwritten.
+
+        Called after a checkpoint on revocation, and without one when the group moved on without this
+        member (a refused commit, an expired session, a broker that came back empty): the next owner, or
+        this stage on re-assignment, restores the last checkpoint, which holds each brand's state together
+        with the offset it reflects, so nothing is lost and nothing is counted twice.
+        """
+        if partitions is None:
+            partitions = set(self.partition_of.values()) | set(self.watermarks) | set(self.applied)
+        for brand in [b for b, p in self.partition_of.items() if p in partitions]:
             self.brands.pop(brand, None)
             self.partition_of.pop(brand, None)
-        for p in revoked:
+            self.dirty.discard(brand)
+        for p in partitions:
             self.watermarks.pop(p, None)
             self.applied.pop(p, None)
             self.checkpointed.pop(p, None)
+            self.last_seen.pop(p, None)
 
     # --- processing ----------------------------------------------------------------------------
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:

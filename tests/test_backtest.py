@@ -52,7 +52,16 @@ async def test_backtest_and_worker_make_the_same_decisions_on_the_same_stream(
     from_worker = await read_alerts(kafka_bootstrap, settings.topic(ALERTS.name))
     run = run_backtest(data, settings, policy_from(settings), tmp_path / "backtest", pictures=False)
     assert from_worker, "the worker raised no alert on the demo"
-    assert decisions(run.result.alerts) == decisions(from_worker)
+    in_process, on_kafka = decisions(run.result.alerts), decisions(from_worker)
+    assert len(in_process) == len(on_kafka), (len(in_process), len(on_kafka))
+    for mine, theirs in zip(in_process, on_kafka, strict=True):
+        differ = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs.get(k) and k != "evidence"}
+        differ.update({
+            f"evidence.{k}": (v, theirs["evidence"].get(k)) for k, v in mine["evidence"].items()
+            if v != theirs["evidence"].get(k)
+        })  # fmt: skip
+        assert not differ, json.dumps(differ)[:3000]
+        assert not differ, differ
     assert run.enriched.dead_letters.total() == len(demo.POISON)
 
 

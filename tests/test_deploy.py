@@ -397,8 +397,9 @@ def test_kubernetes_containers_match_the_cli_and_settings() -> None:
     _, worker = commands["crisiswatch worker"]
     assert {p["containerPort"] for p in worker["ports"]} == {web_port}
     assert worker["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert worker["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert '@app.page("/healthz")' in (ROOT / "stream" / "app.py").read_text()
+    assert '@app.page("/readyz")' in (ROOT / "stream" / "app.py").read_text()
     assert '@app.page("/metrics")' in (ROOT / "stream" / "app.py").read_text()
 
     _, web = commands["crisiswatch serve"]

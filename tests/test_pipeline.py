@@ -92,16 +92,20 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     first = datetime.fromisoformat(critical[0]["event_time"].replace("Z", "+00:00"))
     assert first - crisis_start <= timedelta(minutes=15), f"crisis detected late: {first}"
     pauses = [c for c in report.controls if c["state"] == "paused"]
-    assert len(pauses) == 1 and pauses[0]["scope"] == "global"
+    assert len(pauses) == 1 and pauses[0]["scope"] == f"brand:{crisis_brand}"  # brand scope first (the default)
     assert pauses[0]["alert_id"] == critical[0]["alert_id"]
     # the decision (the alert asking for the pause, as the broker stamped it) reached the publisher's gate fast
     records = await read_all(kafka_bootstrap, settings.topic(ALERTS.name), 1.0)
     asked = [r for r in records if json.loads(r.value)["pause"]]
     assert len(asked) == 1 and len(paused_at) == 1
     assert paused_at[0] - asked[0].timestamp / 1000 <= 1.0, "the gate saw the pause more than 1 s after the decision"
-    on_time_after = [p for p, at, how in publisher.published if how == "on-time" and at.timestamp() > paused_at[0]]
-    assert not on_time_after, f"published during the global pause: {on_time_after[:3]}"
+    brand_of = {post.post_id: post.brand for post in posts}
+    during = [(brand_of[p], how) for p, at, how in publisher.published if at.timestamp() > paused_at[0]]
+    assert ("on-time" not in {how for b, how in during if b == crisis_brand}), "published during its pause"
+    assert any(b != crisis_brand for b, _ in during), "the other brands kept publishing"
     assert publisher.deferred, "posts fell due during the pause and were deferred"
+    waited = {brand_of[p] for p, at, _ in publisher.deferred if at.timestamp() > paused_at[0]}
+    assert waited == {crisis_brand}, "only the paused brand's posts waited"
     assert all(a["severity"] != "critical" for a in report.alerts if a["brand"] == viral_brand)
     viral_start = demo.VIRAL[1].isoformat().replace("+00:00", "Z")
     seen = [n for n in notes if n["brand"] == viral_brand and n["event_time"] >= viral_start]
