@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, description="Partitions of the data topics.")
     replication_factor: int = Field(1, ge=1)
     max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
+    record_max_age_days: float = Field(
+        20 * 365.0, gt=0, description="Mentions whose created_at is older than this go to the DLQ (stale_timestamp)."
+    )
+    record_max_future_seconds: float = Field(
+        300.0, ge=0, description="Mentions whose created_at is further ahead of now go to the DLQ (future_timestamp)."
+    )
+    dead_letter_max_bytes: int = Field(
+        512 * 1024, ge=16384, description="A dead letter's original bytes are truncated to keep it under this size."
+    )
+    dead_letter_log_seconds: float = Field(
+        10.0, ge=0, description="At most one dead-letter WARNING per reason this often (the rest are counted)."
+    )
     # Security of every Kafka client (built in one place: `crisiswatch.kafka.client_options`).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How clients talk to the cluster: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
@@ -87,7 +99,9 @@ class Settings(BaseSettings):
 
     # --- Risk policy -----------------------------------------------------------------------------
     pause_severity: str = Field("critical", description="Lowest severity that pauses publishing.")
-    pause_scope: str = Field("global", description="'global' or 'brand' (the brand's own scope).")
+    pause_scope: Literal["brand", "global"] = Field(
+        "brand", description="What an automatic pause stops: 'brand' (the brand's own scope, default) or 'global'."
+    )
     min_mentions_to_pause: int = Field(20, ge=0)
     min_sources_to_pause: int = Field(1, ge=0)
     risk_policy: dict[str, Any] = Field(

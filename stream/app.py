@@ -30,11 +30,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from crisiswatch.kafka import faust_credentials, forbid_topic_auto_creation
 from crisiswatch.settings import Settings
 from stream import metrics
+from stream.dead_letters import DeadLetterLog, is_outage, publish_dead_letter
 from stream.enrich_stage import EnrichStage
 from stream.health import EXIT_LINE, BrokerWatch, HealthMonitor, WorkerHealth
-from stream.records import Signal
+from stream.records import DeadLetterReason, Signal
 from stream.risk_stage import RiskStage
-from stream.topics import SIGNALS
+from stream.topics import MENTIONS_DLQ, SIGNALS
 from stream.window_stage import WindowStage
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,14 @@ def create_app(
     )
     health = WorkerHealth(STAGES)
     risk = RiskStage(settings, bootstrap_servers)
+    risk_dead_letters = DeadLetterLog(log, settings.dead_letter_log_seconds)
+
+    async def reject_signal(message: Any, reason: DeadLetterReason, exc: Exception) -> None:
+        assert risk.producer is not None
+        await publish_dead_letter(
+            risk.producer, settings.topic(MENTIONS_DLQ.name), risk_dead_letters, message, reason,
+            f"{type(exc).__name__}: {exc}", stage="risk", max_bytes=settings.dead_letter_max_bytes,
+        )  # fmt: skip
 
     @app.service
     class Enrich(EnrichStage):
@@ -130,12 +139,19 @@ def create_app(
         await risk.start()
         try:
             async for event in stream.events():
+                # A signal that cannot be read or assessed is dead-lettered (stage "risk"), and the next one
+                # is handled; only a broker outage stops the agent.
                 try:
-                    signal = Signal.model_validate_json(event.value)
-                except ValueError:
-                    log.exception("invalid signal at %s/%s", event.message.partition, event.message.offset)
+                    signal = Signal.model_validate_json(event.value or b"")
+                except Exception as exc:
+                    await reject_signal(event.message, "invalid_signal", exc)
                     continue
-                await risk.handle(signal, event.message.partition)
+                try:
+                    await risk.handle(signal, event.message.partition)
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    await reject_signal(event.message, "risk_error", exc)
         finally:
             await risk.stop()
 

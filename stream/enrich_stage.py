@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -11,10 +12,10 @@ from crisiswatch.settings import Settings
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.brands_file import load_brands
-from stream.dead_letters import RejectedRecord, dead_letter, decode_mention, reason_of
+from stream.dead_letters import DeadLetterLog, RejectedRecord, dead_letter, decode_mention, reason_of
 from stream.dedupe import SeenIds
-from stream.enrichment import Enricher
-from stream.records import Mention, utcnow
+from stream.enrichment import Enricher, Enrichment
+from stream.records import DeadLetterReason, Mention, utcnow
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,11 @@ async def rewarm_seen_ids(
 
 
 class EnrichStage(BatchStage):
-    """Decode → de-duplicate by id → enrich in one vectorised pass → route by brand."""
+    """Decode → de-duplicate by id → enrich in one vectorised pass → route by brand.
+
+    No record stops the stage: one that cannot be decoded, enriched or written out goes to
+    ``mentions.dlq`` with its reason, and the rest of its batch moves on.
+    """
 
     stage_name = "enrich"
     input_topic = MENTIONS_RAW.name
@@ -66,6 +71,7 @@ class EnrichStage(BatchStage):
     async def on_start(self) -> None:
         self.enricher = Enricher(load_brands(self.settings.brands_file), self.settings.language_backend)
         self.seen = SeenIds(self.settings.dedupe_ttl_seconds, self.settings.dedupe_max_ids)
+        self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
         await super().on_start()
 
     async def on_assigned(self, partitions: list[TopicPartition]) -> None:
@@ -80,9 +86,9 @@ class EnrichStage(BatchStage):
         )
         log.info("enrich stage: re-learned %d recent mention ids", count)
 
-    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
-        metrics.DEAD_LETTERS.labels(reason).inc()
-        log.warning("dead letter %s@%s/%s: %s: %s", record.topic, record.partition, record.offset, reason, detail)
+    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, detail: str) -> None:
+        """Send ``record`` to ``mentions.dlq`` with its reason (counted, and logged rate-limited)."""
+        self.dead_letters.record(reason, f"{record.topic}@{record.partition}/{record.offset}", detail)
         value = dead_letter(
             reason=reason,
             detail=detail,
@@ -92,8 +98,12 @@ class EnrichStage(BatchStage):
             offset=record.offset,
             value=record.value,
             key=record.key,
+            max_bytes=self.settings.dead_letter_max_bytes,
         )
-        await self.send(MENTIONS_DLQ.name, value, key=record.key)
+        await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
+
+    async def on_idle(self) -> None:
+        self.dead_letters.flush()
 
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         good: list[Mention] = []
@@ -101,9 +111,13 @@ class EnrichStage(BatchStage):
         origin: dict[str, tuple[bytes, bytes]] = {}  # mention id -> (raw timestamp ms, raw partition)
         duplicates = 0
         now = utcnow()
+        max_age = timedelta(days=self.settings.record_max_age_days)
+        max_future = timedelta(seconds=self.settings.record_max_future_seconds)
         for record in records:
             try:
-                mention = decode_mention(record.value, self.settings.max_record_bytes, now)
+                mention = decode_mention(
+                    record.value, self.settings.max_record_bytes, now, max_age=max_age, max_future=max_future
+                )
             except RejectedRecord as exc:
                 await self.reject(record, exc.reason, exc.detail)
                 continue
@@ -114,8 +128,17 @@ class EnrichStage(BatchStage):
             origins.append(record)
             origin[mention.id] = (str(record.timestamp).encode(), str(record.partition).encode())
         metrics.DUPLICATES.inc(duplicates)
-        if not good:
-            return
+        if good:
+            await self.emit(good, origins, origin)
+        self.dead_letters.flush()
+
+    async def emit(
+        self,
+        good: list[Mention],
+        origins: list[ConsumerRecord[bytes, bytes]],
+        origin: dict[str, tuple[bytes, bytes]],
+    ) -> None:
+        """Enrich the decoded mentions of a batch and queue their ``mentions.enriched`` records."""
         try:
             enriched = self.enricher.enrich(good)
         except Exception:  # one poison text must not take the batch down: retry record by record
@@ -126,19 +149,26 @@ class EnrichStage(BatchStage):
                     enriched.extend(self.enricher.enrich([mention]))
                 except Exception as exc:
                     await self.reject(record, *reason_of(exc))
-        unmatched = 0
+        record_of = {mention.id: record for mention, record in zip(good, origins, strict=True)}
+        unmatched = sent = 0
         for item in enriched:
-            raw_ms, raw_partition = origin[item.id]
-            headers = [
-                ("mention-id", item.id.encode()),
-                ("raw-timestamp-ms", raw_ms),
-                ("raw-partition", raw_partition),
-            ]
-            if not item.brands:
-                unmatched += 1
-                await self.send(MENTIONS_ENRICHED.name, item.to_json(None), item.id.encode(), headers)
+            try:
+                out = self.outputs(item, origin[item.id])
+            except Exception as exc:  # a record that cannot be written out is dead-lettered, not fatal
+                await self.reject(record_of[item.id], *reason_of(exc))
                 continue
-            for brand in item.brands:
-                await self.send(MENTIONS_ENRICHED.name, item.to_json(brand), brand.encode(), headers)
+            for value, key, headers in out:
+                await self.send(MENTIONS_ENRICHED.name, value, key, headers)
+            unmatched += not item.brands
+            sent += 1
         metrics.UNMATCHED.inc(unmatched)
-        metrics.MENTIONS_OUT.inc(len(enriched))
+        metrics.MENTIONS_OUT.inc(sent)
+
+    @staticmethod
+    def outputs(item: Enrichment, raw: tuple[bytes, bytes]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+        """The ``mentions.enriched`` records of one enriched mention: (value, key, headers), one per brand."""
+        raw_ms, raw_partition = raw
+        headers = [("mention-id", item.id.encode()), ("raw-timestamp-ms", raw_ms), ("raw-partition", raw_partition)]
+        if not item.brands:
+            return [(item.to_json(None), item.id.encode(), headers)]
+        return [(item.to_json(brand), brand.encode(), headers) for brand in item.brands]

@@ -8,22 +8,97 @@ and travel as UTC ISO-8601 strings.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 
+INT64_MAX = 2**63 - 1
+"""Every count and reach in a record fits a signed 64-bit integer (what Kafka-side consumers in any language hold)."""
+
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+"""The absolute range of a mention's timestamps; decoding also checks them against now (`EventTimeBounds`)."""
+
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+14:00 is before datetime.min in UTC
+        raise PydanticCustomError("datetime_out_of_range", "timestamp cannot be expressed in UTC") from None
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimeBounds:
+    """How far from ``now`` a mention's ``created_at`` may be: the validation context of `Mention` (and
+    `WindowedMention`) under the key ``event_time_bounds``; without it only the absolute range applies."""
+
+    now: datetime
+    max_age: timedelta
+    max_future: timedelta
+
+    def context(self) -> dict[str, EventTimeBounds]:
+        """The ``context=`` argument of ``model_validate_json``."""
+        return {"event_time_bounds": self}
+
+
+def _bounded_time(value: datetime) -> datetime:
+    value = _to_utc(value)
+    if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            "timestamp outside {earliest} .. {latest}",
+            {"earliest": EARLIEST_EVENT_TIME.isoformat(), "latest": LATEST_EVENT_TIME.isoformat()},
+        )
+    return value
+
+
+def _event_time(value: datetime, info: ValidationInfo) -> datetime:
+    value = _to_utc(value)
+    bounds = info.context.get("event_time_bounds") if isinstance(info.context, dict) else None
+    if isinstance(bounds, EventTimeBounds):
+        if value - bounds.now > bounds.max_future:
+            detail = {"value": value.isoformat(), "limit": str(bounds.max_future)}
+            raise PydanticCustomError("future_timestamp", "{value} is more than {limit} ahead of now", detail)
+        if bounds.now - value > bounds.max_age:
+            detail = {"value": value.isoformat(), "limit": str(bounds.max_age)}
+            raise PydanticCustomError("stale_timestamp", "{value} is more than {limit} old", detail)
+    return _bounded_time(value)
+
+
+def _saturate(value: Any) -> Any:
+    return min(value, INT64_MAX) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "text contains a NUL character")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware timestamp, normalised to UTC when validated, so it serialises as ``2026-11-23T12:00:00Z``.
 
 (Models built with ``model_construct`` skip validation: give them UTC datetimes, e.g. `utcnow`.)"""
+
+BoundedTime = Annotated[AwareDatetime, AfterValidator(_bounded_time)]
+"""A `UtcDatetime` within `EARLIEST_EVENT_TIME` .. `LATEST_EVENT_TIME`."""
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_event_time)]
+"""A mention's event time: a `BoundedTime`, and within `EventTimeBounds` of now when validated with them."""
+
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative count that fits a signed 64-bit integer."""
+
+SaturatedCount = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_saturate)]
+"""A sum of counts: larger than `INT64_MAX` becomes `INT64_MAX` (it saturates rather than overflow)."""
+
+CleanStr = Annotated[str, AfterValidator(_no_nul)]
+"""Text without NUL characters (they truncate strings in C-based consumers and databases)."""
 
 Severity = Literal["info", "warning", "critical"]
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -36,40 +111,40 @@ class _Record(BaseModel):
 class Author(_Record):
     """Who wrote a mention. ``followers`` feeds the reach estimate."""
 
-    id: str | None = None
-    handle: str | None = None
-    followers: int | None = Field(default=None, ge=0)
+    id: CleanStr | None = None
+    handle: CleanStr | None = None
+    followers: Count | None = None
 
 
 class Metrics(_Record):
     """Engagement counters, where the source reports them."""
 
-    likes: int | None = Field(default=None, ge=0)
-    shares: int | None = Field(default=None, ge=0)
-    replies: int | None = Field(default=None, ge=0)
-    reach: int | None = Field(default=None, ge=0)
+    likes: Count | None = None
+    shares: Count | None = None
+    replies: Count | None = None
+    reach: Count | None = None
 
 
 class Mention(_Record):
     """A mention as connectors publish it to ``mentions.raw`` (key: ``id``)."""
 
-    id: str = Field(min_length=1, max_length=512, description="Stable, source-qualified id, e.g. 'rss:…'.")
-    source: str = Field(min_length=1, max_length=128, description="Where it came from: 'twitter', 'rss', …")
-    text: str = Field(max_length=50_000)
-    created_at: UtcDatetime = Field(description="Event time: when the mention was published.")
-    url: str | None = None
+    id: CleanStr = Field(min_length=1, max_length=512, description="Stable, source-qualified id, e.g. 'rss:…'.")
+    source: CleanStr = Field(min_length=1, max_length=128, description="Where it came from: 'twitter', 'rss', …")
+    text: CleanStr = Field(max_length=50_000)
+    created_at: EventTime = Field(description="Event time: when the mention was published (1970 .. 2200, UTC).")
+    url: CleanStr | None = None
     author: Author | None = None
     metrics: Metrics | None = None
-    lang: str | None = Field(default=None, description="ISO 639-1 code when the source knows it.")
-    fetched_at: UtcDatetime | None = Field(default=None, description="When the connector fetched it.")
+    lang: CleanStr | None = Field(default=None, description="ISO 639-1 code when the source knows it.")
+    fetched_at: BoundedTime | None = Field(default=None, description="When the connector fetched it.")
 
     def reach(self) -> int:
-        """Best estimate of how many people could see this mention (at least 1)."""
+        """Best estimate of how many people could see this mention (at least 1, at most `INT64_MAX`)."""
         if self.metrics and self.metrics.reach:
             return self.metrics.reach
         followers = self.author.followers if self.author and self.author.followers else 0
         shares = self.metrics.shares if self.metrics and self.metrics.shares else 0
-        return max(1, followers + shares)
+        return min(INT64_MAX, max(1, followers + shares))
 
 
 class SentimentScores(_Record):
@@ -87,14 +162,17 @@ class EnrichedMention(Mention):
     mentions share a partition), the mention id for one that matched none (``brand`` is null).
     """
 
-    lang: str = Field(description="Detected (or source-given) ISO 639-1 code, 'und' when unknown.")
+    lang: CleanStr = Field(description="Detected (or source-given) ISO 639-1 code, 'und' when unknown.")
     sentiment: Sentiment
     scores: SentimentScores
     brand: str | None = Field(description="The brand this record is routed for.")
     brands: list[str] = Field(default_factory=list, description="Every brand the text matched.")
     topics: list[str] = Field(default_factory=list, description="Topics from the brands file it matched.")
     crisis_terms: list[str] = Field(default_factory=list, description="Crisis lexicon terms found.")
-    reach_estimate: int = Field(ge=1)
+    reach_estimate: int = Field(ge=1, le=INT64_MAX)
+    story: int | None = Field(
+        None, ge=0, lt=2**64, description="Near-duplicate story key of the text (`detectors.neardup.story_key`)."
+    )
     enriched_at: UtcDatetime
 
 
@@ -107,13 +185,21 @@ class WindowedMention(_Record):
     id: str = Field(min_length=1, max_length=512)
     source: str = Field(min_length=1, max_length=128)
     text: str = Field(max_length=50_000)
-    created_at: UtcDatetime
+    created_at: EventTime
     url: str | None = None
     lang: str
     sentiment: Sentiment
     brand: str | None
     crisis_terms: list[str] = Field(default_factory=list)
-    reach_estimate: int = Field(ge=1)
+    reach_estimate: int = Field(ge=1, le=INT64_MAX)
+    scores: SentimentScores | None = None
+    story: int | None = Field(None, ge=0, lt=2**64)
+    brands: list[str] = Field(default_factory=list, max_length=1000)
+
+    @property
+    def p_negative(self) -> float | None:
+        """The sentiment model's probability that this mention is negative (None when not given)."""
+        return self.scores.negative if self.scores is not None else None
 
 
 class SpikeScore(_Record):
@@ -125,6 +211,11 @@ class SpikeScore(_Record):
     p_value: float = Field(ge=0, le=1)
     spike: bool
     windows: int = Field(1, ge=1, description="Windows the test pooled: 1 = this one; more = a sustained rise.")
+    burst_rank: int = Field(
+        0, ge=0, description="Rank among the brand's own recent burst peaks: 1 = above all of them; 0 = no burst."
+    )
+    after_gap: bool = Field(False, description="The window follows a collection gap (never a spike by itself).")
+    gap: bool = Field(False, description="The window is part of a collection gap (no evidence either way).")
 
 
 class TopMention(_Record):
@@ -133,7 +224,7 @@ class TopMention(_Record):
     id: str
     text: str
     source: str
-    reach: int
+    reach: Count
     lang: str
     sentiment: Sentiment
     url: str | None = None
@@ -151,7 +242,7 @@ class Signal(_Record):
     negative: int = Field(ge=0)
     neutral: int = Field(ge=0)
     positive: int = Field(ge=0)
-    reach: int = Field(ge=0)
+    reach: SaturatedCount = Field(description="Sum of the mentions' reach, saturated at the int64 maximum.")
     languages: dict[str, int] = Field(default_factory=dict)
     sources: dict[str, int] = Field(default_factory=dict)
     crisis_terms: dict[str, int] = Field(default_factory=dict)
@@ -159,6 +250,14 @@ class Signal(_Record):
     volume: SpikeScore
     negativity: SpikeScore
     late_mentions: int = Field(0, ge=0, description="Mentions that arrived late but within lateness.")
+    negative_mass: float | None = Field(
+        None, ge=0, description="Sum over distinct stories of their negative probability: expected negative stories."
+    )
+    negative_mass_sq: float | None = Field(None, ge=0, description="Sum of the squares of those probabilities.")
+    solo_stories: int | None = Field(
+        None, ge=0, description="Distinct stories that name no other watched brand (what negative_mass sums over)."
+    )
+    shared_mentions: int = Field(0, ge=0, description="Mentions that also name another watched brand.")
 
     @property
     def negative_share(self) -> float:
@@ -183,19 +282,42 @@ class Alert(_Record):
     created_at: UtcDatetime
 
 
+DeadLetterReason = Literal[
+    "empty",
+    "oversized",
+    "invalid_utf8",
+    "invalid_json",
+    "invalid_record",
+    "bad_timestamp",
+    "future_timestamp",
+    "stale_timestamp",
+    "enrich_error",
+    "invalid_enriched",
+    "window_error",
+    "invalid_signal",
+    "risk_error",
+]
+"""Every reason a record can be dead-lettered for (the README's dead-letter table lists each one)."""
+
+DEAD_LETTER_REASONS: tuple[str, ...] = get_args(DeadLetterReason)
+
+
 class DeadLetter(_Record):
-    """A record that could not be processed, on ``mentions.dlq`` (key: original key)."""
+    """A record that could not be processed, on ``mentions.dlq`` (key: original key, truncated like the value)."""
 
-    model_config = ConfigDict(extra="ignore", str_max_length=None)  # the original bytes are kept whole
+    model_config = ConfigDict(extra="ignore", str_max_length=None)  # the original bytes are kept (up to a limit)
 
-    reason: str = Field(description="Short machine-readable reason, e.g. 'invalid_json'.")
+    reason: DeadLetterReason = Field(description="Short machine-readable reason, e.g. 'invalid_json'.")
     error: str = Field(description="Human-readable detail.")
-    stage: str
-    topic: str
+    stage: str = Field(description="The stage that refused it: 'enrich', 'window' or 'risk'.")
+    topic: str = Field(description="The topic the record was read from (a mention topic, or signals).")
     partition: int
     offset: int
-    original_b64: str = Field(description="The original value bytes, base64.")
+    original_b64: str = Field(description="The original value bytes, base64 (the first bytes when truncated).")
     original_key_b64: str | None = None
+    original_size: int = Field(0, ge=0, description="Size of the original value in bytes.")
+    original_key_size: int | None = Field(None, ge=0, description="Size of the original key in bytes.")
+    truncated: bool = Field(False, description="The original value or key was cut to fit the maximum message size.")
     failed_at: UtcDatetime
 
 

@@ -15,9 +15,10 @@ skipped by offset, so nothing is counted twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import timedelta
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -25,14 +26,12 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from crisiswatch.kafka import client_options
-from detectors.neardup import story_key
-from detectors.spikes import SpikeResult
-from detectors.window import MentionFacts
 from stream import metrics
 from stream.batch_stage import BatchStage
-from stream.dead_letters import dead_letter
+from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
+from stream.decisions import mention_facts, to_signal
 from stream.lag import committed_lag
-from stream.records import Signal, SpikeScore, TopMention, WindowedMention
+from stream.records import DeadLetterReason, WindowedMention
 from stream.state_store import encode_state, read_states, state_key
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
 from stream.windowing import BrandWindows, ClosedWindow, Watermark
@@ -44,45 +43,6 @@ OFFSET_KEY = "offset"  # per-partition checkpoint: "window-offset:<partition>"
 UPSTREAM_STAGE = "enrich"
 QUIET_RECHECK_SECONDS = 1.0
 """How long the answer of `WindowStage.upstream_quiet` (two broker round trips) is reused."""
-
-
-def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-def _score(result: SpikeResult) -> SpikeScore:
-    return SpikeScore(
-        observed=result.observed,
-        expected=result.expected,
-        score=result.score,
-        p_value=result.p_value,
-        spike=result.spike,
-        windows=result.windows,
-    )
-
-
-def to_signal(closed: ClosedWindow) -> Signal:
-    """The ``signals`` record of a closed window."""
-    w = closed.summary
-    return Signal(
-        brand=w.brand,
-        window_start=_utc(w.start),
-        window_end=_utc(w.end),
-        mentions=w.mentions,
-        stories=w.story_count,
-        negative_stories=w.negative_story_count,
-        negative=w.negative,
-        neutral=w.neutral,
-        positive=w.positive,
-        reach=w.reach,
-        languages=dict(w.languages),
-        sources=dict(w.sources),
-        crisis_terms=dict(w.crisis_terms),
-        top_mentions=[TopMention(**{k: v for k, v in m.items() if k != "story"}) for m in w.top],
-        volume=_score(closed.volume),
-        negativity=_score(closed.negativity),
-        late_mentions=w.late_mentions,
-    )
 
 
 class WindowStage(BatchStage):
@@ -102,6 +62,7 @@ class WindowStage(BatchStage):
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
         self.quiet_checked: tuple[float, bool] = (float("-inf"), False)
+        self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **client_options(self.settings))
         await self.admin.start()
         await super().on_start()
@@ -179,6 +140,11 @@ class WindowStage(BatchStage):
         produced: list[float] = []
         touched: set[int] = set()
         now_mono = time.monotonic()
+        # Only the future is checked here (the enrich stage judged the age): a far-future event time would
+        # drag the watermark ahead and make every later mention too late.
+        bounds = event_time_bounds(
+            max_age=timedelta(days=365_000), max_future=timedelta(seconds=self.settings.record_max_future_seconds)
+        ).context()
         for record in records:
             p = record.partition
             touched.add(p)
@@ -188,65 +154,88 @@ class WindowStage(BatchStage):
             if watermark is None:
                 watermark = self.watermarks[p] = self._new_watermark(None)
             try:
-                mention = WindowedMention.model_validate_json(record.value or b"")
+                mention = WindowedMention.model_validate_json(record.value or b"", context=bounds)
             except ValidationError as exc:
-                metrics.DEAD_LETTERS.labels("invalid_enriched").inc()
-                await self.send(
-                    MENTIONS_DLQ.name,
-                    dead_letter(
-                        reason="invalid_enriched",
-                        detail=str(exc)[:2000],
-                        stage=self.stage_name,
-                        topic=record.topic,
-                        partition=p,
-                        offset=record.offset,
-                        value=record.value,
-                        key=record.key,
-                    ),
-                    key=record.key,
-                )
+                await self.reject(record, *enriched_reason_of(exc))
                 continue
-            if mention.brand is None:
+            except Exception as exc:  # whatever the bytes: a dead letter, never a dead stage
+                await self.reject(record, "invalid_enriched", f"{type(exc).__name__}: {exc}")
                 continue
-            windows = self.brands.get(mention.brand)
-            if windows is None:
-                windows = self.brands[mention.brand] = self._new_brand(mention.brand)
-            self.partition_of[mention.brand] = p
-            if record.offset <= windows.applied_offset:
-                continue  # already in the restored state
-            windows.applied_offset = record.offset
-            t = mention.created_at.timestamp()
-            placement = windows.add(
-                t,
-                MentionFacts(
-                    id=mention.id,
-                    text=mention.text,
-                    source=mention.source,
-                    reach=mention.reach_estimate,
-                    lang=mention.lang,
-                    sentiment=mention.sentiment,
-                    story=story_key(mention.text),
-                    crisis_terms=mention.crisis_terms,
-                    url=mention.url,
-                ),
-            )
-            self.dirty.add(mention.brand)
-            if placement == "too_late":
-                metrics.TOO_LATE.inc()
-            elif placement == "late":
-                metrics.LATE.inc()
-            headers = dict(record.headers)
-            source = headers.get("raw-partition")
-            watermark.observe(int(source) if source else -1, t, now_mono)
-            raw_ms = headers.get("raw-timestamp-ms")
-            if raw_ms:
-                produced.append(int(raw_ms) / 1000)
+            try:
+                raw_time = self.place(record, mention, watermark, now_mono)
+            except Exception as exc:  # one record that breaks windowing must not stop the stage
+                await self.reject(record, *reason_of(exc, "window_error"))
+                continue
+            if raw_time is not None:
+                produced.append(raw_time)
         now = time.time()
         for raw_time in produced:
             metrics.PROCESSING_LATENCY.observe(max(0.0, now - raw_time))
         for p in touched:
             await self.close_windows(p)
         await self.checkpoint()
+        self.dead_letters.flush()
+
+    def place(
+        self, record: ConsumerRecord[bytes, bytes], mention: WindowedMention, watermark: Watermark, now_mono: float
+    ) -> float | None:
+        """Count one mention in its brand's window and feed the watermark; the raw record's time, when known."""
+        p = record.partition
+        if mention.brand is None:
+            return None
+        windows = self.brands.get(mention.brand)
+        if windows is None:
+            windows = self.brands[mention.brand] = self._new_brand(mention.brand)
+        self.partition_of[mention.brand] = p
+        if record.offset <= windows.applied_offset:
+            return None  # already in the restored state
+        windows.applied_offset = record.offset
+        t = mention.created_at.timestamp()
+        placement = windows.add(t, mention_facts(mention))
+        self.dirty.add(mention.brand)
+        if placement == "too_late":
+            metrics.TOO_LATE.inc()
+        elif placement == "late":
+            metrics.LATE.inc()
+        headers = dict(record.headers)
+        source = headers.get("raw-partition")
+        watermark.observe(int(source) if source else -1, t, now_mono)
+        raw_ms = headers.get("raw-timestamp-ms")
+        return int(raw_ms) / 1000 if raw_ms else None
+
+    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, detail: str) -> None:
+        """Send a record this stage cannot use to ``mentions.dlq`` with its reason (counted, logged rate-limited)."""
+        self.dead_letters.record(reason, f"{record.topic}@{record.partition}/{record.offset}", detail)
+        value = dead_letter(
+            reason=reason,
+            detail=detail,
+            stage=self.stage_name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            value=record.value,
+            key=record.key,
+            max_bytes=self.settings.dead_letter_max_bytes,
+        )
+        await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
+
+    async def reject_window(self, partition: int, closed: ClosedWindow, exc: Exception) -> None:
+        """Dead-letter a closed window that cannot become a signal (its summary, as JSON, is the original)."""
+        w = closed.summary
+        summary = json.dumps({"brand": w.brand, "start": w.start, "end": w.end, "mentions": w.mentions}).encode()
+        self.dead_letters.record("window_error", f"window {w.brand}@{w.start}", f"{type(exc).__name__}: {exc}")
+        value = dead_letter(
+            reason="window_error",
+            detail=f"{type(exc).__name__}: {exc}",
+            stage=self.stage_name,
+            topic=self.settings.topic(SIGNALS.name),
+            partition=partition,
+            offset=-1,
+            value=summary,
+            key=w.brand.encode()[:1024],
+            max_bytes=self.settings.dead_letter_max_bytes,
+        )
+        await self.send(MENTIONS_DLQ.name, value, key=w.brand.encode()[:1024])
 
     async def close_windows(self, partition: int) -> None:
         tracker = self.watermarks.get(partition)
@@ -259,8 +248,12 @@ class WindowStage(BatchStage):
                 continue
             closed = windows.close_until(watermark)
             for item in closed:
-                signal = to_signal(item)
-                await self.send(SIGNALS.name, signal.model_dump_json().encode(), key=brand.encode())
+                try:
+                    value = to_signal(item).model_dump_json().encode()
+                except Exception as exc:  # a window that cannot become a signal is dead-lettered, not fatal
+                    await self.reject_window(partition, item, exc)
+                    continue
+                await self.send(SIGNALS.name, value, key=brand.encode())
                 metrics.WINDOWS_CLOSED.inc()
                 if item.volume.spike:
                     metrics.SPIKES.labels("volume").inc()
