@@ -39,7 +39,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
@@ -60,6 +60,10 @@ restores its current assignment itself."""
 REVOKE_SECONDS = 10.0
 """How long a revocation may take to flush, commit and checkpoint (the group's rebalance timeout): past it,
 the group has moved on, and the partitions' state is dropped instead of written back."""
+COMMIT_SECONDS = 30.0
+"""How long a commit may take before the stage recovers (retries from the last commit) instead of waiting."""
+RESTORE_SECONDS = 60.0
+"""How long restoring an assignment may hold the stage (inside the rebalance) before it is retried."""
 STOP_FLUSH_SECONDS = 10.0
 """How long a stopping stage tries to flush and commit (the broker may be gone)."""
 
@@ -259,7 +263,10 @@ class BatchStage(Service):
         if previous is not None:
             await previous
         if offsets and self.consumer is not None:
-            await self.consumer.commit(offsets)
+            try:  # aiokafka retries a retriable commit error forever: bound it, and recover like any Kafka error
+                await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_SECONDS)
+            except TimeoutError:
+                raise KafkaTimeoutError(f"commit not acknowledged within {COMMIT_SECONDS:.0f} s") from None
             self.fenced = False  # the group took a commit from this member: it owns its partitions
 
     async def _hand_over(self) -> None:
@@ -318,8 +325,8 @@ class BatchStage(Service):
         self.on_lost(None)
         try:
             if assigned:  # an empty assignment (more members than partitions) has nothing to restore
-                await self.on_assigned(assigned)
-        except KafkaError as exc:
+                await asyncio.wait_for(self.on_assigned(assigned), RESTORE_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
             self._restore_pending = assigned
             self.health.recovering(self.stage_name, "kafka_error", exc)
             return
