@@ -11,12 +11,13 @@ scatters by several points. `CrisisGate` therefore asks for evidence that is
   scatter (topic mix, classifier quirks) is learned too, per time scale, as the mean of the squared
   score of its ordinary windows, and every score is divided by it. Crisis concepts count by how
   unusual they are *for this brand*: a Poisson surprise against the brand's own rate of each concept;
-* **multi-scale**: the same test runs on the last 1, 5 and 15 windows pooled, so a sudden explosion is
+* **multi-scale**: the same test runs on the last 1, 5, 15 and 60 windows pooled, so a sudden explosion is
   seen in a minute or two and a slow burn at modest volume over a quarter of an hour;
 * **persistent**: a window is a *candidate* when, at some scale, negativity rises enough above the usual
-  (score, lift and negative-story volume all past their thresholds) and, for a pooled scale, the window
-  itself still takes part in the rise (half the lift at least). Critical needs ``persist`` candidate
-  windows among the last ``persist_of``: one odd minute is not a crisis;
+  (score, lift and negative-story volume all past their thresholds) and, for a pooled scale, the last
+  three windows still take part in the rise (half the lift at least) and this one is not below the
+  usual. Critical needs ``persist`` candidate windows among the last ``persist_of``: one odd minute is
+  not a crisis;
 * **corroborated**: the negativity must be backed by one independent sign that something happened to
   the brand: crisis concepts unusual for it, or negative-story volume far beyond the brand's usual
   level (a record for it), or negativity so strong it stands on its own (``strong_score``).
@@ -33,26 +34,37 @@ from typing import Any
 
 from scipy.special import gammainc
 
-SCALES = (1, 5, 15)
-"""Time scales in windows: the window alone, the last five and the last fifteen pooled."""
+SCALES = (1, 5, 15, 60)
+"""Default time scales in windows: the window alone, and the last 5, 15 and 60 pooled."""
+RECENT_WINDOWS = 3
+"""A pooled scale counts only while the last this-many windows still show at least half the lift."""
 
 
 @dataclass(frozen=True)
 class CrisisPolicy:
     """The thresholds of `CrisisGate` (every field can be set in the risk policy's ``crisis`` mapping)."""
 
-    score: float = 5.0
+    score: float = 4.0
     """Negativity score (standard deviations above the brand's usual, after its own scatter) of a candidate."""
     strong_score: float = 9.0
     """A score this high corroborates itself."""
-    lift: float = 0.08
+    lift: float = 0.06
     """Mean negative probability per story above the brand's usual (0.08 ≈ a third of stories flipping to negative)."""
-    negative_ratio: float = 2.5
-    """Negative stories (expected) at this multiple of the brand's usual at that scale."""
+    negative_ratio: float = 1.5
+    """Negative stories (expected) at this multiple of the brand's usual at that scale (scales up to
+    ``short_scale`` windows): a short rise must be loud as well as negative."""
+    long_ratio: float = 1.0
+    """The same for the longer scales, where the number of stories already makes the share significant: a slow
+    burn in a quiet hour has more negative stories than usual for that many stories, not more stories."""
+    short_scale: int = 5
+    scales: tuple[int, ...] = SCALES
+    """The time scales (in windows) the test runs at."""
     record_ratio: float = 6.0
     """Negative-story volume at this multiple of the usual corroborates on its own."""
     min_negative_stories: float = 4.0
     """Expected negative stories a candidate needs at its scale."""
+    watch_score: float = 3.0
+    """A window whose negativity reaches this score (with half the lift) may warn; below, it is at most info."""
     persist: int = 2
     """Candidate windows among the last ``persist_of`` that make a crisis."""
     persist_of: int = 3
@@ -65,6 +77,9 @@ class CrisisPolicy:
     term_half_life: float = 3 * 86400.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(sorted({int(x) for x in self.scales})))  # from JSON: a list
+        if not self.scales or self.scales[0] < 1:
+            raise ValueError("scales must be positive numbers of windows")
         if not 1 <= self.persist <= self.persist_of:
             raise ValueError("need 1 <= persist <= persist_of")
         if self.score <= 0 or self.lift < 0 or self.negative_ratio < 1:
@@ -94,6 +109,8 @@ class CrisisVerdict:
 
     critical: bool
     candidate: bool
+    watch: bool
+    """Negativity is unusual enough for a warning (not yet for critical)."""
     scale: ScaleEvidence | None
     """The scale that made the window a candidate (the strongest), else the strongest scale."""
     persisted: int
@@ -144,6 +161,26 @@ class GateState:
     def from_dict(cls, data: dict[str, Any]) -> GateState:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _pooled(
+    rows: list[list[float]], scales: tuple[int, ...], start: float, size: float
+) -> dict[int, tuple[float, float, float]]:
+    """``(stories, negative mass, expected stories)`` summed over the windows of each scale, in one pass back."""
+    out: dict[int, tuple[float, float, float]] = {}
+    pending = sorted(set(scales))
+    n = mass = expected = 0.0
+    for row in reversed(rows):
+        while pending and row[0] <= start - pending[0] * size:
+            out[pending.pop(0)] = (n, mass, expected)
+        if not pending:
+            break
+        n += row[1]
+        mass += row[2]
+        expected += row[3]
+    for scale in pending:
+        out[scale] = (n, mass, expected)
+    return out
 
 
 def poisson_surprise(count: float, expected: float) -> float:
@@ -204,14 +241,21 @@ class CrisisGate:
         """Judge the window starting at ``start`` (``size`` seconds), then learn from it when ordinary."""
         p, s = self.policy, self.state
         in_order = s.last_start is None or start > s.last_start
-        recent = [w for w in s.recent if w[0] > start - max(SCALES) * size - 0.5 * size and w[0] < start]
+        recent = [w for w in s.recent if w[0] > start - max(p.scales) * size - 0.5 * size and w[0] < start]
         rows = [*recent, [start, float(stories), float(negative_mass), float(max(expected_stories, 0.0))]]
         mean, variance = self.usual()
-        evidence = [self._scale(rows, scale, start, size, mean, variance) for scale in SCALES]
-        # a pooled scale speaks for this window only while this window still takes part in the rise
-        now = evidence[0]
-        current = now.stories > 0 and now.lift >= 0.5 * p.lift
+        pooled = _pooled(rows, (*p.scales, RECENT_WINDOWS), start, size)
+        evidence = [self._scale(scale, *pooled[scale], mean, variance) for scale in p.scales]
+        # a pooled scale speaks for this window only while the last few windows still take part in the rise
+        recently = self._scale(RECENT_WINDOWS, *pooled[RECENT_WINDOWS], mean, variance)
+        alone = self._scale(1, *pooled[1], mean, variance)
+        current = recently.stories > 0 and recently.lift >= 0.5 * p.lift and (alone.stories == 0 or alone.lift >= 0)
         candidates = [e for e in evidence if e.candidate and (e.windows == 1 or current)]
+        watch = bool(candidates) or any(
+            e.score >= p.watch_score and e.lift >= 0.5 * p.lift and e.negative >= 0.5 * p.min_negative_stories
+            for e in evidence
+            if e.windows == 1 or current
+        )
         best = max(candidates or evidence, key=lambda e: e.score)
         candidate = bool(candidates)
         history = [*s.candidates, int(candidate)][-p.persist_of :] if in_order else [*s.candidates, int(candidate)]
@@ -234,23 +278,21 @@ class CrisisGate:
             corroboration.append(f"negativity {best.score:.0f} sd above usual")
         critical = candidate and persisted >= p.persist and bool(corroboration)
         reasons = self._reasons(best, persisted, corroboration, mean)
-        verdict = CrisisVerdict(critical, candidate, best, persisted, corroboration, unusual_terms, mean, reasons)
+        verdict = CrisisVerdict(
+            critical, candidate, watch, best, persisted, corroboration, unusual_terms, mean, reasons
+        )
 
         if learn and in_order:
             s.candidates = history
-            s.recent = rows[-max(SCALES) :]
+            s.recent = rows[-max(p.scales) :]
             self._learn(start, stories, negative_mass, negative_mass_sq, evidence, candidate, mentions, terms)
             s.last_start = start
         return verdict
 
     def _scale(
-        self, rows: list[list[float]], scale: int, start: float, size: float, mean: float, variance: float
+        self, scale: int, n: float, mass: float, expected: float, mean: float, variance: float
     ) -> ScaleEvidence:
         p = self.policy
-        pooled = [r for r in rows if r[0] > start - scale * size]
-        n = sum(r[1] for r in pooled)
-        mass = sum(r[2] for r in pooled)
-        expected = sum(r[3] for r in pooled)
         if n < 1:
             return ScaleEvidence(scale, 0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
         usual = mean * n
@@ -259,9 +301,8 @@ class CrisisGate:
         lift = mass / n - mean
         usual_volume = mean * max(expected, 0.5 * scale)
         ratio = mass / usual_volume if usual_volume > 0 else 0.0
-        candidate = (
-            score >= p.score and lift >= p.lift and ratio >= p.negative_ratio and mass >= p.min_negative_stories
-        )
+        needed_ratio = p.negative_ratio if scale <= p.short_scale else p.long_ratio
+        candidate = score >= p.score and lift >= p.lift and ratio >= needed_ratio and mass >= p.min_negative_stories
         return ScaleEvidence(scale, int(n), round(mass, 2), round(usual, 2), round(score, 2), round(lift, 3),
                              round(ratio, 2), candidate)  # fmt: skip
 

@@ -28,8 +28,10 @@ one crisis is one episode that opens, escalates and resolves under one id, and a
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol
 
@@ -177,7 +179,10 @@ class RiskPolicy:
         return SEVERITY_RANK[severity] >= SEVERITY_RANK[self.pause_severity]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready (tuples as lists, so a round trip through JSON compares equal)."""
+        data = asdict(self)
+        data["crisis"]["scales"] = list(self.crisis.scales)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RiskPolicy:
@@ -211,12 +216,17 @@ class RiskAssessment:
     severity: Severity
     summary: str
     """One line, e.g. "acme: 412 mentions vs 35 expected (11.8x), 78% negative vs 12% usual, …"."""
-    explanation: list[str]
-    """Human-readable lines: the numbers behind the verdict."""
-    evidence: dict[str, Any]
+    explain: Callable[[], list[str]] = field(repr=False, compare=False)
+    """Builds `explanation` (only windows that make an alert need the words)."""
+    evidence: dict[str, Any] = field(default_factory=dict)
     """JSON-serialisable numbers (keys mirror `stream.records.Signal`, plus ``components``)."""
-    pause: bool
+    pause: bool = False
     """The policy asks to pause publishing for this window (before episode idempotence)."""
+
+    @functools.cached_property
+    def explanation(self) -> list[str]:
+        """Human-readable lines: the numbers behind the verdict."""
+        return self.explain()
 
 
 @dataclass
@@ -405,11 +415,6 @@ class RiskAssessor:
         # --- risk, gates, pause ---------------------------------------------------------------------
         risk = 100.0 * (0.85 * math.sqrt(loudness * badness) + 0.15 * loudness)
         gates: list[str] = []
-        if mentions < policy.min_mentions_to_alert and risk >= policy.warning_at:
-            risk = policy.warning_at - 1.0
-            gates.append(
-                f"Capped at info: {mentions} mentions, fewer than the {policy.min_mentions_to_alert} needed to alert"
-            )
         gate = CrisisGate(policy.crisis, history.gate)
         solo = window.solo_story_count if getattr(window, "solo_story_count", None) is not None else stories
         mass = getattr(window, "negative_mass", None)
@@ -421,14 +426,26 @@ class RiskAssessor:
             float(window.start), float(window.end) - float(window.start), int(solo), _finite(mass),
             _finite(mass_sq or 0.0), expected * shared_fraction if warm else stories, mentions, terms, learn=learn,
         )
-        if verdict.critical and mentions >= policy.min_mentions_to_alert:
+        risk = round(_clip(risk, 0.0, 100.0), 1)  # round first: a cap must hold after rounding
+        # a crisis is judged over the scale that made it critical: a sparse brand's alert counts those stories
+        evidence_mentions = max(mentions, verdict.scale.stories if verdict.critical and verdict.scale else 0)
+        if evidence_mentions < policy.min_mentions_to_alert and (risk >= policy.warning_at or verdict.critical):
+            risk = min(risk, policy.warning_at - 1.0)
+            gates.append(
+                f"Capped at info: {evidence_mentions} mentions, fewer than the {policy.min_mentions_to_alert} "
+                "needed to alert"
+            )
+        elif verdict.critical:
             risk = max(risk, policy.critical_at)
+        elif risk >= policy.warning_at and not verdict.watch:
+            risk = policy.warning_at - 1.0
+            gates.append("Capped at info: negativity is usual for this brand (loud is not bad)")
         elif risk >= policy.critical_at:
             risk = policy.critical_at - 1.0
             gates.append("Capped at warning: " + _not_critical_because(verdict, policy))
         risk = round(_clip(risk, 0.0, 100.0), 1)
         severity = policy.severity_of(risk)
-        enough_mentions = mentions >= policy.min_mentions_to_pause
+        enough_mentions = evidence_mentions >= policy.min_mentions_to_pause
         enough_sources = len(sources) >= policy.min_sources_to_pause
         first_start = history.first_start if history.first_start is not None else float(window.start)
         history_seconds = float(window.end) - first_start
@@ -446,12 +463,18 @@ class RiskAssessor:
             sources=sources, languages=languages, known_languages=known_languages, terms=terms,
             previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration, top=list(window.top or []),
         )
-        explanation = _explain(facts, volume, negativity, components, risk, gates)
-        if verdict.candidate or verdict.critical:
-            explanation.extend(verdict.reasons)
-        explanation.append(
-            _pause_line(policy, severity, pause, mentions, len(sources), would_pause and not mature, history_seconds)
-        )
+        def explain() -> list[str]:
+            lines = _explain(facts, volume, negativity, components, risk, gates)
+            if verdict.candidate or verdict.critical:
+                lines.extend(verdict.reasons)
+            lines.append(
+                _pause_line(
+                    policy, severity, pause, evidence_mentions, len(sources), would_pause and not mature,
+                    history_seconds,
+                )
+            )
+            return lines
+
         evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
         evidence["crisis"] = _verdict_evidence(verdict)
         evidence["would_pause"] = would_pause
@@ -463,7 +486,7 @@ class RiskAssessor:
                 brand, history, window, stories, reach, len(sources), len(known_languages),
                 usual if own_test else None, expected if single else None,
             )
-        return RiskAssessment(risk, severity, _summary(facts), explanation, evidence, pause)
+        return RiskAssessment(risk, severity, _summary(facts), explain, evidence, pause)
 
     @staticmethod
     def _adjacent(history: BrandHistory, window: WindowLike) -> bool:
@@ -634,6 +657,7 @@ def _verdict_evidence(verdict: CrisisVerdict) -> dict[str, Any]:
     return {
         "critical": verdict.critical,
         "candidate": verdict.candidate,
+        "watch": verdict.watch,
         "persisted": verdict.persisted,
         "corroboration": list(verdict.corroboration),
         "unusual_terms": dict(verdict.unusual_terms),

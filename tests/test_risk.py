@@ -113,10 +113,10 @@ def warm_monitor(policy: RiskPolicy | None = None) -> BrandRiskMonitor:
 
 def warning_window(start: float) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
     window = summary(
-        90, 30, start=start, stories=85, reach=90 * 2000, languages={"en": 80, "de": 10},
+        90, 33, start=start, stories=85, reach=90 * 2000, languages={"en": 80, "de": 10},
         sources={"twitter": 80, "news": 10}, terms={"outage": 20},
     )
-    return window, spike(85, 30, 5.5), spike(30, 90 * 0.12, 3.5)
+    return window, spike(85, 30, 5.5), spike(33, 90 * 0.12, 3.5)
 
 
 @pytest.mark.parametrize("language", sorted(CRISIS_TEXTS))
