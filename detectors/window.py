@@ -95,6 +95,8 @@ class WindowAggregate:
     sources: Counter[str] = field(default_factory=Counter)
     crisis_terms: Counter[str] = field(default_factory=Counter)
     shared_mentions: int = 0
+    repeated_stories: int = 0
+    """Solo stories left out of the negativity because an earlier window already had them."""
     stories: DistinctCounter = field(default_factory=DistinctCounter)
     negative_stories: DistinctCounter = field(default_factory=DistinctCounter)
     solo_stories: DistinctCounter = field(default_factory=DistinctCounter)
@@ -165,20 +167,42 @@ class WindowAggregate:
 
     @property
     def solo_story_count(self) -> int:
-        return self.solo_stories.count()
+        """Distinct solo stories, less those that repeat an earlier window's."""
+        return max(0, self.solo_stories.count() - self.repeated_stories)
+
+    def forget_repeats(self, recent: dict[int, float], since: float) -> int:
+        """Drop from the negativity the solo stories already seen in an earlier window since ``since``.
+
+        A story that comes back minute after minute (a bot flood, a spam campaign, a thread that keeps
+        being quoted) is one voice: pooled over many windows it must count once, not once a window.
+        ``recent`` maps story keys to the start of the last window that held them; this window's stories
+        are added to it. Returns how many stories were dropped.
+        """
+        repeats = [k for k in self.solo_negativity if recent.get(k, float("-inf")) >= since]
+        for key in repeats:
+            del self.solo_negativity[key]
+        self.repeated_stories += len(repeats)
+        for key in self.solo_stories.mins:
+            recent[key] = self.start
+        return len(repeats)
 
     @property
     def negative_mass(self) -> float:
         """The expected number of negative solo stories (stories that name no other watched brand): their
         negative probabilities summed exactly, scaled up when the sketch holds only a sample of them."""
         held = len(self.solo_negativity)
-        return math.fsum(self.solo_negativity.values()) * (self.solo_story_count / held) if held else 0.0
+        return math.fsum(self.solo_negativity.values()) * self._scale_up() if held else 0.0
 
     @property
     def negative_mass_sq(self) -> float:
         """The same sum of the squared probabilities (with `negative_mass`: their spread across stories)."""
         held = len(self.solo_negativity)
-        return math.fsum(p * p for p in self.solo_negativity.values()) * (self.solo_story_count / held) if held else 0.0
+        return math.fsum(p * p for p in self.solo_negativity.values()) * self._scale_up() if held else 0.0
+
+    def _scale_up(self) -> float:
+        """How many stories each held one stands for (1 until the sketch overflows)."""
+        held = len(self.solo_negativity)
+        return max(1.0, self.solo_story_count / held) if held else 1.0
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -199,6 +223,7 @@ class WindowAggregate:
             "negative_stories": self.negative_stories.mins,
             "solo_stories": self.solo_stories.mins,
             "shared_mentions": self.shared_mentions,
+            "repeated_stories": self.repeated_stories,
             "top": self.top,
         }
 
@@ -222,6 +247,7 @@ class WindowAggregate:
             negative_stories=DistinctCounter(mins=list(s["negative_stories"])),
             solo_stories=DistinctCounter(mins=list(s.get("solo_stories", []))),
             shared_mentions=s.get("shared_mentions", 0),
+            repeated_stories=s.get("repeated_stories", 0),
             top=list(s["top"]),
         )
 

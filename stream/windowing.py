@@ -17,6 +17,10 @@ from detectors.window import MentionFacts, WindowAggregate, WindowSummary, summa
 
 MAX_GAP_WINDOWS = 60
 """At most this many empty windows are closed after a silence; beyond, time jumps forward."""
+REPEAT_WINDOWS = 60
+"""A story seen in one of this many earlier windows counts once in the negativity (`WindowAggregate.forget_repeats`)."""
+MAX_RECENT_STORIES = 3000
+"""At most this many recent story keys are remembered per brand (the oldest go first)."""
 
 Placement = Literal["counted", "late", "too_late"]
 
@@ -51,6 +55,8 @@ class BrandWindows:
         """End of the last closed window: mentions before it are too late."""
         self.max_event_time: float | None = None
         self.empty_streak = 0
+        self.recent_stories: dict[int, float] = {}
+        """Story key -> start of the last closed window that held it (insertion order = age)."""
         self.applied_offset = -1
         """Offset of the last input record applied (makes replays after a restart idempotent)."""
 
@@ -96,6 +102,12 @@ class BrandWindows:
         return closed
 
     def _score(self, window: WindowAggregate) -> ClosedWindow:
+        recent = self.recent_stories
+        window.forget_repeats(recent, window.start - REPEAT_WINDOWS * self.size)
+        for key in [k for k in window.solo_stories.mins if k in recent]:  # refreshed: now the newest
+            recent[key] = recent.pop(key)
+        while len(recent) > MAX_RECENT_STORIES:
+            del recent[next(iter(recent))]
         volume = self.volume.update(window.start, float(window.story_count))
         negativity = self.negativity.update(window.start, window.mentions, window.negative)
         return ClosedWindow(summarise(window), volume, negativity)
@@ -111,6 +123,7 @@ class BrandWindows:
             "closed_until": self.closed_until,
             "max_event_time": self.max_event_time,
             "applied_offset": self.applied_offset,
+            "recent_stories": [[k, t] for k, t in self.recent_stories.items()],
             "empty_streak": self.empty_streak,
         }
 
@@ -128,6 +141,7 @@ class BrandWindows:
         windows.max_event_time = state["max_event_time"]
         windows.applied_offset = state["applied_offset"]
         windows.empty_streak = state.get("empty_streak", 0)
+        windows.recent_stories = {int(k): float(t) for k, t in state.get("recent_stories", [])}
         return windows
 
 

@@ -126,6 +126,10 @@ class Backtest:
             if t < released:
                 self._disordered = True
                 return
+            if not heap and t >= newest:  # in order (the usual case): no need to hold it back
+                newest = released = t
+                yield t, mention
+                continue
             newest = max(newest, t)
             heapq.heappush(heap, (t, seq, mention))
             while heap and heap[0][0] < newest - REORDER_SECONDS:
