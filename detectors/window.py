@@ -10,14 +10,25 @@ plain dicts so the stream can changelog it.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 DISTINCT_K = 1024
+VOICES_PER_STORY = 8
+"""Voices (story and author together) remembered per solo story of a window."""
 TOP_MENTIONS = 5
 _MAX64 = float(2**64)
+
+
+def voice_key(story: int, author: str | None) -> int:
+    """A 64-bit key of a story as posted by one author (the story alone when the author is unknown)."""
+    if not author:
+        return story
+    digest = hashlib.blake2b(author.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return story ^ int.from_bytes(digest, "little")
 
 
 def tumbling_window(event_time: float, size: float) -> tuple[float, float]:
@@ -73,6 +84,8 @@ class MentionFacts:
     """The sentiment model's probability that the mention is negative, when known."""
     shared: bool = False
     """The mention also names another watched brand (a competitor's story may name this one in passing)."""
+    author: str | None = None
+    """Who posted it (id or handle), when known: a story carried by new people is news again."""
 
 
 @dataclass
@@ -88,6 +101,8 @@ class WindowAggregate:
     positive: int = 0
     reach: int = 0
     late_mentions: int = 0
+    solo_voices: dict[int, list[int]] = field(default_factory=dict)
+    """Up to ``VOICES_PER_STORY`` voice keys (story and author together) of each held solo story."""
     solo_negativity: dict[int, float] = field(default_factory=dict)
     """Negative probability of each solo story the sketch holds (the highest among its mentions, so the
     result does not depend on the order mentions arrive in); see `negative_mass`."""
@@ -128,8 +143,15 @@ class WindowAggregate:
             dropped = self.solo_stories.add(m.story)
             if dropped is not None:
                 self.solo_negativity.pop(dropped, None)
-            if m.story in self.solo_stories and p > self.solo_negativity.get(m.story, -1.0):
-                self.solo_negativity[m.story] = p
+                self.solo_voices.pop(dropped, None)
+            if m.story in self.solo_stories:
+                if p > self.solo_negativity.get(m.story, -1.0):
+                    self.solo_negativity[m.story] = p
+                voices = self.solo_voices.setdefault(m.story, [])
+                if len(voices) < VOICES_PER_STORY:
+                    voice = voice_key(m.story, m.author)
+                    if voice not in voices:
+                        voices.append(voice)
         self._consider_top(m)
 
     def _consider_top(self, m: MentionFacts) -> None:
@@ -171,19 +193,25 @@ class WindowAggregate:
         return max(0, self.solo_stories.count() - self.repeated_stories)
 
     def forget_repeats(self, recent: dict[int, float], since: float) -> int:
-        """Drop from the negativity the solo stories already seen in an earlier window since ``since``.
+        """Drop from the negativity the solo stories whose every voice was heard in an earlier window since ``since``.
 
-        A story that comes back minute after minute (a bot flood, a spam campaign, a thread that keeps
-        being quoted) is one voice: pooled over many windows it must count once, not once a window.
-        ``recent`` maps story keys to the start of the last window that held them; this window's stories
-        are added to it. Returns how many stories were dropped.
+        A story that the same accounts post minute after minute (a bot flood, a spam campaign) is one
+        voice: pooled over many windows it must count once, not once a window. The same story carried by
+        new people (reshares of a viral post) is heard again. ``recent`` maps voice keys (story and
+        author, `voice_key`) to the start of the last window that held them; this window's voices are
+        added to it. Returns how many stories were dropped.
         """
-        repeats = [k for k in self.solo_negativity if recent.get(k, float("-inf")) >= since]
+        repeats = [
+            k
+            for k in self.solo_negativity
+            if all(recent.get(v, float("-inf")) >= since for v in self.solo_voices.get(k) or [voice_key(k, None)])
+        ]
         for key in repeats:
             del self.solo_negativity[key]
         self.repeated_stories += len(repeats)
-        for key in self.solo_stories.mins:
-            recent[key] = self.start
+        for key in self.solo_negativity.keys() | set(repeats):
+            for voice in self.solo_voices.get(key) or [voice_key(key, None)]:
+                recent[voice] = self.start
         return len(repeats)
 
     @property
@@ -216,6 +244,7 @@ class WindowAggregate:
             "reach": self.reach,
             "late_mentions": self.late_mentions,
             "solo_negativity": [[k, v] for k, v in self.solo_negativity.items()],
+            "solo_voices": [[k, v] for k, v in self.solo_voices.items()],
             "languages": dict(self.languages),
             "sources": dict(self.sources),
             "crisis_terms": dict(self.crisis_terms),
@@ -240,6 +269,7 @@ class WindowAggregate:
             reach=s["reach"],
             late_mentions=s["late_mentions"],
             solo_negativity={int(k): float(v) for k, v in s.get("solo_negativity", [])},
+            solo_voices={int(k): [int(x) for x in v] for k, v in s.get("solo_voices", [])},
             languages=Counter(s["languages"]),
             sources=Counter(s["sources"]),
             crisis_terms=Counter(s["crisis_terms"]),

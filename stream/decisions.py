@@ -42,6 +42,7 @@ def mention_facts(mention: WindowedMention) -> MentionFacts:
         url=mention.url,
         p_negative=mention.p_negative,
         shared=len(mention.brands) > 1,
+        author=(mention.author.id or mention.author.handle) if mention.author else None,
     )
 
 

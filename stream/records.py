@@ -195,6 +195,7 @@ class WindowedMention(_Record):
     scores: SentimentScores | None = None
     story: int | None = Field(None, ge=0, lt=2**64)
     brands: list[str] = Field(default_factory=list, max_length=1000)
+    author: Author | None = None
 
     @property
     def p_negative(self) -> float | None:

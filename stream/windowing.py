@@ -18,9 +18,9 @@ from detectors.window import MentionFacts, WindowAggregate, WindowSummary, summa
 MAX_GAP_WINDOWS = 60
 """At most this many empty windows are closed after a silence; beyond, time jumps forward."""
 REPEAT_WINDOWS = 60
-"""A story seen in one of this many earlier windows counts once in the negativity (`WindowAggregate.forget_repeats`)."""
+"""A story whose voices were all heard in one of this many earlier windows counts once (`forget_repeats`)."""
 MAX_RECENT_STORIES = 3000
-"""At most this many recent story keys are remembered per brand (the oldest go first)."""
+"""At most this many recent voice keys are remembered per brand (the oldest go first)."""
 
 Placement = Literal["counted", "late", "too_late"]
 
@@ -104,8 +104,10 @@ class BrandWindows:
     def _score(self, window: WindowAggregate) -> ClosedWindow:
         recent = self.recent_stories
         window.forget_repeats(recent, window.start - REPEAT_WINDOWS * self.size)
-        for key in [k for k in window.solo_stories.mins if k in recent]:  # refreshed: now the newest
-            recent[key] = recent.pop(key)
+        for voices in window.solo_voices.values():  # refreshed: now the newest
+            for key in voices:
+                if key in recent:
+                    recent[key] = recent.pop(key)
         while len(recent) > MAX_RECENT_STORIES:
             del recent[next(iter(recent))]
         volume = self.volume.update(window.start, float(window.story_count))
