@@ -55,8 +55,12 @@ def run(
 @app.command()
 def backtest(
     mentions: Annotated[Path, typer.Argument(help="Mention file in the replay format (JSONL, JSONL.gz or CSV).")],
-    labels: Annotated[Path | None, typer.Option(help="Labels file: per brand, event windows and expected pauses.")] = None,
-    brands: Annotated[Path | None, typer.Option(help="Brands YAML file (default: CRISISWATCH_BRANDS_FILE).")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels file: per brand, event windows and expected pauses.")
+    ] = None,
+    brands: Annotated[
+        Path | None, typer.Option(help="Brands YAML file (default: CRISISWATCH_BRANDS_FILE).")
+    ] = None,
     policy: Annotated[Path | None, typer.Option(help="YAML/JSON file of risk policy fields to try.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the report, pictures and enrichment cache.")] = Path(
         "reports/backtest"
@@ -578,6 +582,23 @@ def bench_risk(
     from crisiswatch.bench.risk import write_report
 
     typer.echo(write_report(out))
+
+
+@bench_app.command("backtest")
+def bench_backtest(
+    corpus: Annotated[Path, typer.Option(help="Corpus folder (`crisiswatch corpus generate` output).")] = Path(
+        "corpora/check"
+    ),
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """Backtest speed (enrichment, decisions, a busy brand's month) and scores on a scenario corpus."""
+    from crisiswatch.bench.backtest import write_report
+
+    try:
+        typer.echo(write_report(corpus, out))
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @bench_app.command("detectors")

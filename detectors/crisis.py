@@ -57,6 +57,8 @@ class CrisisPolicy:
     """The same for the longer scales, where the number of stories already makes the share significant: a slow
     burn in a quiet hour has more negative stories than usual for that many stories, not more stories."""
     short_scale: int = 5
+    long_lift: float = 0.08
+    """The lift needed at the longer scales: with thousands of stories a small drift is many deviations."""
     scales: tuple[int, ...] = SCALES
     """The time scales (in windows) the test runs at."""
     record_ratio: float = 6.0
@@ -301,8 +303,11 @@ class CrisisGate:
         lift = mass / n - mean
         usual_volume = mean * max(expected, 0.5 * scale)
         ratio = mass / usual_volume if usual_volume > 0 else 0.0
-        needed_ratio = p.negative_ratio if scale <= p.short_scale else p.long_ratio
-        candidate = score >= p.score and lift >= p.lift and ratio >= needed_ratio and mass >= p.min_negative_stories
+        short = scale <= p.short_scale
+        needed_ratio, needed_lift = (p.negative_ratio, p.lift) if short else (p.long_ratio, p.long_lift)
+        candidate = (
+            score >= p.score and lift >= needed_lift and ratio >= needed_ratio and mass >= p.min_negative_stories
+        )
         return ScaleEvidence(scale, int(n), round(mass, 2), round(usual, 2), round(score, 2), round(lift, 3),
                              round(ratio, 2), candidate)  # fmt: skip
 

@@ -298,11 +298,15 @@ async def test_a_gate_fails_closed_after_the_broker_comes_back_empty(settings: S
             decisions.append((time.monotonic() - paused_at, decision.allowed, decision.reason))
             return not decision.allowed and decision.scope == "global"
 
+        # The rule: closed within the staleness limit (the moment it notices the log went backwards it
+        # re-reads; until then its old view is still within its limit), and closed from then on.
         assert await wait_for(closed_for_the_new_pause, timeout=settings.gate_max_staleness_seconds)
         for _ in range(20):  # and it stays closed
             await asyncio.sleep(0.05)
             assert not gate.allowed(channel="twitter").allowed
-        assert not any(allowed for _, allowed, _ in decisions), decisions
+        closed_at = next(t for t, allowed, _ in decisions if not allowed)
+        assert closed_at <= settings.gate_max_staleness_seconds, decisions
+        assert not any(allowed for t, allowed, _ in decisions if t > closed_at), decisions
         assert gate.feed.follower.resets >= 1
         # The plane that ran through the outage put back what the log lost; the new pause still wins.
         assert await wait_for(lambda: {f"brand:b{i}" for i in range(5)} <= set(gate.status()), timeout=10)

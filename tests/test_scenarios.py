@@ -7,6 +7,7 @@ skipped with a message where it is absent.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 import time
@@ -88,7 +89,7 @@ def test_every_crisis_phrase_carries_a_term_the_lexicon_recognises() -> None:
                     text = template.format(x="Zentrix", y="Corvanta", n=noun)
                     assert wanted & set(find_crisis_terms(text)), (story, lang, text)
     for sector, by_lang in phrases.SECTOR.items():
-        for lang, templates in by_lang.items():
+        for templates in by_lang.values():
             for template in templates:
                 assert phrases.SECTOR_CONCEPT[sector] in find_crisis_terms(template.format(b="Zentrix")), template
     for templates in phrases.CHATTER.values():
@@ -223,7 +224,7 @@ def test_event_labels_lie_in_the_corpus_and_crises_wait_for_maturity(small: tupl
             by_brand[event.brand].append(event)
     for events in by_brand.values():
         events.sort(key=lambda e: e.start)
-        for before, after in zip(events, events[1:], strict=False):
+        for before, after in itertools.pairwise(events):
             assert after.start - before.end >= timedelta(hours=6), (before, after)
     first = {b: info.first_mention for b, info in labels.brands.items()}
     assert any(f > labels.start + timedelta(hours=6) for f in first.values()), "one brand starts later"
@@ -245,7 +246,9 @@ def test_rates_roughly_match(small: tuple[Path, float], parsed: list[dict]) -> N
             k
             for e in labels.events
             if e.brand == brand and e.name != "nab_burst"
-            for k in range(int((e.start - start).total_seconds() // 300), int((e.end - start).total_seconds() // 300) + 1)
+            for k in range(
+                int((e.start - start).total_seconds() // 300), int((e.end - start).total_seconds() // 300) + 1
+            )
         }
         total = int((labels.end - start).total_seconds() // 300)
         counts = [buckets[brand][k] for k in range(first, total) if k not in busy]
