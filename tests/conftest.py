@@ -63,14 +63,13 @@ def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
 def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str], Path]]:
     """Settings, worker environment and demo mention file for a test that runs the worker process."""
     data, brands = demo.write_demo(tmp_path)
+    saved = dict(os.environ)  # before worker_env sets its variables here too
     env = worker_env(settings, brands)
-    saved = {k: os.environ.get(k) for k in env}
-    yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    try:
+        yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
