@@ -15,9 +15,9 @@ scatters by several points. `CrisisGate` therefore asks for evidence that is
   seen in a minute or two and a slow burn at modest volume over a quarter of an hour;
 * **persistent**: a window is a *candidate* when, at some scale, negativity rises enough above the usual
   (score, lift and negative-story volume all past their thresholds) and, for a pooled scale, the last
-  three windows still take part in the rise (half the lift at least) and this one is not below the
-  usual. Critical needs ``persist`` candidate windows among the last ``persist_of``: one odd minute is
-  not a crisis;
+  three windows still take part in the rise (half the lift for the short scales, the whole long-scale
+  lift for the long ones) and this one is not below the usual. Critical needs ``persist`` candidate
+  windows among the last ``persist_of``: one odd minute is not a crisis;
 * **corroborated**: the negativity must be backed by one independent sign that something happened to
   the brand: crisis concepts unusual for it, or negative-story volume far beyond the brand's usual
   level (a record for it), or negativity so strong it stands on its own (``strong_score``).
@@ -251,12 +251,21 @@ class CrisisGate:
         # a pooled scale speaks for this window only while the last few windows still take part in the rise
         recently = self._scale(RECENT_WINDOWS, *pooled[RECENT_WINDOWS], mean, variance)
         alone = self._scale(1, *pooled[1], mean, variance)
-        current = recently.stories > 0 and recently.lift >= 0.5 * p.lift and (alone.stories == 0 or alone.lift >= 0)
-        candidates = [e for e in evidence if e.candidate and (e.windows == 1 or current)]
+        now = recently.stories > 0 and (alone.stories == 0 or alone.lift >= 0)
+        # the longer a scale, the more it remembers: it speaks for this window only while the last few windows
+        # still rise by half the lift (short scales) or by the whole long-scale lift (an hour after a crisis,
+        # its windows must not keep the 60-window score up)
+        current_short = now and recently.lift >= 0.5 * p.lift
+        current_long = now and recently.lift >= p.long_lift
+        candidates = [
+            e
+            for e in evidence
+            if e.candidate and (e.windows == 1 or (current_short if e.windows <= p.short_scale else current_long))
+        ]
         watch = bool(candidates) or any(
             e.score >= p.watch_score and e.lift >= 0.5 * p.lift and e.negative >= 0.5 * p.min_negative_stories
             for e in evidence
-            if e.windows == 1 or current
+            if e.windows == 1 or current_short
         )
         best = max(candidates or evidence, key=lambda e: e.score)
         candidate = bool(candidates)
