@@ -27,6 +27,10 @@ def encode_state(state: dict[str, Any]) -> bytes:
     return json.dumps(state, separators=(",", ":")).encode()
 
 
+STALE_END_POLLS = 3
+"""Empty polls (of 1 s) after which `read_states` asks again where the log ends."""
+
+
 async def read_states(
     bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: Settings | None = None
 ) -> dict[int, dict[str, dict[str, Any]]]:
@@ -48,8 +52,17 @@ async def read_states(
         ends = await consumer.end_offsets(wanted)
         await consumer.seek_to_beginning(*wanted)
         remaining = {tp for tp in wanted if ends[tp] > 0}
+        quiet = 0
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            quiet = 0 if batches else quiet + 1
+            if quiet >= STALE_END_POLLS:  # nothing comes: the end we aim for may be gone (log truncated, re-created)
+                fresh = await consumer.end_offsets(list(remaining))
+                for tp in list(remaining):
+                    ends[tp] = fresh[tp]
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                quiet = 0
             for tp, records in batches.items():
                 for record in records:
                     if record.key and record.key.startswith(prefix):
