@@ -54,7 +54,10 @@ def run(corpus: Path, out: Path) -> dict[str, Any]:
         "mentions": first.result.mentions,
         "windows": first.result.windows,
         "enrich_seconds": round(first.enrich_seconds, 1),
-        "enrich_rate": round(first.enriched.raw / first.enrich_seconds) if first.enrich_seconds else None,
+        "enrich_cached": first.enriched.cached,
+        "enrich_rate": None if first.enriched.cached or not first.enrich_seconds else round(
+            first.enriched.raw / first.enrich_seconds
+        ),
         "decide_seconds": round(second.decide_seconds, 1),
         "decide_rate": round(second.decide_rate),
         "busiest_brand": busiest,
@@ -77,7 +80,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "| measure | value | target |",
         "|---|---|---|",
-        f"| enrichment (first run) | {r['enrich_seconds']} s, {r['enrich_rate']:,} mentions/s | – |",
+        "| enrichment (first run) | " + _enrichment(r) + " | – |",
         f"| decisions, whole corpus (cached enrichment) | {r['decide_seconds']} s, "
         f"{r['decide_rate']:,} mentions/s | – |",
         f"| decisions, busiest brand alone ({r['busiest_brand']}, {r['busiest_mentions']:,} mentions over "
@@ -87,6 +90,12 @@ def markdown(r: dict[str, Any]) -> str:
         "Scores: " + json.dumps(s),
         "",
     ])  # fmt: skip
+
+
+def _enrichment(r: dict[str, Any]) -> str:
+    if r["enrich_rate"] is None:
+        return "cached by an earlier run"
+    return f"{r['enrich_seconds']} s, {r['enrich_rate']:,} mentions/s"
 
 
 def write_report(corpus: Path, out: Path) -> str:
