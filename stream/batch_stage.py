@@ -46,7 +46,10 @@ from mode import Service
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream import metrics
+from stream.dead_letters import DeadLetterLog, dead_letter
 from stream.health import WorkerHealth
+from stream.records import DeadLetterReason
+from stream.topics import MENTIONS_DLQ
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ class BatchStage(Service):
     stage_name: str = "stage"
     input_topic: str = ""
     commit_on_process: bool = True
+    dead_letters: DeadLetterLog
+    """Set on start by a stage that dead-letters records (see `reject`)."""
     """Commit a batch's offsets once its output is acknowledged. A stage whose state is checkpointed less
     often sets this to False and calls `commit_through` when a checkpoint makes its progress durable, so
     the group's committed offsets (its lag, what `drained` reads) never run ahead of what a restart keeps."""
@@ -203,6 +208,25 @@ class BatchStage(Service):
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+
+    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, detail: str) -> None:
+        """Send a record this stage cannot use to ``mentions.dlq`` with its reason (counted, logged rate-limited).
+
+        Stages that reject records set ``self.dead_letters`` (a `stream.dead_letters.DeadLetterLog`) on start.
+        """
+        self.dead_letters.record(reason, f"{record.topic}@{record.partition}/{record.offset}", detail)
+        value = dead_letter(
+            reason=reason,
+            detail=detail,
+            stage=self.stage_name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            value=record.value,
+            key=record.key,
+            max_bytes=self.settings.dead_letter_max_bytes,
+        )
+        await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
 
     async def send(
         self,

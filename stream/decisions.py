@@ -50,19 +50,13 @@ def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+SPIKE_FIELDS = ("observed", "expected", "score", "p_value", "spike", "windows", "burst_rank", "after_gap", "gap")
+"""What a signal carries of a detector's verdict."""
+
+
 def score_of(result: SpikeResult) -> SpikeScore:
     """A detector's verdict as a signal carries it."""
-    return SpikeScore(
-        observed=result.observed,
-        expected=result.expected,
-        score=result.score,
-        p_value=result.p_value,
-        spike=result.spike,
-        windows=result.windows,
-        burst_rank=result.burst_rank,
-        after_gap=result.after_gap,
-        gap=result.gap,
-    )
+    return SpikeScore(**{name: getattr(result, name) for name in SPIKE_FIELDS})
 
 
 def to_signal(closed: ClosedWindow) -> Signal:
@@ -95,17 +89,7 @@ def to_signal(closed: ClosedWindow) -> Signal:
 
 def spike_of(score: SpikeScore) -> SpikeResult:
     """The detectors' verdict carried by a signal."""
-    return SpikeResult(
-        observed=score.observed,
-        expected=score.expected,
-        score=score.score,
-        p_value=score.p_value,
-        spike=score.spike,
-        windows=score.windows,
-        burst_rank=score.burst_rank,
-        after_gap=score.after_gap,
-        gap=score.gap,
-    )
+    return SpikeResult(**{name: getattr(score, name) for name in SPIKE_FIELDS})
 
 
 def summary_of(signal: Signal) -> WindowSummary:

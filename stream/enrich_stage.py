@@ -12,11 +12,11 @@ from crisiswatch.settings import Settings
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.brands_file import load_brands
-from stream.dead_letters import DeadLetterLog, RejectedRecord, dead_letter, decode_mention, reason_of
+from stream.dead_letters import DeadLetterLog, RejectedRecord, decode_mention, reason_of
 from stream.dedupe import SeenIds
 from stream.enrichment import Enricher, Enrichment
-from stream.records import DeadLetterReason, Mention, utcnow
-from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW
+from stream.records import Mention, utcnow
+from stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW
 
 log = logging.getLogger(__name__)
 
@@ -85,22 +85,6 @@ class EnrichStage(BatchStage):
             settings=self.settings,
         )
         log.info("enrich stage: re-learned %d recent mention ids", count)
-
-    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, detail: str) -> None:
-        """Send ``record`` to ``mentions.dlq`` with its reason (counted, and logged rate-limited)."""
-        self.dead_letters.record(reason, f"{record.topic}@{record.partition}/{record.offset}", detail)
-        value = dead_letter(
-            reason=reason,
-            detail=detail,
-            stage=self.stage_name,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            value=record.value,
-            key=record.key,
-            max_bytes=self.settings.dead_letter_max_bytes,
-        )
-        await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
 
     async def on_idle(self) -> None:
         self.dead_letters.flush()

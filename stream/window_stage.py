@@ -31,7 +31,7 @@ from stream.batch_stage import BatchStage
 from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
 from stream.decisions import mention_facts, to_signal
 from stream.lag import committed_lag
-from stream.records import DeadLetterReason, WindowedMention
+from stream.records import WindowedMention
 from stream.state_store import encode_state, read_states, state_key
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
 from stream.windowing import BrandWindows, ClosedWindow, Watermark
@@ -202,22 +202,6 @@ class WindowStage(BatchStage):
         watermark.observe(int(source) if source else -1, t, now_mono)
         raw_ms = headers.get("raw-timestamp-ms")
         return int(raw_ms) / 1000 if raw_ms else None
-
-    async def reject(self, record: ConsumerRecord[bytes, bytes], reason: DeadLetterReason, detail: str) -> None:
-        """Send a record this stage cannot use to ``mentions.dlq`` with its reason (counted, logged rate-limited)."""
-        self.dead_letters.record(reason, f"{record.topic}@{record.partition}/{record.offset}", detail)
-        value = dead_letter(
-            reason=reason,
-            detail=detail,
-            stage=self.stage_name,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            value=record.value,
-            key=record.key,
-            max_bytes=self.settings.dead_letter_max_bytes,
-        )
-        await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
 
     async def reject_window(self, partition: int, closed: ClosedWindow, exc: Exception) -> None:
         """Dead-letter a closed window that cannot become a signal (its summary, as JSON, is the original)."""
