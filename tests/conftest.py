@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from crisiswatch import demo
 from crisiswatch.broker import broker_for, free_port
@@ -91,3 +93,21 @@ def example_publisher() -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning, until nothing more comes for ``timeout`` seconds."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
+        max_partition_fetch_bytes=8 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    out = []
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=10_000)
+            if not batches:
+                return out
+            out.extend(r for records in batches.values() for r in records)
+    finally:
+        await consumer.stop()

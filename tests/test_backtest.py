@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from conftest import read_all
 
 from crisiswatch import demo
 from crisiswatch.backtest.engine import BacktestResult, PauseEvent
@@ -26,15 +26,7 @@ T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 async def read_alerts(bootstrap: str, topic: str) -> list[Alert]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[Alert] = []
-    try:
-        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
-            out.extend(Alert.model_validate_json(r.value) for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
-    return out
+    return [Alert.model_validate_json(r.value) for r in await read_all(bootstrap, topic, 2.0)]
 
 
 def decisions(alerts: list[Alert]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from conftest import read_all
 
 from connectors.sink import MentionSink
 from crisiswatch import demo
@@ -23,20 +23,6 @@ from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
 from stream.records import DeadLetter, EnrichedMention, Signal, utcnow
 from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
-
-
-async def read_all(bootstrap: str, topic: str, timeout: float = 3.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    out = []
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=10_000)
-            if not batches:
-                return out
-            out.extend(r for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
 
 
 async def window_counts(bootstrap: str, settings: Settings) -> dict[tuple[str, datetime], int]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from conftest import read_all
 
 from connectors.sink import MentionSink
 from crisiswatch import demo
@@ -113,23 +114,6 @@ def worker_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
         "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_WEB_PORT": str(free_port()),
     }
-
-
-async def read_all(bootstrap: str, topic: str, timeout: float = 2.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_bytes=16 << 20,
-        max_partition_fetch_bytes=8 << 20,
-    )  # fmt: skip
-    await consumer.start()
-    out = []
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=10_000)
-            if not batches:
-                return out
-            out.extend(r for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
 
 
 async def dead_letters(settings: Settings) -> list[DeadLetter]:
