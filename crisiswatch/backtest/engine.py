@@ -15,7 +15,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +95,13 @@ class Backtest:
     def __init__(self, settings: Settings, policy: RiskPolicy, timelines: bool = True):
         self.settings = settings
         self.policy = policy
-        self.book = RiskBook(policy)
-        self.windows: dict[str, BrandWindows] = {}
         self.keep_timelines = timelines
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start from no state (a new run, or the sorted replay of badly ordered input)."""
+        self.book = RiskBook(self.policy)
+        self.windows: dict[str, BrandWindows] = {}
         self._disordered = False
 
     def run(self, source: Callable[[], Iterable[WindowedMention]]) -> BacktestResult:
@@ -109,7 +113,7 @@ class Backtest:
         """
         result = self._run(self._reordered(source()))
         if self._disordered:
-            self.__init__(self.settings, self.policy, self.keep_timelines)  # type: ignore[misc]
+            self._reset()
             ordered = sorted(
                 ((m.created_at.timestamp(), m) for m in source() if m.brand is not None), key=lambda item: item[0]
             )
@@ -190,4 +194,4 @@ def iso(t: float) -> str:
     """Event time as a short UTC string."""
     if not math.isfinite(t):
         return "-"
-    return datetime.utcfromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
