@@ -41,6 +41,8 @@ RECOVERED_REASONS = ("commit_failed", "kafka_error")
 FATAL_REASONS = ("restore_failed", "crashed", "stalled")
 STALL_SECONDS = 120.0
 """A stage whose loop has not turned for this long while the broker answers is stopped as ``stalled``."""
+STUCK_STATES = ("joining", "rebalancing", "recovering")
+"""States a stage passes through on its way back to ``running``: staying in one for `STALL_SECONDS` is a stall."""
 PROBE_SECONDS = 1.0
 PROBE_TIMEOUT = 2.0
 CLIENT_LIBRARIES = ("aiokafka", "kafka", "faust", "mode")
@@ -66,6 +68,7 @@ class StageHealth:
 
     state: str = "starting"
     since: float = field(default_factory=time.time)
+    since_mono: float = field(default_factory=time.monotonic)
     reason: str | None = None
     detail: str | None = None
     failures: int = 0
@@ -107,6 +110,7 @@ class WorkerHealth:
             return entry
         if entry.state != state or entry.reason != reason:
             entry.state, entry.since, entry.reason, entry.detail = state, time.time(), reason, detail
+            entry.since_mono = time.monotonic()
         metrics.STAGE_UP.labels(stage).set(1 if state == "running" else 0)
         return entry
 
@@ -327,13 +331,20 @@ class HealthMonitor(Service):
         install_log_filter(self.log_filter)
 
     def check_stalls(self) -> None:
+        """Stop (as ``stalled``) a stage whose loop has not turned, or that has not got back to ``running``
+        (stuck joining, rebalancing or recovering), for `STALL_SECONDS` while the broker answers."""
         now = time.monotonic()
+        if not self.watch.reachable:
+            return
         for name, entry in self.health.stages.items():
-            if entry.state == "stopped" or not entry.loop_watched:
+            if entry.state == "stopped":
                 continue
-            quiet_since = max(entry.last_turn, self.watch.reachable_since_mono)
-            if self.watch.reachable and now - quiet_since > STALL_SECONDS:
+            if entry.loop_watched and now - max(entry.last_turn, self.watch.reachable_since_mono) > STALL_SECONDS:
                 self.health.stopped(name, "stalled", f"its loop has not turned for {now - entry.last_turn:.0f} s")
+            elif entry.state in STUCK_STATES and now - max(entry.since_mono, self.watch.reachable_since_mono) > (
+                STALL_SECONDS
+            ):
+                self.health.stopped(name, "stalled", f"stuck {entry.state} for {now - entry.since_mono:.0f} s")
 
     async def tick(self) -> None:
         install_log_filter(self.log_filter)  # cheap; catches handlers added after start

@@ -125,6 +125,20 @@ class Metrics(_Record):
     reach: Count | None = None
 
 
+class Context(_Record):
+    """Where a mention sits in a conversation, where the source says so (ids or URIs of the source)."""
+
+    in_reply_to: CleanStr | None = Field(default=None, max_length=2048, description="The post this one answers.")
+    root: CleanStr | None = Field(default=None, max_length=2048, description="The first post of the thread.")
+    quotes: CleanStr | None = Field(default=None, max_length=2048, description="The post this one quotes.")
+    channel: CleanStr | None = Field(
+        default=None, max_length=2048, description="The channel, subreddit, list or account it was posted in."
+    )
+    post: CleanStr | None = Field(
+        default=None, max_length=2048, description="For owned sources: the brand's own post, video or ad it answers."
+    )
+
+
 class Mention(_Record):
     """A mention as connectors publish it to ``mentions.raw`` (key: ``id``)."""
 
@@ -137,6 +151,17 @@ class Mention(_Record):
     metrics: Metrics | None = None
     lang: CleanStr | None = Field(default=None, description="ISO 639-1 code when the source knows it.")
     fetched_at: BoundedTime | None = Field(default=None, description="When the connector fetched it.")
+    context: Context | None = Field(default=None, description="Reply, quote and channel context.")
+    owned: bool = Field(
+        default=False,
+        description="Posted under the brand's own channel, post or ad (comments on owned media).",
+    )
+    owner: CleanStr | None = Field(
+        default=None,
+        max_length=128,
+        description="For owned mentions: the watched brand whose channel it is; routed to it even when the text "
+        "does not name the brand.",
+    )
 
     def reach(self) -> int:
         """Best estimate of how many people could see this mention (at least 1, at most `INT64_MAX`)."""

@@ -40,7 +40,7 @@ from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.runner import drained, exit_reason, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
 from stream.app import EXIT_STAGE_STOPPED
-from stream.health import EXIT_LINE, STALL_SECONDS, WorkerHealth
+from stream.health import EXIT_LINE, STALL_SECONDS, BrokerWatch, HealthMonitor, WorkerHealth
 from stream.records import EnrichedMention
 from stream.state_store import state_key
 from stream.topics import MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
@@ -329,3 +329,31 @@ async def test_run_until_idle_ends_with_the_reason_when_a_stage_stops(settings: 
     message = str(failure.value)
     assert f"exited with {EXIT_STAGE_STOPPED}" in message and "window" in message and "restore_failed" in message
     assert time.monotonic() - started < 120
+
+
+def test_a_stage_stuck_rebalancing_while_the_broker_answers_is_stalled() -> None:
+    """A zombie that still polls (no assignment ever comes back) is stopped like a hung loop, not left idle."""
+    health = WorkerHealth(("enrich", "window"))
+    health.running("enrich")
+    health.rebalancing("window")
+    watch = BrokerWatch("127.0.0.1:9")
+    monitor = HealthMonitor(health, watch)
+    for entry in health.stages.values():
+        entry.last_turn, entry.loop_watched = time.monotonic(), True  # both loops keep turning
+    monitor.check_stalls()
+    assert health.alive, "a rebalance that has just begun is not a stall"
+
+    past = time.monotonic() - STALL_SECONDS - 1
+    health.stages["window"].since_mono = past
+    health.stages["enrich"].since_mono = past  # running for long is fine
+    watch.reachable_since_mono = past
+    watch.reachable = False
+    monitor.check_stalls()
+    assert health.alive, "nothing is declared stalled while the broker does not answer"
+
+    watch.reachable = True
+    monitor.check_stalls()
+    assert not health.alive and health.fatal is not None
+    stage, reason, detail = health.fatal
+    assert (stage, reason) == ("window", "stalled") and "stuck rebalancing" in detail
+    assert health.stages["enrich"].state == "running"
