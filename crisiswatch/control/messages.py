@@ -340,12 +340,17 @@ class Heartbeat(_Signed):
     )
 
 
-class AuditRecord(BaseModel):
-    """One control change on ``publishing.audit`` (key: scope): who, what, why, when, and before."""
+class AuditRecord(_Signed):
+    """One control change on ``publishing.audit`` (key: scope): who, what, why, when, and before.
 
-    model_config = ConfigDict(extra="ignore")
+    Signed by the writer's key like every control record (``kid``, ``sig``); ``crisiswatch audit``
+    verifies it. ``resume_requested`` / ``resume_approved`` record a two-person resume (see
+    `crisiswatch.web.governance`).
+    """
 
-    action: Literal["pause", "resume", "schedule_add", "schedule_remove"]
+    action: Literal[
+        "pause", "resume", "schedule_add", "schedule_remove", "resume_requested", "resume_approved", "resume_cancelled"
+    ]
     scope: Scope
     actor: Actor
     reason: str = Field(max_length=2000)
@@ -362,7 +367,9 @@ class AuditRecord(BaseModel):
     previous_actor: str | None = None
     previous_reason: str | None = None
     previous_episode: str | None = None
-    kid: str | None = Field(default=None, description="Key id that signed the change.")
+    request_id: str | None = Field(default=None, max_length=64, description="A two-person resume request.")
+    requested_by: str | None = Field(default=None, max_length=128, description="Who asked for the resume.")
+    expires_at: UtcDatetime | None = Field(default=None, description="When the resume request lapses.")
 
 
 class Window(BaseModel):

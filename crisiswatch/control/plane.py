@@ -383,8 +383,8 @@ class ControlPlane:
         return ChangeResult(True, signed, f"{signed.scope} {signed.state} (seq {signed.seq})")
 
     async def append_audit(self, record: AuditRecord) -> None:
-        """Append one record to ``publishing.audit`` (waits for the broker's acknowledgement)."""
-        await self._send(self.audit_topic, record.scope, record.model_dump_json().encode())
+        """Sign and append one record to ``publishing.audit`` (waits for the broker's acknowledgement)."""
+        await self._send(self.audit_topic, record.scope, self.keyring.sign(record).to_bytes())
 
     async def _send(self, topic: str, key: str, value: bytes) -> None:
         if self._producer is None:

@@ -168,7 +168,7 @@ class ScheduleStore:
         )
         await self._producer.send_and_wait(
             self.settings.topic("publishing.audit"),
-            value=audit.model_dump_json().encode(),
+            value=self.keyring.sign(audit).to_bytes(),
             key=schedule.scope.encode(),
         )
 
