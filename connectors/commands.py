@@ -244,3 +244,29 @@ def poll(
         return [poller]
 
     run(build, metrics_port)
+
+
+def sources(path: Path, only: str | None, metrics_port: int) -> None:
+    """``crisiswatch connect --sources FILE [--only NAME]``: every entry of a sources file (or one)."""
+    from connectors.sources import SourcesFileError, load_sources
+
+    try:
+        sources_file = load_sources(path)
+        sources_file.select(only)
+    except SourcesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
+
+    def build(settings: Settings) -> list[Connector]:
+        try:
+            connectors = sources_file.build(settings, only)
+        except SourcesFileError as exc:
+            for problem in exc.problems:
+                typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(2) from None
+        names = ", ".join(f"{s.name} ({s.kind})" for s in sources_file.select(only))
+        typer.echo(f"running {len(connectors)} source(s): {names}", err=True)
+        return connectors
+
+    run(build, metrics_port)

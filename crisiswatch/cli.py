@@ -410,9 +410,33 @@ def serve(
 
 # --- live connectors (connectors/) -------------------------------------------------------------------
 connect_app = typer.Typer(
-    help="Live connectors: fetch or receive mentions, hand them to mentions.raw.", no_args_is_help=True
+    help="Live connectors: fetch or receive mentions, hand them to mentions.raw.", invoke_without_command=True
 )
 app.add_typer(connect_app, name="connect")
+
+
+@connect_app.callback()
+def connect_sources(
+    ctx: typer.Context,
+    sources: Annotated[Path | None, typer.Option(help="Sources file (YAML): run every entry, see README.")] = None,
+    only: Annotated[str | None, typer.Option(help="With --sources: run only the entry with this name.")] = None,
+    metrics_port: Annotated[int, typer.Option(help="With --sources: Prometheus metrics port (0: off).")] = 0,
+    verbose: bool = True,
+) -> None:
+    """Run many connectors from a sources file (--sources), or one with a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        if sources is not None or only is not None:
+            raise typer.BadParameter("--sources/--only go without a subcommand")
+        return
+    if sources is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0 if only is None else 2)
+    from connectors import commands
+
+    _logging(verbose)
+    commands.sources(sources, only, metrics_port)
+
+
 _MappingArg = Annotated[Path, typer.Option("--mapping", help="Mapping file (YAML/JSON), see README.")]
 _SourceOpt = Annotated[str | None, typer.Option(help="Mention source name (overrides the mapping file's).")]
 _HeaderOpt = Annotated[list[str] | None, typer.Option("--header", help="'Name: value' (${VAR} from env).")]
