@@ -35,6 +35,8 @@ class BrandsConfig:
 
     brands: tuple[TermSet, ...]
     topics: tuple[TermSet, ...] = field(default_factory=tuple)
+    policies: Mapping[str, Any] = field(default_factory=dict)
+    """Brand id -> its `detectors.risk.BrandPolicy`, for brands whose entry has a ``policy`` mapping."""
 
 
 def _term_sets(items: Any, kind: str) -> tuple[TermSet, ...]:
@@ -62,13 +64,31 @@ def _term_sets(items: Any, kind: str) -> tuple[TermSet, ...]:
 
 
 def parse_brands(data: Any) -> BrandsConfig:
-    """Validate a loaded brands document: ``{brands: [{id, terms, exclude}], topics: [...]}``."""
+    """Validate a loaded brands document: ``{brands: [{id, terms, exclude, policy}], topics: [...]}``."""
     if not isinstance(data, Mapping) or "brands" not in data:
         raise BrandsFileError("a brands file is a mapping with a 'brands' list")
     brands = _term_sets(data["brands"], "brands")
     if not brands:
         raise BrandsFileError("the brands list is empty")
-    return BrandsConfig(brands=brands, topics=_term_sets(data.get("topics"), "topics"))
+    return BrandsConfig(
+        brands=brands, topics=_term_sets(data.get("topics"), "topics"), policies=_policies(data["brands"])
+    )
+
+
+def _policies(items: list[Any]) -> dict[str, Any]:
+    """The ``policy`` mapping of each brand entry that has one, validated (`detectors.risk.BrandPolicy`)."""
+    from detectors.risk import BrandPolicy  # the matching alone needs none of the risk code
+
+    policies = {}
+    for item in items:
+        if item.get("policy") is None:
+            continue
+        ident = item["id"].strip()
+        try:
+            policies[ident] = BrandPolicy.parse(item["policy"], ident)
+        except ValueError as exc:
+            raise BrandsFileError(str(exc)) from None
+    return policies
 
 
 _TOKEN = re.compile(r"[#@]?\w+")

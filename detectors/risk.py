@@ -31,8 +31,8 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Protocol
 
 from scipy.special import gammainc
@@ -45,6 +45,7 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 PAUSE_SEVERITIES = ("info", "warning", "critical", "never")
+PAUSE_SCOPES = ("brand", "global", "none")
 ACCELERATION_WINDOWS = 10
 """Acceleration compares a window's stories with the median of this many windows before it."""
 _UNKNOWN_LANGUAGES = frozenset({"", "und", "unknown", "zxx"})
@@ -140,8 +141,9 @@ class RiskPolicy:
     """After a resolution, no new episode opens this soon unless it is worse than the last one."""
     maturity_seconds: float = 86400.0
     """A brand with less event-time history than this may warn (and say it would pause) but never pauses."""
-    pause_scope: Literal["brand", "global"] = "brand"
-    """What a pause stops: the brand's own publishing (``brand``) or every account (``global``)."""
+    pause_scope: Literal["brand", "global", "none"] = "brand"
+    """What a pause stops: the brand's own publishing (``brand``), every account (``global``), or nothing
+    (``none``: this policy never pauses automatically; alerts are unchanged)."""
     weights: RiskWeights = field(default_factory=RiskWeights)
     crisis: CrisisPolicy = field(default_factory=CrisisPolicy)
     """What ``critical`` needs: persistent, corroborated, brand-relative negativity (`detectors.crisis`)."""
@@ -151,8 +153,8 @@ class RiskPolicy:
             raise ValueError("need 0 < warning_at < critical_at <= 100")
         if self.pause_severity not in PAUSE_SEVERITIES:
             raise ValueError(f"pause_severity must be one of {PAUSE_SEVERITIES}, got {self.pause_severity!r}")
-        if self.pause_scope not in ("brand", "global"):
-            raise ValueError(f"pause_scope must be 'brand' or 'global', got {self.pause_scope!r}")
+        if self.pause_scope not in PAUSE_SCOPES:
+            raise ValueError(f"pause_scope must be one of {PAUSE_SCOPES}, got {self.pause_scope!r}")
         if self.resolve_after < 1:
             raise ValueError("resolve_after must be at least 1")
         if isinstance(self.weights, dict):  # from JSON
@@ -174,7 +176,7 @@ class RiskPolicy:
 
     def pauses_at(self, severity: str) -> bool:
         """Whether a window of this severity reaches the pause severity."""
-        if self.pause_severity == "never":
+        if self.pause_severity == "never" or self.pause_scope == "none":
             return False
         return SEVERITY_RANK[severity] >= SEVERITY_RANK[self.pause_severity]
 
@@ -205,6 +207,132 @@ class RiskPolicy:
             if hasattr(settings, name)
         }
         return cls(**{**values, **overrides})
+
+
+SENSITIVITIES = ("sensitive", "balanced", "quiet")
+SENSITIVITY_PRESETS: dict[str, dict[str, float]] = {
+    "sensitive": {
+        "warning_at": 0.8, "critical_at": 0.85, "min_mentions_to_alert": 0.5, "min_mentions_to_pause": 0.5,
+        "crisis.score": 0.75, "crisis.lift": 0.75, "crisis.min_negative_stories": 0.75,
+    },
+    "balanced": {},
+    "quiet": {
+        "warning_at": 1.25, "critical_at": 1.2, "min_mentions_to_alert": 2.0, "min_mentions_to_pause": 2.0,
+        "crisis.score": 1.5, "crisis.lift": 1.5, "crisis.min_negative_stories": 2.0,
+    },
+}  # fmt: skip
+"""Multipliers a sensitivity preset applies to the global policy (``crisis.x`` is a crisis gate field).
+
+Integers are rounded; ``critical_at`` stays at most 100 and ``warning_at`` below it. ``balanced`` is the
+global policy as it is."""
+BRAND_POLICY_FIELDS = frozenset({
+    "warning_at", "critical_at", "pause_severity", "pause_scope", "min_mentions_to_pause", "min_sources_to_pause",
+    "min_mentions_to_alert", "usual_negative_share", "full_volume_ratio", "full_volume_score",
+    "full_negativity_lift", "full_negativity_score", "warmup_windows", "resolve_after", "cooldown_seconds",
+    "maturity_seconds",
+})  # fmt: skip
+"""Risk policy fields a brand may set in the brands file (not the weights: they shape every brand alike)."""
+BRAND_CRISIS_FIELDS = frozenset({
+    "score", "strong_score", "lift", "negative_ratio", "long_ratio", "long_lift", "record_ratio",
+    "min_negative_stories", "watch_score", "persist", "persist_of", "term_surprise", "min_term_mentions",
+})  # fmt: skip
+"""Crisis gate fields a brand may set under ``crisis`` (not the scales and half-lives: they shape its state)."""
+
+
+def apply_sensitivity(policy: RiskPolicy, sensitivity: str) -> RiskPolicy:
+    """``policy`` with the multipliers of a sensitivity preset (`SENSITIVITY_PRESETS`) applied."""
+    if sensitivity not in SENSITIVITY_PRESETS:
+        raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, got {sensitivity!r}")
+    top: dict[str, Any] = {}
+    crisis: dict[str, Any] = {}
+    for name, factor in SENSITIVITY_PRESETS[sensitivity].items():
+        target, owner, key = (crisis, policy.crisis, name[7:]) if name.startswith("crisis.") else (top, policy, name)
+        value = getattr(owner, key) * factor
+        target[key] = round(value) if isinstance(getattr(owner, key), int) else round(value, 4)
+    if "critical_at" in top:
+        top["critical_at"] = min(100.0, top["critical_at"])
+    if "warning_at" in top:
+        top["warning_at"] = min(top["warning_at"], top.get("critical_at", policy.critical_at) - 1.0)
+    if crisis:
+        top["crisis"] = replace(policy.crisis, **crisis)
+    return replace(policy, **top)
+
+
+@dataclass(frozen=True)
+class BrandPolicy:
+    """One brand's policy in the brands file: a sensitivity preset and explicit fields on top of it.
+
+    The brand's fields override the preset, which scales the global policy (the settings):
+    ``policy_for(global) = global -> preset multipliers -> the brand's own fields``.
+    """
+
+    sensitivity: str = "balanced"
+    fields: tuple[tuple[str, Any], ...] = ()
+    """The brand's explicit risk policy fields, sorted by name (``crisis`` as sorted pairs too)."""
+
+    @classmethod
+    def parse(cls, data: Any, brand: str = "") -> BrandPolicy:
+        """Validate a brand's ``policy`` mapping; `ValueError` naming the brand and the field on a bad one."""
+        where = f"brand {brand!r}: policy" if brand else "policy"
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where} must be a mapping")
+        data = dict(data)
+        sensitivity = data.pop("sensitivity", "balanced")
+        if sensitivity not in SENSITIVITY_PRESETS:
+            raise ValueError(f"{where}: sensitivity must be one of {', '.join(SENSITIVITIES)}, got {sensitivity!r}")
+        unknown = sorted(set(data) - BRAND_POLICY_FIELDS - {"crisis"})
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; known: sensitivity, crisis, "
+                f"{', '.join(sorted(BRAND_POLICY_FIELDS))}"
+            )
+        crisis = data.get("crisis")
+        if crisis is not None:
+            if not isinstance(crisis, Mapping):
+                raise ValueError(f"{where}: crisis must be a mapping")
+            bad = sorted(set(crisis) - BRAND_CRISIS_FIELDS)
+            if bad:
+                known = ", ".join(sorted(BRAND_CRISIS_FIELDS))
+                raise ValueError(f"{where}: unknown crisis field(s) {', '.join(bad)}; known: {known}")
+            data["crisis"] = tuple(sorted(crisis.items()))
+        for name, value in data.items():
+            if name in ("pause_severity", "pause_scope", "crisis"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{where}: {name} must be a number >= 0, got {value!r}")
+        parsed = cls(str(sensitivity), tuple(sorted(data.items())))
+        try:
+            parsed.apply(RiskPolicy())  # the values themselves (ranges, names) are checked here
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return parsed
+
+    def apply(self, base: RiskPolicy) -> RiskPolicy:
+        """The brand's policy on top of ``base`` (the global policy)."""
+        policy = apply_sensitivity(base, self.sensitivity)
+        own = dict(self.fields)
+        crisis = own.pop("crisis", None)
+        if crisis:
+            own["crisis"] = replace(policy.crisis, **dict(crisis))
+        for name in ("min_mentions_to_pause", "min_sources_to_pause", "min_mentions_to_alert", "warmup_windows",
+                     "resolve_after"):  # fmt: skip
+            if name in own:
+                if own[name] != int(own[name]):
+                    raise ValueError(f"{name} must be a whole number")
+                own[name] = int(own[name])
+        policy = replace(policy, **own)
+        if not 0 < policy.warning_at < policy.critical_at <= 100:
+            raise ValueError(f"need 0 < warning_at ({policy.warning_at}) < critical_at ({policy.critical_at}) <= 100")
+        return policy
+
+    def to_dict(self) -> dict[str, Any]:
+        """As written in the brands file (what the risk stage logs when it changes)."""
+        out: dict[str, Any] = {"sensitivity": self.sensitivity}
+        for name, value in self.fields:
+            out[name] = dict(value) if name == "crisis" else value
+        return out
 
 
 @dataclass(frozen=True)
@@ -683,6 +811,8 @@ def _pause_line(
             f"Pause: yes ({severity} >= {policy.pause_severity}, {mentions} mentions >= "
             f"{policy.min_mentions_to_pause}, {sources} sources >= {policy.min_sources_to_pause})"
         )
+    if policy.pause_scope == "none":
+        return "Pause: no (automatic pauses are off for this brand: pause scope none)"
     if not policy.pauses_at(severity):
         return f"Pause: no ({severity} is below the pause severity {policy.pause_severity})"
     missing = []
@@ -781,14 +911,27 @@ class BrandRiskMonitor:
         """The open episode, if any."""
         return self.tracker.episode_id
 
-    def observe(self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike) -> RiskDecision:
-        """Assess a closed window and step the episode: opened / escalated / resolved, and a pause at most once."""
+    def set_policy(self, policy: RiskPolicy) -> None:
+        """Use ``policy`` from the next window on (history and the open episode are kept)."""
+        self.policy = policy
+        self.assessor.policy = policy
+        self.tracker.resolve_after = policy.resolve_after
+        self.tracker.cooldown_seconds = policy.cooldown_seconds
+
+    def observe(
+        self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike, silenced: bool = False
+    ) -> RiskDecision:
+        """Assess a closed window and step the episode: opened / escalated / resolved, and a pause at most once.
+
+        A ``silenced`` window (a planned event) is assessed and alerted as usual but never pauses; its episode
+        is not marked as paused, so a crisis that is still critical after the silence pauses then.
+        """
         assessment = self.assessor.assess(window, volume, negativity)
         step = self.tracker.update(float(window.end), SEVERITY_RANK[assessment.severity])
         kind = step.kind if step.kind in ("opened", "escalated", "resolved") else None
         pause = False
         first_pause = step.episode_id is not None and self.paused_episode != step.episode_id
-        if first_pause and kind != "resolved" and assessment.pause:
+        if first_pause and kind != "resolved" and assessment.pause and not silenced:
             pause = True
             self.paused_episode = step.episode_id
             kind = kind or "escalated"  # the episode now asks to pause: that is news worth an alert

@@ -5,9 +5,10 @@ the decisions the worker makes:
 
 * `mention_facts` turns an enriched mention into what a window counts, and `to_signal` a closed
   window into the ``signals`` record;
-* `RiskBook` holds every brand's `detectors.risk.BrandRiskMonitor`, refuses a window it has already
-  assessed (a replay after a restart), and turns a decision into an `Alert` and the control scope to
-  pause.
+* `RiskBook` holds every brand's `detectors.risk.BrandRiskMonitor` under the brand's own policy (the
+  brands file's per-brand policy over the global one), refuses a window it has already assessed (a
+  replay after a restart), and turns a decision into an `Alert` and the control scope to pause; a
+  window covered by a silence is alerted, marked silenced, and never pauses.
 
 The risk stage adds the I/O around it (publish the alert, ask the control plane to pause, changelog
 the state); the backtest adds a report.
@@ -16,12 +17,13 @@ the state); the backtest adds a report.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from detectors.neardup import story_key
-from detectors.risk import BrandRiskMonitor, RiskDecision, RiskPolicy
+from detectors.risk import BrandPolicy, BrandRiskMonitor, RiskDecision, RiskPolicy
 from detectors.spikes import SpikeResult
 from detectors.window import MentionFacts, WindowSummary
 from stream.records import Alert, Signal, SpikeScore, TopMention, WindowedMention, utcnow
@@ -136,6 +138,31 @@ def alert_of(signal: Signal, decision: RiskDecision, created_at: datetime | None
     )
 
 
+class SilenceLike(Protocol):
+    """What the book reads of a silence (`crisiswatch.control.silences.Silence`)."""
+
+    id: str
+    reason: str
+    created_by: str
+    end: datetime
+
+    def mark(self) -> dict[str, Any]: ...
+
+
+SilenceLookup = Callable[[str, datetime, datetime], SilenceLike | None]
+"""``(brand, window_start, window_end)`` -> the silence covering that window, if any."""
+
+
+def mark_silenced(alert: Alert, silence: SilenceLike) -> None:
+    """Mark an alert of a silenced window: ``evidence.silence`` and one line of explanation."""
+    alert.evidence["silence"] = silence.mark()
+    until = silence.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    alert.explanation.append(
+        f"Silenced: {silence.reason} (planned by {silence.created_by}, until {until}): "
+        "alerts go out marked silenced and never pause publishing"
+    )
+
+
 @dataclass(frozen=True)
 class Decided:
     """What one signal led to."""
@@ -145,21 +172,56 @@ class Decided:
     """The alert record to publish, when the episode changed."""
     pause_scope: str | None
     """The control scope to pause (``global`` or ``brand:<id>``), when the policy asks to pause."""
+    silence: SilenceLike | None = None
+    """The silence that covered this window (its alert is marked and it never pauses)."""
 
 
 class RiskBook:
-    """Every brand's risk monitor, and the last window each has assessed."""
+    """Every brand's risk monitor, the policy each brand runs under, and the last window each has assessed.
 
-    def __init__(self, policy: RiskPolicy):
+    A brand's policy is the global one with the brand's `detectors.risk.BrandPolicy` (from the brands file)
+    on top; `set_policies` swaps them at run time (the brands file changed) without losing any state.
+    ``silences`` (when set) tells which windows fall in a planned event's silence.
+    """
+
+    def __init__(self, policy: RiskPolicy, brand_policies: Mapping[str, BrandPolicy] | None = None):
         self.policy = policy
+        self.brand_policies: dict[str, BrandPolicy] = dict(brand_policies or {})
+        self._policies: dict[str, RiskPolicy] = {}
         self.monitors: dict[str, BrandRiskMonitor] = {}
         self.last_window: dict[str, float] = {}
+        self.silences: SilenceLookup | None = None
+
+    def policy_for(self, brand: str) -> RiskPolicy:
+        """The policy ``brand`` runs under (the global one when the brands file sets none for it)."""
+        found = self._policies.get(brand)
+        if found is None:
+            own = self.brand_policies.get(brand)
+            found = self._policies[brand] = own.apply(self.policy) if own is not None else self.policy
+        return found
+
+    def set_policies(self, policy: RiskPolicy, brand_policies: Mapping[str, BrandPolicy]) -> list[str]:
+        """Use new policies from the next window on; returns one line per brand whose policy changed."""
+        before = {b: (self.brand_policies.get(b), self.policy_for(b)) for b in {*self.monitors, *self.brand_policies}}
+        before.update({b: (p, self.policy_for(b)) for b, p in self.brand_policies.items()})
+        self.policy, self.brand_policies, self._policies = policy, dict(brand_policies), {}
+        changes = []
+        for brand in sorted({*before, *self.brand_policies}):
+            old_entry, old_policy = before.get(brand, (None, None))
+            new_entry, new_policy = self.brand_policies.get(brand), self.policy_for(brand)
+            if brand in self.monitors and old_policy != new_policy:
+                self.monitors[brand].set_policy(new_policy)
+            if old_entry != new_entry:
+                was = old_entry.to_dict() if old_entry else "global policy"
+                now = new_entry.to_dict() if new_entry else "global policy"
+                changes.append(f"{brand}: {was} -> {now}")
+        return changes
 
     def monitor(self, brand: str) -> BrandRiskMonitor:
         """The brand's monitor (a new one for a brand not seen before)."""
         found = self.monitors.get(brand)
         if found is None:
-            found = self.monitors[brand] = BrandRiskMonitor(brand, self.policy)
+            found = self.monitors[brand] = BrandRiskMonitor(brand, self.policy_for(brand))
         return found
 
     def decide(self, signal: Signal, created_at: datetime | None = None) -> Decided | None:
@@ -167,12 +229,17 @@ class RiskBook:
         start = signal.window_start.timestamp()
         if start <= self.last_window.get(signal.brand, float("-inf")):
             return None
+        silence = self.silences(signal.brand, signal.window_start, signal.window_end) if self.silences else None
         monitor = self.monitor(signal.brand)
-        decision = monitor.observe(summary_of(signal), spike_of(signal.volume), spike_of(signal.negativity))
+        decision = monitor.observe(
+            summary_of(signal), spike_of(signal.volume), spike_of(signal.negativity), silenced=silence is not None
+        )
         self.last_window[signal.brand] = start
         alert = alert_of(signal, decision, created_at) if decision.alert_kind else None
-        scope = self.policy.scope_for(signal.brand) if decision.pause else None
-        return Decided(decision, alert, scope)
+        if alert is not None and silence is not None:
+            mark_silenced(alert, silence)
+        scope = monitor.policy.scope_for(signal.brand) if decision.pause else None
+        return Decided(decision, alert, scope, silence)
 
     def brand_state(self, brand: str) -> dict[str, Any]:
         """The JSON-friendly state of one brand (what the risk stage changelogs)."""
@@ -180,7 +247,7 @@ class RiskBook:
 
     def restore(self, brand: str, state: dict[str, Any]) -> None:
         """Take one brand's changelogged state back (the configured policy wins over the stored one)."""
-        self.monitors[brand] = BrandRiskMonitor.from_state(state["monitor"], self.policy)
+        self.monitors[brand] = BrandRiskMonitor.from_state(state["monitor"], self.policy_for(brand))
         self.last_window[brand] = state["last_window"]
 
     def clear(self) -> None:

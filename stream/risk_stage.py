@@ -14,10 +14,12 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from crisiswatch.control import ControlPlane
+from crisiswatch.control.silences import SilenceStore, open_silences
 from crisiswatch.settings import Settings
 from detectors.risk import RiskPolicy
 from stream import metrics
 from stream.batch_stage import new_producer
+from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
 from stream.records import Alert, Signal
 from stream.state_store import encode_state, read_states, state_key
@@ -40,7 +42,9 @@ class RiskStage:
         self.settings = settings
         self.bootstrap_servers = bootstrap_servers
         self.policy = policy_from(settings)
-        self.book = RiskBook(self.policy)
+        self.brands = BrandsWatch(settings.brands_file)
+        self.book = RiskBook(self.policy, self.brands.policies)
+        self.silences: SilenceStore | None = None
         self.producer: AIOKafkaProducer | None = None
         self.control: ControlPlane | None = None
         self._loaded = False
@@ -53,8 +57,12 @@ class RiskStage:
             await self.control.start()
         else:
             log.warning("CRISISWATCH_CONTROL_KEYS is not set: alerts are published but nothing can be paused")
+        self.silences = await open_silences(self.settings, self.control.keyring if self.control else None)
+        self.book.silences = self.silences.covering if self.silences is not None else None
 
     async def stop(self) -> None:
+        if self.silences is not None:
+            await self.silences.stop()
         if self.control is not None:
             await self.control.stop()
         if self.producer is not None:
@@ -83,6 +91,7 @@ class RiskStage:
         assert self.producer is not None
         if not self._loaded:
             await self._load()
+        self.reload_policies()
         decided = self.book.decide(signal)
         if decided is None:
             return None  # already assessed (replayed after a restart)
@@ -101,6 +110,17 @@ class RiskStage:
             partition=partition % self.settings.partitions,
         )
         return alert
+
+    def reload_policies(self) -> None:
+        """Take a changed brands file's per-brand policies (an invalid file keeps the current ones)."""
+        policies = self.brands.poll()
+        if policies is None:
+            return
+        changes = self.book.set_policies(self.policy, policies)
+        for line in changes:
+            log.warning("brand policy changed: %s", line)
+        if not changes:
+            log.warning("brands file %s changed; no brand policy changed", self.brands.path)
 
     async def _pause(self, scope: str, alert: Alert) -> None:
         if self.control is None:

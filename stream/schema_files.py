@@ -30,6 +30,9 @@ def registry() -> dict[str, type[BaseModel]]:
 
     models.update(messages.SCHEMA_FILES)
     models.update(alerting_records.SCHEMA_FILES)
+    from crisiswatch.control import silences
+
+    models.update(silences.SCHEMA_FILES)
     return models
 
 

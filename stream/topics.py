@@ -76,6 +76,14 @@ PUBLISHING_SCHEDULES = TopicSpec(
     compacted=True,
     single_partition=True,
 )
+PUBLISHING_SILENCES = TopicSpec(
+    "publishing.silences",
+    "silence.v1.json",
+    "silence id",
+    "Signed silences for planned events (brand, window, reason, who): alerts marked silenced, never a pause.",
+    compacted=True,
+    single_partition=True,
+)
 STATE = TopicSpec(
     "crisiswatch.state",
     "",  # internal: each stage's own JSON state documents, read back only by that stage
@@ -94,6 +102,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PUBLISHING_CONTROL,
     PUBLISHING_AUDIT,
     PUBLISHING_SCHEDULES,
+    PUBLISHING_SILENCES,
     STATE,
 )
 

@@ -4,8 +4,8 @@
 the window stage uses (its watermark is the event time of the mention at hand, so every mention counts
 and windows close exactly as in an unhurried worker), turns each closed window into the same
 ``signals`` record (`stream.decisions.to_signal`), and hands it to the same `stream.decisions.RiskBook`
-the risk stage uses. What comes out is every alert and pause, with its evidence, and a per-window
-timeline for the pictures.
+the risk stage uses, with the per-brand policies of the same brands file. What comes out is every alert
+and pause, with its evidence, and a per-window timeline for the pictures.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from crisiswatch.settings import Settings
-from detectors.risk import RiskPolicy
+from detectors.risk import BrandPolicy, RiskPolicy
+from stream.brands_file import load_brand_policies
 from stream.decisions import RiskBook, mention_facts, to_signal
 from stream.records import Alert, WindowedMention
 from stream.windowing import BrandWindows
@@ -92,15 +93,26 @@ def read_enriched(path: Path) -> Iterator[WindowedMention]:
 class Backtest:
     """Replays enriched mentions through the worker's windowing, detectors, risk and policy objects."""
 
-    def __init__(self, settings: Settings, policy: RiskPolicy, timelines: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        policy: RiskPolicy,
+        timelines: bool = True,
+        brand_policies: Mapping[str, BrandPolicy] | None = None,
+    ):
+        """``policy`` is the global policy; ``brand_policies`` default to those of ``settings.brands_file``
+        (what the worker's risk stage applies)."""
         self.settings = settings
         self.policy = policy
+        self.brand_policies = (
+            dict(brand_policies) if brand_policies is not None else load_brand_policies(settings.brands_file)
+        )
         self.keep_timelines = timelines
         self._reset()
 
     def _reset(self) -> None:
         """Start from no state (a new run, or the sorted replay of badly ordered input)."""
-        self.book = RiskBook(self.policy)
+        self.book = RiskBook(self.policy, self.brand_policies)
         self.windows: dict[str, BrandWindows] = {}
         self._disordered = False
 

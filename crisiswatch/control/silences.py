@@ -1,0 +1,278 @@
+"""Silences for planned events: a brand's alerts go out marked *silenced* and never pause publishing.
+
+A launch, a recall announced by the brand itself, a sponsored campaign: moments where a burst of
+mentions, even negative ones, is expected. A `Silence` names a brand, an event-time window
+``[start, end)``, a reason and who planned it. While a window of the brand's mentions overlaps it, the
+risk stage (`stream.risk_stage`) still assesses the window and still publishes its alert (opened,
+escalated, resolved) with ``evidence.silence`` set and a line in its explanation, but asks for no
+pause. The episode is not marked as paused, so a crisis still critical after the silence ends pauses
+at its next critical window.
+
+Silences live in the compacted, signed ``publishing.silences`` topic (key: silence id), signed like
+schedules (`crisiswatch.control.messages.Keyring`): writers need ``CRISISWATCH_CONTROL_KEYS``,
+readers verify. Removal is a signed record with ``removed=True`` (never an unsigned tombstone).
+
+`SilenceStore` reads and writes them; ``crisiswatch silence add|list|remove`` and the HTTP API
+(``GET|POST /api/silences``, ``DELETE /api/silences/{id}``) use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from crisiswatch.control import metrics
+from crisiswatch.control.follower import TopicFollower, stop_quietly
+from crisiswatch.control.messages import ACTOR_PATTERN, ControlRejected, Keyring, _Signed
+from crisiswatch.kafka import client_options
+from crisiswatch.settings import Settings
+from stream.records import UtcDatetime, utcnow
+
+log = logging.getLogger(__name__)
+
+SILENCES_TOPIC = "publishing.silences"
+SILENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+BRAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127}$"
+MAX_SILENCE = timedelta(days=31)
+"""The longest silence: a planned event, not a way to switch a brand off (use ``pause_scope: none``)."""
+
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"^\+?((?:\d+(?:\.\d+)?[dhms])+)$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+
+
+class Silence(_Signed):
+    """A planned event on ``publishing.silences`` (key: ``id``): the brand's alerts are marked, never pause."""
+
+    id: Annotated[str, StringConstraints(pattern=SILENCE_ID_PATTERN)]
+    brand: Annotated[str, StringConstraints(pattern=BRAND_PATTERN)] = Field(description="Brand id.")
+    start: UtcDatetime = Field(description="Event time the silence begins (inclusive).")
+    end: UtcDatetime = Field(description="Event time the silence ends (exclusive).")
+    reason: str = Field(min_length=1, max_length=2000, description="The planned event.")
+    created_by: Annotated[str, StringConstraints(pattern=ACTOR_PATTERN)] = Field(description="Who planned it.")
+    created_at: UtcDatetime
+    signed_at: UtcDatetime
+    removed: bool = False
+
+    @model_validator(mode="after")
+    def _window(self) -> Silence:
+        if self.end <= self.start:
+            raise ValueError("a silence needs start < end")
+        if self.end - self.start > MAX_SILENCE:
+            raise ValueError(f"a silence lasts at most {MAX_SILENCE.days} days")
+        return self
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether the window ``[start, end)`` overlaps this silence (a removed silence covers nothing)."""
+        return not self.removed and start < self.end and end > self.start
+
+    def mark(self) -> dict[str, Any]:
+        """What an alert carries in ``evidence.silence``."""
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "by": self.created_by,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+
+SCHEMA_FILES: dict[str, type[BaseModel]] = {"silence.v1.json": Silence}
+"""Picked up by ``python -m stream.schema_files``."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration with units: ``90m``, ``2h``, ``1h30m``, ``1d`` (a bare number is refused)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (durations need units: 90s, 15m, 2h, 1h30m, 1d)")
+    total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(match.group(1)))
+    if total <= 0:
+        raise ValueError("the duration must be positive")
+    return total
+
+
+def parse_when(text: str, *, base: datetime) -> datetime:
+    """``now``, an ISO time with a zone, or a duration with units after ``base`` (``2h``, ``+30m``)."""
+    value = text.strip()
+    if value.lower() == "now":
+        return utcnow()
+    if _DURATION.fullmatch(value):
+        return base + timedelta(seconds=parse_duration(value))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        if re.fullmatch(r"\+?\d+(\.\d+)?", value):
+            number = value.lstrip("+")
+            raise ValueError(f"{text!r}: durations need units (e.g. {number}m or {number}h)") from None
+        raise ValueError(f"not a time: {text!r} (use now, an ISO time with a zone, or a duration like 2h)") from None
+    if when.tzinfo is None:
+        raise ValueError(f"give a time zone in {text!r}, e.g. {value}Z")
+    return when
+
+
+def new_silence(
+    brand: str,
+    *,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    created_by: str,
+    silence_id: str | None = None,
+    now: datetime | None = None,
+) -> Silence:
+    """An unsigned silence, validated; a window already over is refused."""
+    now = now or utcnow()
+    if end <= now:
+        raise ValueError(f"the silence ends in the past ({end.isoformat()}): nothing to silence")
+    ident = silence_id or f"{brand}-{start.strftime('%Y%m%d-%H%M')}"
+    return Silence(
+        id=ident[:64],
+        brand=brand,
+        start=start,
+        end=end,
+        reason=reason,
+        created_by=created_by,
+        created_at=now,
+        signed_at=now,
+    )
+
+
+class SilenceStore:
+    """Silences by id, read from and written to the compacted ``publishing.silences`` topic."""
+
+    def __init__(self, settings: Settings, *, keyring: Keyring | None = None):
+        if not settings.bootstrap_servers:
+            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        self.topic = settings.topic(SILENCES_TOPIC)
+        self.rejected: Counter[str] = Counter()
+        self.changed = asyncio.Event()
+        self._silences: dict[str, Silence] = {}
+        self._follower = TopicFollower(
+            settings.bootstrap_servers,
+            self.topic,
+            self._on_record,
+            name="silences",
+            settings=settings,
+            component="silences",
+        )
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self, timeout: float = 15.0) -> None:
+        """Read every silence before returning."""
+        await self._follower.start()
+        if not await self._follower.wait_caught_up(timeout):
+            await self.stop()
+            raise TimeoutError(f"could not read {self.topic} within {timeout} s")
+
+    async def stop(self) -> None:
+        await self._follower.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await stop_quietly(producer.stop, "silence store")
+
+    async def __aenter__(self) -> SilenceStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def silences(self, *, include_past: bool = True, now: datetime | None = None) -> list[Silence]:
+        """Known silences (not removed), by start; without ``include_past`` only those not over yet."""
+        now = now or utcnow()
+        found = [s for s in self._silences.values() if not s.removed and (include_past or s.end > now)]
+        return sorted(found, key=lambda s: (s.start, s.id))
+
+    def get(self, silence_id: str) -> Silence | None:
+        silence = self._silences.get(silence_id)
+        return None if silence is None or silence.removed else silence
+
+    def covering(self, brand: str, start: datetime, end: datetime) -> Silence | None:
+        """The silence of ``brand`` that overlaps ``[start, end)`` (the one ending last), if any."""
+        found = [s for s in self._silences.values() if s.brand == brand and s.covers(start, end)]
+        return max(found, key=lambda s: (s.end, s.id)) if found else None
+
+    async def add(self, silence: Silence) -> Silence:
+        """Sign and store ``silence``; an existing id is an error."""
+        if self.get(silence.id) is not None:
+            raise ValueError(f"silence {silence.id!r} exists (remove it first, or choose another --id)")
+        signed = self.keyring.sign(silence.model_copy(update={"signed_at": utcnow(), "removed": False}))
+        await self._write(signed)
+        return signed
+
+    async def remove(self, silence_id: str, *, actor: str) -> Silence | None:
+        """Mark a silence removed (a signed record); returns the removed silence, None if unknown."""
+        current = self.get(silence_id)
+        if current is None:
+            return None
+        removed = self.keyring.sign(
+            current.model_copy(update={"removed": True, "signed_at": utcnow(), "created_by": actor})
+        )
+        await self._write(removed)
+        return current
+
+    async def _write(self, silence: Silence) -> None:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                enable_idempotence=False,
+                acks="all",
+                **client_options(self.settings),
+            )
+            await self._producer.start()
+        await self._producer.send_and_wait(self.topic, value=silence.to_bytes(), key=silence.id.encode())
+        self._accept(silence)
+
+    def _on_record(self, record: ConsumerRecord, live: bool) -> None:
+        try:
+            if record.value is None:
+                raise ControlRejected("tombstone", "unsigned deletion of a silence")
+            silence = self.keyring.verify_record(record.value, Silence)
+            if record.key is None or record.key.decode(errors="replace") != silence.id:
+                raise ControlRejected("key_mismatch", "record key differs from silence id")
+            self._accept(silence)
+        except ControlRejected as rejected:
+            self.rejected[rejected.reason] += 1
+            detail = f"silence record offset {record.offset}: {rejected}"
+            metrics.REJECTIONS.rejected("silences", rejected.reason, detail)
+
+    def _accept(self, silence: Silence) -> None:
+        current = self._silences.get(silence.id)
+        if current is not None and silence.signed_at <= current.signed_at:
+            return  # an older version (or our own write read back)
+        self._silences[silence.id] = silence
+        self.changed.set()
+
+
+def silence_json(silence: Silence, now: datetime | None = None) -> dict[str, Any]:
+    """One silence as the page and ``silence list --json`` show it."""
+    now = now or utcnow()
+    data = silence.model_dump(mode="json", exclude={"sig", "kid", "removed"})
+    data["active_now"] = silence.start <= now < silence.end
+    data["over"] = silence.end <= now
+    return data
+
+
+async def open_silences(settings: Settings, keyring: Keyring | None = None) -> SilenceStore | None:
+    """A started store for a reader such as the risk stage, or ``None`` (with a warning) when nothing can verify."""
+    try:
+        keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+    except ValueError as exc:
+        log.warning("silences are not applied: %s", exc)
+        return None
+    if not keyring or not settings.bootstrap_servers:
+        log.warning("silences are not applied: no control keys to verify them (CRISISWATCH_CONTROL_KEYS)")
+        return None
+    store = SilenceStore(settings, keyring=keyring)
+    await store.start()
+    return store
