@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         10.0, gt=0, description="State heartbeat period: a writer re-signs every scope's state this often."
     )
     backlog_release_per_second: float = Field(1.0, gt=0, description="Rate of releasing held posts.")
+    gate_held_report_seconds: float = Field(
+        10.0, ge=0, description="How often a gate reports its held-post counts to publishing.held (0: never)."
+    )
+    held_report_max_age_seconds: float = Field(
+        180.0, gt=0, description="Held-post reports older than this are left out of the counts (stale gate)."
+    )
     relay_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Webhook URLs told about every pause/resume (comma-separated)."
     )

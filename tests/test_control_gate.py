@@ -212,6 +212,42 @@ async def test_resume_choice_can_be_overridden_at_resume(control) -> None:
     assert [p.post_id for p in gate.backlog.ready()] == ["p"]
 
 
+async def test_a_held_post_is_never_skipped_by_a_later_pause_and_goes_out_before_new_posts(control) -> None:
+    """The bug from the field: a post released under `hold` waited in the release queue, a brand pause with
+    `skip` began, and on that resume the post was skipped. Released held posts also went out mixed in with
+    new on-time posts."""
+    _, plane, gate = control
+    gate.backlog.release_per_second = 20.0
+    await plane.pause("global", reason="crisis", actor="alice", on_resume="hold")
+    assert await wait_for(lambda: not gate.allowed(channel="twitter").allowed)
+    base = utcnow()
+    for i in range(3):
+        post = dict(channel="twitter", account="acme_us", brand="acme")
+        gate.backlog.defer(f"held{i}", gate.allowed(**post), **post, due_at=base + timedelta(seconds=i))
+    await plane.resume("global", reason="calm", actor="alice")
+    assert await wait_for(lambda: len(gate.backlog.ready()) == 3)
+    assert gate.backlog.counts() == {"global": {"waiting": 0, "review": 0, "ready": 3}}
+
+    # a brand pause that skips begins while they wait in the release queue
+    await plane.pause("brand:acme", reason="second wave", actor="bob", on_resume="skip")
+    assert await wait_for(lambda: not gate.allowed(brand="acme").allowed)
+    assert gate.backlog.take() is None  # blocked again: nothing goes out during the pause
+    assert [p.post_id for p in gate.backlog.waiting()] == ["held0", "held1", "held2"]
+    await plane.resume("brand:acme", reason="over", actor="bob")
+    assert await wait_for(lambda: gate.allowed(brand="acme", channel="email").allowed)
+    assert gate.backlog.skipped() == [], "a held post was skipped by a later pause"
+    assert [p.post_id for p in gate.backlog.ready()] == ["held0", "held1", "held2"]
+
+    # a new post of the same outlet goes after them; another outlet is not held up
+    decision = gate.allowed(channel="twitter", account="acme_us", brand="acme")
+    assert not decision.allowed and decision.behind_held and "go out first" in decision.reason
+    gate.backlog.defer("new", decision, channel="twitter", account="acme_us", brand="acme")
+    assert gate.allowed(channel="twitter", account="acme_eu", brand="acme").allowed
+    released = [post.post_id async for post in gate.backlog.release(until_empty=True)]
+    assert released == ["held0", "held1", "held2", "new"]
+    assert gate.allowed(channel="twitter", account="acme_us", brand="acme").allowed  # the queue is empty again
+
+
 async def test_key_rotation_across_writers_and_gates(settings: Settings) -> None:
     k1, k2 = fixed_key_pair("k1", "rotation"), fixed_key_pair("k2", "rotation")
     old_writer_settings = with_test_keys(settings, keys=k1.private)

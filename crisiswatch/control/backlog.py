@@ -10,8 +10,17 @@ the scope that blocked it resumes, the resume choice of that scope decides:
   (becomes ready) or `Backlog.drop` (skipped).
 
 A post blocked by several paused scopes moves to the next blocking scope when the first resumes, and a
-ready post is checked against the gate again right before it is handed out. The backlog lives in the
-service's memory: a service that must survive restarts persists its own schedule and re-defers.
+ready post is checked against the gate again right before it is handed out.
+
+A post that was once released for publishing (``hold``, or approved after review) stays **held**: a later
+pause blocks it again, whatever that pause's resume choice, but never skips it; it becomes ready again
+when that pause ends. Held posts go out before new posts of the same channel and account: while one is
+ready, `PublishingGate.allowed` answers "held posts go first" for that outlet, and the new post is
+deferred behind them (`Decision.behind_held`), then released in due order under the same rate limit.
+
+The backlog lives in the service's memory: a service that must survive restarts persists its own
+schedule and re-defers. `counts` (reported by the gate to ``publishing.held``) is what the page and
+``crisiswatch status`` show at resume time.
 """
 
 from __future__ import annotations
@@ -48,6 +57,15 @@ class DeferredPost:
     """The choice announced when it was deferred; the resume message has the last word."""
     status: PostStatus = "waiting"
     deferred_at: datetime = field(default_factory=utcnow)
+    held: bool = False
+    """Released for publishing once (``hold`` or approved): a later pause never skips it."""
+    behind_held: bool = False
+    """Deferred only to go out after the held posts of its outlet (never paused itself)."""
+
+    @property
+    def order(self) -> tuple[bool, datetime, datetime]:
+        """Release order: posts held by a pause first, in due order; then the new posts queued behind them."""
+        return (self.behind_held, self.due_at, self.deferred_at)
 
     @property
     def scopes(self) -> list[str]:
@@ -84,6 +102,7 @@ class Backlog:
         """Hold ``post_id`` back because of ``decision`` (a refusal from the gate)."""
         if decision.allowed:
             raise ValueError("only a refused post can be deferred")
+        queued = decision.behind_held  # not paused: it waits behind held posts of its outlet
         post = DeferredPost(
             post_id=post_id,
             scope=decision.scope or "global",
@@ -93,6 +112,9 @@ class Backlog:
             brand=brand,
             payload=payload,
             on_resume=decision.on_resume or "review",
+            status="ready" if queued else "waiting",
+            held=queued,
+            behind_held=queued,
         )
         with self._lock:
             self._posts[post_id] = post
@@ -104,7 +126,7 @@ class Backlog:
         self.refresh()
         with self._lock:
             posts = [p for p in self._posts.values() if p.status == status]
-        return sorted(posts, key=lambda p: (p.due_at, p.deferred_at))
+        return sorted(posts, key=lambda p: p.order)
 
     def waiting(self) -> list[DeferredPost]:
         """Posts still blocked by a pause."""
@@ -126,6 +148,28 @@ class Backlog:
     def awaiting_review(self) -> list[DeferredPost]:
         return self._with_status("review")
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per scope that blocked them: posts ``waiting`` for a resume, awaiting ``review``, ``ready`` to go."""
+        self.refresh()
+        counts: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for post in self._posts.values():
+                if post.status in ("waiting", "review", "ready"):
+                    row = counts.setdefault(post.scope, {"waiting": 0, "review": 0, "ready": 0})
+                    row[post.status] += 1
+        return counts
+
+    def first_in_line(self, channel: str | None, account: str | None) -> DeferredPost | None:
+        """The earliest held post that is ready for this channel and account (new posts go after it)."""
+        outlet = (channel, account)
+        with self._lock:
+            freed_maybe = any(p.status == "waiting" and (p.channel, p.account) == outlet for p in self._posts.values())
+        if freed_maybe:
+            self.refresh()  # a pause of theirs may just have ended: they go first
+        with self._lock:
+            ready = [p for p in self._posts.values() if p.status == "ready" and (p.channel, p.account) == outlet]
+        return min(ready, key=lambda p: p.order, default=None)
+
     # --- decisions of people ---------------------------------------------------------------------
     def approve(self, post_ids: Iterable[str]) -> int:
         """Release reviewed posts (they become ready); returns how many were awaiting review."""
@@ -142,6 +186,7 @@ class Backlog:
                 post = self._posts.get(post_id)
                 if post is not None and post.status == source:
                     post.status = target
+                    post.held = post.held or target == "ready"
                     moved += 1
         if moved:
             metrics.BACKLOG_POSTS.labels(outcome).inc(moved)
@@ -159,7 +204,10 @@ class Backlog:
                 continue
             state = self._state_of(post.scope)
             choice: OnResume = state.on_resume if state is not None and not state.paused else post.on_resume
+            if post.held:  # released once already: a later pause delays it but never skips it
+                choice = "hold"
             post.status = {"hold": "ready", "skip": "skipped", "review": "review"}[choice]  # type: ignore[assignment]
+            post.held = post.held or post.status == "ready"
             metrics.BACKLOG_POSTS.labels(post.status).inc()
 
     def take(self) -> DeferredPost | None:
@@ -169,7 +217,7 @@ class Backlog:
             return None
         for post in self.ready():
             decision = self._decide(post.scopes)
-            if not decision.allowed:  # paused again meanwhile
+            if not decision.allowed:  # paused again meanwhile: it waits, still held (`refresh`)
                 post.status, post.scope = "waiting", decision.scope or post.scope
                 continue
             post.status = "released"

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.gate import heartbeat_problem
+from crisiswatch.control.held import describe_held, read_held
 from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.messages import (
     ACTOR_PATTERN,
@@ -147,6 +148,9 @@ def change(
             if action == "pause":
                 result = await plane.pause(scope, reason=reason, actor=who, resume_at=when, on_resume=on_resume)
             else:
+                current = plane.status().get(scope)
+                choice = on_resume or (current.on_resume if current is not None else None)
+                typer.echo(describe_held(await read_held(settings), scope) + f"; on resume: {choice or 'n/a'}")
                 result = await plane.resume(scope, reason=reason, actor=who, on_resume=on_resume)
             await plane.heartbeat()  # this command read the whole state: it may vouch for it
             return result
@@ -231,6 +235,8 @@ def status(as_json: bool) -> dict[str, ControlMessage]:
 
     reading: ControlReading = run_async(main)  # type: ignore[assignment]
     states = reading.states
+    if not as_json and any(m.paused for m in states.values()):
+        typer.echo(describe_held(run_async(lambda: read_held(settings))))  # type: ignore[arg-type]
     if as_json:
         import json
 

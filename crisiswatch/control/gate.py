@@ -44,6 +44,7 @@ from collections.abc import Callable
 from crisiswatch.control import metrics
 from crisiswatch.control.backlog import Backlog
 from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.held import HeldReporter
 from crisiswatch.control.messages import ControlMessage, Keyring
 from crisiswatch.control.view import Decision, Ingested, scopes_for
 from crisiswatch.settings import Settings
@@ -85,14 +86,21 @@ class PublishingGate:
             bootstrap_servers=bootstrap_servers,
         )
         self.backlog = Backlog(self.decide, self.feed.view.get, settings.backlog_release_per_second)
+        self.reporter: HeldReporter | None = None
+        if settings.gate_held_report_seconds > 0:
+            self.reporter = HeldReporter(settings, self.backlog, name, bootstrap_servers)
 
     async def start(self) -> None:
         """Start following the control topic (returns at once; see `wait_ready`)."""
         await self.feed.start()
+        if self.reporter is not None:
+            await self.reporter.start()
         metrics.GATE_VIEW_AGE.labels(self.name).set_function(self._age_or_minus_one)
         metrics.GATE_HEARTBEAT_AGE.labels(self.name).set_function(self._heartbeat_age_or_minus_one)
 
     async def stop(self) -> None:
+        if self.reporter is not None:
+            await self.reporter.stop()
         await self.feed.stop()
         for gauge in (metrics.GATE_VIEW_AGE, metrics.GATE_HEARTBEAT_AGE):
             with contextlib.suppress(KeyError):
@@ -114,8 +122,26 @@ class PublishingGate:
     def allowed(self, *, channel: str | None = None, account: str | None = None, brand: str | None = None) -> Decision:
         """May a post for this channel/account/brand go out now?"""
         decision = self.decide(scopes_for(channel=channel, account=account, brand=brand))
+        if decision.allowed:
+            first = self.backlog.first_in_line(channel, account)
+            if first is not None:
+                decision = Decision(
+                    False,
+                    "held posts of this channel and account go out first (releasing under the rate limit)",
+                    scope=first.scope,
+                    on_resume="hold",
+                    behind_held=True,
+                )
         # "unknown": not caught up, stale, no fresh heartbeat, or a scope that cannot be verified.
-        why = "open" if decision.allowed else ("paused" if decision.on_resume is not None else "unknown")
+        why = (
+            "open"
+            if decision.allowed
+            else "behind_held"
+            if decision.behind_held
+            else "paused"
+            if decision.on_resume is not None
+            else "unknown"
+        )
         metrics.GATE_DECISIONS.labels(str(decision.allowed).lower(), why).inc()
         return decision
 

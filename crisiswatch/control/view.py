@@ -62,6 +62,8 @@ class Decision:
     on_resume: OnResume | None = None
     resume_at: datetime | None = None
     alert_id: str | None = None
+    behind_held: bool = False
+    """Not paused, but held posts of the same outlet go out first: defer this post behind them."""
 
     def __bool__(self) -> bool:
         return self.allowed

@@ -38,6 +38,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from crisiswatch.alerting.book import AckPublisher, AlertFeed
 from crisiswatch.alerting.records import AlertAck
+from crisiswatch.control.held import HeldBoard
 from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavailable, is_scope
 from crisiswatch.control.plane import ControlPlane, ResumeRefused
 from crisiswatch.control.schedules import ScheduleStore, new_schedule
@@ -128,6 +129,8 @@ class WebServices:
     acks: AckPublisher
     brands: list[tuple[str, str]] = field(default_factory=list)
     """(id, display name) of the configured brands: each has a scope on the page."""
+    held: HeldBoard | None = None
+    """Held-post counts the publishing gates report (None: not followed)."""
 
 
 def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
@@ -406,6 +409,18 @@ class Api:
             {"changed": result.changed, "note": result.note, "state": scope_json(body.scope, result.message)}
         )
 
+    async def held(self, request: web.Request, principal: Principal) -> web.Response:
+        """Posts the publishing gates hold per scope, with each scope's current resume choice."""
+        if self.s.held is None:
+            raise _error(web.HTTPNotFound, "held-post counts are not followed by this server")
+        summary = self.s.held.summary()
+        states = self.s.plane.status()
+        for scope, row in summary["scopes"].items():
+            state = states.get(scope)
+            row["on_resume"] = state.on_resume if state is not None else None
+        summary["default_on_resume"] = self.s.settings.control_default_on_resume
+        return web.json_response(summary)
+
     # --- schedules ---------------------------------------------------------------------------------------
     async def schedules(self, request: web.Request, principal: Principal) -> web.Response:
         now = utcnow()
@@ -546,6 +561,7 @@ def create_app(
     app.router.add_get("/api/state", read(api.state))
     app.router.add_post("/api/pause", change(api.pause))
     app.router.add_post("/api/resume", change(api.resume))
+    app.router.add_get("/api/held", read(api.held))
     app.router.add_get("/api/schedules", read(api.schedules))
     app.router.add_post("/api/schedules", change(api.add_schedule))
     app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
@@ -568,6 +584,7 @@ class WebServer:
         schedules: ScheduleStore | None = None,
         alerts: AlertFeed | None = None,
         acks: AckPublisher | None = None,
+        held: HeldBoard | None = None,
         host: str | None = None,
         port: int | None = None,
         login_guard: LoginGuard | None = None,
@@ -575,7 +592,7 @@ class WebServer:
         self.settings = settings
         self.host = host or settings.web_host
         self.port = settings.page_port if port is None else port
-        self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks}
+        self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks, "held": held}
         self._login_guard = login_guard
         self._owned: list[Any] = []
         self.services: WebServices | None = None
@@ -594,7 +611,10 @@ class WebServer:
             schedules = self._given["schedules"] or await self._own(ScheduleStore(self.settings, keyring=plane.keyring))
             alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
             acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
-            self.services = WebServices(self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings))
+            held = self._given["held"] or await self._own(HeldBoard(self.settings))
+            self.services = WebServices(
+                self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings), held=held
+            )
             self._runner = web.AppRunner(create_app(self.services, authenticator, self._login_guard), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
