@@ -26,9 +26,10 @@ def registry() -> dict[str, type[BaseModel]]:
         "alert.v1.json": records.Alert,
     }
     from crisiswatch.alerting import records as alerting_records
-    from crisiswatch.control import messages
+    from crisiswatch.control import held, messages
 
     models.update(messages.SCHEMA_FILES)
+    models["held_report.v1.json"] = held.HeldReport
     models.update(alerting_records.SCHEMA_FILES)
     from crisiswatch.control import silences
 

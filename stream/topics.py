@@ -76,6 +76,14 @@ PUBLISHING_SCHEDULES = TopicSpec(
     compacted=True,
     single_partition=True,
 )
+PUBLISHING_HELD = TopicSpec(
+    "publishing.held",
+    "held_report.v1.json",
+    "reporting gate ('host/pid/name')",
+    "Advisory counts of the posts each publishing gate holds back, per scope; the latest per gate counts.",
+    compacted=True,
+    single_partition=True,
+)
 PUBLISHING_SILENCES = TopicSpec(
     "publishing.silences",
     "silence.v1.json",
@@ -103,6 +111,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PUBLISHING_AUDIT,
     PUBLISHING_SCHEDULES,
     PUBLISHING_SILENCES,
+    PUBLISHING_HELD,
     STATE,
 )
 
