@@ -239,6 +239,11 @@ BRAND_CRISIS_FIELDS = frozenset({
 """Crisis gate fields a brand may set under ``crisis`` (not the scales and half-lives: they shape its state)."""
 
 
+@functools.cache
+def _field_types(cls: type) -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(cls)}
+
+
 def apply_sensitivity(policy: RiskPolicy, sensitivity: str) -> RiskPolicy:
     """``policy`` with the multipliers of a sensitivity preset (`SENSITIVITY_PRESETS`) applied."""
     if sensitivity not in SENSITIVITY_PRESETS:
@@ -248,7 +253,8 @@ def apply_sensitivity(policy: RiskPolicy, sensitivity: str) -> RiskPolicy:
     for name, factor in SENSITIVITY_PRESETS[sensitivity].items():
         target, owner, key = (crisis, policy.crisis, name[7:]) if name.startswith("crisis.") else (top, policy, name)
         value = getattr(owner, key) * factor
-        target[key] = round(value) if isinstance(getattr(owner, key), int) else round(value, 4)
+        whole = _field_types(type(owner))[key] == "int"
+        target[key] = round(value) if whole else round(float(value), 4)
     if "critical_at" in top:
         top["critical_at"] = min(100.0, top["critical_at"])
     if "warning_at" in top:

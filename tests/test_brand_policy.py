@@ -1,0 +1,293 @@
+"""Per-brand policy (presets, brand fields, reload) and silences: in process, and through the risk stage on a broker."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crisiswatch import demo
+from crisiswatch.backtest.engine import Backtest, read_enriched
+from crisiswatch.backtest.enriched import enrich_file
+from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.silences import (
+    Silence,
+    SilenceStore,
+    new_silence,
+    parse_duration,
+    parse_when,
+)
+from crisiswatch.control.testing import read_records, with_test_keys
+from crisiswatch.settings import Settings
+from detectors.brands import BrandsFileError, parse_brands
+from detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPolicy, apply_sensitivity
+from stream.brands_file import BrandsWatch
+from stream.decisions import RiskBook, mention_facts, to_signal
+from stream.records import Alert, Signal, utcnow
+from stream.risk_stage import RiskStage, policy_from
+from stream.topics import ALERTS, ensure_topics
+from stream.windowing import BrandWindows
+
+CRISIS_START = demo.CRISIS[1]
+CUT = CRISIS_START + timedelta(minutes=4)
+"""The demo's Globex crisis cut short: a flare-up of four minutes (the stream ends there)."""
+
+
+def brands_yaml(policies: dict[str, str]) -> str:
+    """A brands file with one entry per brand id and its policy written inline."""
+    lines = ["brands:"]
+    for brand, policy in policies.items():
+        lines += [f"  - id: {brand}", f"    terms: [{brand}]"]
+        if policy:
+            lines.append(f"    policy: {policy}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def flare(tmp_path_factory: pytest.TempPathFactory) -> list[Signal]:
+    """The ``signals`` records of Globex in the demo: a day of history, then the crisis's first four minutes."""
+    folder = tmp_path_factory.mktemp("flare")
+    data, brands = demo.write_demo(folder)
+    settings = Settings(brands_file=brands)
+    enriched = enrich_file(data, settings, folder / "cache")
+    mentions = sorted(
+        (m for m in read_enriched(enriched.path) if m.brand == "globex" and m.created_at < CUT),
+        key=lambda m: m.created_at,
+    )
+    windows = BrandWindows("globex", settings.window_seconds, settings.allowed_lateness_seconds)
+    signals: list[Signal] = []
+    for mention in mentions:
+        t = mention.created_at.timestamp()
+        signals += [to_signal(closed) for closed in windows.close_until(t)]
+        windows.add(t, mention_facts(mention))
+    signals += [
+        to_signal(closed) for closed in windows.close_until(CUT.timestamp() + settings.allowed_lateness_seconds)
+    ]
+    return signals
+
+
+def as_brand(signals: list[Signal], brand: str) -> list[Signal]:
+    return [s.model_copy(update={"brand": brand}) for s in signals]
+
+
+def decide_all(book: RiskBook, signals: list[Signal]) -> list[Alert]:
+    alerts = []
+    for signal in signals:
+        decided = book.decide(signal, created_at=signal.window_end)
+        if decided is not None and decided.alert is not None:
+            alerts.append(decided.alert)
+    return alerts
+
+
+# --- presets and brand fields ---------------------------------------------------------------------------------
+
+
+def test_presets_scale_the_global_policy_and_brand_fields_win() -> None:
+    base = RiskPolicy(critical_at=70, min_mentions_to_pause=20)
+    quiet = apply_sensitivity(base, "quiet")
+    sensitive = apply_sensitivity(base, "sensitive")
+    assert apply_sensitivity(base, "balanced") == base
+    assert quiet.critical_at == 84 and quiet.min_mentions_to_pause == 40 and quiet.crisis.score == 6.0
+    assert sensitive.critical_at == 59.5 and sensitive.min_mentions_to_pause == 10 and sensitive.crisis.lift == 0.045
+    for name in SENSITIVITY_PRESETS["quiet"]:  # every documented multiplier moves its field
+        owner, key = (quiet.crisis, name[7:]) if name.startswith("crisis.") else (quiet, name)
+        before = getattr(base.crisis if name.startswith("crisis.") else base, key)
+        assert getattr(owner, key) > before, name
+    # brand entry > preset > global
+    brand = BrandPolicy.parse({"sensitivity": "quiet", "critical_at": 90, "crisis": {"score": 5}}, "acme")
+    policy = brand.apply(base)
+    assert (policy.critical_at, policy.crisis.score, policy.min_mentions_to_pause) == (90, 5, 40)
+    # clamped: the critical threshold of a strict global policy stays at most 100, the warning below it
+    strict = apply_sensitivity(RiskPolicy(warning_at=80, critical_at=90), "quiet")
+    assert strict.critical_at == 100 and strict.warning_at == 99
+
+
+def test_pause_scope_none_never_pauses_and_says_so() -> None:
+    policy = BrandPolicy.parse({"pause_scope": "none"}, "acme").apply(RiskPolicy())
+    assert not policy.pauses_at("critical")
+    assert BrandPolicy.parse({"pause_scope": "global"}).apply(RiskPolicy()).scope_for("acme") == "global"
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ("{sensitivity: loud}", "sensitivity must be one of sensitive, balanced, quiet"),
+        ("{critical_at: 101}", "critical_at"),
+        ("{warning_at: 80, critical_at: 60}", "warning_at"),
+        ("{min_mentions_to_pause: -3}", "min_mentions_to_pause must be a number >= 0"),
+        ("{min_mentions_to_pause: 2.5}", "min_mentions_to_pause must be a whole number"),
+        ("{pause_scope: everything}", "pause_scope must be one of"),
+        ("{pause_severity: sometimes}", "pause_severity must be one of"),
+        ("{weights: {reach: 1}}", "unknown field(s) weights"),
+        ("{crisis: {scales: [1]}}", "unknown crisis field(s) scales"),
+        ("{crisis: {persist: 5, persist_of: 3}}", "persist"),
+        ("[quiet]", "policy must be a mapping"),
+    ],
+)
+def test_an_invalid_brand_policy_is_refused_with_the_brand_and_field(policy: str, message: str) -> None:
+    import yaml
+
+    data = yaml.safe_load(brands_yaml({"acme": policy}))
+    with pytest.raises(BrandsFileError) as caught:
+        parse_brands(data)
+    assert "brand 'acme'" in str(caught.value) and message in str(caught.value), caught.value
+
+
+def test_quiet_does_not_pause_where_sensitive_does_on_the_same_stream(flare: list[Signal]) -> None:
+    base = RiskPolicy()
+    book = RiskBook(
+        base,
+        {"calm": BrandPolicy.parse({"sensitivity": "quiet"}), "edgy": BrandPolicy.parse({"sensitivity": "sensitive"})},
+    )
+    calm = decide_all(book, as_brand(flare, "calm"))
+    edgy = decide_all(book, as_brand(flare, "edgy"))
+    assert any(a.pause for a in edgy), [(a.severity, a.risk) for a in edgy]
+    assert not any(a.pause for a in calm), [(a.severity, a.risk) for a in calm]
+    assert book.policy_for("calm").crisis.score == 6.0 and book.policy_for("other") is base
+
+
+def test_set_policies_changes_a_running_brand_and_reports_it(flare: list[Signal]) -> None:
+    history, tail = flare[:-10], flare[-10:]
+    book = RiskBook(RiskPolicy(), {"edgy": BrandPolicy.parse({"sensitivity": "quiet"})})
+    decide_all(book, as_brand(history, "edgy"))
+    changes = book.set_policies(RiskPolicy(), {"edgy": BrandPolicy.parse({"sensitivity": "sensitive"})})
+    assert changes == ["edgy: {'sensitivity': 'quiet'} -> {'sensitivity': 'sensitive'}"]
+    assert book.monitors["edgy"].assessor.policy.critical_at == 59.5
+    assert any(a.pause for a in decide_all(book, as_brand(tail, "edgy")))
+    assert book.set_policies(RiskPolicy(), {}) == ["edgy: {'sensitivity': 'sensitive'} -> global policy"]
+
+
+def test_brands_watch_reloads_a_changed_file_and_keeps_the_previous_policy_when_invalid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "brands.yaml"
+    path.write_text(brands_yaml({"acme": "{sensitivity: quiet}"}))
+    watch = BrandsWatch(path)
+    assert watch.policies["acme"].sensitivity == "quiet"
+    assert watch.poll() is None  # unchanged
+    path.write_text(brands_yaml({"acme": "{sensitivity: sensitive, pause_scope: global}"}))
+    changed = watch.poll()
+    assert changed is not None and changed["acme"].to_dict() == {"pause_scope": "global", "sensitivity": "sensitive"}
+    with caplog.at_level(logging.ERROR, logger="stream.brands_file"):
+        path.write_text(brands_yaml({"acme": "{sensitivity: extreme}"}))
+        assert watch.poll() is None
+    assert watch.policies["acme"].sensitivity == "sensitive"
+    assert [r.getMessage() for r in caplog.records if "keeping the previous policies" in r.getMessage()], caplog.text
+
+
+# --- silences --------------------------------------------------------------------------------------------------
+
+
+def test_silence_times_need_units_and_the_past_is_refused() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_duration("1h30m") == 5400 and parse_duration("2d") == 172800
+    assert parse_when("2h", base=now) == now + timedelta(hours=2)
+    assert parse_when("2026-05-01T15:00:00+02:00", base=now) == datetime(2026, 5, 1, 13, 0, tzinfo=UTC)
+    for bad in ("10", "+10", "2026-05-01T15:00:00", "soon"):
+        with pytest.raises(ValueError) as caught:
+            parse_when(bad, base=now)
+        assert "units" in str(caught.value) or "zone" in str(caught.value) or "not a time" in str(caught.value)
+    with pytest.raises(ValueError, match="in the past"):
+        new_silence("acme", start=now - timedelta(hours=3), end=now - timedelta(hours=1), reason="x",
+                    created_by="alice", now=now)  # fmt: skip
+    with pytest.raises(ValueError, match="start < end"):
+        new_silence("acme", start=now + timedelta(hours=2), end=now + timedelta(hours=1), reason="x",
+                    created_by="alice", now=now)  # fmt: skip
+
+
+def test_a_silence_marks_the_alerts_and_blocks_the_pause_then_a_crisis_that_outlasts_it_pauses(
+    flare: list[Signal],
+) -> None:
+    sensitive = {"launch": BrandPolicy.parse({"sensitivity": "sensitive"})}
+    silence = Silence(
+        id="launch-day", brand="launch", start=CRISIS_START - timedelta(minutes=10),
+        end=CRISIS_START + timedelta(minutes=3), reason="product launch", created_by="alice", created_at=utcnow(),
+        signed_at=utcnow(),
+    )  # fmt: skip
+    book = RiskBook(RiskPolicy(), sensitive)
+    book.silences = lambda brand, start, end: silence if brand == silence.brand and silence.covers(start, end) else None
+    alerts = decide_all(book, as_brand(flare, "launch"))
+    silenced = [a for a in alerts if "silence" in a.evidence]
+    assert silenced and all(not a.pause for a in silenced)
+    assert any(a.severity == "critical" for a in silenced), [(a.severity, a.event_time) for a in alerts]
+    assert silenced[0].evidence["silence"]["reason"] == "product launch"
+    assert any(line.startswith("Silenced: product launch (planned by alice") for line in silenced[-1].explanation)
+    # the silence ended while the crisis was still critical: it pauses then, once
+    paused = [a for a in alerts if a.pause]
+    assert len(paused) == 1 and paused[0].event_time >= silence.end and "silence" not in paused[0].evidence
+
+
+def test_a_backtest_applies_the_brands_file_policy(flare: list[Signal], tmp_path: Path) -> None:
+    path = tmp_path / "brands.yaml"
+    path.write_text(brands_yaml({"globex": "{sensitivity: quiet, pause_scope: none}"}))
+    backtest = Backtest(Settings(brands_file=path), RiskPolicy())
+    assert backtest.book.policy_for("globex").pause_scope == "none"
+    assert backtest.book.policy_for("globex").critical_at == 84
+
+
+# --- on the broker ---------------------------------------------------------------------------------------------
+
+
+async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
+    settings: Settings, flare: list[Signal], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three brands see the same flare-up: quiet does not pause, sensitive does (after a reload that made it
+    sensitive), and a sensitive brand with a silence is alerted, marked, and not paused."""
+    path = tmp_path / "brands.yaml"
+    path.write_text(brands_yaml({"calm": "{sensitivity: quiet}", "edgy": "{sensitivity: quiet}",
+                                 "launch": "{sensitivity: sensitive}"}))  # fmt: skip
+    settings = with_test_keys(settings, brands_file=path)
+    await ensure_topics(settings.bootstrap_servers or "", settings)
+    async with SilenceStore(settings) as store:
+        await store.add(
+            Silence(
+                id="launch-day",
+                brand="launch",
+                start=CRISIS_START - timedelta(minutes=30),
+                end=CRISIS_START + timedelta(hours=2),
+                reason="product launch",
+                created_by="alice",
+                created_at=utcnow(),
+                signed_at=utcnow(),
+            )
+        )
+    stage = RiskStage(settings, settings.bootstrap_servers or "")
+    await stage.start()
+    try:
+        assert stage.silences is not None and stage.silences.get("launch-day") is not None
+        history, live = flare[:-40], flare[-40:]
+        await stage.handle(as_brand(history[:1], "calm")[0], 0)  # loads the (empty) changelogged state
+        for brand in ("calm", "edgy", "launch"):  # a day of history, in process (the same book)
+            decide_all(stage.book, as_brand(history[1:], brand))
+        path.write_text(brands_yaml({"calm": "{sensitivity: quiet}", "edgy": "{sensitivity: sensitive}",
+                                     "launch": "{sensitivity: sensitive}"}))  # fmt: skip
+        with caplog.at_level(logging.WARNING, logger="stream.risk_stage"):
+            for signal in live:
+                for brand in ("calm", "edgy", "launch"):
+                    await stage.handle(signal.model_copy(update={"brand": brand}), 0)
+        assert "brand policy changed: edgy: {'sensitivity': 'quiet'} -> {'sensitivity': 'sensitive'}" in caplog.text
+    finally:
+        await stage.stop()
+
+    keyring = Keyring.from_settings(settings)
+    controls = [
+        keyring.verify_record(r.value, ControlMessage)
+        for r in await read_records(settings.bootstrap_servers or "", settings.topic("publishing.control"))
+        if r.key != b"heartbeat"
+    ]
+    paused = {m.scope for m in controls if m.paused}
+    assert paused == {"brand:edgy"}, paused
+    alerts = [
+        Alert.model_validate_json(r.value)
+        for r in await read_records(settings.bootstrap_servers or "", settings.topic(ALERTS.name))
+    ]
+    launch = [a for a in alerts if a.brand == "launch"]
+    assert any(a.severity == "critical" for a in launch), [(a.severity, a.risk) for a in launch]
+    assert all("silence" in a.evidence and not a.pause for a in launch)
+    assert not any(a.pause for a in alerts if a.brand == "calm")
+
+
+def test_policy_from_settings_is_the_global_policy() -> None:
+    assert policy_from(Settings()) == RiskPolicy()
