@@ -16,6 +16,9 @@ from crisiswatch.settings import Settings
 app = typer.Typer(help="Kafka-native brand crisis detection that pauses publishing.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that write a markdown + JSON report.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+from crisiswatch.control.silence_commands import silence_app  # noqa: E402
+
+app.add_typer(silence_app, name="silence")
 
 
 def _logging(verbose: bool) -> None:

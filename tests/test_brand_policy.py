@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,3 +292,46 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
 
 def test_policy_from_settings_is_the_global_policy() -> None:
     assert policy_from(Settings()) == RiskPolicy()
+
+
+def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> None:
+    """`crisiswatch silence add|list|remove`: units required, the past refused, signed records, ids in full."""
+    from typer.testing import CliRunner
+
+    from crisiswatch.cli import app
+    from crisiswatch.control.testing import TEST_KEYS
+
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
+        "CRISISWATCH_USER": "alice",
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["silence", *args], env=env)
+        return result.exit_code, result.output
+
+    code, out = run("add", "--brand", "acme", "--until", "10", "--reason", "launch")
+    assert code == 1 and "durations need units" in out, out
+    code, out = run("add", "--brand", "acme", "--from", "2020-01-01T10:00:00Z", "--until", "2h", "--reason", "launch")
+    assert code == 1 and "in the past" in out, out
+    long_id = "acme-spring-product-launch-2026-" + "x" * 20
+    code, out = run("add", "--brand", "acme", "--from", "30m", "--until", "2h", "--reason", "spring launch",
+                    "--id", long_id)  # fmt: skip
+    assert code == 0 and f"silenced acme as {long_id}" in out, out
+    code, out = run("add", "--brand", "acme", "--until", "1h", "--reason", "again", "--id", long_id)
+    assert code == 1 and "exists" in out
+    code, out = run("list")
+    assert code == 0 and long_id in out and "spring launch" in out and "planned" in out, out
+    listed = json.loads(run("list", "--json")[1])
+    assert [(s["id"], s["brand"], s["created_by"], s["active_now"]) for s in listed] == [
+        (long_id, "acme", "alice", False)
+    ]
+    start, end = (datetime.fromisoformat(listed[0][k]) for k in ("start", "end"))
+    assert end - start == timedelta(hours=2)
+    assert run("remove", long_id)[0] == 0
+    assert json.loads(run("list", "--json")[1]) == []
+    code, out = run("remove", long_id)
+    assert code == 1 and "no silence" in out
