@@ -567,6 +567,9 @@ def create_app(
     app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
     app.router.add_get("/api/alerts", read(api.alerts))
     app.router.add_post("/api/alerts/{alert_id}/ack", change(api.ack))
+    from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
+
+    add_silence_routes(app, api)
     return app
 
 
