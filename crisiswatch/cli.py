@@ -528,7 +528,7 @@ def connect_poll(
     commands.poll(url, mapping, source, interval, param or [], header or [], metrics_port)
 
 
-# --- sentiment model (detectors/sentiment.py, crisiswatch/training.py) ------------------------------
+# --- sentiment model (detectors/sentiment.py, crisiswatch/offline/training.py) ------------------------------
 @app.command("train-sentiment")
 def train_sentiment(
     data: Annotated[
@@ -552,7 +552,7 @@ def train_sentiment(
     """Train a sentiment model, print a per-language validation report and save the model."""
     import json
 
-    from crisiswatch.training import DataError, format_report, train_sentiment
+    from crisiswatch.offline.training import DataError, format_report, train_sentiment
     from detectors.sentiment_features import HashedFeatures
 
     options = {"C": c, "nb_weight": nb_weight, "static_weight": static_weight, "lexicon": lexicon}

@@ -84,15 +84,6 @@ class SentimentModel:
         static_weight: float = 0.0,
         lexicon: str = DEFAULT_LEXICON,
     ) -> None:
-        if not 0.0 <= static_weight <= 1.0:
-            raise ValueError(f"static_weight must be between 0 and 1, got {static_weight}")
-        features = features or HashedFeatures()
-        self._lexicon: Lexicon | None = None
-        if static_weight:
-            self._lexicon = load_lexicon(lexicon)
-            features = replace(features, lexicon_hashes=self._lexicon.hashes)
-        elif features.lexicon_hashes is not None:
-            raise ValueError("features with a lexicon block need static_weight > 0")
         self.features = features
         self.C = C
         self.nb_weight = nb_weight
@@ -104,6 +95,31 @@ class SentimentModel:
         self.weights: np.ndarray | None = None  # (n_features, 3) float32, float16-exact
         self.bias: np.ndarray | None = None  # (3,) float32
         self.metadata: dict[str, Any] = {}
+        self.features_: HashedFeatures | None = None
+        """The feature space actually used (with the lexicon block when ``static_weight``); set by `prepare`."""
+        self._lexicon: Lexicon | None = None
+
+    def prepare(self) -> SentimentModel:
+        """Check the parameters and load the lexicon (scikit-learn style: nothing of this in ``__init__``)."""
+        if not 0.0 <= self.static_weight <= 1.0:
+            raise ValueError(f"static_weight must be between 0 and 1, got {self.static_weight}")
+        features = self.features or HashedFeatures()
+        self._lexicon = None
+        if self.static_weight:
+            self._lexicon = load_lexicon(self.lexicon)
+            features = replace(features, lexicon_hashes=self._lexicon.hashes)
+        elif features.lexicon_hashes is not None:
+            raise ValueError("features with a lexicon block need static_weight > 0")
+        self.features_ = features
+        return self
+
+    @property
+    def space(self) -> HashedFeatures:
+        """`features_`, preparing the model first if needed."""
+        if self.features_ is None:
+            self.prepare()
+        assert self.features_ is not None
+        return self.features_
 
     # -- training ---------------------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[object], langs: Sequence[str] | None = None) -> SentimentModel:
@@ -111,7 +127,8 @@ class SentimentModel:
         y = np.array([label_index(label) for label in labels], dtype=np.int64)
         if len(y) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(y)} labels")
-        return self.fit_matrix(self.features.transform(texts), y, self.sample_weights(y, langs))
+        self.prepare()
+        return self.fit_matrix(self.space.transform(texts), y, self.sample_weights(y, langs))
 
     def sample_weights(self, y: np.ndarray, langs: Sequence[str] | None = None) -> np.ndarray:
         """Weights that give every (language, class) pair the same total weight, averaging 1."""
@@ -128,12 +145,12 @@ class SentimentModel:
         present = np.unique(y)
         if len(present) < 2:
             raise ValueError("training data needs at least two different labels")
-        if X.shape[1] != self.features.n_features:
-            raise ValueError(f"{X.shape[1]} feature columns, the model has {self.features.n_features}")
-        X_hashed = X[:, : self.features.n_hashed] if self.features.n_lexicon else X
+        if X.shape[1] != self.space.n_features:
+            raise ValueError(f"{X.shape[1]} feature columns, the model has {self.space.n_features}")
+        X_hashed = X[:, : self.space.n_hashed] if self.space.n_lexicon else X
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=1e-4)
         lr.fit(X_hashed, y, sample_weight=sample_weight)
-        weights = np.zeros((self.features.n_hashed, 3), dtype=np.float64)
+        weights = np.zeros((self.space.n_hashed, 3), dtype=np.float64)
         bias = np.full(3, -30.0)  # a class never seen in training is never predicted
         weights[:, lr.classes_] = lr.coef_.T if len(lr.classes_) > 2 else np.c_[-lr.coef_[0], lr.coef_[0]] / 2
         bias[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_] / 2
@@ -164,7 +181,7 @@ class SentimentModel:
     def decision_function(self, texts: Sequence[object]) -> np.ndarray:
         """Logits (n, 3) in the order negative, neutral, positive."""
         weights, bias = self._check_fitted()
-        X = self.features.transform(texts, sum_duplicates=False)
+        X = self.space.transform(texts, sum_duplicates=False)
         return X @ weights + bias
 
     def predict_proba(self, texts: Sequence[object]) -> np.ndarray:
@@ -172,7 +189,7 @@ class SentimentModel:
         weights, bias = self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, 3))
-        X = self.features.transform(texts, sum_duplicates=False)
+        X = self.space.transform(texts, sum_duplicates=False)
         logits = (X @ weights + bias).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
@@ -200,7 +217,7 @@ class SentimentModel:
         config = {
             "format": FORMAT,
             "labels": list(LABELS),
-            "features": self.features.to_dict(),
+            "features": self.space.to_dict(),
             "model": {
                 "C": self.C,
                 "nb_weight": self.nb_weight,
@@ -214,7 +231,7 @@ class SentimentModel:
             "metadata": self.metadata,
         }
         arrays = {
-            "weights": weights[: self.features.n_hashed].astype(np.float16),
+            "weights": weights[: self.space.n_hashed].astype(np.float16),
             "bias": bias.astype(np.float32),
             "config": np.array(json.dumps(config, sort_keys=True, ensure_ascii=False)),
         }
@@ -241,10 +258,10 @@ class SentimentModel:
             options = dict(config["model"])
             if options.get("lexicon") is None:
                 options.pop("lexicon", None)
-            model = cls(HashedFeatures(**config["features"]), **options)
+            model = cls(HashedFeatures(**config["features"]), **options).prepare()
             weights = data["weights"].astype(np.float32)
             model.bias = data["bias"].astype(np.float32)
-        if weights.shape != (model.features.n_hashed, 3):
+        if weights.shape != (model.space.n_hashed, 3):
             raise ValueError(f"{path}: weights of shape {weights.shape} do not match the features")
         if model._lexicon is not None:
             if model._lexicon.digest() != config.get("lexicon_sha256"):

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from crisiswatch.offline import nab
 from crisiswatch.series import parse_timestamp, read_series
-from detectors import nab
 
 N = 100
 WINDOW = (40, 59)  # 20 rows

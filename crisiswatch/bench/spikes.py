@@ -2,7 +2,7 @@
 
 * NAB: every tweet series of ``nab-tweets`` runs through a fresh `SpikeAlerter` (defaults, 5-minute
   buckets); its binary alerts (1 on the bucket where an episode opens) are scored with NAB's standard
-  profile (`detectors.nab`). Per series: score, detection delay per window (alert time minus the
+  profile (`crisiswatch.offline.nab`). Per series: score, detection delay per window (alert time minus the
   labelled anomaly, i.e. the window centre), false alerts (alerts outside every window, over the whole
   series including NAB's probationary period) and false alerts per 30-day month.
 * Leave-one-series-out: a small grid of alerting parameters is scored on four series (as they are and
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from crisiswatch.offline import nab
 from crisiswatch.series import parse_timestamp, read_series
-from detectors import nab
 from detectors.spikes import NegativeSpikeDetector, SpikeAlerter, SpikeResult, VolumeSpikeDetector
 from detectors.volume import VolumeConfig
 

@@ -201,7 +201,7 @@ def fit_model(model: SentimentModel, data: LabelledData, progress: bool = True) 
     with tqdm(total=len(chunks) + 1, desc="training", unit="step", disable=not progress) as bar:
         blocks = []
         for start in chunks:
-            blocks.append(model.features.transform(data.texts[start : start + FEATURE_CHUNK]))
+            blocks.append(model.space.transform(data.texts[start : start + FEATURE_CHUNK]))
             bar.set_postfix_str(f"features {min(start + FEATURE_CHUNK, len(data))}/{len(data)}")
             bar.update()
         X = sp.vstack(blocks, format="csr")
