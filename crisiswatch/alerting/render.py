@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.policy import Notification
 from stream.records import Alert
 
@@ -64,6 +65,11 @@ def headline(n: Notification) -> str:
     if n.event == "escalated" and n.previous_severity:
         text += f" (was {n.previous_severity})"
     return text
+
+
+def in_plain_words(alert: Alert) -> str:
+    """The alert's evidence as one sentence (`crisiswatch.alerting.plain`), what people read first."""
+    return plain_headline(alert.brand, alert.evidence)
 
 
 def explain(alert: Alert) -> Explanation:
@@ -118,6 +124,8 @@ def explain(alert: Alert) -> Explanation:
 def plain_text(n: Notification, link: str | None = None) -> str:
     """The full plain-text message (e-mail body, generic webhook ``text``, Slack fallback)."""
     lines = [headline(n), ""]
+    if n.event != "acknowledged":
+        lines += [in_plain_words(n.alert) + ".", ""]
     lines += _event_lines(n)
     exp = explain(n.alert)
     if n.event != "acknowledged":
@@ -138,7 +146,8 @@ def plain_text(n: Notification, link: str | None = None) -> str:
 def slack_mrkdwn_reasons(n: Notification) -> str:
     """The reasons as a Slack mrkdwn bullet list."""
     exp = explain(n.alert)
-    return "\n".join(f"• {slack_escape(r)}" for r in exp.reasons)
+    first = f"*{slack_escape(in_plain_words(n.alert))}.*\n"
+    return first + "\n".join(f"• {slack_escape(r)}" for r in exp.reasons)
 
 
 def slack_mentions(n: Notification) -> str:

@@ -43,6 +43,7 @@ from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavai
 from crisiswatch.control.plane import ControlPlane, ResumeRefused
 from crisiswatch.control.schedules import ScheduleStore, new_schedule
 from crisiswatch.settings import Settings
+from crisiswatch.web import charts
 from crisiswatch.web.auth import (
     Authenticator,
     LoginAttempt,
@@ -53,6 +54,7 @@ from crisiswatch.web.auth import (
     origin_of,
     secrets_equal,
 )
+from crisiswatch.web.timeline import TimelineFeed
 from stream.records import utcnow
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,8 @@ class WebServices:
     acks: AckPublisher
     brands: list[tuple[str, str]] = field(default_factory=list)
     """(id, display name) of the configured brands: each has a scope on the page."""
+    timelines: TimelineFeed | None = None
+    """Per-brand chart data (`crisiswatch.web.timeline`; None: not followed, the charts' endpoints 404)."""
     held: HeldBoard | None = None
     """Held-post counts the publishing gates report (None: not followed)."""
 
@@ -466,7 +470,10 @@ class Api:
             raise _error(web.HTTPBadRequest, "limit must be a number") from exc
         episodes = self.s.alerts.book.recent(limit)
         return web.json_response(
-            {"alerts": [e.to_json() for e in episodes], "caught_up": self.s.alerts.caught_up.is_set()}
+            {
+                "alerts": [charts.alert_view(e, self.s) for e in episodes],
+                "caught_up": self.s.alerts.caught_up.is_set(),
+            }
         )
 
     async def ack(self, request: web.Request, principal: Principal) -> web.Response:
@@ -567,6 +574,7 @@ def create_app(
     app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
     app.router.add_get("/api/alerts", read(api.alerts))
     app.router.add_post("/api/alerts/{alert_id}/ack", change(api.ack))
+    charts.add_routes(app, services, read)
     from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
 
     add_silence_routes(app, api)
@@ -615,8 +623,10 @@ class WebServer:
             alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
             acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
             held = self._given["held"] or await self._own(HeldBoard(self.settings))
+            timelines = await self._own(TimelineFeed(self.settings, plane.keyring))
             self.services = WebServices(
-                self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings), held=held
+                self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings), held=held,
+                timelines=timelines,
             )
             self._runner = web.AppRunner(create_app(self.services, authenticator, self._login_guard), access_log=None)
             await self._runner.setup()

@@ -1,0 +1,386 @@
+"""Per-brand timelines for the page's charts: what the risk stage saw, window by window, with alert and pause marks.
+
+`TimelineFeed` follows three topics with no consumer group (nothing committed):
+
+* ``signals`` (the risk stage's input), from the start of retention but at most ``start_limit`` records
+  back per partition; each signal goes through the worker's own decision code (`stream.decisions.RiskBook`
+  with the configured policy), so every window gets the same risk, expected level and usual negative share
+  the worker computed (a brand whose older signals fell out of retention starts with a younger baseline);
+* ``alerts``: when each episode opened, escalated and resolved (event time);
+* ``publishing.audit`` (signed; records that do not verify are ignored): pauses and resumes of ``global``
+  and ``brand:<id>``. A pause the risk policy asked for is marked at the event time of its alert; a
+  person's pause at the end of the last window the brand had closed by then (event time and wall time
+  differ while a replay runs).
+
+`TimelineStore` keeps, per brand, at most ``max_points`` windows and ``max_hours`` of event time behind the
+newest window (plus the full evidence of the newest window only), and at most ``max_marks`` marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
+from crisiswatch.kafka import client_options
+from crisiswatch.settings import Settings
+from detectors.risk import RiskPolicy
+from stream.decisions import RiskBook
+from stream.records import Alert, Signal
+from stream.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
+
+log = logging.getLogger(__name__)
+
+MAX_HOURS = 24.0
+MAX_POINTS = 3000
+MAX_MARKS = 200
+START_LIMIT = 50_000
+"""Signals read back per partition on start (the risk replay's cost grows with it)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One closed window as the chart draws it (times in epoch seconds, event time)."""
+
+    start: float
+    end: float
+    mentions: int
+    stories: int
+    expected: float
+    """Expected distinct stories in the window (the volume detector's baseline)."""
+    negative_share: float
+    usual_share: float
+    risk: float
+    severity: str
+    written: float
+    """When the signal was written (broker timestamp, wall time): places a person's pause on event time."""
+
+    @property
+    def minutes(self) -> float:
+        return max((self.end - self.start) / 60.0, 1e-9)
+
+
+@dataclass
+class Mark:
+    """An alert change or a pause/resume on a brand's chart."""
+
+    kind: str
+    """``alert`` (an episode opened, escalated or resolved), ``pause`` or ``resume``."""
+    at: float | None
+    """Event time, or None while a pause's alert (or a window before a person's pause) is not known yet."""
+    label: str
+    scope: str | None = None
+    alert_id: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    actor: str | None = None
+    wall: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and k != "wall"}
+
+
+@dataclass
+class BrandTimeline:
+    """One brand's recent windows, marks and newest evidence."""
+
+    points: deque[Point] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
+    marks: deque[Mark] = field(default_factory=lambda: deque(maxlen=MAX_MARKS))
+    latest_evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class TimelineStore:
+    """The in-memory timelines (no I/O): feed it signals, alerts and audit records in topic order."""
+
+    def __init__(
+        self,
+        policy: RiskPolicy,
+        *,
+        max_hours: float = MAX_HOURS,
+        max_points: int = MAX_POINTS,
+        max_marks: int = MAX_MARKS,
+    ):
+        self.policy = policy
+        self.book = RiskBook(policy)
+        self.max_hours = max_hours
+        self.max_points = max_points
+        self.max_marks = max_marks
+        self.brands: dict[str, BrandTimeline] = {}
+        self.global_marks: deque[Mark] = deque(maxlen=max_marks)
+        self._alert_times: dict[str, float] = {}
+        """alert_id -> event time of the record that asked for the pause (else of the first one seen)."""
+        self._alert_state: dict[str, tuple[str, str]] = {}
+
+    def brand(self, brand: str) -> BrandTimeline:
+        found = self.brands.get(brand)
+        if found is None:
+            found = self.brands[brand] = BrandTimeline(deque(maxlen=self.max_points), deque(maxlen=self.max_marks))
+        return found
+
+    def add_signal(self, signal: Signal, written: float) -> None:
+        """Assess one signal as the risk stage does (a window already assessed is ignored)."""
+        decided = self.book.decide(signal, created_at=signal.window_end)
+        if decided is None:
+            return
+        ev = decided.decision.assessment.evidence
+        volume = ev.get("volume") or {}
+        timeline = self.brand(signal.brand)
+        timeline.points.append(
+            Point(
+                start=signal.window_start.timestamp(),
+                end=signal.window_end.timestamp(),
+                mentions=signal.mentions,
+                stories=int(ev.get("stories", signal.stories)),
+                expected=float(volume.get("expected", 0.0)),
+                negative_share=float(ev.get("negative_share", signal.negative_share)),
+                usual_share=float(ev.get("expected_negative_share", 0.0)),
+                risk=float(ev.get("risk", decided.decision.assessment.risk)),
+                severity=str(ev.get("severity", decided.decision.assessment.severity)),
+                written=written,
+            )
+        )
+        timeline.latest_evidence = dict(ev)
+        horizon = timeline.points[-1].end - self.max_hours * 3600
+        while timeline.points and timeline.points[0].end < horizon:
+            timeline.points.popleft()
+
+    def add_alert(self, alert: Alert) -> None:
+        """Mark an episode's changes: opened, escalated (severity changed) and resolved."""
+        at = alert.event_time.timestamp()
+        if alert.pause or alert.alert_id not in self._alert_times:
+            self._alert_times[alert.alert_id] = at
+        state = (alert.status, alert.severity)
+        previous = self._alert_state.get(alert.alert_id)
+        if previous == state:
+            return
+        self._alert_state[alert.alert_id] = state
+        if alert.status == "resolved":
+            label = "alert resolved"
+        elif previous is None:
+            label = f"{alert.severity} alert"
+        else:
+            label = f"escalated to {alert.severity}"
+        self.brand(alert.brand).marks.append(
+            Mark("alert", at, label, alert_id=alert.alert_id, severity=alert.severity, status=alert.status)
+        )
+        while len(self._alert_times) > 4 * self.max_marks:
+            self._alert_times.pop(next(iter(self._alert_times)))
+            self._alert_state.pop(next(iter(self._alert_state)), None)
+
+    def add_audit(self, record: AuditRecord) -> None:
+        """Mark a pause or resume of ``global`` or ``brand:<id>`` (other scopes and schedule edits are skipped)."""
+        if record.action not in ("pause", "resume"):
+            return
+        if record.scope != "global" and not record.scope.startswith("brand:"):
+            return
+        paused = record.state == "paused" if record.state else record.action == "pause"
+        kind = "pause" if paused else "resume"
+        where = "everywhere" if record.scope == "global" else "this brand"
+        label = f"{'paused' if paused else 'resumed'} {where}"
+        mark = Mark(
+            kind, None, label, scope=record.scope, alert_id=record.alert_id, actor=record.actor,
+            wall=record.at.timestamp(),
+        )  # fmt: skip
+        if record.scope == "global":
+            self.global_marks.append(mark)
+        else:
+            self.brand(record.scope.partition(":")[2]).marks.append(mark)
+
+    def _place(self, mark: Mark, points: deque[Point]) -> float | None:
+        if mark.at is not None:
+            return mark.at
+        if mark.kind == "pause" and mark.alert_id and mark.alert_id in self._alert_times:
+            return self._alert_times[mark.alert_id]
+        if mark.wall is None or not points:
+            return None
+        placed = None
+        for point in points:  # the last window written by then (points are in event-time order)
+            if point.written <= mark.wall:
+                placed = point.end
+        return placed
+
+    def timeline_json(self, brand: str, hours: float, name: str | None = None) -> dict[str, Any] | None:
+        """The chart data of ``brand`` over the last ``hours`` of its event time; None for an unknown brand."""
+        timeline = self.brands.get(brand)
+        if timeline is None:
+            return None
+        points = list(timeline.points)
+        end = points[-1].end if points else None
+        since = end - hours * 3600 if end is not None else -math.inf
+        shown = [p for p in points if p.end >= since]
+        marks = []
+        for mark in [*timeline.marks, *self.global_marks]:
+            at = self._place(mark, timeline.points)
+            if at is None or at < since or (end is not None and at > end + 3600):
+                continue
+            marks.append({**mark.to_json(), "at": at})
+        marks.sort(key=lambda m: m["at"])
+        latest = shown[-1] if shown else None
+        return {
+            "brand": brand,
+            "name": name or brand,
+            "hours": hours,
+            "window_seconds": (latest.end - latest.start) if latest else None,
+            "thresholds": {"warning": self.policy.warning_at, "critical": self.policy.critical_at},
+            "columns": {
+                "start": [p.start for p in shown],
+                "mentions": [p.mentions for p in shown],
+                "stories": [p.stories for p in shown],
+                "per_minute": [round(p.stories / p.minutes, 3) for p in shown],
+                "expected_per_minute": [round(p.expected / p.minutes, 3) for p in shown],
+                "band_per_minute": [round(_band(p.expected) / p.minutes, 3) for p in shown],
+                "negative_share": [round(p.negative_share, 4) for p in shown],
+                "usual_share": [round(p.usual_share, 4) for p in shown],
+                "usual_band": [round(_share_band(p.usual_share, p.mentions), 4) for p in shown],
+                "risk": [round(p.risk, 2) for p in shown],
+                "severity": [p.severity for p in shown],
+            },
+            "marks": marks,
+            "latest": _latest(latest, timeline.latest_evidence) if latest else None,
+        }
+
+
+def _band(expected: float) -> float:
+    """The top of the expected band (as the backtest picture draws it: expected + 3 sd, Poisson)."""
+    return expected + 3.0 * math.sqrt(max(expected, 1.0))
+
+
+def _share_band(usual: float, mentions: int) -> float:
+    """The top of the usual negative-share band (+2 standard errors at this window's size)."""
+    return min(1.0, usual + 2.0 * math.sqrt(max(usual * (1 - usual), 0.0) / max(mentions, 1)))
+
+
+def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
+    """The newest window in numbers (what an alert card shows as "now")."""
+    languages = evidence.get("languages") or {}
+    return {
+        "start": point.start,
+        "end": point.end,
+        "mentions": point.mentions,
+        "stories": point.stories,
+        "expected": round(point.expected, 2),
+        "ratio": round(point.stories / point.expected, 2) if point.expected > 0 else None,
+        "per_minute": round(point.stories / point.minutes, 2),
+        "negative_share": round(point.negative_share, 4),
+        "usual_share": round(point.usual_share, 4),
+        "risk": round(point.risk, 1),
+        "severity": point.severity,
+        "languages": len([k for k in languages if k != "und"]),
+        "evidence": evidence,
+    }
+
+
+class TimelineFeed:
+    """Follows ``signals``, ``alerts`` and ``publishing.audit`` into a `TimelineStore` (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keyring: Keyring,
+        policy: RiskPolicy | None = None,
+        *,
+        start_limit: int = START_LIMIT,
+        store: TimelineStore | None = None,
+    ):
+        if not settings.bootstrap_servers:
+            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
+        if policy is None:
+            from stream.risk_stage import policy_from
+
+            policy = policy_from(settings)
+        self.settings = settings
+        self.keyring = keyring
+        self.store = store or TimelineStore(policy)
+        self.start_limit = start_limit
+        self.topics = {
+            settings.topic(SIGNALS.name): "signal",
+            settings.topic(ALERTS.name): "alert",
+            settings.topic(PUBLISHING_AUDIT.name): "audit",
+        }
+        self.caught_up = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._history_end: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=300,
+            client_id="crisiswatch-timelines",
+            **client_options(self.settings),
+        )
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer), name="timeline-feed")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            await consumer.topics()
+            tps = [
+                TopicPartition(topic, p)
+                for topic in self.topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if any(tp.topic == self.settings.topic(SIGNALS.name) for tp in tps):
+                consumer.assign(tps)
+                begin = await consumer.beginning_offsets(tps)
+                end = await consumer.end_offsets(tps)
+                for tp in tps:
+                    back = self.start_limit if self.topics[tp.topic] == "signal" else 10 * self.start_limit
+                    consumer.seek(tp, max(begin[tp], end[tp] - back))
+                self._history_end = end
+                return
+            await asyncio.sleep(1.0)  # topics not created yet
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        await self._assign(consumer)
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._ingest(self.topics[tp.topic], record.value, record.timestamp / 1000.0)
+                    await asyncio.sleep(0)  # let requests in while a long history replays
+                if not self.caught_up.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in self._history_end}
+                    if all(positions[tp] >= end for tp, end in self._history_end.items()):
+                        self.caught_up.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("timeline feed: %s", exc)
+                await asyncio.sleep(1.0)
+
+    def _ingest(self, kind: str, value: bytes | None, written: float) -> None:
+        if value is None:
+            return
+        try:
+            if kind == "signal":
+                self.store.add_signal(Signal.model_validate_json(value), written)
+            elif kind == "alert":
+                self.store.add_alert(Alert.model_validate_json(value))
+            elif self.keyring.kids:
+                self.store.add_audit(self.keyring.verify_record(value, AuditRecord))
+        except (ValidationError, ControlRejected, ValueError) as exc:
+            log.debug("timeline feed: skipping a %s record: %s", kind, exc)

@@ -1,0 +1,148 @@
+"""The charts' data and the plain-words headline over real HTTP, from the demo crisis on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from page_data import crisis_window, publish_demo
+from pydantic import SecretStr
+
+from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
+from crisiswatch.alerting.policy import Notification
+from crisiswatch.alerting.render import plain_text
+from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.settings import Settings
+from crisiswatch.web.server import WebServer
+from stream.topics import ensure_topics
+
+TOKEN = "timeline-token-0123456789abcdef"
+
+
+@pytest.fixture
+async def demo_server(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> AsyncIterator[WebServer]:
+    s = settings.model_copy(
+        update={
+            "control_keys": SecretStr(fixed_key_pair("k3", "timeline").private),
+            "api_token": SecretStr(TOKEN),
+            "page_port": 0,
+        }
+    )
+    await ensure_topics(kafka_bootstrap, s)
+    async with WebServer(s, port=0) as web:
+        assert web.services is not None
+        web.demo_end = await publish_demo(s, tmp_path / "demo", web.services.plane)  # type: ignore[attr-defined]
+        yield web
+
+
+async def get(server: WebServer, path: str) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(server.url + path) as r:
+        return r.status, await r.json()
+
+
+async def wait_for(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        found = await check()
+        if found or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def test_timeline_of_the_demo_crisis(demo_server: WebServer) -> None:
+    last = demo_server.demo_end["globex"]  # type: ignore[attr-defined]
+
+    async def globex_paused() -> dict | None:
+        status, body = await get(demo_server, "api/brands/globex/timeline?hours=6")
+        latest = body.get("latest") or {}
+        if status == 200 and any(m["kind"] == "pause" for m in body["marks"]) and latest.get("end") == last:
+            return body
+        return None
+
+    body = await wait_for(globex_paused)
+    assert body, "no globex timeline with its pause"
+    columns = body["columns"]
+    n = len(columns["start"])
+    assert 300 <= n <= 361  # six hours of one-minute windows
+    assert all(len(v) == n for v in columns.values())
+    start, end = crisis_window()
+    during = [i for i, t in enumerate(columns["start"]) if start <= t < end]
+    before = [i for i, t in enumerate(columns["start"]) if t < start - 600]
+    # the crisis is far above the expected band; before it, the mentions stay near it
+    assert max(columns["per_minute"][i] for i in during) > 3 * max(columns["band_per_minute"][i] for i in during)
+    assert max(columns["risk"][i] for i in during) >= body["thresholds"]["critical"]
+    assert max(columns["risk"][i] for i in before) < body["thresholds"]["warning"]
+    assert max(columns["negative_share"][i] for i in during) > 2 * columns["usual_share"][during[0]]
+    kinds = [(m["kind"], m.get("severity")) for m in body["marks"]]
+    assert ("alert", "critical") in kinds and ("alert", "warning") in kinds
+    [pause] = [m for m in body["marks"] if m["kind"] == "pause"]
+    critical = next(m for m in body["marks"] if m.get("severity") == "critical")
+    assert pause["at"] == critical["at"] and start <= pause["at"] <= end  # marked at its alert, in event time
+    assert pause["scope"] == "brand:globex" and pause["actor"] == "crisiswatch-risk"
+    assert body["latest"]["end"] == columns["start"][-1] + 60
+    assert body["headline"].startswith("Mentions of Globex")
+
+    status, everything = await get(demo_server, "api/timelines?hours=2")
+    assert status == 200
+    assert {t["brand"] for t in everything["timelines"]} == {"acme", "globex", "initech"}
+    assert all(len(t["columns"]["start"]) <= 121 for t in everything["timelines"])
+    assert (await get(demo_server, "api/brands/nobody/timeline"))[0] == 404
+    assert (await get(demo_server, "api/timelines?hours=abc"))[0] == 400
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(demo_server.url + "api/timelines") as r:
+        assert r.status == 401
+
+    # the alert card: the newest window's numbers and the plain words, not only the window that opened it
+    status, alerts = await get(demo_server, "api/alerts")
+    [episode] = [a for a in alerts["alerts"] if a["brand"] == "globex"]
+    assert episode["status"] == "resolved"
+    assert episode["peak_headline"].startswith("Mentions of Globex are ")
+    assert "about a data breach" in episode["peak_headline"]
+    assert "p=" not in episode["peak_headline"] and "x" not in episode["peak_headline"].split("about")[1]
+    assert episode["latest"]["end"] == body["latest"]["end"]
+
+
+def test_plain_words() -> None:
+    evidence = {
+        "mentions": 50, "negative": 33, "negative_share": 0.66, "expected_negative_share": 0.15, "positive": 2,
+        "volume": {"observed": 48, "expected": 6, "ratio": 8.1},
+        "languages": {"en": 9, "es": 8, "fr": 7, "de": 6, "it": 5, "pt": 5, "ar": 5, "hi": 5},
+        "crisis_terms": {"data_leak": 20, "hack": 18, "breach": 12, "boycott": 4, "scandal": 2},
+    }  # fmt: skip
+    assert plain_headline("globex", evidence) == (
+        "Mentions of Globex are 8 times the usual, two thirds negative, in 8 languages, about a data breach"
+    )
+    viral = {"mentions": 75, "negative": 2, "positive": 72, "negative_share": 0.03, "expected_negative_share": 0.15,
+             "volume": {"ratio": 15.2}, "languages": {"en": 60, "es": 15}}  # fmt: skip
+    assert plain_headline("acme", viral, "ACME Corp") == (
+        "Mentions of ACME Corp are 15 times the usual, nearly all positive, in English and Spanish"
+    )
+    assert times_usual(1.5) == "50% above the usual" and times_usual(1.0) == "about the usual"
+    assert [share_words(x) for x in (0.5, 0.34, 0.25, 0.1, 0.97)] == [
+        "half", "a third", "a quarter", "one in ten", "nearly all",
+    ]  # fmt: skip
+    assert topic_phrase({"recall": 5, "lawsuit": 4}) == "a product recall and a lawsuit"
+    assert topic_phrase({"scandal": 9, "fraud": 2}) == "fraud and a scandal"  # the cause first
+    assert topic_phrase({}) is None and plain_headline("x", {}) == "Mentions of X"
+
+
+def test_the_email_says_it_in_plain_words_too() -> None:
+    from datetime import UTC, datetime
+
+    from stream.records import Alert
+
+    now = datetime(2026, 3, 2, 11, 3, tzinfo=UTC)
+    alert = Alert(
+        alert_id="globex:1", brand="globex", severity="critical", risk=80, event_time=now, window_start=now,
+        summary="globex: 48 stories vs 6 expected", created_at=now,
+        evidence={"mentions": 50, "negative_share": 0.66, "volume": {"ratio": 8.0}, "crisis_terms": {"recall": 3}},
+    )  # fmt: skip
+    n = Notification(event="opened", alert=alert, peak_severity="critical", started_at=now)
+    text = plain_text(n)
+    assert (
+        text.splitlines()[2] == "Mentions of Globex are 8 times the usual, two thirds negative, about a product recall."
+    )
