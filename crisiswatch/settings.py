@@ -94,6 +94,32 @@ class Settings(BaseSettings):
     state_checkpoint_seconds: float = Field(
         5.0, gt=0, description="How often window state is written to the state topic (a restart replays since)."
     )
+    source_lateness: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Allowed lateness per source or source kind (the mention's `source`, or its part before ':'), "
+        "seconds, over the built-in defaults (`stream.windowing.DEFAULT_SOURCE_LATENESS`); others: "
+        "allowed_lateness_seconds.",
+    )
+    source_idle_seconds: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Silence after which a source stops holding its brands' windows open, per source or kind, over "
+        "the built-in defaults (`stream.windowing.DEFAULT_SOURCE_IDLE`); others: source_idle_default_seconds.",
+    )
+    source_idle_default_seconds: float = Field(
+        60.0, gt=0, description="Idle limit of a source not named in source_idle_seconds."
+    )
+    upstream_idle_factor: float = Field(
+        3.0,
+        gt=0,
+        description="A silent upstream raw partition stops holding the watermark after this many "
+        "idle_flush_seconds (raw partitions are read in chunks during a backlog).",
+    )
+    correction_horizon_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description="A mention this much older than its brand's closing point goes to the DLQ (too_late) instead "
+        "of into a correction signal of its window.",
+    )
     brands_file: Path = Field(DEFAULT_BRANDS_FILE)
     language_backend: str = Field("fast", description="'fast' (default batch path) or 'langdetect'.")
 

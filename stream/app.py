@@ -157,7 +157,7 @@ def create_app(
 
     @app.on_partitions_assigned.connect
     async def _reload_risk_state(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        risk.invalidate()
+        risk.invalidate(tp.partition for tp in assigned if tp.topic == settings.topic(SIGNALS.name))
         health.running("risk")
 
     @app.on_partitions_revoked.connect

@@ -11,9 +11,26 @@ DUPLICATES = Counter("crisiswatch_mentions_duplicate_total", "Mentions dropped a
 UNMATCHED = Counter("crisiswatch_mentions_unmatched_total", "Mentions that matched no brand.")
 DEAD_LETTERS = Counter("crisiswatch_dead_letters_total", "Records sent to the dead-letter topic.", ["reason"])
 TOO_LATE = Counter(
-    "crisiswatch_mentions_too_late_total", "Mentions older than window + allowed lateness (not aggregated)."
+    "crisiswatch_mentions_too_late_total",
+    "Mentions for a window that had already closed, by source kind (the lateness policy's key; 'other' for "
+    "sources it does not name) and outcome: 'correction' (counted in a correction signal of the window) or "
+    "'dead_letter' (beyond the correction horizon: to the DLQ as too_late).",
+    ["source", "outcome"],
 )
-LATE = Counter("crisiswatch_mentions_late_total", "Out-of-order mentions still counted in their window.")
+LATE = Counter(
+    "crisiswatch_mentions_late_total",
+    "Out-of-order mentions still counted in their open window, by source kind.",
+    ["source"],
+)
+CORRECTIONS = Counter("crisiswatch_window_corrections_total", "Correction signals (revision >= 1) published.")
+CORRECTIONS_CARRIED = Counter(
+    "crisiswatch_corrections_carried_total",
+    "Correction signals the risk stage took (their late mentions count in the brand's next assessed window).",
+)
+STATE_RESETS = Counter(
+    "crisiswatch_window_state_resets_total",
+    "Brand window states started afresh on restore because the configured window size differs from theirs.",
+)
 WINDOWS_CLOSED = Counter("crisiswatch_windows_closed_total", "Per-brand event-time windows closed.")
 SPIKES = Counter("crisiswatch_spikes_total", "Windows flagged as spikes.", ["kind"])
 ALERTS = Counter("crisiswatch_alerts_total", "Alerts published.", ["severity", "kind"])

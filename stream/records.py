@@ -284,6 +284,13 @@ class Signal(_Record):
         None, ge=0, description="Distinct stories that name no other watched brand (what negative_mass sums over)."
     )
     shared_mentions: int = Field(0, ge=0, description="Mentions that also name another watched brand.")
+    revision: int = Field(
+        0,
+        ge=0,
+        description="0: the window as it closed. n >= 1: its n-th correction, carrying only mentions that arrived "
+        "after it closed (add them to revision 0 and the earlier corrections); its spike scores are not re-run "
+        "(score 0, p_value 1).",
+    )
 
     @property
     def negative_share(self) -> float:
@@ -320,6 +327,7 @@ DeadLetterReason = Literal[
     "enrich_error",
     "invalid_enriched",
     "window_error",
+    "too_late",
     "invalid_signal",
     "risk_error",
 ]

@@ -4,12 +4,22 @@ Signals are few (one per brand and window), so this stage is a plain faust agent
 at a time. Its per-brand state (the risk monitor with its alert episode) is changelogged to the state
 topic after every signal; a signal for a window the brand already assessed (a replay after a restart)
 is ignored, and the control plane refuses to pause twice for one episode, so a restart never double
-alerts or double pauses.
+alerts or double pauses. It follows the checkpoint protocol of `stream.state_store.Checkpoint`: the
+alert and the pause first, then the brand's state (acknowledged), and only then does faust commit the
+signal's offset. It restores only the brands of its assigned ``signals`` partitions.
+
+A correction (a signal with ``revision`` >= 1: mentions that reached a window after it closed) does not
+re-decide its window, whose decision stands: an alert already sent is neither withdrawn nor changed. Its
+late mentions are carried into the next window the brand assesses (`with_correction`), where they may
+raise that decision (open, escalate, or keep an episode from resolving).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -21,13 +31,42 @@ from stream import metrics
 from stream.batch_stage import new_producer
 from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
-from stream.records import Alert, Signal
-from stream.state_store import encode_state, read_states, state_key
+from stream.records import INT64_MAX, Alert, Signal
+from stream.state_store import Checkpoint, read_states
 from stream.topics import ALERTS, STATE
 
 log = logging.getLogger(__name__)
 
 STAGE = "risk"
+MAX_CORRECTED_WINDOWS = 1440
+"""Windows per brand whose last correction revision is remembered (a day of one-minute windows)."""
+TOP_MENTIONS = 5
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else a + b
+
+
+def with_correction(signal: Signal, correction: Signal) -> Signal:
+    """``signal`` with the late mentions of ``correction`` added: counts, mixes and evidence (its spike
+    scores, window and revision stay ``signal``'s). Distinct stories add up (an upper bound)."""
+    merged = signal.model_copy(deep=True)
+    for name in (
+        "mentions", "stories", "negative_stories", "negative", "neutral", "positive", "reach", "late_mentions",
+        "shared_mentions",
+    ):  # fmt: skip
+        setattr(merged, name, min(INT64_MAX, getattr(signal, name) + getattr(correction, name)))
+    merged.negative_mass = _add(signal.negative_mass, correction.negative_mass)
+    merged.negative_mass_sq = _add(signal.negative_mass_sq, correction.negative_mass_sq)
+    solo = _add(signal.solo_stories, correction.solo_stories)
+    merged.solo_stories = None if solo is None else int(solo)
+    for name in ("languages", "sources", "crisis_terms"):
+        counts = Counter(getattr(signal, name))
+        counts.update(getattr(correction, name))
+        setattr(merged, name, dict(counts))
+    top = sorted([*signal.top_mentions, *correction.top_mentions], key=lambda m: -m.reach)
+    merged.top_mentions = top[:TOP_MENTIONS]
+    return merged
 
 
 def policy_from(settings: Settings) -> RiskPolicy:
@@ -48,6 +87,12 @@ class RiskStage:
         self.producer: AIOKafkaProducer | None = None
         self.control: ControlPlane | None = None
         self._loaded = False
+        self.assigned: list[int] | None = None
+        """The ``signals`` partitions assigned to this worker (None: not told; all of them)."""
+        self.carry: dict[str, Signal] = {}
+        """Per brand, the corrections not yet carried into an assessed window (their late mentions only)."""
+        self.corrected: dict[str, dict[float, int]] = {}
+        """Per brand, the last correction revision taken per window start (replays are skipped)."""
 
     async def start(self) -> None:
         self.producer = new_producer(self.bootstrap_servers, settings=self.settings, linger_ms=0)
@@ -68,23 +113,59 @@ class RiskStage:
         if self.producer is not None:
             await self.producer.stop()
 
-    def invalidate(self) -> None:
-        """Partitions moved: reload state before the next signal."""
+    def invalidate(self, partitions: Iterable[int] | None = None) -> None:
+        """Partitions moved: reload the state of the ``signals`` partitions now assigned (None: all of them)
+        before the next signal."""
+        self.assigned = None if partitions is None else sorted(set(partitions))
         self._loaded = False
 
     async def _load(self) -> None:
+        """Restore the brands of the assigned partitions only (their state lives in the same partition of
+        the state topic); the configured policy wins over the stored one (`RiskBook.restore`)."""
+        partitions = range(self.settings.partitions) if self.assigned is None else self.assigned
         states = await read_states(
-            self.bootstrap_servers,
-            self.settings.topic(STATE.name),
-            STAGE,
-            range(self.settings.partitions),
-            settings=self.settings,
+            self.bootstrap_servers, self.settings.topic(STATE.name), STAGE, partitions, settings=self.settings
         )
         self.book.clear()
+        self.carry.clear()
+        self.corrected.clear()
         for by_brand in states.values():
             for brand, state in by_brand.items():
-                self.book.restore(brand, state)
+                if "monitor" in state:
+                    self.book.restore(brand, state)
+                if state.get("carry"):
+                    self.carry[brand] = Signal.model_validate(state["carry"])
+                self.corrected[brand] = {float(start): int(n) for start, n in state.get("corrected", [])}
         self._loaded = True
+
+    async def _correct(self, signal: Signal, partition: int) -> None:
+        """A correction of a window the brand already assessed: its decision stands (an alert already sent is
+        neither withdrawn nor changed), and the late mentions are carried into the next window the brand
+        assesses, where they may raise that decision. A correction seen before (a replay) is skipped."""
+        brand, start = signal.brand, signal.window_start.timestamp()
+        seen = self.corrected.setdefault(brand, {})
+        if signal.revision <= seen.get(start, 0):
+            return
+        seen[start] = signal.revision
+        while len(seen) > MAX_CORRECTED_WINDOWS:
+            del seen[min(seen)]
+        held = self.carry.get(brand)
+        self.carry[brand] = signal if held is None else with_correction(held, signal)
+        metrics.CORRECTIONS_CARRIED.inc()
+        await self._checkpoint(brand, partition)
+
+    async def _checkpoint(self, brand: str, partition: int) -> None:
+        """Step 2 of the checkpoint protocol (`stream.state_store.Checkpoint`), after the outputs: the brand's
+        state, acknowledged before faust may commit the signal's offset (step 3)."""
+        assert self.producer is not None
+        state: dict[str, Any] = self.book.brand_state(brand) if brand in self.book.monitors else {}
+        held = self.carry.get(brand)
+        state["carry"] = held.model_dump(mode="json") if held is not None else None
+        state["corrected"] = [[start, n] for start, n in self.corrected.get(brand, {}).items()]
+        checkpoint = Checkpoint(STAGE)
+        checkpoint.state(brand, state, partition % self.settings.partitions)
+        for key, value, part in checkpoint.records:
+            await self.producer.send_and_wait(self.settings.topic(STATE.name), value, key=key, partition=part)
 
     async def handle(self, signal: Signal, partition: int) -> Alert | None:
         """Assess one closed window; publish an alert (and a pause) when the episode changes."""
@@ -92,9 +173,14 @@ class RiskStage:
         if not self._loaded:
             await self._load()
         self.reload_policies()
-        decided = self.book.decide(signal)
+        if signal.revision:
+            await self._correct(signal, partition)
+            return None
+        held = self.carry.get(signal.brand)
+        decided = self.book.decide(signal if held is None else with_correction(signal, held))
         if decided is None:
             return None  # already assessed (replayed after a restart)
+        self.carry.pop(signal.brand, None)
         alert = decided.alert
         if alert is not None:
             await self.producer.send_and_wait(
@@ -103,12 +189,7 @@ class RiskStage:
             metrics.ALERTS.labels(alert.severity, decided.decision.alert_kind or "").inc()
             if decided.pause_scope is not None:
                 await self._pause(decided.pause_scope, alert)
-        await self.producer.send_and_wait(
-            self.settings.topic(STATE.name),
-            encode_state(self.book.brand_state(signal.brand)),
-            key=state_key(STAGE, signal.brand),
-            partition=partition % self.settings.partitions,
-        )
+        await self._checkpoint(signal.brand, partition)
         return alert
 
     def reload_policies(self) -> None:

@@ -1,16 +1,25 @@
 """The window stage: ``mentions.enriched`` (keyed by brand) → per-brand event-time windows → ``signals``.
 
-Each input partition has its own watermark (`stream.windowing.Watermark`: the lowest, over the upstream
-raw partitions, of the highest event time each delivered), so the result does not depend on which
-worker owns which partition, nor on one raw partition being read ahead of another. When a partition has been idle for
-``idle_flush_seconds``, its watermark advances to the wall clock: event time cannot lag real time when
-nothing is arriving, and the last windows of a replay close.
+Each input partition has its own `stream.windowing.Watermark`: the event-time progress of every upstream
+raw partition (the lowest of their highest event times, so one raw partition read ahead of another does
+not close windows early) and of every source (a polled feed minutes late, a stream seconds:
+`stream.windowing.SourcePolicy`). A brand's windows close when every live source that feeds it has passed
+them by its allowed lateness; a source silent past its own idle limit stops holding them. When a
+partition has been idle for ``idle_flush_seconds`` and nothing is on its way upstream
+(`stream.windowing.ClosingPolicy`), its event time advances to the wall clock: event time cannot lag
+real time when nothing is arriving, and the last windows of a replay close.
 
-State (open windows + detector state per brand, and the input offset it reflects) is checkpointed to
-the compacted state topic every ``state_checkpoint_seconds`` and on revocation; on assignment the stage
-restores it and seeks back to the checkpointed offset, so a killed worker resumes exactly where its
-state was. Records a brand already applied (restored state newer than the partition checkpoint) are
-skipped by offset, so nothing is counted twice.
+A mention for a window that already closed goes into a correction of that window (a ``signals`` record
+with ``revision`` >= 1 carrying only the late mentions); beyond ``correction_horizon_seconds`` it goes
+to the DLQ as ``too_late``. Either way it is counted in ``crisiswatch_mentions_too_late_total``.
+
+State (open windows, pending corrections and detector state per brand, and the input offset and
+watermark it reflects) is checkpointed to the compacted state topic every ``state_checkpoint_seconds``
+and on revocation, in the order of `stream.state_store.Checkpoint` (outputs, state, offsets); on
+assignment the stage restores it, under the configured window size (configuration wins: a brand whose
+state has another window size starts afresh, with a warning), and seeks back to the checkpointed
+offset, so a killed worker resumes exactly where its state was. Records a brand already applied
+(restored state newer than the partition checkpoint) are skipped by offset, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,14 +42,21 @@ from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, 
 from stream.decisions import mention_facts, to_signal
 from stream.lag import committed_lag
 from stream.records import WindowedMention
-from stream.state_store import encode_state, read_states, state_key
+from stream.state_store import Checkpoint, read_states, split_restored
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
-from stream.windowing import BrandWindows, ClosedWindow, Watermark
+from stream.windowing import (
+    BrandWindows,
+    ClosedWindow,
+    ClosingPolicy,
+    Placement,
+    SourcePolicy,
+    StateMismatch,
+    Watermark,
+)
 
 log = logging.getLogger(__name__)
 
 STAGE = "window"
-OFFSET_KEY = "offset"  # per-partition checkpoint: "window-offset:<partition>"
 UPSTREAM_STAGE = "enrich"
 QUIET_RECHECK_SECONDS = 1.0
 """How long the answer of `WindowStage.upstream_quiet` (two broker round trips) is reused."""
@@ -62,6 +79,8 @@ class WindowStage(BatchStage):
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
         self.quiet_checked: tuple[float, bool] = (float("-inf"), False)
+        self.closing = ClosingPolicy.from_settings(self.settings)
+        self.sources: SourcePolicy = self.closing.sources
         self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **client_options(self.settings))
         await self.admin.start()
@@ -71,14 +90,20 @@ class WindowStage(BatchStage):
         await super().on_stop()
         await self.admin.close()
 
-    def _new_watermark(self, value: float | None) -> Watermark:
-        # Raw partitions are read in chunks, so one may be silent for a while during a backlog:
-        # give it three idle periods before the watermark moves on without it.
-        return Watermark(3 * self.settings.idle_flush_seconds, value, self.settings.partitions, time.monotonic())
+    def _new_watermark(self) -> Watermark:
+        return Watermark(self.closing, None, self.settings.partitions, time.monotonic())
 
     def _new_brand(self, brand: str) -> BrandWindows:
         s = self.settings
-        return BrandWindows(brand, s.window_seconds, s.allowed_lateness_seconds)
+        return BrandWindows(brand, s.window_seconds, correction_horizon=s.correction_horizon_seconds)
+
+    def _restore_brand(self, state: dict[str, Any]) -> BrandWindows | None:
+        """A brand's windows from its checkpoint under the configured size; None when the size changed."""
+        s = self.settings
+        try:
+            return BrandWindows.from_state(state, s.window_seconds, correction_horizon=s.correction_horizon_seconds)
+        except StateMismatch:
+            return None
 
     # --- rebalancing ---------------------------------------------------------------------------
     async def on_assigned(self, partitions: list[TopicPartition]) -> None:
@@ -91,19 +116,32 @@ class WindowStage(BatchStage):
         )
         assert self.consumer is not None
         for tp in partitions:
-            found = states.get(tp.partition, {})
-            checkpoint = found.pop(f"{OFFSET_KEY}:{tp.partition}", None)
+            checkpoint, found = split_restored(states.get(tp.partition, {}), tp.partition)
+            reset: list[str] = []
             for brand, state in found.items():
-                if brand.startswith(f"{OFFSET_KEY}:"):
-                    continue
-                self.brands[brand] = BrandWindows.from_state(state)
+                windows = self._restore_brand(state)
+                if windows is None:
+                    reset.append(brand)
+                    windows = self._new_brand(brand)
+                    windows.applied_offset = state.get("applied_offset", -1)
+                    self.dirty.add(brand)
+                self.brands[brand] = windows
                 self.partition_of[brand] = tp.partition
-            self.last_seen[tp.partition] = time.monotonic()
+            if reset:
+                metrics.STATE_RESETS.inc(len(reset))
+                log.warning(
+                    "window stage: partition %s: %d brands (%s) have window state of another size than "
+                    "CRISISWATCH_WINDOW_SECONDS=%s; the configuration wins: they start afresh (their open windows "
+                    "are dropped and their detectors learn again)",
+                    tp.partition, len(reset), ", ".join(sorted(reset)[:5]), self.settings.window_seconds,
+                )  # fmt: skip
+            now = time.monotonic()
+            self.last_seen[tp.partition] = now
+            watermark = self.watermarks[tp.partition] = self._new_watermark()
             if checkpoint is None:
-                self.watermarks[tp.partition] = self._new_watermark(None)
                 await self.consumer.seek_to_beginning(tp)
             else:
-                self.watermarks[tp.partition] = self._new_watermark(checkpoint.get("watermark"))
+                watermark.restore(checkpoint, now)
                 self.applied[tp.partition] = checkpoint["offset"]
                 self.checkpointed[tp.partition] = checkpoint["offset"]
                 self.consumer.seek(tp, checkpoint["offset"] + 1)
@@ -152,7 +190,7 @@ class WindowStage(BatchStage):
             self.applied[p] = record.offset
             watermark = self.watermarks.get(p)
             if watermark is None:
-                watermark = self.watermarks[p] = self._new_watermark(None)
+                watermark = self.watermarks[p] = self._new_watermark()
             try:
                 mention = WindowedMention.model_validate_json(record.value or b"", context=bounds)
             except ValidationError as exc:
@@ -162,10 +200,18 @@ class WindowStage(BatchStage):
                 await self.reject(record, "invalid_enriched", f"{type(exc).__name__}: {exc}")
                 continue
             try:
-                raw_time = self.place(record, mention, watermark, now_mono)
+                placement, raw_time = self.place(record, mention, watermark, now_mono)
             except Exception as exc:  # one record that breaks windowing must not stop the stage
                 await self.reject(record, *reason_of(exc, "window_error"))
                 continue
+            if placement == "too_late":
+                horizon = self.settings.correction_horizon_seconds
+                await self.reject(
+                    record,
+                    "too_late",
+                    f"{mention.source} mention of {mention.created_at.isoformat()} for a window of {mention.brand} "
+                    f"closed more than {horizon:g} s (CRISISWATCH_CORRECTION_HORIZON_SECONDS) before",
+                )
             if raw_time is not None:
                 produced.append(raw_time)
         now = time.time()
@@ -178,30 +224,35 @@ class WindowStage(BatchStage):
 
     def place(
         self, record: ConsumerRecord[bytes, bytes], mention: WindowedMention, watermark: Watermark, now_mono: float
-    ) -> float | None:
-        """Count one mention in its brand's window and feed the watermark; the raw record's time, when known."""
+    ) -> tuple[Placement | None, float | None]:
+        """Count one mention in its brand's window (or a correction) and feed the watermark.
+
+        Returns where it went (None: no brand, or already applied) and the raw record's time, when known."""
         p = record.partition
         if mention.brand is None:
-            return None
+            return None, None
         windows = self.brands.get(mention.brand)
         if windows is None:
             windows = self.brands[mention.brand] = self._new_brand(mention.brand)
         self.partition_of[mention.brand] = p
         if record.offset <= windows.applied_offset:
-            return None  # already in the restored state
+            return None, None  # already in the restored state
         windows.applied_offset = record.offset
         t = mention.created_at.timestamp()
-        placement = windows.add(t, mention_facts(mention))
+        key = self.sources.key(mention.source)
+        placement = windows.add(t, mention_facts(mention), key)
         self.dirty.add(mention.brand)
-        if placement == "too_late":
-            metrics.TOO_LATE.inc()
-        elif placement == "late":
-            metrics.LATE.inc()
+        if placement == "late":
+            metrics.LATE.labels(SourcePolicy.label(key)).inc()
+        elif placement == "corrected":
+            metrics.TOO_LATE.labels(SourcePolicy.label(key), "correction").inc()
+        elif placement == "too_late":
+            metrics.TOO_LATE.labels(SourcePolicy.label(key), "dead_letter").inc()
         headers = dict(record.headers)
-        source = headers.get("raw-partition")
-        watermark.observe(int(source) if source else -1, t, now_mono)
+        upstream = headers.get("raw-partition")
+        watermark.observe(int(upstream) if upstream else -1, t, now_mono, key)
         raw_ms = headers.get("raw-timestamp-ms")
-        return int(raw_ms) / 1000 if raw_ms else None
+        return placement, (int(raw_ms) / 1000 if raw_ms else None)
 
     async def reject_window(self, partition: int, closed: ClosedWindow, exc: Exception) -> None:
         """Dead-letter a closed window that cannot become a signal (its summary, as JSON, is the original)."""
@@ -222,44 +273,57 @@ class WindowStage(BatchStage):
         await self.send(MENTIONS_DLQ.name, value, key=w.brand.encode()[:1024])
 
     async def close_windows(self, partition: int) -> None:
+        """Close the windows of this partition's brands that every live source feeding them has passed, and
+        publish them, then the brands' pending corrections."""
         tracker = self.watermarks.get(partition)
-        watermark = tracker.current(time.monotonic()) if tracker else None
+        if tracker is None:
+            return
+        now = time.monotonic()
+        watermark = tracker.current(now)
         if watermark is None:
             return
         metrics.WATERMARK.set(watermark)
+        points = tracker.source_points(now)
         for brand, windows in self.brands.items():
             if self.partition_of.get(brand) != partition:
                 continue
-            closed = windows.close_until(watermark)
-            for item in closed:
+            closing = tracker.closing_point(windows.sources, now, points)
+            closed = windows.close_until(closing) if closing is not None else []
+            corrections = windows.take_corrections()
+            for item in [*closed, *corrections]:
                 try:
-                    value = to_signal(item).model_dump_json().encode()
+                    signal = to_signal(item)
+                    signal.revision = item.revision
+                    value = signal.model_dump_json().encode()
                 except Exception as exc:  # a window that cannot become a signal is dead-lettered, not fatal
                     await self.reject_window(partition, item, exc)
                     continue
                 await self.send(SIGNALS.name, value, key=brand.encode())
+                if item.revision:
+                    metrics.CORRECTIONS.inc()
+                    continue
                 metrics.WINDOWS_CLOSED.inc()
                 if item.volume.spike:
                     metrics.SPIKES.labels("volume").inc()
                 if item.negativity.spike:
                     metrics.SPIKES.labels("negativity").inc()
-            if closed:
+            if closed or corrections:
                 self.dirty.add(brand)
         metrics.OPEN_WINDOWS.set(sum(len(w.open) for w in self.brands.values()))
 
     async def on_idle(self) -> None:
         """Advance idle partitions' watermarks to the wall clock, closing windows nobody will add to.
 
-        Only when the silence is real: a lagging or restarting enrich stage (a backlog in
-        ``mentions.raw``) is not silence, and moving event time to the wall clock then would turn
-        every mention still on its way into a too-late one.
+        Only when the silence is real (`ClosingPolicy.should_flush`): a lagging or restarting enrich stage
+        (a backlog in ``mentions.raw``) is not silence, and moving event time to the wall clock then would
+        turn every mention still on its way into a late one. A source that is still live keeps its brands'
+        windows open for its own lateness after the flush.
         """
         now_mono, now = time.monotonic(), time.time()
         idle = [
             p
             for p, tracker in self.watermarks.items()
-            if now_mono - self.last_seen.get(p, now_mono) >= self.settings.idle_flush_seconds
-            and (tracker.value is None or now > tracker.value)
+            if self.closing.may_flush(now_mono - self.last_seen.get(p, now_mono), tracker.value, now)
         ]
         if idle and await self.upstream_quiet():
             log.debug("window stage: partitions %s idle and upstream quiet: event time moves to now", idle)
@@ -297,29 +361,22 @@ class WindowStage(BatchStage):
         return not lag
 
     async def checkpoint(self, force: bool = False) -> None:
-        """Write dirty brand states, then each partition's offset, to the state topic."""
+        """Queue a `Checkpoint` (dirty brand states, then each partition's offset and watermark) after the
+        outputs already queued; the offsets are committed once the broker acknowledged all of it."""
         if not force and time.monotonic() - self.last_checkpoint < self.settings.state_checkpoint_seconds:
             return
         self.last_checkpoint = time.monotonic()
+        checkpoint = Checkpoint(STAGE)
         for brand in self.dirty:
             windows = self.brands.get(brand)
-            if windows is None:
-                continue
-            await self.send(
-                STATE.name,
-                encode_state(windows.to_state()),
-                key=state_key(STAGE, brand),
-                partition=self.partition_of[brand],
-            )
+            if windows is not None:
+                checkpoint.state(brand, windows.to_state(), self.partition_of[brand])
         self.dirty.clear()
         for p, offset in self.applied.items():
-            await self.send(
-                STATE.name,
-                encode_state(
-                    {"offset": offset, "watermark": self.watermarks[p].value if p in self.watermarks else None}
-                ),
-                key=state_key(STAGE, f"{OFFSET_KEY}:{p}"),
-                partition=p,
-            )
+            tracker = self.watermarks.get(p)
+            checkpoint.position(p, offset, **(tracker.to_state() if tracker else {"watermark": None}))
+        for key, value, partition in checkpoint.records:
+            await self.send(STATE.name, value, key=key, partition=partition)
+        for p, offset in checkpoint.offsets.items():
             self.checkpointed[p] = offset
             self.commit_through(p, offset)

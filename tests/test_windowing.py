@@ -12,8 +12,13 @@ T0 = 1_772_438_400.0  # 2026-03-02T08:00:00Z, a window boundary
 
 def facts(i: int, sentiment: str = "neutral", text: str | None = None) -> MentionFacts:
     return MentionFacts(
-        id=f"m{i}", text=text or f"text number {i}", source="twitter", reach=10, lang="en",
-        sentiment=sentiment, story=i,
+        id=f"m{i}",
+        text=text or f"text number {i}",
+        source="twitter",
+        reach=10,
+        lang="en",
+        sentiment=sentiment,
+        story=i,
     )
 
 
@@ -30,9 +35,12 @@ def test_out_of_order_mentions_within_lateness_land_in_their_window() -> None:
     closed = w.close_until(T0 + 60 + 30)  # watermark reaches end + lateness of the first window
     assert [c.summary.start for c in closed] == [T0]
     assert closed[0].summary.mentions == 2 and closed[0].summary.late_mentions == 1
-    assert w.add(T0 + 5, facts(4)) == "too_late"
+    assert w.add(T0 + 5, facts(4)) == "corrected"  # its window closed: a correction of it
     closed = w.close_until(T0 + 120 + 30)
     assert [(c.summary.start, c.summary.mentions) for c in closed] == [(T0 + 60, 1)]
+    (correction,) = w.take_corrections()
+    assert (correction.summary.start, correction.summary.mentions, correction.revision) == (T0, 1, 1)
+    assert not correction.volume.spike and correction.volume.p_value == 1.0
 
 
 def test_quiet_windows_close_empty_and_long_gaps_jump() -> None:
@@ -75,9 +83,9 @@ def test_state_round_trip_gives_identical_decisions() -> None:
 
 
 def test_watermark_waits_for_the_slowest_upstream_partition() -> None:
-    from stream.windowing import Watermark
+    from stream.windowing import ClosingPolicy, Watermark
 
-    w = Watermark(idle_seconds=5)
+    w = Watermark(ClosingPolicy(idle_flush_seconds=5, upstream_idle_factor=1))
     w.observe(0, T0 + 600, now=0.0)  # raw partition 0 read far ahead
     w.observe(1, T0 + 10, now=0.0)
     assert w.current(now=1.0) == T0 + 10

@@ -1,8 +1,9 @@
 """The second half of a backtest: enriched records in event-time order through the worker's decision objects.
 
 `Backtest` feeds each brand's mentions, oldest first, into the same `stream.windowing.BrandWindows`
-the window stage uses (its watermark is the event time of the mention at hand, so every mention counts
-and windows close exactly as in an unhurried worker), turns each closed window into the same
+the window stage uses, and closes them with the same per-source `stream.windowing.Watermark` and
+`stream.windowing.ClosingPolicy` (event time stands in for the wall clock; as the input is in event-time
+order every mention counts, and windows close exactly as in an unhurried worker), turns each closed window into the same
 ``signals`` record (`stream.decisions.to_signal`), and hands it to the same `stream.decisions.RiskBook`
 the risk stage uses, with the per-brand policies of the same brands file. What comes out is every alert
 and pause, with its evidence, and a per-window timeline for the pictures.
@@ -24,7 +25,7 @@ from detectors.risk import BrandPolicy, RiskPolicy
 from stream.brands_file import load_brand_policies
 from stream.decisions import RiskBook, mention_facts, to_signal
 from stream.records import Alert, WindowedMention
-from stream.windowing import BrandWindows
+from stream.windowing import BrandWindows, ClosingPolicy, Watermark
 
 REORDER_SECONDS = 3600.0
 """Mentions up to this much older than the newest one read are put back in order on the fly."""
@@ -114,6 +115,8 @@ class Backtest:
         """Start from no state (a new run, or the sorted replay of badly ordered input)."""
         self.book = RiskBook(self.policy, self.brand_policies)
         self.windows: dict[str, BrandWindows] = {}
+        self.closing = ClosingPolicy.from_settings(self.settings)
+        self.watermark = Watermark(self.closing)
         self._disordered = False
 
     def run(self, source: Callable[[], Iterable[WindowedMention]]) -> BacktestResult:
@@ -159,32 +162,39 @@ class Backtest:
         result = BacktestResult()
         size = float(self.settings.window_seconds)
         current: dict[str, float] = {}
+        sources, watermark = self.closing.sources, self.watermark
         for t, mention in items:
             brand = mention.brand
             assert brand is not None
             windows = self.windows.get(brand)
             if windows is None:
                 windows = self.windows[brand] = BrandWindows(
-                    brand, self.settings.window_seconds, self.settings.allowed_lateness_seconds
+                    brand, self.settings.window_seconds, correction_horizon=self.settings.correction_horizon_seconds
                 )
                 result.first_mention[brand] = t
+            key = sources.key(mention.source)
+            watermark.observe(0, t, t, key)
             window_start = t - t % size
             if current.get(brand) != window_start:  # event time entered a new window: close what it passed
                 current[brand] = window_start
-                self._close(windows, t, result)
-            windows.add(t, mention_facts(mention))
+                self._close(windows, watermark.closing_point(windows.sources | {key}, t), result)
+            windows.add(t, mention_facts(mention), key)
             result.last_mention[brand] = t
             result.mentions += 1
         if self._disordered:
             return result
-        end = max(result.last_mention.values(), default=0.0)
+        end = max(result.last_mention.values(), default=0.0) + FAR_FUTURE
+        watermark.advance_to(end)
         for windows in self.windows.values():
-            self._close(windows, end + FAR_FUTURE, result)
+            self._close(windows, watermark.closing_point(windows.sources, end), result)
         result.alerts.sort(key=lambda a: (a.event_time, a.brand))
         result.pauses.sort(key=lambda p: (p.time, p.alert.brand))
         return result
 
-    def _close(self, windows: BrandWindows, watermark: float, result: BacktestResult) -> None:
+    def _close(self, windows: BrandWindows, watermark: float | None, result: BacktestResult) -> None:
+        if watermark is None:
+            return
+        windows.corrections.clear()  # in event-time order nothing arrives after its window closed
         for closed in windows.close_until(watermark):
             signal = to_signal(closed)
             decided = self.book.decide(signal, created_at=signal.window_end)
