@@ -243,7 +243,9 @@ class BlueskyConnector(Connector):
         try:
             mention = post_to_mention(event, utcnow())
         except MappingError as exc:
-            await handover.raw(json.dumps(event, ensure_ascii=False).encode(), str(exc))
+            key = f"bluesky:raw:{event.get('did')}:{(event.get('commit') or {}).get('rkey')}"
+            if self.seen.add(key):  # a replayed overlap must not dead-letter it twice
+                await handover.raw(json.dumps(event, ensure_ascii=False).encode(), str(exc))
             return
         await handover.mention(mention)
 
