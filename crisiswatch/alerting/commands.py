@@ -9,13 +9,12 @@ import re
 import signal
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from crisiswatch.alerting.book import AckPublisher, AlertFeed
 from crisiswatch.alerting.dispatcher import AlertDispatcher
 from crisiswatch.alerting.records import ACK_ACTOR_PATTERN, AlertAck
 from crisiswatch.settings import Settings
+from crisiswatch.tables import ID, TEXT, new_table, print_table
 
 
 def _fail(message: str) -> typer.Exit:
@@ -101,11 +100,14 @@ def list_alerts(limit: int, as_json: bool) -> None:
     if not episodes:
         typer.echo(f"no alerts on {settings.topic('alerts')}")
         return
-    table = Table("alert id", "brand", "status", "severity", "risk", "summary", "acknowledged by")
+    # The alert id starts with the brand, and is never cut (it is what `crisiswatch ack` takes).
+    table = new_table(
+        ("alert id", ID), ("status", ID), ("severity", ID), ("risk", ID), ("acknowledged by", TEXT), ("summary", TEXT)
+    )
     for e in episodes:
         acks = ", ".join(a["actor"] for a in e["acks"])  # type: ignore[index,union-attr]
         table.add_row(
-            str(e["alert_id"]), str(e["brand"]), str(e["status"]), str(e["peak_severity"]),
-            f"{e['risk']:.0f}", str(e["summary"]), acks or "-",
+            str(e["alert_id"]), str(e["status"]), str(e["peak_severity"]), f"{e['risk']:.0f}", acks or "-",
+            str(e["summary"]),
         )  # fmt: skip
-    Console().print(table)
+    print_table(table)

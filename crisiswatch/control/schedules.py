@@ -29,6 +29,7 @@ from collections import Counter
 from datetime import datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pydantic import ValidationError
 
 from crisiswatch.control import metrics
 from crisiswatch.control.follower import TopicFollower, stop_quietly
@@ -64,8 +65,20 @@ def new_schedule(
     timezone: str = "UTC",
     on_resume: OnResume = "hold",
 ) -> Schedule:
-    """An unsigned schedule, validated (absolute: start+end; recurring: cron+duration)."""
+    """An unsigned schedule, validated (absolute: start+end; recurring: cron+duration).
+
+    A window that has already ended is refused (a `pydantic.ValidationError`, like every other invalid
+    field): it would never pause anything, and accepting it without a word hides a mistyped date.
+    """
     now = utcnow()
+    if start is not None and end is not None and cron is None and end <= now:
+        message = (
+            f"the window ends at {end.isoformat()}, in the past (now {now:%Y-%m-%dT%H:%M:%SZ}): a schedule "
+            "entirely in the past would never pause anything; check the dates"
+        )
+        raise ValidationError.from_exception_data(
+            "Schedule", [{"type": "value_error", "loc": ("end",), "input": end, "ctx": {"error": ValueError(message)}}]
+        )
     return Schedule(
         id=schedule_id,
         scope=scope,
