@@ -1,0 +1,106 @@
+"""The silences section of the page (static/silences.js) in headless Chromium: list, add, remove."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.settings import Settings
+from crisiswatch.web.server import WebServer
+from stream.topics import ensure_topics
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+    ),
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="crisiswatch-chrome-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=1400,1400")
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebServer]:
+    s = settings.model_copy(
+        update={
+            "control_keys": SecretStr(fixed_key_pair("k3", "silences-browser").private),
+            "web_users": SecretStr("maria:correct horse battery"),
+            "web_allow_plaintext_passwords": True,  # a test user (production stores hashes)
+            "web_roles": "maria:admin",
+            "page_port": 0,
+        }
+    )
+    await ensure_topics(kafka_bootstrap, s)
+    async with WebServer(s, port=0) as web:
+        yield web
+
+
+async def in_thread(work: Callable[[], Any]) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, work)
+
+
+async def test_plan_and_remove_a_silence_on_the_page(server: WebServer, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait(condition: Callable[[Any], Any], timeout: float = 20) -> Any:
+        return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+
+    def plan() -> str:
+        browser.get(server.url)
+        wait(lambda d: d.find_element(By.ID, "username").is_displayed())
+        browser.find_element(By.ID, "username").send_keys("maria")
+        browser.find_element(By.ID, "password").send_keys("correct horse battery")
+        browser.find_element(By.ID, "login-button").click()
+        section = wait(lambda d: d.find_element(By.ID, "silences") if d.find_element(By.ID, "silences").is_displayed()
+                       and "No silences planned" in d.find_element(By.ID, "silences").text else None)  # fmt: skip
+        section.find_element(By.TAG_NAME, "summary").click()
+        section.find_element(By.ID, "silence-brand").send_keys("acme")
+        section.find_element(By.ID, "silence-reason").send_keys("spring product launch")
+        section.find_element(By.ID, "silence-until").send_keys("2h")
+        section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait(lambda d: "spring product launch" in d.find_element(By.ID, "silences").text)
+        return section.text
+
+    text = await in_thread(plan)
+    assert "acme" in text and "active now" in text and "by maria" in text, text
+    assert server.services is not None
+
+    def remove() -> str:
+        browser.execute_script("window.confirm = () => true;")
+        browser.find_element(By.CSS_SELECTOR, "#silences td.actions button").click()
+        wait(lambda d: "No silences planned" in d.find_element(By.ID, "silences").text)
+        return browser.find_element(By.ID, "silences").text
+
+    assert "spring product launch" not in await in_thread(remove)
