@@ -8,10 +8,12 @@ Here: the `Connector` ABC (``await connector.run(sink, stop_event)``), `PollingC
 jittered exponential backoff, ``Retry-After``), `Backoff`, `StateStore` (a small JSON checkpoint file,
 or memory only), `SeenIds` (bounded de-duplication) and `Handover` (publish + metrics).
 
-Restarts: with ``CRISISWATCH_CONNECTOR_STATE_DIR`` set, ETags, cursors, last event ids and the recently
-seen ids survive a restart; without it they live in memory, so a restarted connector re-publishes what
-its source still lists. That is acceptable because ids are stable and the pipeline de-duplicates by id,
-but it is extra work: set the state dir in production.
+Restarts: ETags, cursors, last event ids and the recently seen ids are checkpoints (`StateStore`). Under
+``crisiswatch connect`` they live in the compacted ``connectors.checkpoints`` topic (or, explicitly,
+JSON files in ``CRISISWATCH_CONNECTOR_STATE_DIR``: `connectors.checkpoints`), written only after the
+broker acknowledged the mentions handed over before them, so a connector restarted anywhere resumes
+where it stopped and a crash re-reads rather than skips. Ids are stable and the pipeline de-duplicates
+by id, so a re-read costs work, never a double count.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
+import re
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,8 +42,12 @@ from connectors.mapping import FieldMapping, MappingError
 from connectors.sink import MentionSink
 from stream.records import Mention
 
+if TYPE_CHECKING:
+    from connectors.checkpoints import Checkpoints
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
@@ -164,12 +169,25 @@ async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | Non
 
 
 class StateStore:
-    """A connector's checkpoint: a small JSON document, written atomically; memory only without a path."""
+    """A connector's checkpoint: a small JSON document (``data``), saved with `save`.
 
-    def __init__(self, path: Path | None):
+    Where it goes depends on how it was made. `for_connector` binds it to the checkpoint backend of the
+    running sink when there is one (`connectors.checkpoints`: the ``connectors.checkpoints`` topic by
+    default, or files): ``save()`` then snapshots ``data`` and the backend writes it once the broker
+    acknowledged every mention handed over before the call, so connector code may save right after
+    handing over. Without a backend (``StateStore(path)``, or no sink opened checkpoints) it is the
+    legacy behaviour: a JSON file written at once (flush the sink first), or memory only.
+    """
+
+    def __init__(self, path: Path | None, *, key: str | None = None, backend: Checkpoints | None = None):
         self.path = path
+        self.key = key
+        """The checkpoint's name in the backend (``<kind>:<name>``)."""
+        self.backend = backend
         self.data: dict[str, Any] = {}
-        if path is not None and path.is_file():
+        if backend is not None:
+            self.data = dict(backend.load(self) or {})
+        elif path is not None and path.is_file():
             try:
                 loaded = json.loads(path.read_text(encoding="utf-8"))
                 self.data = loaded if isinstance(loaded, dict) else {}
@@ -177,26 +195,40 @@ class StateStore:
                 log.warning("ignoring unreadable connector state %s: %s", path, exc)
 
     @classmethod
-    def for_connector(cls, state_dir: Path | None, kind: str, identity: str) -> StateStore:
-        """The store of one connector instance: ``<state_dir>/<kind>-<hash of identity>.json``."""
-        if state_dir is None:
-            return cls(None)
-        return cls(Path(state_dir) / f"{kind}-{short_hash(identity)}.json")
+    def for_connector(
+        cls, state_dir: Path | None, kind: str, identity: str, *, backend: Checkpoints | None = None
+    ) -> StateStore:
+        """The store of one connector instance, named ``<kind>:<identity>`` (a hash of the identity when it
+        is not a simple name: URLs may carry keys); its file is ``<state_dir>/<kind>-<hash>.json``.
+        ``backend`` defaults to the active one (`connectors.checkpoints.active`)."""
+        from connectors import checkpoints
+
+        backend = backend or checkpoints.active()
+        path = Path(state_dir) / f"{kind}-{short_hash(identity)}.json" if state_dir is not None else None
+        if backend is None:
+            return cls(path)
+        name = identity if SIMPLE_NAME.match(identity) else short_hash(identity)
+        return cls(path, key=f"{kind}:{name}", backend=backend)
+
+    @property
+    def persistent(self) -> bool:
+        """Whether `save` keeps the document anywhere (False: memory only)."""
+        return self.backend.persistent if self.backend is not None else self.path is not None
 
     def save(self) -> None:
-        """Write the document (atomic replace); no-op in memory mode."""
+        """Save a snapshot of ``data`` (see the class docstring for when it is written)."""
+        if self.backend is not None:
+            self.backend.save(self)
+            return
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.data, handle)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        from connectors.checkpoints import write_atomic
+
+        write_atomic(self.path, json.dumps(self.data).encode())
+
+    async def saved(self, timeout: float | None = None) -> bool:
+        """Wait until every save so far is written (True at once without a backend)."""
+        return True if self.backend is None else await self.backend.wait_saved(timeout)
 
 
 class SeenIds:

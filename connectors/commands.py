@@ -83,12 +83,12 @@ def common(settings: Settings) -> dict[str, Any]:
 
 def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> None:
     """Build connectors from settings and run them on the configured cluster until SIGINT/SIGTERM."""
-    from connectors.sink import MentionSink
+    from connectors.sink import DeliverySettings, MentionSink
     from crisiswatch.broker import broker_for
     from stream.topics import ensure_topics
 
     settings = Settings()
-    connectors = build(settings)
+    checkpoints = DeliverySettings().checkpoints
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs (API keys in queries)
     if metrics_port:
         from prometheus_client import start_http_server
@@ -98,7 +98,8 @@ def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> 
     async def main() -> None:
         with broker_for(settings) as bootstrap:
             await ensure_topics(bootstrap, settings)
-            async with MentionSink(settings, bootstrap) as sink:
+            async with MentionSink(settings, bootstrap, checkpoints=checkpoints) as sink:
+                connectors = build(settings)  # once the checkpoints were read: their stores bind to them
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,3 +41,33 @@ LAST_SUCCESS = Gauge(
 def count_error(connector: str, reason: str) -> None:
     """Count one error; an unknown reason is counted as ``unexpected`` to keep labels bounded."""
     ERRORS.labels(connector, reason if reason in REASONS else "unexpected").inc()
+
+
+# --- delivery to mentions.raw (connectors.sink) and checkpoints (connectors.checkpoints) ---------------
+DELIVERED = Counter("crisiswatch_connector_delivered", "Records the broker acknowledged (acks=all) in mentions.raw.")
+BROKER_DOWN = Gauge(
+    "crisiswatch_connector_broker_down", "1 while the broker does not acknowledge (records wait or go to the spool)."
+)
+SPOOL_BYTES = Gauge("crisiswatch_connector_spool_bytes", "Bytes in the on-disk spool.")
+SPOOL_RECORDS = Gauge("crisiswatch_connector_spool_records", "Records in the on-disk spool, not yet delivered.")
+SPOOL_FULL = Gauge("crisiswatch_connector_spool_full", "1 while the spool is full: sends block, fetching stops.")
+SPOOL_REPLAYED = Counter("crisiswatch_connector_spool_replayed", "Spooled records delivered once the broker was back.")
+SPOOL_EXPIRED = Counter(
+    "crisiswatch_connector_spool_expired",
+    "Spooled records older than the spool age limit, NOT delivered (each batch is also logged as an error).",
+)
+LOST = Counter(
+    "crisiswatch_connector_lost",
+    "Records not handed over when a sink without spool room closed while the broker was down (logged as errors).",
+)
+CHECKPOINTS = Counter(
+    "crisiswatch_connector_checkpoints",
+    "Checkpoints written after the broker acknowledged what came before.",
+    ["store"],
+)
+CHECKPOINT_ERRORS = Counter("crisiswatch_connector_checkpoint_errors", "Checkpoint writes that failed (retried).")
+REPLAY_OUT_OF_ORDER = Counter(
+    "crisiswatch_connector_replay_out_of_order",
+    "Replay records older than one already read: reordered within the window, or (late) beyond it.",
+    ["outcome"],
+)

@@ -11,10 +11,13 @@ HMAC-SHA256 of the raw body with ``CRISISWATCH_CONNECTOR_WEBHOOK_SECRET``, compa
 or ``Authorization: Bearer <CRISISWATCH_CONNECTOR_WEBHOOK_TOKEN>``. A request that fails
 authentication gets 401 and nothing is published. Bodies over ``max_bytes`` get 413.
 
-Answers: 202 ``{"accepted": n, "rejected": m}`` once everything was handed to Kafka (items that could
-not be normalised are handed over raw and counted as rejected: the pipeline dead-letters them with the
-reason); 503 when Kafka could not take them (the sender should retry; ids are stable and the pipeline
-de-duplicates). Also ``GET /healthz`` and ``GET /metrics`` (Prometheus).
+Answers: 202 ``{"accepted": n, "rejected": m}`` once every item is *secured*: acknowledged by the
+broker (``acks=all``) or, while the broker is down, fsynced in the sink's on-disk spool, from which it
+is delivered in order when the broker is back (`connectors.sink`). Items that could not be normalised
+are handed over raw and counted as rejected: the pipeline dead-letters them with the reason. 503 with
+``Retry-After`` when they cannot be secured within ``handover_timeout`` seconds (broker down and no
+spool, or the spool full): the sender should retry; ids are stable and the pipeline de-duplicates, so a
+retry of items that did get through costs nothing. Also ``GET /healthz`` and ``GET /metrics``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connectors import metrics
 from connectors.base import Connector, Handover
 from connectors.mapping import FieldMapping
-from connectors.sink import MentionSink
+from connectors.sink import MentionSink, SinkClosed
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Crisiswatch-Signature"
@@ -84,6 +87,8 @@ class WebhookReceiver(Connector):
         max_bytes: int = 1 << 20,
         sources: Iterable[str] | None = None,
         mappings: dict[str, FieldMapping] | None = None,
+        handover_timeout: float = 10.0,
+        retry_after: int = 5,
     ):
         if not secret and not token:
             raise ValueError("webhook receiver needs a signing secret or a bearer token")
@@ -95,6 +100,10 @@ class WebhookReceiver(Connector):
         self.sources = frozenset(sources) if sources else None
         self.mappings = dict(mappings or {})
         self.bound_port: int | None = None
+        self.handover_timeout = handover_timeout
+        """Seconds a request may wait for its items to be secured before it is answered 503."""
+        self.retry_after = retry_after
+        """``Retry-After`` of a 503, seconds."""
 
     def mapping_for(self, source: str) -> FieldMapping:
         """The source's own mapping, else the mention-shaped default (ids prefixed with the source)."""
@@ -150,18 +159,34 @@ class WebhookReceiver(Connector):
         if not body.strip():
             return web.json_response({"error": "empty body"}, status=400)
         items, bad_lines = split_body(body)
-        handover = Handover(request.app[SINK_KEY], self.kind)
+        sink = request.app[SINK_KEY]
+        if not sink.has_room():  # memory and spool full: do not even start
+            return self._unavailable(source, "the hand-over buffer and spool are full")
+        handover = Handover(sink, self.kind)
         try:
-            for line in bad_lines:
-                await handover.raw(line, "webhook line is not JSON")
-            published, raw = await handover.items(items, self.mapping_for(source))
-            await handover.sink.flush()  # 202 only once the producer has sent them
+            async with asyncio.timeout(self.handover_timeout):
+                for line in bad_lines:
+                    await handover.raw(line, "webhook line is not JSON")
+                published, raw = await handover.items(items, self.mapping_for(source))
+                await sink.flush()  # 202 only once acknowledged, or fsynced in the spool
+        except TimeoutError:
+            return self._unavailable(source, f"not secured within {self.handover_timeout:g} s (broker down)")
+        except SinkClosed:
+            return self._unavailable(source, "the receiver is stopping")
         except Exception:
-            metrics.count_error(self.kind, "kafka")
-            log.exception("webhook %s: handing over to Kafka failed", source)
-            return web.json_response({"error": "could not store the items; retry"}, status=503)
+            log.exception("webhook %s: handing over failed", source)
+            return self._unavailable(source, "handing over failed")
         self.mark_success()
         return web.json_response({"accepted": published, "rejected": raw + len(bad_lines)}, status=202)
+
+    def _unavailable(self, source: str, why: str) -> web.Response:
+        metrics.count_error(self.kind, "kafka")
+        log.warning("webhook %s: answered 503 (%s)", source, why)
+        return web.json_response(
+            {"error": f"could not store the items ({why}); retry"},
+            status=503,
+            headers={"Retry-After": str(self.retry_after)},
+        )
 
     async def run(self, sink: MentionSink, stop: asyncio.Event) -> None:
         runner = web.AppRunner(self.app(sink), access_log=None)

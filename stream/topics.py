@@ -99,6 +99,15 @@ STATE = TopicSpec(
     "Internal: detector and window state per brand, changelogged so that it survives restarts.",
     compacted=True,
 )
+CONNECTOR_CHECKPOINTS = TopicSpec(
+    "connectors.checkpoints",
+    "",  # internal: each connector's own JSON checkpoint, read back only by that connector
+    "'connector:<kind>:<name>'",
+    "Internal: connector checkpoints (cursors, ETags, replay positions), written after the mentions before "
+    "them were acknowledged; a connector restarted anywhere resumes from it.",
+    compacted=True,
+    single_partition=True,
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     MENTIONS_RAW,
@@ -113,6 +122,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PUBLISHING_SILENCES,
     PUBLISHING_HELD,
     STATE,
+    CONNECTOR_CHECKPOINTS,
 )
 
 
