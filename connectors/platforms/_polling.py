@@ -68,7 +68,7 @@ async def send(
         if status == 429 or (status == 503 and "retry-after" in response.headers):
             delay = retry_after_seconds(response.headers.get("retry-after"))
             if delay is None and wait_hint is not None:
-                delay = wait_hint(response)
+                delay = wait_hint(response) or None  # a reset "now" during a storm: back off instead
             if delay is None:
                 delay = connector.backoff.next()
             log.info("%s %s: HTTP %d, retrying in %.1fs", connector.kind, safe_url(url), status, delay)

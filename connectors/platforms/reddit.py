@@ -85,9 +85,9 @@ class Listing:
             return f"search:{self.subreddit or ''}:{self.query}"
         return f"r/{self.subreddit}/{'new' if self.kind == 'posts' else 'comments'}"
 
-    def request(self) -> tuple[str, dict[str, str]]:
+    def request(self, limit: int = PAGE_LIMIT) -> tuple[str, dict[str, str]]:
         """Path and query parameters of the first page (``raw_json=1``: text without HTML entities)."""
-        params = {"limit": str(PAGE_LIMIT), "raw_json": "1"}
+        params = {"limit": str(limit), "raw_json": "1"}
         if self.kind == "search":
             params.update(q=str(self.query), sort="new", type="link")
             if self.subreddit:
@@ -110,6 +110,8 @@ def thing_to_mention(kind: str, data: dict[str, Any], fetched_at: datetime) -> M
     if kind == "t3":
         title = str(data.get("title") or "").strip()
         body = str(data.get("selftext") or "").strip()
+        if body in GONE and data.get("author") == "[deleted]":
+            return None  # deleted by its author: only a placeholder title is left
         text = "\n".join(part for part in (title, "" if body in GONE else body) if part)
         replies = as_int(data.get("num_comments"))
     else:
@@ -157,6 +159,7 @@ class RedditConnector(PollingConnector):
         overlap: float = 600.0,
         backfill: float | None = 3600.0,
         max_pages: int = 10,
+        page_limit: int = PAGE_LIMIT,
         token_url: str = TOKEN_URL,
         api_url: str = API_URL,
         interval: float = 60.0,
@@ -173,6 +176,7 @@ class RedditConnector(PollingConnector):
         self.overlap = overlap
         self.backfill = backfill
         self.max_pages = max_pages
+        self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
         self.token_url = token_url
         self.api_url = api_url.rstrip("/")
         marks = self.state.data.get("listings")
@@ -265,7 +269,7 @@ class RedditConnector(PollingConnector):
     async def _walk(self, listing: Listing, handover: Handover, fetched_at: datetime) -> Walk:
         mark = self.marks[listing.key]
         walk = Walk(mark, mark.cutoff(epoch_now(), self.backfill))
-        path, params = listing.request()
+        path, params = listing.request(self.page_limit)
         for _page in range(self.max_pages):
             body = await self._get(path, params)
             data = body.get("data") if isinstance(body, dict) and body.get("kind") == "Listing" else None

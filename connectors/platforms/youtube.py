@@ -66,6 +66,7 @@ QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 GONE_REASONS = frozenset({"commentsDisabled", "videoNotFound", "channelNotFound", "forbidden"})
 RETRY_UNAVAILABLE_SECONDS = 86400.0
+MAX_THREADS_REMEMBERED = 20_000
 
 
 def seconds_until_quota_reset(now: datetime) -> float:
@@ -181,6 +182,7 @@ class YouTubeConnector(PollingConnector):
         lookback: float = 3600.0,
         backfill: float | None = 86400.0,
         max_pages: int = 5,
+        page_size: int = 100,
         base_url: str = API_URL,
         interval: float = 300.0,
         state: StateStore | None = None,
@@ -202,6 +204,7 @@ class YouTubeConnector(PollingConnector):
         self.lookback = lookback
         self.backfill = backfill
         self.max_pages = max_pages
+        self.page_size = str(max(1, min(page_size, 100)))
         self.base_url = base_url.rstrip("/")
         data = self.state.data
         marks = data.get("threads") if isinstance(data.get("threads"), dict) else {}
@@ -283,7 +286,7 @@ class YouTubeConnector(PollingConnector):
 
     # --- reading comments ---------------------------------------------------------------------------------
     async def _all_replies(self, thread: str) -> list[dict[str, Any]]:
-        params = {"part": "snippet", "parentId": thread, "maxResults": "100", "textFormat": "plainText"}
+        params = {"part": "snippet", "parentId": thread, "maxResults": self.page_size, "textFormat": "plainText"}
         out: list[dict[str, Any]] = []
         for _page in range(self.max_pages):
             body = await self._call("comments", params)
@@ -324,7 +327,7 @@ class YouTubeConnector(PollingConnector):
         walk = Walk(mark, mark.cutoff(epoch_now(), self.backfill))
         params = {
             "part": "snippet,replies",
-            "maxResults": "100",
+            "maxResults": self.page_size,
             "order": "time",
             "textFormat": "plainText",
             **target.params(),
@@ -389,8 +392,9 @@ class YouTubeConnector(PollingConnector):
         for walk in walks:
             walk.commit()
         self.replies_seen.update(pending)
-        floor = now - max(self.lookback, self.backfill or 0.0) - 86400.0
-        self.replies_seen = {k: v for k, v in self.replies_seen.items() if float(v[1]) >= floor}
+        if len(self.replies_seen) > MAX_THREADS_REMEMBERED:  # the reply counts of the newest threads
+            newest = sorted(self.replies_seen.items(), key=lambda kv: float(kv[1][1]))[-MAX_THREADS_REMEMBERED:]
+            self.replies_seen = dict(newest)
         self.state.data.update(
             threads={key: mark.to_dict() for key, mark in self.marks.items()},
             replies=self.replies_seen,
