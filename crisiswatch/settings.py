@@ -125,8 +125,10 @@ class Settings(BaseSettings):
 
     # --- Risk policy -----------------------------------------------------------------------------
     pause_severity: str = Field("critical", description="Lowest severity that pauses publishing.")
-    pause_scope: Literal["brand", "global"] = Field(
-        "brand", description="What an automatic pause stops: 'brand' (the brand's own scope, default) or 'global'."
+    pause_scope: Literal["brand", "global", "none"] = Field(
+        "brand",
+        description="What an automatic pause stops: 'brand' (the brand's own scope, default), 'global', or "
+        "'none' (never pause automatically). The brands file may set it per brand.",
     )
     min_mentions_to_pause: int = Field(20, ge=0)
     min_sources_to_pause: int = Field(1, ge=0)
@@ -187,6 +189,18 @@ class Settings(BaseSettings):
     alert_retry_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     alert_retry_max_backoff_seconds: float = Field(60.0, gt=0)
     alert_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery attempt.")
+    alert_remind_minutes: float = Field(
+        0.0, ge=0, description="Re-send a critical alert nobody acknowledged every this many minutes (0: off)."
+    )
+    alert_escalate_minutes: float = Field(
+        0.0, ge=0, description="Send an unacknowledged critical alert to the escalation route after this (0: off)."
+    )
+    alert_escalation_channels: str | None = Field(
+        default=None, description="Channel names that form the escalation route only, e.g. 'email' (comma-separated)."
+    )
+    alert_escalation_webhook_url: SecretStr | None = Field(
+        default=None, description="A JSON webhook (e.g. the on-call pager) on the escalation route, named 'escalation'."
+    )
     alertmanager_urls: str | None = Field(
         default=None, description="Alertmanager base URLs, comma-separated (each gets every alert)."
     )

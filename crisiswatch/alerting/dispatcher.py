@@ -11,6 +11,13 @@ Isolation: each channel has its own queue and worker. A failing channel is retri
 backoff and jitter (honouring ``Retry-After``) up to ``alert_retry_attempts`` times, then given up,
 while the other channels go on; nothing a channel does can crash the dispatcher.
 
+Routes and reminders: every channel is on the ``primary`` route except the channels named in
+``alert_escalation_channels`` (and the webhook of ``alert_escalation_webhook_url``, named
+``escalation``), which form the ``escalation`` route. Once caught up, the dispatcher asks the policy every
+``reminder_check_seconds`` which reminders and escalations are due (`DeliveryPolicy.due`, see
+`crisiswatch.alerting.policy.ReminderPolicy`) and delivers them to their routes; the clock is injectable
+(``clock``), and `remind` runs one check, so tests need no sleeps.
+
 Run exactly one dispatcher per deployment (two would both deliver).
 """
 
@@ -23,17 +30,18 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from crisiswatch.alerting import metrics
-from crisiswatch.alerting.channels import Channel, DeliveryError, channels_from_settings
-from crisiswatch.alerting.policy import DeliveryPolicy, Notification
+from crisiswatch.alerting.channels import Channel, DeliveryError, WebhookChannel, channels_from_settings
+from crisiswatch.alerting.policy import ESCALATION, PRIMARY, DeliveryPolicy, Notification, ReminderPolicy
 from crisiswatch.alerting.records import AlertAck
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
-from stream.records import Alert
+from stream.records import Alert, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +149,28 @@ class OffsetTracker:
         return sum(1 for items in self._pending.values() for _, p in items if p.remaining > 0)
 
 
+def reminders_from_settings(settings: Settings) -> ReminderPolicy:
+    """The reminder and escalation delays of the settings (minutes there, seconds here)."""
+    return ReminderPolicy(settings.alert_remind_minutes * 60.0, settings.alert_escalate_minutes * 60.0)
+
+
+def escalation_channels_from_settings(settings: Settings) -> list[Channel]:
+    """The channel only the escalation route has (``alert_escalation_webhook_url``), if configured."""
+    url = settings.alert_escalation_webhook_url
+    if url is None:
+        return []
+    secret = settings.alert_webhook_secret.get_secret_value().encode() if settings.alert_webhook_secret else None
+    return [WebhookChannel(url.get_secret_value(), settings, secret=secret, name=ESCALATION)]
+
+
 class ChannelWorker:
     """One channel's ordered queue of notifications and the task that delivers them."""
 
-    def __init__(self, channel: Channel, retry: RetryPolicy):
+    def __init__(self, channel: Channel, retry: RetryPolicy, routes: frozenset[str] = frozenset({PRIMARY})):
         self.channel = channel
         self.retry = retry
+        self.routes = routes
+        """The routes whose notifications this channel delivers."""
         self.queue: asyncio.Queue[tuple[Notification, _Pending]] = asyncio.Queue(QUEUE_LIMIT)
 
     def submit(self, notification: Notification, pending: _Pending) -> None:
@@ -197,22 +221,38 @@ class AlertDispatcher:
         retry: RetryPolicy | None = None,
         group_id: str | None = None,
         create_topics: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+        reminder_check_seconds: float = 15.0,
     ):
+        """``clock`` tells the time reminders are due against; ``reminder_check_seconds`` how often they are checked."""
         if not settings.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
-        self.channels = channels if channels is not None else channels_from_settings(settings)
+        if channels is None:
+            channels = [*channels_from_settings(settings), *escalation_channels_from_settings(settings)]
+        self.channels = channels
         self.policy = policy or DeliveryPolicy(
             min_severity=settings.alert_min_severity,
             cooldown_seconds=settings.alert_cooldown_seconds,
             max_age_seconds=settings.alert_max_age_seconds,
+            reminders=reminders_from_settings(settings),
         )
+        self.clock = clock
+        self.reminder_check_seconds = reminder_check_seconds
         self.retry = retry or RetryPolicy.from_settings(settings)
         self.group_id = group_id or f"{settings.app_id}-alerting"
         self.create_topics = create_topics
         self.alerts_topic = settings.topic("alerts")
         self.ack_topic = settings.topic("alerts.ack")
-        self.workers = [ChannelWorker(c, self.retry) for c in self.channels]
+        escalation = {n.strip() for n in (settings.alert_escalation_channels or "").split(",") if n.strip()}
+        escalation.add(ESCALATION)
+        self.workers = [
+            ChannelWorker(c, self.retry, frozenset({ESCALATION if c.name in escalation else PRIMARY}))
+            for c in self.channels
+        ]
+        unknown = escalation - {c.name for c in self.channels} - {ESCALATION}
+        if unknown:
+            log.warning("alert_escalation_channels names no configured channel: %s", ", ".join(sorted(unknown)))
         self.tracker = OffsetTracker()
         self._consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int | None] = {}
@@ -263,6 +303,8 @@ class AlertDispatcher:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"alerting-{worker.channel.name}"))
             self._tasks.append(asyncio.create_task(worker.run_periodic()))
         self._tasks.append(asyncio.create_task(self._commit_loop()))
+        if self.policy.reminders.enabled:
+            self._tasks.append(asyncio.create_task(self._remind_loop(), name="alerting-reminders"))
         if not self._replaying:
             await self._replay_done()
         self._consume_task = asyncio.create_task(self._consume_loop(), name="alerting-consume")
@@ -357,10 +399,48 @@ class AlertDispatcher:
             notification.peak_severity,
             notification.alert_id,
         )
-        pending = _Pending(len(self.workers))
+        workers = self._routed(notification)
+        pending = _Pending(len(workers))
         self.tracker.add(tp, offset, pending)
-        for worker in self.workers:
+        for worker in workers:
             worker.submit(notification, pending)
+
+    def _routed(self, notification: Notification) -> list[ChannelWorker]:
+        return [w for w in self.workers if w.routes.intersection(notification.routes)]
+
+    # --- reminders -----------------------------------------------------------------------------------
+    async def remind(self, now: datetime | None = None) -> list[Notification]:
+        """Deliver the reminders and escalations due at ``now`` (default: the clock); returns them."""
+        if not self.caught_up.is_set():
+            return []  # the policy does not know yet which episodes are acknowledged or over
+        due = self.policy.due(now or self.clock())
+        for notification in due:
+            metrics.NOTIFICATIONS.labels(notification.event).inc()
+            log.warning(
+                "notify %s: %s %s unacknowledged (%s) to %s",
+                notification.event,
+                notification.alert.brand,
+                notification.peak_severity,
+                notification.alert_id,
+                "+".join(notification.routes),
+            )
+            workers = self._routed(notification)
+            if not workers:
+                log.error(
+                    "no channel on route(s) %s for %s", "+".join(notification.routes), notification.idempotency_key
+                )
+            pending = _Pending(len(workers))  # not tied to an offset: a restart may send it again (same key)
+            for worker in workers:
+                worker.submit(notification, pending)
+        return due
+
+    async def _remind_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reminder_check_seconds)
+            try:
+                await self.remind()
+            except Exception:
+                log.exception("checking reminders failed")
 
     def _decide(self, topic: str, value: bytes | None) -> Notification | None:
         if value is None:

@@ -6,7 +6,8 @@ appears many times. `DeliveryPolicy` turns that stream into the few notification
 * ``opened``: the first record of an episode at or above ``min_severity``;
 * ``escalated``: a record whose severity is higher than the highest one already sent;
 * ``resolved``: the first ``resolved`` record of an episode that was announced;
-* ``acknowledged``: a person acknowledged an announced episode.
+* ``acknowledged``: a person acknowledged an announced episode;
+* ``reminder`` and ``escalation`` (`due`, driven by the clock, not by records): see `ReminderPolicy`.
 
 Everything else is a duplicate and sends nothing: the same or a lower severity again, a resolution of
 an episode nobody was told about, a record for an episode that already resolved. Per brand, a new
@@ -28,7 +29,34 @@ from crisiswatch.alerting.records import AlertAck
 from stream.records import Alert, utcnow
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-NotificationEvent = Literal["opened", "escalated", "resolved", "acknowledged"]
+NotificationEvent = Literal["opened", "escalated", "resolved", "acknowledged", "reminder", "escalation"]
+PRIMARY = "primary"
+ESCALATION = "escalation"
+"""The two routes: every channel is on ``primary`` except those configured as the escalation route."""
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """Reminders for critical episodes nobody acknowledged (both off when 0).
+
+    A critical episode (announced at ``critical``) that has no acknowledgement ``remind_after_seconds``
+    after it was announced critical is sent again as a ``reminder``, and again every
+    ``remind_after_seconds``; once ``escalate_after_seconds`` have passed it is sent once as an
+    ``escalation`` to the escalation route, and later reminders, the acknowledgement and the resolution go
+    to both routes. An acknowledgement or the resolution stops both. An episode whose latest record is
+    marked silenced (a planned event, `crisiswatch.control.silences`) is never reminded or escalated.
+    """
+
+    remind_after_seconds: float = 0.0
+    escalate_after_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.remind_after_seconds < 0 or self.escalate_after_seconds < 0:
+            raise ValueError("reminder and escalation delays must be >= 0 (0: off)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.remind_after_seconds > 0 or self.escalate_after_seconds > 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,10 @@ class Notification:
     previous_severity: str | None = None
     """For ``escalated``: the severity announced before."""
     acks: tuple[AlertAck, ...] = ()
+    routes: tuple[str, ...] = (PRIMARY,)
+    """Which routes get it: ``primary`` (the usual channels) and/or ``escalation``."""
+    reminder: int = 0
+    """For ``reminder``: its number (1 = the first, ``remind_after`` after the episode was announced critical)."""
 
     @property
     def alert_id(self) -> str:
@@ -54,6 +86,8 @@ class Notification:
     def idempotency_key(self) -> str:
         """Stable across retries and restarts: receivers can de-duplicate on it."""
         tail = self.acks[-1].at.isoformat() if self.event == "acknowledged" and self.acks else ""
+        if self.event == "reminder":
+            tail = str(self.reminder)
         return f"{self.alert_id}:{self.event}:{self.peak_severity}{':' + tail if tail else ''}"
 
 
@@ -70,6 +104,10 @@ class EpisodeRecord:
     resolved: bool = False
     suppressed: bool = False
     acks: list[AlertAck] = field(default_factory=list)
+    critical_at: datetime | None = None
+    """When the episode was announced critical (``created_at`` of that record): reminders count from here."""
+    reminded: int = 0
+    escalated: bool = False
 
     @property
     def announced(self) -> bool:
@@ -92,6 +130,7 @@ class DeliveryPolicy:
         cooldown_seconds: float = 900.0,
         max_age_seconds: float = 3600.0,
         max_episodes: int = 10_000,
+        reminders: ReminderPolicy | None = None,
     ):
         if min_severity not in SEVERITY_RANK:
             raise ValueError(f"min_severity must be one of {list(SEVERITY_RANK)}")
@@ -99,6 +138,7 @@ class DeliveryPolicy:
         self.cooldown = timedelta(seconds=cooldown_seconds)
         self.max_age = timedelta(seconds=max_age_seconds)
         self.max_episodes = max_episodes
+        self.reminders = reminders or ReminderPolicy()
         self.episodes: OrderedDict[str, EpisodeRecord] = OrderedDict()
         self._brands: dict[str, _BrandMemory] = {}
 
@@ -126,12 +166,48 @@ class DeliveryPolicy:
                 return None  # duplicate (same or lower severity)
             previous = _severity_name(episode.announced_rank)
             episode.announced_rank = rank
+            self._critical(episode, alert, rank)
             return self._notify("escalated", episode, fresh, previous)
         if self._cooling_down(episode, alert, rank):
             episode.suppressed = True
             return None
         episode.announced_rank, episode.suppressed = rank, False
+        self._critical(episode, alert, rank)
         return self._notify("opened", episode, fresh)
+
+    @staticmethod
+    def _critical(episode: EpisodeRecord, alert: Alert, rank: int) -> None:
+        if rank >= SEVERITY_RANK["critical"] and episode.critical_at is None:
+            episode.critical_at = alert.created_at
+
+    # --- reminders -----------------------------------------------------------------------------------
+    def due(self, now: datetime) -> list[Notification]:
+        """Reminders and escalations due at ``now`` (each is returned once; see `ReminderPolicy`)."""
+        r = self.reminders
+        if not r.enabled:
+            return []
+        out: list[Notification] = []
+        for e in self.episodes.values():
+            if e.critical_at is None or e.resolved or e.acks or "silence" in (e.latest.evidence or {}):
+                continue
+            waited = (now - e.critical_at).total_seconds()
+            if r.escalate_after_seconds > 0 and waited >= r.escalate_after_seconds and not e.escalated:
+                e.escalated = True
+                out.append(self._clock_notice("escalation", e, (ESCALATION,)))
+            if r.remind_after_seconds > 0:
+                slot = int(waited // r.remind_after_seconds)
+                if slot >= 1 and slot > e.reminded:
+                    e.reminded = slot
+                    routes = (PRIMARY, ESCALATION) if e.escalated else (PRIMARY,)
+                    out.append(self._clock_notice("reminder", e, routes, slot))
+        return out
+
+    @staticmethod
+    def _clock_notice(
+        event: NotificationEvent, e: EpisodeRecord, routes: tuple[str, ...], reminder: int = 0
+    ) -> Notification:
+        peak = _severity_name(e.announced_rank)
+        return Notification(event, e.latest, e.started_at, peak, acks=tuple(e.acks), routes=routes, reminder=reminder)
 
     def _resolve(self, episode: EpisodeRecord, fresh: bool) -> Notification | None:
         episode.resolved = True
@@ -179,7 +255,8 @@ class DeliveryPolicy:
         if not fresh:
             return None
         peak = _severity_name(episode.announced_rank if episode.announced_rank is not None else episode.peak_rank)
-        return Notification(event, episode.latest, episode.started_at, peak, previous, tuple(episode.acks))
+        routes = (PRIMARY, ESCALATION) if episode.escalated else (PRIMARY,)  # the on-call hears how it ended
+        return Notification(event, episode.latest, episode.started_at, peak, previous, tuple(episode.acks), routes)
 
     def _remember(self, episode: EpisodeRecord) -> None:
         self.episodes[episode.alert_id] = episode

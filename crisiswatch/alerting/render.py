@@ -29,6 +29,8 @@ _EVENT_WORDS = {
     "escalated": "brand crisis escalated",
     "resolved": "resolved",
     "acknowledged": "acknowledged",
+    "reminder": "brand crisis still unacknowledged (reminder)",
+    "escalation": "brand crisis unacknowledged: escalated",
 }
 
 
