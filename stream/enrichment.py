@@ -4,6 +4,9 @@
 the batch; it does no I/O beyond loading the brands file once. `Enrichment.to_json` writes the
 ``mentions.enriched`` record (the `EnrichedMention` contract) straight from the mention's fields and
 the enrichment, without building a model per record (measured: 5 µs instead of 13 µs a record).
+
+Owned media: a mention whose ``owner`` is a known brand (a comment under that brand's own video, post or
+ad) is routed to its owner as well as to the brands its text names; an unknown owner is ignored.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Enricher:
 
     def __init__(self, brands: BrandsConfig, language_backend: str = "fast"):
         self.matcher = BrandMatcher(brands)
+        self.brand_ids = frozenset(brand.id for brand in brands.brands)
         self.detector = language.LanguageDetector(backend=language_backend)
         self.model = sentiment.load_default()
 
@@ -82,6 +86,9 @@ class Enricher:
             langs[i] = code
         probs = self.model.predict_proba(texts).tolist() if texts else []
         brands, topics = self.matcher.match_batch(texts)
+        for i, m in enumerate(mentions):  # owned media go to their (known) owner even when the text names no brand
+            if m.owner in self.brand_ids and m.owner not in brands[i]:
+                brands[i] = [m.owner, *brands[i]]
         terms = lexicon.find_crisis_terms_batch(texts)
         now = utcnow()
         return [
