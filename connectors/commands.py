@@ -253,7 +253,7 @@ def sources(path: Path, only: str | None, metrics_port: int) -> None:
 
     try:
         sources_file = load_sources(path)
-        sources_file.select(only)
+        sources_file.build(Settings(), only)  # every problem (an unset credential too) before touching Kafka
     except SourcesFileError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)

@@ -61,8 +61,15 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=SOURCE_NAME, description="Unique name of this entry.")
+    name: str = Field(description="Unique name of this entry.")
     kind: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(SOURCE_NAME, value):
+            raise ValueError("use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
@@ -194,6 +201,10 @@ def parse_sources(data: Any, origin: str = "sources file") -> list[SourceConfig]
             continue
         if isinstance(entry.get("name"), str):
             label += f" ({entry['name']})"
+            if entry["name"] in names:
+                problems.append(f"{label}: duplicate name {entry['name']!r}")
+                continue
+            names.add(entry["name"])
         kind = entry.get("kind")
         if kind not in registry:
             problems.append(f"{label}: kind {kind!r} is not one of {', '.join(sorted(registry))}")
@@ -211,10 +222,6 @@ def parse_sources(data: Any, origin: str = "sources file") -> list[SourceConfig]
             for error in exc.errors():
                 problems.append(f"{label}: {_where(error['loc'])}: {error['msg'].removeprefix('Value error, ')}")
             continue
-        if config.name in names:
-            problems.append(f"{label}: duplicate name {config.name!r}")
-            continue
-        names.add(config.name)
         configs.append(config)
     if not configs and not problems:
         problems.append(f"{origin}: the sources list is empty")

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
+from conftest import read_all
 from prometheus_client import REGISTRY
 
 from connectors.base import Connector
@@ -36,7 +37,7 @@ from connectors.sources import load_sources
 from crisiswatch.settings import Settings
 from detectors.brands import TermSet
 from stream.records import Mention
-from stream.topics import MENTIONS_RAW, ensure_topics
+from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 BRANDS = """brands:
@@ -61,9 +62,19 @@ async def serve(app: web.Application) -> AsyncIterator[TestServer]:
 
 @contextlib.asynccontextmanager
 async def sink_for(settings: Settings) -> AsyncIterator[MentionSink]:
+    """A sink with checkpoints in the compacted Kafka topic, as ``crisiswatch connect`` runs it: a new sink
+    reads them back, like a new process on another machine."""
     await ensure_topics(settings.bootstrap_servers, settings)
-    async with MentionSink(settings, settings.bootstrap_servers) as sink:
+    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
         yield sink
+
+
+async def checkpoint_of(settings: Settings, key: str) -> dict[str, Any]:
+    """The newest checkpoint record of ``key`` in ``connectors.checkpoints``."""
+    records = await read_all(settings.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), timeout=1.0)
+    values = [json.loads(r.value) for r in records if r.key == key.encode()]
+    assert values, f"no checkpoint {key}"
+    return values[-1]["state"]
 
 
 @contextlib.asynccontextmanager
@@ -121,10 +132,10 @@ def counter(name: str, **labels: str) -> float:
 
 
 def fast(settings: Settings, tmp_path: Path) -> Settings:
-    """Settings with a checkpoint folder and short generic backoff."""
+    """Settings with short generic backoff and no checkpoint folder (checkpoints live in Kafka only)."""
     return settings.model_copy(
         update={
-            "connector_state_dir": tmp_path / "state",
+            "connector_state_dir": None,
             "connector_backoff_initial_seconds": 0.05,
             "connector_backoff_max_seconds": 0.2,
         }
@@ -245,7 +256,7 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     server.plan = ["drop:3", "429", "429", "429", "hold:live"]
     server.rest_plan = ["429", "exhausted", "ok"]
     ignored_before = counter("crisiswatch_connector_ignored_total", connector="mastodon", why="event_type")
-    async with serve(server.app()) as http, sink_for(settings) as sink:
+    async with serve(server.app()) as http:
         path = sources_file(
             tmp_path,
             f"""  - name: masto-acme
@@ -257,31 +268,31 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     idle_timeout: 5
 """,
         )
-        (connector,) = load_sources(path).build(settings)
-        assert isinstance(connector, MastodonConnector)
-        async with running(connector, sink):
-            await wait_for(lambda: server.connections >= 1)
-            reply = STATUS  # the recorded-shape status, as is: a reply with HTML, an entity and an emoji
-            server.post(reply)
-            original = server.post(server.status(2, "Acme support is the worst"))
-            server.post(server.status(3, "", reblog=original))  # a boost: the same post again
-            await wait_for(lambda: server.connections >= 5)  # dropped, then three 429s, now held
-            gap = [server.post(server.status(10 + i, f"acme gap post {i}"), stream=False) for i in range(45)]
-            server.release.set()
-            await wait_for(lambda: sink.sent >= 47)
-            live = server.post(server.status(100, "acme live again"))
-            await wait_for(lambda: sink.sent >= 48)
-        checkpoint = json.loads(next((tmp_path / "state").glob("mastodon-*.json")).read_text())
-        assert checkpoint["since_id"] == live["id"]
+        async with sink_for(settings) as sink:
+            (connector,) = load_sources(path).build(settings)
+            assert isinstance(connector, MastodonConnector)
+            async with running(connector, sink):
+                await wait_for(lambda: server.connections >= 1)
+                reply = server.post(STATUS)  # the recorded-shape status as is: a reply with HTML, an entity, an emoji
+                original = server.post(server.status(2, "Acme support is the worst"))
+                server.post(server.status(3, "", reblog=original))  # a boost: the same post again
+                await wait_for(lambda: server.connections >= 5)  # dropped, then three 429s, now held
+                gap = [server.post(server.status(10 + i, f"acme gap post {i}"), stream=False) for i in range(45)]
+                server.release.set()
+                await wait_for(lambda: sink.sent >= 47)
+                live = server.post(server.status(100, "acme live again"))
+                await wait_for(lambda: sink.sent >= 48)
+        assert (await checkpoint_of(settings, "connector:mastodon:masto-acme"))["since_id"] == live["id"]
 
-        # restart from the checkpoint: what was posted while it was down comes from REST, then the stream
+        # a new process: its checkpoint comes back from Kafka; what was posted meanwhile comes from REST
         down = [server.post(server.status(200 + i, f"acme while down {i}"), stream=False) for i in range(2)]
         server.plan, server.rest_plan = ["live"], []
-        (restarted,) = load_sources(path).build(settings, only="masto-acme")
-        async with running(restarted, sink):
-            await wait_for(lambda: sink.sent >= 50)
-            after = server.post(server.status(300, "acme after the restart"))
-            await wait_for(lambda: sink.sent >= 51)
+        async with sink_for(settings) as sink:
+            (restarted,) = load_sources(path).build(settings, only="masto-acme")
+            async with running(restarted, sink):
+                await wait_for(lambda: sink.sent >= 2)
+                after = server.post(server.status(300, "acme after the restart"))
+                await wait_for(lambda: sink.sent >= 3)
         records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=51)
 
     mentions, raw = split(records)
@@ -369,7 +380,7 @@ async def test_bluesky_jetstream_filter_cursor_resume_and_restart(settings: Sett
     server = JetstreamServer()
     server.plan = ["drop:8", "429", "429", "429", "live"]
     no_match_before = counter("crisiswatch_connector_ignored_total", connector="bluesky", why="no_match")
-    async with serve(server.app()) as http, sink_for(settings) as sink:
+    async with serve(server.app()) as http:
         path = sources_file(
             tmp_path,
             f"""  - name: bsky
@@ -379,33 +390,34 @@ async def test_bluesky_jetstream_filter_cursor_resume_and_restart(settings: Sett
     idle_timeout: 10
 """.replace("http://", "ws://"),
         )
-        (connector,) = load_sources(path).build(settings)
-        assert isinstance(connector, BlueskyConnector)
-        async with running(connector, sink):
-            await wait_for(lambda: len(server.cursors) >= 1)
-            server.add(JETSTREAM[0])  # identity
-            server.add(JETSTREAM[1])  # account
-            a = server.post("3laaaaaaaaa2a", "My Acme blender exploded in the kitchen")
-            server.add(JETSTREAM[3])  # a delete
-            server.add(JETSTREAM[4])  # a like: another collection
-            b = server.post("3lbbbbbbbbb2b", "Globex Corp hat geantwortet", template=5)
-            server.post("3lccccccccc2c", "nice weather today")  # no brand
-            server.post("3lddddddddd2d", "acme tools are on sale")  # excluded phrase
-            await wait_for(lambda: len(server.cursors) >= 5)  # dropped after 8 events, three 429s, live again
-            last_before_drop = server.events[-1]["time_us"]
-            server.post("3leeeeeeeee2e", "acme post with a broken date", created="yesterday-ish")
-            f = server.post("3lfffffffff2f", "#acme refund please")
-            await wait_for(lambda: sink.sent >= 4)
-        checkpoint = json.loads(next((tmp_path / "state").glob("bluesky-*.json")).read_text())
-        assert checkpoint["time_us"] == f["time_us"]
+        async with sink_for(settings) as sink:
+            (connector,) = load_sources(path).build(settings)
+            assert isinstance(connector, BlueskyConnector)
+            async with running(connector, sink):
+                await wait_for(lambda: len(server.cursors) >= 1)
+                server.add(JETSTREAM[0])  # identity
+                server.add(JETSTREAM[1])  # account
+                a = server.post("3laaaaaaaaa2a", "My Acme blender exploded in the kitchen")
+                server.add(JETSTREAM[3])  # a delete
+                server.add(JETSTREAM[4])  # a like: another collection
+                b = server.post("3lbbbbbbbbb2b", "Globex Corp hat geantwortet", template=5)
+                server.post("3lccccccccc2c", "nice weather today")  # no brand
+                server.post("3lddddddddd2d", "acme tools are on sale")  # excluded phrase
+                await wait_for(lambda: len(server.cursors) >= 5)  # dropped after 8 events, three 429s, live again
+                last_before_drop = server.events[-1]["time_us"]
+                server.post("3leeeeeeeee2e", "acme post with a broken date", created="yesterday-ish")
+                f = server.post("3lfffffffff2f", "#acme refund please")
+                await wait_for(lambda: sink.sent >= 4)
+        assert (await checkpoint_of(settings, "connector:bluesky:bsky"))["time_us"] == f["time_us"]
 
         g = server.post("3lggggggggg2g", "posted while acme's connector was down")
         server.plan = ["live"]
-        (restarted,) = load_sources(path).build(settings)
-        async with running(restarted, sink):
-            await wait_for(lambda: len(server.cursors) >= 6 and sink.sent >= 5)
-            h = server.post("3lhhhhhhhhh2h", "acme after the restart")
-            await wait_for(lambda: sink.sent >= 6)
+        async with sink_for(settings) as sink:  # a new process: the cursor comes back from Kafka
+            (restarted,) = load_sources(path).build(settings)
+            async with running(restarted, sink):
+                await wait_for(lambda: len(server.cursors) >= 6 and sink.sent >= 1)
+                h = server.post("3lhhhhhhhhh2h", "acme after the restart")
+                await wait_for(lambda: sink.sent >= 2)
         records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=6)
 
     rewind = 5_000_000
@@ -567,7 +579,7 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     server = XServer()
     server.plan = ["disconnect:2", "429", "503", "hold:stall:1", "live"]
     server.recent_plan = ["429"]
-    async with serve(server.app()) as http, sink_for(settings) as sink:
+    async with serve(server.app()) as http:
         path = sources_file(
             tmp_path,
             f"""  - name: x-brands
@@ -578,28 +590,31 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     reconnect: {{network_step: 0.05, network_max: 0.2, http_initial: 0.1, http_max: 0.4, rate_limit_initial: 0.1}}
 """,
         )
-        (connector,) = load_sources(path).build(settings)
-        assert isinstance(connector, XFilteredStream)
-        async with running(connector, sink):
-            await wait_for(lambda: server.connections >= 1)
-            t1 = server.post(1, "Acme charged me twice")
-            t2 = server.post(2, "@acme why is my refund late?")
-            await wait_for(lambda: server.connections >= 4)  # disconnect, 429, 503, now held
-            gap = [server.post(10 + i, f"acme gap {i}", stream=False) for i in range(3)]
-            server.release.set()
-            await wait_for(lambda: sink.sent >= 5)
-            t3 = server.post(20, "acme then silence")
-            await wait_for(lambda: server.connections >= 5)  # the stall was noticed
-            await wait_for(lambda: len(server.recent_queries) >= 6)  # catch-up after the stall: nothing new
-            t4 = server.post(30, "acme live again")
-            await wait_for(lambda: sink.sent >= 7)
+        async with sink_for(settings) as sink:
+            (connector,) = load_sources(path).build(settings)
+            assert isinstance(connector, XFilteredStream)
+            async with running(connector, sink):
+                await wait_for(lambda: server.connections >= 1)
+                t1 = server.post(1, "Acme charged me twice")
+                t2 = server.post(2, "@acme why is my refund late?")
+                await wait_for(lambda: server.connections >= 4)  # disconnect, 429, 503, now held
+                gap = [server.post(10 + i, f"acme gap {i}", stream=False) for i in range(3)]
+                server.release.set()
+                await wait_for(lambda: sink.sent >= 5)
+                t3 = server.post(20, "acme then silence")
+                await wait_for(lambda: server.connections >= 5)  # the stall was noticed
+                await wait_for(lambda: len(server.recent_queries) >= 6)  # catch-up after the stall: nothing new
+                t4 = server.post(30, "acme live again")
+                await wait_for(lambda: sink.sent >= 7)
+        assert (await checkpoint_of(settings, "connector:x:x-brands"))["since_id"] == t4["id"]
         down = server.post(40, "acme while the connector was down", stream=False)
         server.plan = ["live"]
-        (restarted,) = load_sources(path).build(settings)
-        async with running(restarted, sink):
-            await wait_for(lambda: sink.sent >= 8)
-            t5 = server.post(50, "acme after the restart")
-            await wait_for(lambda: sink.sent >= 9)
+        async with sink_for(settings) as sink:  # a new process: the newest id comes back from Kafka
+            (restarted,) = load_sources(path).build(settings)
+            async with running(restarted, sink):
+                await wait_for(lambda: sink.sent >= 1)
+                t5 = server.post(50, "acme after the restart")
+                await wait_for(lambda: sink.sent >= 2)
         records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=9)
 
     # rules: ours kept in step with the brands file, the other team's untouched

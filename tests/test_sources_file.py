@@ -1,0 +1,206 @@
+"""The sources file (`connectors.sources`) and ``crisiswatch connect --sources FILE [--only NAME]``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from conftest import read_all
+
+from connectors.platforms.bluesky import BlueskyConnector
+from connectors.platforms.mastodon import MastodonConnector
+from connectors.platforms.x import XFilteredStream
+from connectors.rss import FeedConnector
+from connectors.sources import SourcesFileError, kinds, load_sources, parse_sources
+from connectors.webhook import WebhookReceiver
+from crisiswatch.settings import Settings
+from stream.records import Mention
+from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "sources.yaml"
+
+
+def problems_of(data: object) -> list[str]:
+    with pytest.raises(SourcesFileError) as caught:
+        parse_sources(data, "s.yaml")
+    assert all("\n" not in line for line in caught.value.problems), "one line per problem"
+    return caught.value.problems
+
+
+def test_every_platform_module_registers_its_kind() -> None:
+    assert {"rss", "sse", "websocket", "poll", "webhook", "mastodon", "bluesky", "x"} <= set(kinds())
+
+
+def test_example_file_builds_every_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("MASTODON_TOKEN", "X_BEARER_TOKEN", "CRISISWATCH_CONNECTOR_WEBHOOK_SECRET"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    sources = load_sources(EXAMPLE)
+    built = sources.build(Settings(connector_state_dir=tmp_path))
+    assert [type(c) for c in built] == [MastodonConnector, BlueskyConnector, XFilteredStream, FeedConnector,
+                                        WebhookReceiver]  # fmt: skip
+    mastodon, _, x = built[:3]
+    assert isinstance(mastodon, MastodonConnector) and isinstance(x, XFilteredStream)
+    assert mastodon.headers["Authorization"] == "Bearer value-of-MASTODON_TOKEN"
+    assert x.headers["Authorization"] == "Bearer value-of-X_BEARER_TOKEN"
+    assert set(x.rules) == {"crisiswatch:acme", "crisiswatch:globex", "crisiswatch:initech"}
+    (only,) = sources.build(Settings(connector_state_dir=tmp_path), only="acme-newsroom")
+    assert isinstance(only, FeedConnector) and only.state.path is not None and only.state.path.parent == tmp_path
+
+
+def test_every_problem_is_one_line_naming_entry_and_option() -> None:
+    problems = problems_of(
+        {
+            "sources": [
+                {"name": "m1", "kind": "mastodon", "base_url": "https://m.example", "timeline": "hashtag"},
+                {"name": "m2", "kind": "mastodon", "base_url": "https://m.example", "tag": "a", "token": "s3cr3t"},
+                {"name": "nope", "kind": "myspace"},
+                {"name": "x1", "kind": "x", "token_env": "1-not-a-name", "stall_secs": 5},
+                {"name": "x2", "kind": "x"},
+                {"name": "m1", "kind": "rss", "url": "https://news.example/rss"},
+                {"name": "bad name!", "kind": "rss", "url": "https://news.example/rss"},
+                "just a string",
+            ],
+            "extra": 1,
+        }
+    )
+    assert problems == [
+        "s.yaml: unknown top-level key 'extra'",
+        "s.yaml: sources[0] (m1): options: timeline hashtag needs 'tag'",
+        "s.yaml: sources[1] (m2): token: credentials are not written in the file; name an environment variable "
+        "instead (token_env: MY_TOKEN)",
+        "s.yaml: sources[2] (nope): kind 'myspace' is not one of " + ", ".join(sorted(kinds())),
+        "s.yaml: sources[3] (x1): token_env: must be an environment variable name (like MY_TOKEN), got '1-not-a-name'",
+        "s.yaml: sources[3] (x1): stall_secs: Extra inputs are not permitted",
+        "s.yaml: sources[4] (x2): token_env: Field required",
+        "s.yaml: sources[5] (m1): duplicate name 'm1'",
+        "s.yaml: sources[6] (bad name!): name: use 1-64 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit",
+        "s.yaml: sources[7]: an entry is a mapping with 'name' and 'kind'",
+    ]
+    assert not any("s3cr3t" in line for line in problems), "a secret written inline is never echoed"
+
+
+def test_empty_and_malformed_files(tmp_path: Path) -> None:
+    assert problems_of({"sources": []}) == ["s.yaml: the sources list is empty"]
+    assert problems_of(["not", "a", "mapping"]) == ["s.yaml: expected a mapping with a 'sources' list"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sources:\n  - name: a\n   kind: rss\n", encoding="utf-8")
+    with pytest.raises(SourcesFileError) as caught:
+        load_sources(broken)
+    assert len(caught.value.problems) == 1 and "not valid YAML" in caught.value.problems[0]
+    with pytest.raises(SourcesFileError, match="cannot read sources file"):
+        load_sources(tmp_path / "missing.yaml")
+
+
+def test_missing_credentials_and_unknown_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ABSENT_TOKEN", raising=False)
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - {name: xs, kind: x, token_env: ABSENT_TOKEN}\n"
+        "  - {name: ms, kind: mastodon, base_url: 'https://m.example', timeline: public, token_env: ABSENT_TOKEN}\n"
+        "  - {name: feed, kind: rss, url: 'https://news.example/rss'}\n",
+        encoding="utf-8",
+    )
+    sources = load_sources(path)
+    with pytest.raises(SourcesFileError) as caught:
+        sources.build(Settings())
+    assert caught.value.problems == [
+        "xs (x): environment variable ABSENT_TOKEN is not set",
+        "ms (mastodon): environment variable ABSENT_TOKEN is not set",
+    ]
+    assert len(sources.build(Settings(), only="feed")) == 1  # the other entries are not built at all
+    with pytest.raises(SourcesFileError, match=r"no source named 'fed' \(names: xs, ms, feed\)"):
+        sources.select("fed")
+
+
+def test_cli_reports_problems_one_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n  - {name: a, kind: rss}\n  - {name: b, kind: nope}\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "crisiswatch.cli", "connect", "--sources", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {path}: sources[0] (a): url: Field required",
+        f"error: {path}: sources[1] (b): kind 'nope' is not one of " + ", ".join(sorted(kinds())),
+    ]
+
+
+# --- a real run: two feeds in the file, --only one, until SIGINT -------------------------------------------------
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>{name}</title><link>https://{name}.example/</link>
+<item><guid isPermaLink="false">{name}-1</guid><title>Acme story on {name}</title><link>https://{name}.example/1</link>
+<pubDate>Fri, 04 Dec 2026 09:00:00 GMT</pubDate></item></channel></rss>"""
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[TestServer]:
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def test_cli_connect_sources_only_one_entry(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> None:
+    fetched: list[str] = []
+
+    async def feed(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        fetched.append(name)
+        return web.Response(body=RSS.format(name=name).encode(), content_type="application/rss+xml")
+
+    app = web.Application()
+    app.router.add_get("/{name}.xml", feed)
+    await ensure_topics(kafka_bootstrap, settings)
+    async with serve(app) as server:
+        path = tmp_path / "sources.yaml"
+        path.write_text(
+            "sources:\n"
+            f"  - {{name: feed-a, kind: rss, url: '{server.make_url('/alpha.xml')}', interval: 0.2, source: blog}}\n"
+            f"  - {{name: feed-b, kind: rss, url: '{server.make_url('/beta.xml')}', interval: 0.2, source: news}}\n",
+            encoding="utf-8",
+        )
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+            "CRISISWATCH_PARTITIONS": "2",
+            "CRISISWATCH_CONNECTOR_STATE_DIR": str(tmp_path / "state"),
+        }
+        args = ["connect", "--sources", str(path), "--only", "feed-b"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crisiswatch.cli", *args, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(fetched) < 2:
+                assert time.monotonic() < deadline and process.returncode is None, "the connector did not poll"
+                await asyncio.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert "running 1 source(s): feed-b (rss)" in err.decode()
+    assert set(fetched) == {"beta"}
+    mentions_topic = settings.topic(MENTIONS_RAW.name)
+    mentions = [Mention.model_validate_json(r.value) for r in await read_all(kafka_bootstrap, mentions_topic)]
+    assert [(m.source, m.text) for m in mentions] == [("news", "Acme story on beta")]
+    checkpoints = await read_all(kafka_bootstrap, settings.topic(CONNECTOR_CHECKPOINTS.name))
+    assert {r.key for r in checkpoints} == {b"connector:rss:feed-b"}  # keyed by the entry's name
