@@ -29,14 +29,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import read_all
 
-from connectors.base import Backoff, ConnectorError, StateStore
+from connectors.base import Backoff, ConnectorError
 from connectors.platforms.hackernews import HackerNewsConnector
 from connectors.platforms.reddit import Listing, RedditConnector
 from connectors.platforms.youtube import YouTubeConnector, seconds_until_quota_reset
 from connectors.sink import MentionSink
+from connectors.sources import SourcesFileError, load_sources
 from crisiswatch.settings import Settings
 from stream.records import Mention
-from stream.topics import MENTIONS_RAW, ensure_topics
+from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 FAST = Backoff(0.05, 0.2)
@@ -62,10 +63,33 @@ async def serve(app: web.Application) -> AsyncIterator[TestServer]:
 
 @contextlib.asynccontextmanager
 async def sink_for(settings: Settings) -> AsyncIterator[MentionSink]:
+    """A sink with checkpoints in the compacted Kafka topic, as ``crisiswatch connect`` runs it: a second
+    sink reads them back like a new process on another machine."""
     assert settings.bootstrap_servers
     await ensure_topics(settings.bootstrap_servers, settings)
-    async with MentionSink(settings, settings.bootstrap_servers) as sink:
+    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
         yield sink
+
+
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(update={"connector_backoff_initial_seconds": 0.05, "connector_backoff_max_seconds": 0.2})
+
+
+def from_sources(tmp_path: Path, entry: str, settings: Settings, only: str | None = None) -> Any:
+    """Write a sources file with one entry and build its connector (inside a sink: Kafka checkpoints)."""
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n" + entry, encoding="utf-8")
+    (connector,) = load_sources(path).build(settings, only=only)
+    return connector
+
+
+async def checkpoint_of(settings: Settings, key: str) -> dict[str, Any]:
+    """The newest checkpoint record of ``key`` in ``connectors.checkpoints``."""
+    assert settings.bootstrap_servers
+    records = await read_all(settings.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), 1.0)
+    values = [json.loads(r.value) for r in records if r.key == key.encode()]
+    assert values, f"no checkpoint {key}"
+    return values[-1]["state"]
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -217,24 +241,29 @@ class RedditServer:
         return web.json_response({"kind": "Listing", "data": data}, headers=self.limits())
 
 
-def reddit_connector(server: TestServer, state_dir: Path, **kwargs: Any) -> RedditConnector:
+def reddit_entry(server: TestServer, interval: float = 60.0) -> str:
     base = str(server.make_url("")).rstrip("/")
-    return RedditConnector(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        [Listing("search", query="acme"), Listing("comments", subreddit="r/acme")],
-        page_limit=2,
-        backfill=None,
-        token_url=f"{base}/api/v1/access_token",
-        api_url=base,
-        backoff=Backoff(0.05, 0.2),
-        user_agent=REDDIT_UA,
-        state=StateStore.for_connector(state_dir, "reddit", "reddit-acme"),
-        **kwargs,
-    )
+    return f"""  - name: reddit-acme
+    kind: reddit
+    query: acme
+    comments: [r/acme]
+    client_id_env: REDDIT_TEST_CLIENT_ID
+    client_secret_env: REDDIT_TEST_CLIENT_SECRET
+    user_agent: "{REDDIT_UA}"
+    page_limit: 2
+    backfill_seconds: null
+    interval: {interval}
+    token_url: {base}/api/v1/access_token
+    api_url: {base}
+"""
 
 
-async def test_reddit_token_expiry_429_storm_disconnect_and_restart(settings: Settings, tmp_path: Path) -> None:
+async def test_reddit_token_expiry_429_storm_disconnect_and_restart(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDDIT_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("REDDIT_TEST_CLIENT_SECRET", CLIENT_SECRET)
+    settings = fast(settings)
     reddit = RedditServer()
     reddit.token_lifetime = 1  # renewed 0.1 s before it expires, and again whenever the API answers 401
     reddit.storm = 8  # more than one request waits out: the cycle fails and the run loop retries it
@@ -244,25 +273,30 @@ async def test_reddit_token_expiry_429_storm_disconnect_and_restart(settings: Se
         "reddit:t1_m0zq1aa",
         "reddit:t1_m0zpz00",
     }
-    async with serve(reddit.app()) as server, sink_for(settings) as sink:
-        connector = reddit_connector(server, tmp_path, interval=0.1)
-        async with running(connector, sink):
-            await wait_for(lambda: sink.sent >= len(first_run), what="the first listings")
-            reddit.tokens.clear()  # revoked server-side: the next call answers 401, a new token is fetched
-            await wait_for(lambda: reddit.reactive >= 1 and reddit.proactive >= 1, what="token renewals")
-            calls = len(reddit.calls)
-            await wait_for(lambda: len(reddit.calls) >= calls + 4, what="cycles after the renewals")
-        assert sink.sent == len(first_run), "no cycle re-published anything"
+    async with serve(reddit.app()) as server:
+        async with sink_for(settings) as sink:
+            connector = from_sources(tmp_path, reddit_entry(server, interval=0.1), settings)
+            assert isinstance(connector, RedditConnector)
+            async with running(connector, sink):
+                await wait_for(lambda: sink.sent >= len(first_run), what="the first listings")
+                reddit.tokens.clear()  # revoked server-side: the next call answers 401, a new token is fetched
+                await wait_for(lambda: reddit.reactive >= 1 and reddit.proactive >= 1, what="token renewals")
+                calls = len(reddit.calls)
+                await wait_for(lambda: len(reddit.calls) >= calls + 4, what="cycles after the renewals")
+            assert sink.sent == len(first_run), "no cycle re-published anything"
+        checkpoint = await checkpoint_of(settings, "connector:reddit:reddit-acme")
+        assert checkpoint["listings"]["search::acme"]["newest"] == epoch("2026-12-03T12:40:00")
 
         reddit.add("/search", fixture("reddit_search_new_later.json")["data"]["children"])
         reddit.exhaust_next = True  # the first answer says the budget is used up until the reset (1 s)
-        restarted = reddit_connector(server, tmp_path)
-        before = len(reddit.calls)
-        assert await restarted.poll_once(sink) == 2  # the new post, and the one Reddit listed late at 12:40
-        after = reddit.calls[before:]
-        assert after[1][0] - after[0][0] >= 0.9, "waited for X-Ratelimit-Reset when Remaining was 0"
-        assert await restarted.poll_once(sink) == 0
-        await restarted.aclose()
+        async with sink_for(settings) as sink:  # a new process: the checkpoint comes back from Kafka
+            restarted = from_sources(tmp_path, reddit_entry(server), settings, only="reddit-acme")
+            before = len(reddit.calls)
+            assert await restarted.poll_once(sink) == 2  # the new post, and the one Reddit listed late at 12:40
+            after = reddit.calls[before:]
+            assert after[1][0] - after[0][0] >= 0.9, "waited for X-Ratelimit-Reset when Remaining was 0"
+            assert await restarted.poll_once(sink) == 0
+            await restarted.aclose()
 
     mentions, raw = await raw_topic(settings)
     assert not raw
@@ -363,42 +397,47 @@ class AlgoliaServer:
         return web.json_response(body)
 
 
-def hn_connector(server: TestServer, state_dir: Path, **kwargs: Any) -> HackerNewsConnector:
-    return HackerNewsConnector(
-        "acme",
-        hits_per_page=2,
-        backfill=None,
-        base_url=str(server.make_url("/api/v1")),
-        backoff=Backoff(0.05, 0.2),
-        state=StateStore.for_connector(state_dir, "hackernews", "hn-acme"),
-        **kwargs,
-    )
+def hn_entry(server: TestServer, interval: float = 60.0) -> str:
+    return f"""  - name: hn-acme
+    kind: hackernews
+    query: acme
+    hits_per_page: 2
+    backfill_seconds: null
+    interval: {interval}
+    base_url: {server.make_url("/api/v1")}
+"""
 
 
 async def test_hackernews_windows_past_the_paging_limit_storm_disconnect_and_restart(
     settings: Settings, tmp_path: Path
 ) -> None:
+    settings = fast(settings)
     algolia = AlgoliaServer(pagination_limit=4)  # 6 hits, only 4 reachable per query: the walk narrows
     textless = {"_tags": ["comment", "author_ghost"], "author": "ghost", "comment_text": None, "objectID": "42310060"}
     algolia.hits.append({**textless, "created_at_i": int(epoch("2026-12-03T12:25:00")), "parent_id": 42310001})
     algolia.storm, algolia.drop = 7, 1
-    async with serve(algolia.app()) as server, sink_for(settings) as sink:
-        connector = hn_connector(server, tmp_path, interval=0.1)
-        async with running(connector, sink):
-            await wait_for(lambda: sink.sent >= 6, what="the first hits")
-            calls = len(algolia.calls)
-            await wait_for(lambda: len(algolia.calls) >= calls + 3, what="more cycles")
-        assert sink.sent == 6, "the overlap re-read nothing twice (nor the textless hit)"
+    async with serve(algolia.app()) as server:
+        async with sink_for(settings) as sink:
+            connector = from_sources(tmp_path, hn_entry(server, interval=0.1), settings)
+            assert isinstance(connector, HackerNewsConnector)
+            async with running(connector, sink):
+                await wait_for(lambda: sink.sent >= 6, what="the first hits")
+                calls = len(algolia.calls)
+                await wait_for(lambda: len(algolia.calls) >= calls + 3, what="more cycles")
+            assert sink.sent == 6, "the overlap re-read nothing twice (nor the textless hit)"
         windows = {c.get("numericFilters") for c in algolia.calls}
         assert any("created_at_i<=" in (w or "") for w in windows), "narrowed past the 1000-hit (here 4) limit"
+        newest = int(epoch("2026-12-03T12:30:00"))
+        assert (await checkpoint_of(settings, "connector:hackernews:hn-acme"))["mark"]["newest"] == newest
 
         algolia.hits += fixture("hackernews_later_hits.json")["hits"]
-        restarted = hn_connector(server, tmp_path)
-        assert await restarted.poll_once(sink) == 2  # the new comment and the one indexed late (12:30)
-        newest = int(epoch("2026-12-03T12:30:00"))  # the checkpoint: re-read from 5 minutes (overlap) before it
-        assert algolia.calls[-1]["numericFilters"].split(",")[0] == f"created_at_i>={newest - 300}"
-        assert await restarted.poll_once(sink) == 0
-        await restarted.aclose()
+        async with sink_for(settings) as sink:  # a new process: the checkpoint comes back from Kafka
+            restarted = from_sources(tmp_path, hn_entry(server), settings, only="hn-acme")
+            assert await restarted.poll_once(sink) == 2  # the new comment and the one indexed late (12:30)
+            # re-read from the overlap (5 minutes) before the checkpoint's newest hit
+            assert algolia.calls[-1]["numericFilters"].split(",")[0] == f"created_at_i>={newest - 300}"
+            assert await restarted.poll_once(sink) == 0
+            await restarted.aclose()
 
     mentions, raw = await raw_topic(settings)
     assert set(mentions) == {f"hackernews:{i}" for i in (42310077, 42310076, 42310050, 42310020, 42310001)} | {
@@ -492,34 +531,47 @@ class YouTubeServer:
         return web.json_response(paged(self.threads[key], query, "youtube#commentThreadListResponse"))
 
 
-def youtube_connector(server: TestServer, state_dir: Path, **kwargs: Any) -> YouTubeConnector:
-    return YouTubeConnector(
-        API_KEY,
-        owned_channels={OWNED_CHANNEL: "acme"},
-        owned_videos={DISABLED_VIDEO: "acme"},
-        searches=["acme x200"],
-        page_size=2,
-        backfill=None,
-        base_url=str(server.make_url("/youtube/v3")),
-        backoff=Backoff(0.05, 0.2),
-        state=StateStore.for_connector(state_dir, "youtube", "youtube-acme"),
-        **kwargs,
-    )
+def youtube_entry(server: TestServer, interval: float = 300.0) -> str:
+    return f"""  - name: youtube-acme
+    kind: youtube
+    api_key_env: YOUTUBE_TEST_API_KEY
+    owned:
+      acme:
+        channels: [{OWNED_CHANNEL}]
+        videos: [{DISABLED_VIDEO}]
+    search: ["acme x200"]
+    page_size: 2
+    backfill_seconds: null
+    interval: {interval}
+    base_url: {server.make_url("/youtube/v3")}
+"""
+
+
+@pytest.fixture
+def youtube_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings) -> Settings:
+    """The API key in the environment and a brands file naming the owner (acme); fast backoff."""
+    monkeypatch.setenv("YOUTUBE_TEST_API_KEY", API_KEY)
+    brands = tmp_path / "brands.yaml"
+    brands.write_text("brands:\n  - id: acme\n    terms: [acme]\n", encoding="utf-8")
+    return fast(settings).model_copy(update={"brands_file": brands})
 
 
 async def test_youtube_owned_and_searched_comments_storm_disconnect_and_restart(
-    settings: Settings, tmp_path: Path
+    youtube_env: Settings, tmp_path: Path
 ) -> None:
+    settings = youtube_env
     youtube = YouTubeServer()
     youtube.storm, youtube.drop = 7, 1
     owned_first = 4 + 7 + 1  # four threads, all seven replies of one (fetched with comments.list), one more reply
-    async with serve(youtube.app()) as server, sink_for(settings) as sink:
-        connector = youtube_connector(server, tmp_path, interval=0.1)
-        async with running(connector, sink):
-            await wait_for(lambda: sink.sent >= owned_first + 1, what="the first comments")
-            calls = len(youtube.calls)
-            await wait_for(lambda: len(youtube.calls) >= calls + 3, what="more cycles")
-        assert sink.sent == owned_first + 1
+    async with serve(youtube.app()) as server:
+        async with sink_for(settings) as sink:
+            connector = from_sources(tmp_path, youtube_entry(server, interval=0.1), settings)
+            assert isinstance(connector, YouTubeConnector)
+            async with running(connector, sink):
+                await wait_for(lambda: sink.sent >= owned_first + 1, what="the first comments")
+                calls = len(youtube.calls)
+                await wait_for(lambda: len(youtube.calls) >= calls + 3, what="more cycles")
+            assert sink.sent == owned_first + 1
         assert youtube.searches_answered == 1, "a search (100 units) runs once per search_interval, not every cycle"
         disabled = [q for r, q in youtube.calls if r == "commentThreads" and q.get("videoId") == DISABLED_VIDEO]
         assert len(disabled) == 1, "a video with comments disabled is skipped, not asked every cycle"
@@ -528,12 +580,13 @@ async def test_youtube_owned_and_searched_comments_storm_disconnect_and_restart(
 
         youtube.add(f"channel:{OWNED_CHANNEL}", fixture("youtube_later_threads.json")["items"])
         before = len(youtube.calls)
-        restarted = youtube_connector(server, tmp_path)
-        assert await restarted.poll_once(sink) == 2  # the new comment and the one at the newest second
-        resources = [r for r, _ in youtube.calls[before:]]
-        assert "search" not in resources and "comments" not in resources  # both remembered in the checkpoint
-        assert await restarted.poll_once(sink) == 0
-        await restarted.aclose()
+        async with sink_for(settings) as sink:  # a new process: the checkpoint comes back from Kafka
+            restarted = from_sources(tmp_path, youtube_entry(server), settings, only="youtube-acme")
+            assert await restarted.poll_once(sink) == 2  # the new comment and the one at the newest second
+            resources = [r for r, _ in youtube.calls[before:]]
+            assert "search" not in resources and "comments" not in resources  # both remembered in the checkpoint
+            assert await restarted.poll_once(sink) == 0
+            await restarted.aclose()
 
     mentions, raw = await raw_topic(settings)
     assert not raw and len(mentions) == owned_first + 1 + 2
@@ -555,12 +608,12 @@ async def test_youtube_owned_and_searched_comments_storm_disconnect_and_restart(
 
 
 async def test_youtube_quota_exceeded_pauses_until_midnight_pacific(
-    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    youtube_env: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     youtube = YouTubeServer()
     youtube.quota_exhausted = True
-    async with serve(youtube.app()) as server, sink_for(settings) as sink:
-        connector = youtube_connector(server, tmp_path)
+    async with serve(youtube.app()) as server, sink_for(youtube_env) as sink:
+        connector = from_sources(tmp_path, youtube_entry(server), youtube_env)
         with (
             caplog.at_level(logging.WARNING, logger="connectors.platforms.youtube"),
             pytest.raises(ConnectorError) as raised,
@@ -580,3 +633,36 @@ def test_quota_reset_is_midnight_pacific_in_winter_and_summer() -> None:
     assert seconds_until_quota_reset(datetime(2026, 12, 4, 7, 59, tzinfo=UTC)) == 60  # 23:59 PST (UTC-8)
     assert seconds_until_quota_reset(datetime(2026, 7, 1, 6, 59, 30, tzinfo=UTC)) == 30  # 23:59:30 PDT (UTC-7)
     assert seconds_until_quota_reset(datetime(2026, 12, 4, 8, 0, tzinfo=UTC)) == 86400  # just reset
+
+
+def test_sources_file_problems_of_the_polling_kinds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.delenv("REDDIT_UNSET_ID", raising=False)
+    monkeypatch.setenv("YT_KEY", API_KEY)
+    brands = tmp_path / "brands.yaml"
+    brands.write_text("brands:\n  - id: acme\n    terms: [acme]\n", encoding="utf-8")
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        """brands: brands.yaml
+sources:
+  - {name: r, kind: reddit, query: acme, client_id_env: REDDIT_UNSET_ID, client_secret_env: YT_KEY}
+  - {name: y, kind: youtube, api_key_env: YT_KEY, owned: {initech: {channels: [UC1]}}}
+  - {name: h, kind: hackernews, query: acme}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(SourcesFileError) as problems:
+        load_sources(path).build(settings)
+    assert problems.value.problems == [
+        "r (reddit): environment variable REDDIT_UNSET_ID is not set",
+        "y (youtube): owned: initech not in the brands file (acme)",
+    ]
+    (hn,) = load_sources(path).build(settings, only="h")
+    assert isinstance(hn, HackerNewsConnector) and hn.query == "acme"
+
+    path.write_text("sources:\n  - {name: r, kind: reddit}\n  - {name: y, kind: youtube, api_key: x}\n")
+    with pytest.raises(SourcesFileError) as problems:
+        load_sources(path)
+    assert "give a query, subreddits or comments" in problems.value.problems[0]
+    assert "credentials are not written in the file" in problems.value.problems[1]

@@ -341,6 +341,7 @@ class RedditSource(SourceConfig):
     overlap_seconds: float = Field(600.0, ge=0, description="Re-read this far behind the newest thing (late search).")
     backfill_seconds: float | None = Field(3600.0, ge=0, description="First run: how far back; null = all pages.")
     max_pages: int = Field(10, ge=1, le=10)
+    page_limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="Things per page (Reddit allows 100).")
     token_url: str = TOKEN_URL
     api_url: str = API_URL
 
@@ -369,6 +370,7 @@ def build(config: RedditSource, ctx: BuildContext) -> Connector:
         overlap=config.overlap_seconds,
         backfill=config.backfill_seconds,
         max_pages=config.max_pages,
+        page_limit=config.page_limit,
         token_url=config.token_url,
         api_url=config.api_url,
         interval=config.interval,

@@ -428,6 +428,7 @@ class YouTubeSource(SourceConfig):
     lookback_seconds: float = Field(3600.0, ge=0, description="Re-read threads this far behind the newest comment.")
     backfill_seconds: float | None = Field(86400.0, ge=0, description="First run: how far back; null = all pages.")
     max_pages: int = Field(5, ge=1, le=100)
+    page_size: int = Field(100, ge=1, le=100, description="maxResults of commentThreads / comments pages.")
     base_url: str = API_URL
 
 
@@ -454,6 +455,7 @@ def build(config: YouTubeSource, ctx: BuildContext) -> Connector:
         lookback=config.lookback_seconds,
         backfill=config.backfill_seconds,
         max_pages=config.max_pages,
+        page_size=config.page_size,
         base_url=config.base_url,
         interval=config.interval,
         state=ctx.state(config),
