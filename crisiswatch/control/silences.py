@@ -167,10 +167,18 @@ class SilenceStore:
         )
         self._producer: AIOKafkaProducer | None = None
 
-    async def start(self, timeout: float = 15.0) -> None:
-        """Read every silence before returning."""
+    async def start(self, timeout: float = 15.0, *, required: bool = True) -> None:
+        """Read every silence before returning; without ``required`` a timeout only warns and the store keeps
+        following the topic (silences apply once read)."""
         await self._follower.start()
         if not await self._follower.wait_caught_up(timeout):
+            if not required:
+                log.error(
+                    "could not read %s within %.0f s (run `crisiswatch topics --create`?): silences apply once read",
+                    self.topic,
+                    timeout,
+                )
+                return
             await self.stop()
             raise TimeoutError(f"could not read {self.topic} within {timeout} s")
 
@@ -274,5 +282,5 @@ async def open_silences(settings: Settings, keyring: Keyring | None = None) -> S
         log.warning("silences are not applied: no control keys to verify them (CRISISWATCH_CONTROL_KEYS)")
         return None
     store = SilenceStore(settings, keyring=keyring)
-    await store.start()
+    await store.start(required=False)  # a missing topic must not stop the risk stage
     return store
