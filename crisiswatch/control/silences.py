@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -132,7 +132,7 @@ def new_silence(
     now = now or utcnow()
     if end <= now:
         raise ValueError(f"the silence ends in the past ({end.isoformat()}): nothing to silence")
-    ident = silence_id or f"{brand}-{start.strftime('%Y%m%d-%H%M')}"
+    ident = silence_id or f"{brand}-{start.astimezone(UTC).strftime('%Y%m%d-%H%M')}"
     return Silence(
         id=ident[:64],
         brand=brand,
