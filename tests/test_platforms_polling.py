@@ -666,3 +666,26 @@ sources:
         load_sources(path)
     assert "give a query, subreddits or comments" in problems.value.problems[0]
     assert "credentials are not written in the file" in problems.value.problems[1]
+
+
+def test_the_readme_example_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Reddit, Hacker News and YouTube**") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    (tmp_path / "sources.yaml").write_text(example, encoding="utf-8")
+    (tmp_path / "brands.yaml").write_text("brands:\n  - id: acme\n    terms: [acme]\n", encoding="utf-8")
+    for name in ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "YOUTUBE_API_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    reddit, hn, youtube = load_sources(tmp_path / "sources.yaml").build(settings)
+    assert isinstance(reddit, RedditConnector) and isinstance(hn, HackerNewsConnector)
+    assert isinstance(youtube, YouTubeConnector)
+    assert [listing.key for listing in reddit.listings] == [
+        "search::acme",
+        "r/acme/new",
+        "r/acme/comments",
+        "r/BuyItForLife/comments",
+    ]
+    assert reddit.user_agent.startswith("python:acme-listening:1.0")
+    assert youtube.owned_channels == {"UCxxxxxxxxxxxxxxxxxxxxxx": "acme"}
+    assert youtube.owned_videos == {"dQw4w9WgXcQ": "acme"} and youtube.searches == ["acme x200"]
+    assert youtube.api_key == "value-of-YOUTUBE_API_KEY"
