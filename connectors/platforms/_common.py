@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from connectors.base import StateStore
 from connectors.mapping import parse_timestamp
@@ -22,8 +21,8 @@ def newer(candidate: str | None, current: str | None) -> bool:
 
 
 class Checkpoint:
-    """A connector's `StateStore`, written at most every ``every`` seconds and only after the sink flushed,
-    so the checkpoint never runs ahead of what the broker has."""
+    """A connector's `StateStore`, written at most every ``every`` seconds and never ahead of what the
+    broker has."""
 
     def __init__(self, state: StateStore, every: float = SAVE_EVERY_SECONDS):
         self.state = state
@@ -40,8 +39,9 @@ class Checkpoint:
             await self.save(sink)
 
     async def save(self, sink: MentionSink | None) -> None:
-        """Flush the sink (when given), then write the checkpoint."""
-        if sink is not None:
+        """Write the checkpoint once everything handed over before is secured: a store bound to a checkpoint
+        backend defers the write itself until the broker acknowledged; a plain file store waits for a flush."""
+        if sink is not None and getattr(self.state, "backend", None) is None:
             await sink.flush()
         self.state.save()
         self._saved_at = time.monotonic()
@@ -57,7 +57,3 @@ def reset_delay(value: str | None, now: float | None = None) -> float | None:
     except ValueError:
         return None
     return max(0.0, min(when - now, 3600.0))
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -64,10 +64,7 @@ def status_to_mention(status: dict[str, Any], host: str, fetched_at: datetime, c
     original = status.get("reblog") or status
     if not isinstance(original, dict) or not original.get("id"):
         raise MappingError("status without an id")
-    try:
-        created = parse_timestamp(original.get("created_at"))
-    except MappingError:
-        raise
+    created = parse_timestamp(original.get("created_at"))
     text = html_to_text(str(original.get("content") or ""))
     warning = html_to_text(str(original.get("spoiler_text") or ""))
     if warning:
