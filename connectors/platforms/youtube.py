@@ -301,15 +301,21 @@ class YouTubeConnector(PollingConnector):
         return ident in self._cycle_ids or any(mark.knows(ident) for mark in self.marks.values())
 
     async def _offer(
-        self, walk: Walk, handover: Handover, comment: Any, target: Target, video: str | None, channel: str | None,
-        fetched_at: datetime, replies: int | None = None,
-    ) -> float | None:  # fmt: skip
+        self,
+        walk: Walk,
+        handover: Handover,
+        comment: Any,
+        target: Target,
+        where: tuple[str | None, str | None],
+        fetched_at: datetime,
+        replies: int | None = None,
+    ) -> float | None:
         """Offer one comment to the walk; returns its time (None when it had to be handed over raw)."""
         try:
             mention, at = comment_to_mention(
                 comment if isinstance(comment, dict) else {},
-                video=video,
-                channel=channel,
+                video=where[0],
+                channel=where[1],
                 owner=target.owner,
                 fetched_at=fetched_at,
                 replies=replies,
@@ -337,14 +343,13 @@ class YouTubeConnector(PollingConnector):
             for thread in body.get("items", []):
                 snippet = thread.get("snippet") if isinstance(thread, dict) else None
                 if not isinstance(snippet, dict):
-                    await self._offer(walk, handover, thread, target, None, None, fetched_at)
+                    await self._offer(walk, handover, thread, target, (None, None), fetched_at)
                     continue
                 video = snippet.get("videoId") or (target.ident if target.kind == "video" else None)
                 channel = snippet.get("channelId") or (target.ident if target.kind == "channel" else target.channel)
                 total = as_int(snippet.get("totalReplyCount"), 0) or 0
-                at = await self._offer(
-                    walk, handover, snippet.get("topLevelComment"), target, video, channel, fetched_at, total
-                )
+                top = snippet.get("topLevelComment")
+                at = await self._offer(walk, handover, top, target, (video, channel), fetched_at, total)
                 replies = (thread.get("replies") or {}).get("comments") or []
                 thread_id = str(thread.get("id") or "")
                 if (
@@ -357,7 +362,7 @@ class YouTubeConnector(PollingConnector):
                     replies = await self._all_replies(thread_id)
                     pending[thread_id] = [total, at]
                 for reply in replies:
-                    await self._offer(walk, handover, reply, target, video, channel, fetched_at)
+                    await self._offer(walk, handover, reply, target, (video, channel), fetched_at)
             token = body.get("nextPageToken")
             if walk.reached_cutoff or not token:
                 break
@@ -373,7 +378,9 @@ class YouTubeConnector(PollingConnector):
         self._cycle_ids = set()
         walks: list[Walk] = []
         pending: dict[str, Any] = {}
-        for target in self.targets():
+        targets = self.targets()
+        self.marks = {key: mark for key, mark in self.marks.items() if key in {t.key for t in targets}}
+        for target in targets:
             since = self.unavailable.get(target.key)
             if since and now - float(since[1]) < RETRY_UNAVAILABLE_SECONDS:
                 continue
