@@ -175,7 +175,7 @@ def _on_resume(value: str | None) -> str | None:
 @app.command()
 def pause(
     scope: _ScopeOpt = "global",
-    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "manual pause",
+    reason: Annotated[str | None, typer.Option(help="Why (required; kept in the audit log).")] = None,
     resume_at: Annotated[str | None, typer.Option(help="ISO time with zone: resume by itself then.")] = None,
     on_resume: _OnResumeOpt = None,
     actor: _ActorOpt = None,
@@ -191,7 +191,7 @@ def pause(
 @app.command()
 def resume(
     scope: _ScopeOpt = "global",
-    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "manual resume",
+    reason: Annotated[str | None, typer.Option(help="Why (required; kept in the audit log).")] = None,
     on_resume: _OnResumeOpt = None,
     actor: _ActorOpt = None,
 ) -> None:
@@ -207,6 +207,30 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of
     from crisiswatch.control import commands
 
     commands.status(as_json)
+
+
+@app.command()
+def audit(
+    since: Annotated[str | None, typer.Option(help="2h, 30m, 7d or an ISO time with zone (default: all).")] = None,
+    scope: Annotated[str | None, typer.Option(help="Only this scope (global, brand:<id> ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Show the audit log (who paused/resumed what, why, when), each record's signature verified."""
+    from crisiswatch.control import commands
+
+    commands.audit(since=since, scope=scope, as_json=as_json)
+
+
+users_app = typer.Typer(help="People who sign in to the page and the API.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("hash")
+def users_hash(user: Annotated[str | None, typer.Argument(help="User name (prints user:<hash>).")] = None) -> None:
+    """Hash a password (read from a hidden prompt or stdin, never the command line) for CRISISWATCH_WEB_USERS."""
+    from crisiswatch.web.users import hash_command
+
+    hash_command(user)
 
 
 keys_app = typer.Typer(help="Ed25519 keys: writers sign control records, gates verify them.", no_args_is_help=True)

@@ -375,7 +375,10 @@ def run_command(
     if show_page and settings.web_users is None and settings.api_token is None:
         # A demo user for this run only; a real deployment sets CRISISWATCH_WEB_USERS.
         password = secrets.token_urlsafe(12)
-        env_extra["CRISISWATCH_WEB_USERS"] = f"demo:{password}"
+        from crisiswatch.web.auth import hash_password
+
+        env_extra["CRISISWATCH_WEB_USERS"] = f"demo:{hash_password(password)}"
+        env_extra["CRISISWATCH_WEB_ROLES"] = "demo:admin"  # the one person of a rehearsal does everything
         sign_in = f"as demo / {password} (this run only)"
     workdir = Path(tempfile.mkdtemp(prefix="crisiswatch-run-"))
     if replay_path is None:

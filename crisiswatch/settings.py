@@ -229,8 +229,40 @@ class Settings(BaseSettings):
     page_port: int = Field(8066, description="The page and HTTP API of `crisiswatch serve`.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the HTTP API.")
     api_token_actor: str = Field("api", description="Actor recorded for changes made with the bearer token.")
+    api_token_role: Literal["viewer", "operator", "admin"] = Field(
+        "operator", description="Role of the bearer token (viewer, operator or admin)."
+    )
     web_users: SecretStr | None = Field(
-        default=None, description="Page/API users as 'alice:password,bob:password' (basic auth and login)."
+        default=None,
+        description="Page/API users as 'alice:<argon2 hash>,bob:<argon2 hash>' (`crisiswatch users hash`); basic "
+        "auth and login.",
+    )
+    web_allow_plaintext_passwords: bool = Field(
+        False, description="DEPRECATED, migration only: accept plain-text passwords in web_users (warns loudly)."
+    )
+    web_roles: str | None = Field(
+        default=None, description="Role per user, 'alice:admin,bob:operator,carol:viewer' (users and SSO names)."
+    )
+    web_default_role: Literal["none", "viewer", "operator", "admin"] = Field(
+        "viewer", description="Role of a signed-in user not named in web_roles ('none': refused)."
+    )
+    web_trusted_proxies: str | None = Field(
+        default=None,
+        description="SSO: addresses/CIDRs of reverse proxies whose identity headers are trusted, comma-separated.",
+    )
+    web_proxy_user_header: str = Field("X-Forwarded-User", description="SSO: header naming the signed-in user.")
+    web_proxy_role_header: str | None = Field(
+        default=None, description="SSO: header with the user's role or groups (e.g. X-Forwarded-Groups); unset: roles."
+    )
+    control_require_reason: bool = Field(True, description="Pause and resume (page, API, CLI) need a reason.")
+    web_operator_pause_global: bool = Field(
+        True, description="Operators may pause global (the emergency stop); false: admins only."
+    )
+    web_resume_approval: bool = Field(
+        False, description="Two-person resume of global: an operator asks, another operator or an admin approves."
+    )
+    web_resume_approval_seconds: float = Field(
+        900.0, gt=0, description="How long a two-person resume request waits for its approval."
     )
     web_session_seconds: float = Field(8 * 3600.0, gt=0, description="Lifetime of a login session.")
     web_cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set it behind TLS).")

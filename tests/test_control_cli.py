@@ -49,8 +49,21 @@ def test_pause_status_resume_round_trip(env: dict[str, str]) -> None:
     state = json.loads(run(["status", "--json"], env)[1])["brand:acme"]
     assert (state["state"], state["actor"]) == ("active", "bob")
 
-    code, out = run(["resume", "--scope", "brand:acme"], env)
+    code, out = run(["resume", "--scope", "brand:acme", "--reason", "again"], env)
     assert code == 0 and "no change" in out
+
+
+def test_pause_and_resume_need_a_reason(env: dict[str, str]) -> None:
+    for action in ("pause", "resume"):
+        for reason in ([], ["--reason", "   "]):
+            code, out = run([action, "--scope", "brand:acme", *reason], env)
+            assert code == 1 and "a reason is required" in out and "--reason" in out, out
+    assert "no signed state heartbeat" in run(["status"], env)[1]  # the refused commands published nothing
+    optional = {**env, "CRISISWATCH_CONTROL_REQUIRE_REASON": "false"}
+    code, out = run(["pause", "--scope", "brand:acme"], optional)
+    assert code == 0 and "done: brand:acme paused" in out
+    state = json.loads(run(["status", "--json"], env)[1])["brand:acme"]
+    assert state["reason"] == "manual pause from the command line"
 
 
 def test_manual_changes_need_a_person_and_the_key(env: dict[str, str]) -> None:

@@ -107,7 +107,8 @@ async def test_the_run_serves_the_page_on_its_port_or_a_free_one(settings: Setti
 
     s = settings.model_copy(
         update={"control_keys": SecretStr(fixed_key_pair("k1", "page").private),
-                "web_users": SecretStr("demo:pw-for-this-run"), "page_port": free_port()}
+                "web_users": SecretStr("demo:pw-for-this-run"), "page_port": free_port(),
+                "web_allow_plaintext_passwords": True}  # a test user (the run itself stores a hash)
     )  # fmt: skip
     await ensure_topics(settings.bootstrap_servers, s)
     demo_user = {"Authorization": "Basic " + base64.b64encode(b"demo:pw-for-this-run").decode()}

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from argon2 import PasswordHasher
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -24,17 +25,22 @@ from stream.records import Alert, utcnow
 from stream.topics import ensure_topics
 
 TOKEN = "t0ken-for-the-api-0123456789"
-USERS = "maria:correct horse,sam:s3cret:with:colons"
+# Argon2id hashes with test-sized costs (the parameters travel in the hash; production uses the defaults).
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+USERS = f"maria:{FAST.hash('correct horse')},sam:{FAST.hash('s3cret:with:colons')}"
 
 
 def web_settings(settings: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "control_keys": SecretStr(fixed_key_pair("k1", "web").private),
         "web_users": SecretStr(USERS),
+        "web_roles": "maria:admin,sam:admin",
         "api_token": SecretStr(TOKEN),
         "api_token_actor": "release-bot",
+        "api_token_role": "admin",
         "page_port": 0,
         "public_url": "https://crisis.example.org/",
+        "brands_file": settings.brands_file,  # explicit: without a brands file the page lists no brands
         **overrides,
     }
     return settings.model_copy(update=values)
@@ -113,9 +119,11 @@ async def test_pause_and_resume_record_the_authenticated_actor(server: WebServer
     assert state["paused_scopes"] == ["global"]
     assert {"brand:acme", "brand:globex", "brand:initech"} <= {s["scope"] for s in state["scopes"]}
 
-    async with http.post(server.url + "api/pause", json={"scope": "channel:tiktok"}, headers=BEARER) as r:
+    body = {"scope": "channel:tiktok", "reason": "tiktok trend"}
+    async with http.post(server.url + "api/pause", json=body, headers=BEARER) as r:
         assert (await r.json())["state"]["actor"] == "release-bot"
-    async with http.post(server.url + "api/resume", json={}, headers=basic("sam", "s3cret:with:colons")) as r:
+    resumed = {"reason": "story corrected"}
+    async with http.post(server.url + "api/resume", json=resumed, headers=basic("sam", "s3cret:with:colons")) as r:
         body = await r.json()
     assert (
         r.status == 200 and body["changed"] and body["state"]["state"] == "active" and body["state"]["actor"] == "sam"
@@ -174,7 +182,7 @@ async def test_metrics_count_what_is_done_through_the_page(server: WebServer, ht
         await asyncio.sleep(0.05)
     assert now[forged] == before.get(forged, 0.0) + 1 and now[paused] == 1.0
 
-    async with http.post(server.url + "api/resume", json={}, headers=maria) as r:
+    async with http.post(server.url + "api/resume", json={"reason": "over"}, headers=maria) as r:
         assert r.status == 200
     after = await scrape(http, server)
     assert after[resumes] == before.get(resumes, 0.0) + 1
@@ -190,7 +198,11 @@ async def test_session_cookie_csrf_and_origin(server: WebServer, http: aiohttp.C
         cookie = r.cookies[SESSION_COOKIE]
     assert cookie["httponly"] is True and cookie["samesite"] == "Strict" and cookie["path"] == "/"
     async with http.get(server.url + "api/session") as r:
-        assert (await r.json()) == {"user": "maria", "method": "session", "csrf_token": csrf}
+        me = await r.json()
+    assert {k: me[k] for k in ("user", "method", "csrf_token", "role")} == {
+        "user": "maria", "method": "session", "csrf_token": csrf, "role": "admin",
+    }  # fmt: skip
+    assert me["can"]["resume_global"] is True and me["reason_required"] is True
 
     # the cookie alone does not allow a change
     async with http.post(server.url + "api/pause", json={}) as r:
@@ -208,11 +220,12 @@ async def test_session_cookie_csrf_and_origin(server: WebServer, http: aiohttp.C
     assert server.services is not None and not server.services.plane.status()
     # same origin, or the configured public origin, with the token: accepted
     async with http.post(
-        server.url + "api/pause", json={}, headers={"X-CSRF-Token": csrf, "Origin": server.url.rstrip("/")}
-    ) as r:
+        server.url + "api/pause", json={"reason": "recall"},
+        headers={"X-CSRF-Token": csrf, "Origin": server.url.rstrip("/")},
+    ) as r:  # fmt: skip
         assert r.status == 200 and (await r.json())["state"]["actor"] == "maria"
     headers = {"X-CSRF-Token": csrf, "Origin": "https://crisis.example.org"}
-    async with http.post(server.url + "api/pause", json={"scope": "brand:acme"}, headers=headers) as r:
+    async with http.post(server.url + "api/pause", json={"scope": "brand:acme", "reason": "x"}, headers=headers) as r:
         assert r.status == 200
     # logging out ends the session
     async with http.post(server.url + "api/logout", headers={"X-CSRF-Token": csrf}) as r:
@@ -240,14 +253,17 @@ async def test_control_endpoints_are_rate_limited(
     async with WebServer(s, port=0) as server:
         statuses = []
         for i in range(5):
-            async with http.post(server.url + "api/pause", json={"scope": f"account:a{i}"}, headers=BEARER) as r:
+            body = {"scope": f"account:a{i}", "reason": "spam wave"}
+            async with http.post(server.url + "api/pause", json=body, headers=BEARER) as r:
                 statuses.append(r.status)
                 retry_after = r.headers.get("Retry-After")
         assert statuses == [200, 200, 200, 429, 429]
         assert retry_after is not None and int(retry_after) >= 1
         # another user has their own budget; reading is not limited
         async with http.post(
-            server.url + "api/pause", json={"scope": "account:b"}, headers=basic("maria", "correct horse")
+            server.url + "api/pause",
+            json={"scope": "account:b", "reason": "spam"},
+            headers=basic("maria", "correct horse"),
         ) as r:
             assert r.status == 200
         for _ in range(5):
@@ -362,14 +378,20 @@ async def test_bad_requests(server: WebServer, http: aiohttp.ClientSession) -> N
 
 def test_users_and_tokens_config(settings: Settings) -> None:
     assert parse_users("a:1, b:x:y") == {"a": "1", "b": "x:y"}
+    hashed = FAST.hash("pw")
+    assert "," in hashed and parse_users(f"maria:{hashed}, b:x") == {"maria": hashed, "b": "x"}
     for bad in ("alice", "alice:", "detector:pw", "bad name!:pw"):
         with pytest.raises(ConfigError):
             parse_users(bad)
     with pytest.raises(ConfigError):
         Authenticator(settings.model_copy(update={"api_token": SecretStr("short")}))
-    auth = Authenticator(settings.model_copy(update={"web_users": SecretStr("maria:pw")}))
+    with pytest.raises(ConfigError, match="plain-text"):  # plain text is refused unless explicitly allowed
+        Authenticator(settings.model_copy(update={"web_users": SecretStr("maria:pw")}))
+    auth = Authenticator(settings.model_copy(update={"web_users": SecretStr(f"maria:{hashed}")}))
     assert auth.check_password("maria", "pw") and not auth.check_password("maria", "pw2")
     assert not auth.check_password("nobody", "pw") and not auth.check_token("anything")
+    legacy = settings.model_copy(update={"web_users": SecretStr("maria:pw"), "web_allow_plaintext_passwords": True})
+    assert Authenticator(legacy).check_password("maria", "pw")
     cookie, session = auth.create_session("maria")
     assert auth.session_for(cookie) is session and auth.session_for("other") is None
     auth.end_session(cookie)

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from argon2 import PasswordHasher
 from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
@@ -23,12 +24,14 @@ from stream.topics import ensure_topics
 TOKEN = "t0ken-for-the-api-0123456789"
 MARIA = {"username": "maria", "password": "correct horse"}
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # test-sized Argon2id costs
+REASON = {"reason": "origin test"}
 
 
 def web_settings(settings: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "control_keys": SecretStr(fixed_key_pair("k1", "web").private),
-        "web_users": SecretStr("maria:correct horse,sam:s3cret"),
+        "web_users": SecretStr(f"maria:{FAST.hash('correct horse')},sam:{FAST.hash('s3cret')}"),
         "api_token": SecretStr(TOKEN),
         "page_port": 0,
         "public_url": "https://crisis.example.org/",
@@ -149,10 +152,11 @@ async def test_the_origin_check_never_trusts_host(server: WebServer) -> None:
         # The server's own origins (by default) and PUBLIC_URL's are allowed, whatever Host says.
         for i, origin in enumerate((server.url, f"http://localhost:{port}", "https://crisis.example.org")):
             headers = {"Origin": origin.rstrip("/"), "Host": "evil.example", **BEARER}
-            async with http.post(server.url + "api/pause", json={"scope": f"account:a{i}"}, headers=headers) as r:
+            body = {"scope": f"account:a{i}", **REASON}
+            async with http.post(server.url + "api/pause", json=body, headers=headers) as r:
                 assert r.status == 200, origin
         headers = {"Referer": server.url + "index.html", **BEARER}
-        async with http.post(server.url + "api/pause", json={"scope": "account:r"}, headers=headers) as r:
+        async with http.post(server.url + "api/pause", json={"scope": "account:r", **REASON}, headers=headers) as r:
             assert r.status == 200
 
 
@@ -168,7 +172,7 @@ async def test_configured_origins_replace_the_default(kafka_bootstrap: str, sett
         ) as r:
             assert r.status == 403
         for origin in ("https://ops.example.com", "https://OPS.example.com:443"):
-            async with http.post(server.url + "api/pause", json={}, headers={"Origin": origin, **BEARER}) as r:
+            async with http.post(server.url + "api/pause", json=REASON, headers={"Origin": origin, **BEARER}) as r:
                 assert r.status == 200, origin
 
 

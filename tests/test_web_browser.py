@@ -75,6 +75,8 @@ async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebS
         update={
             "control_keys": SecretStr(fixed_key_pair("k2", "browser").private),
             "web_users": SecretStr("maria:correct horse battery"),
+            "web_allow_plaintext_passwords": True,  # a test user (production stores hashes)
+            "web_roles": "maria:admin",
             "page_port": 0,
         }
     )

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from crisiswatch.control.audit import AuditEntry
 from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.gate import heartbeat_problem
 from crisiswatch.control.held import describe_held, read_held
@@ -40,6 +41,7 @@ from crisiswatch.control.messages import (
 )
 from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
 from crisiswatch.settings import Settings
+from crisiswatch.tables import ID, TEXT, new_table, print_table
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _DURATION = re.compile(rf"^(?:{_NUMBER}d)?(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?$")
@@ -130,16 +132,18 @@ def change(
     action: str,
     *,
     scope: str,
-    reason: str,
+    reason: str | None,
     actor: str | None,
     resume_at: str | None = None,
     on_resume: OnResume | None = None,
 ) -> ChangeResult:
-    """Pause or resume ``scope`` as a person; prints what happened."""
+    """Pause or resume ``scope`` as a person; prints what happened. ``reason`` is required unless
+    ``CRISISWATCH_CONTROL_REQUIRE_REASON=false``."""
     who = person(actor)
     scope = scope_arg(scope)
     when = parse_time(resume_at)
     settings, keyring = checked_settings(signing=True)
+    reason = required_reason(settings, reason, action)
 
     async def main() -> ChangeResult:
         plane = ControlPlane(settings, keyring=keyring, heartbeat="off", writer="cli")
@@ -163,6 +167,19 @@ def change(
         raise fail(str(exc)) from exc
     typer.echo(("done: " if result.changed else "no change: ") + result.note)
     return result
+
+
+def required_reason(settings: Settings, reason: str | None, action: str) -> str:
+    """The reason to record, or a clear error when one is required and missing (the default)."""
+    reason = (reason or "").strip()
+    if reason:
+        return reason
+    if settings.control_require_reason:
+        raise fail(
+            f"a reason is required: crisiswatch {action} --reason '...' (kept in the audit log; "
+            "CRISISWATCH_CONTROL_REQUIRE_REASON=false makes it optional)"
+        )
+    return f"manual {action} from the command line"
 
 
 @dataclass(frozen=True)
@@ -418,6 +435,81 @@ def relay(metrics_port: int) -> None:
     _serve_metrics(metrics_port, settings)
     typer.echo(f"relaying control changes to {len(relay_.urls)} URL(s); Ctrl-C stops")
     run_async(lambda: relay_.run(_stop_on_signals()))
+
+
+# --- audit log -----------------------------------------------------------------------------------
+def audit(*, since: str | None, scope: str | None, as_json: bool, limit: int = 1000) -> list[AuditEntry]:
+    """Print the audit log (oldest first), each record verified; say which cannot be."""
+    from crisiswatch.control.audit import parse_since, read_audit
+
+    try:
+        start = parse_since(since) if since else None
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if scope is not None:
+        scope = scope_arg(scope)
+    settings, keyring = checked_settings(signing=False)
+
+    async def main() -> list[AuditEntry]:
+        await _ensure_topics(settings)
+        return await read_audit(settings, keyring, since=start, scope=scope, limit=limit)
+
+    try:
+        entries: list[AuditEntry] = run_async(main)  # type: ignore[assignment]
+    except TimeoutError as exc:
+        raise fail(str(exc)) from exc
+    unverified = [e for e in entries if not e.verified]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([e.to_json() for e in entries], indent=2))
+    elif not entries:
+        typer.echo("no audit records" + (f" since {start:%Y-%m-%d %H:%M:%SZ}" if start else ""))
+    else:
+        print_table(audit_table(entries))
+    if unverified:
+        offsets = ", ".join(str(e.offset) for e in unverified[:20])
+        typer.echo(
+            f"warning: {len(unverified)} record(s) cannot be verified (offsets {offsets}): do not trust them; "
+            "records written before audit signing are unsigned",
+            err=True,
+        )
+    return entries
+
+
+def audit_table(entries: list[AuditEntry]) -> Table:
+    """The audit log as a table (ids never cut; an unverifiable record says why in its last column)."""
+    table = new_table(
+        ("when", ID), ("action", ID), ("scope", ID), ("by", ID), ("reason", TEXT), ("detail", TEXT),
+        ("verified", TEXT), title="publishing audit log",
+    )  # fmt: skip
+    for entry in entries:
+        r = entry.record
+        if r is None:
+            when = f"{entry.timestamp:%Y-%m-%d %H:%M:%SZ}"
+            table.add_row(when, "?", "?", "?", "", "", f"[red]NO: {entry.problem}[/red]")
+            continue
+        detail = []
+        if r.requested_by and r.requested_by != r.actor:
+            detail.append(f"asked by {r.requested_by}")
+        if r.request_id:
+            detail.append(f"request {r.request_id}")
+        if r.schedule_id:
+            detail.append(f"schedule {r.schedule_id}")
+        if r.previous_state:
+            detail.append(f"was {r.previous_state} ({r.previous_actor})")
+        if r.seq is not None:
+            detail.append(f"seq {r.seq}")
+        table.add_row(
+            f"{r.at:%Y-%m-%d %H:%M:%SZ}",
+            r.action,
+            r.scope,
+            r.actor,
+            r.reason,
+            "; ".join(detail),
+            "[green]yes[/green]" if entry.verified else f"[red]NO: {entry.problem}[/red]",
+        )
+    return table
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -1,8 +1,19 @@
-"""Who is calling: bearer token, basic auth or a login session; CSRF and rate limits. No I/O.
+"""Who is calling and with which role: password, bearer token, login session or SSO proxy header;
+CSRF and rate limits. No I/O.
 
-* Users come from ``CRISISWATCH_WEB_USERS`` (``alice:password,bob:password``); the bearer token from
-  ``CRISISWATCH_API_TOKEN`` acts as ``CRISISWATCH_API_TOKEN_ACTOR``. Secrets are compared in constant
-  time (``hmac.compare_digest`` over SHA-256 digests, so lengths leak nothing either).
+* Users come from ``CRISISWATCH_WEB_USERS`` (``alice:<argon2 hash>,bob:<argon2 hash>``; `hash_password`,
+  ``crisiswatch users hash``). Plain-text passwords are refused unless
+  ``CRISISWATCH_WEB_ALLOW_PLAINTEXT_PASSWORDS=true`` (a migration period; it warns loudly at start).
+  Argon2id verification runs in a worker thread, at most two at a time, and an unknown user costs as
+  much as a known one (a dummy hash with the configured parameters).
+* Roles (`crisiswatch.web.governance`): ``CRISISWATCH_WEB_ROLES``, else ``CRISISWATCH_WEB_DEFAULT_ROLE``;
+  the bearer token from ``CRISISWATCH_API_TOKEN`` acts as ``CRISISWATCH_API_TOKEN_ACTOR`` with
+  ``CRISISWATCH_API_TOKEN_ROLE``. Secrets are compared in constant time (``hmac.compare_digest`` over
+  SHA-256 digests, so lengths leak nothing either).
+* SSO: a request whose TCP peer is one of ``CRISISWATCH_WEB_TRUSTED_PROXIES`` may name its user in
+  ``CRISISWATCH_WEB_PROXY_USER_HEADER`` (``X-Forwarded-User``) and role/groups in
+  ``CRISISWATCH_WEB_PROXY_ROLE_HEADER``; from any other peer those headers are ignored. Changes by a
+  proxy-identified user need the CSRF token ``GET /api/session`` gives them (HMAC of the user name).
 * A login creates a server-side session: the browser holds a random token in an HttpOnly,
   SameSite=Strict cookie; the session also holds a CSRF token the page sends back in the
   ``X-CSRF-Token`` header of every change (synchroniser token). Sessions live in memory: a restart
@@ -16,21 +27,46 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
+import logging
 import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
 from crisiswatch.settings import Settings
+from crisiswatch.web.governance import Role, RoleConfigError, highest_role, parse_roles
+
+log = logging.getLogger(__name__)
 
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,127}$"
 RESERVED_USERS = frozenset({"detector", "scheduler"})
+HASH_PREFIX = "$argon2"
+HASHER = PasswordHasher()
+"""Argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile): what `hash_password` writes."""
+_VERIFY_SLOTS = 2
+"""Password verifications at once (each takes tens of ms and 64 MiB): more wait their turn."""
+
+
+def hash_password(password: str) -> str:
+    """The Argon2id hash to put in ``CRISISWATCH_WEB_USERS`` (``user:<hash>``)."""
+    if not password:
+        raise ValueError("empty password")
+    return HASHER.hash(password)
+
+
+def is_hash(stored: str) -> bool:
+    return stored.startswith(HASH_PREFIX)
 
 
 def _digest(value: str) -> bytes:
@@ -52,8 +88,10 @@ class Principal:
 
     user: str
     method: str
-    """``session``, ``bearer`` or ``basic``."""
+    """``session``, ``bearer``, ``basic`` or ``proxy``."""
     session: Session | None = None
+    role: Role | None = None
+    """viewer, operator or admin (None: no role, may do nothing)."""
 
 
 @dataclass
@@ -67,31 +105,105 @@ class Session:
 
 
 class Authenticator:
-    """Checks passwords, tokens and sessions."""
+    """Checks passwords, tokens, sessions and SSO proxy headers; knows every caller's role."""
 
     def __init__(self, settings: Settings):
         self.users = parse_users(settings.web_users.get_secret_value() if settings.web_users else "")
+        plain = sorted(user for user, stored in self.users.items() if not is_hash(stored))
+        if plain and not settings.web_allow_plaintext_passwords:
+            raise ConfigError(
+                f"CRISISWATCH_WEB_USERS holds plain-text passwords ({', '.join(plain)}): store Argon2 hashes "
+                "instead (`crisiswatch users hash <user>`), or set CRISISWATCH_WEB_ALLOW_PLAINTEXT_PASSWORDS=true "
+                "for a migration period"
+            )
+        if plain:
+            log.warning(
+                "DEPRECATED: plain-text passwords for %s in CRISISWATCH_WEB_USERS; replace them with Argon2 hashes "
+                "(`crisiswatch users hash <user>`) and unset CRISISWATCH_WEB_ALLOW_PLAINTEXT_PASSWORDS",
+                ", ".join(plain),
+            )
+        for user, stored in self.users.items():
+            if is_hash(stored):
+                try:
+                    extract_parameters(stored)
+                except InvalidHashError as exc:
+                    raise ConfigError(
+                        f"CRISISWATCH_WEB_USERS: the hash of {user!r} is not a valid Argon2 hash"
+                    ) from exc
+        try:
+            self.roles = parse_roles(settings.web_roles or "")
+        except RoleConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        for user in self.roles:
+            _check_user(user)
+        self.default_role: Role | None = None if settings.web_default_role == "none" else settings.web_default_role
         self.token = settings.api_token.get_secret_value() if settings.api_token else None
         self.token_actor = settings.api_token_actor
+        self.token_role: Role = settings.api_token_role
         if self.token is not None and (len(self.token) < 16):
             raise ConfigError("CRISISWATCH_API_TOKEN is too short: use at least 16 random characters")
         _check_user(self.token_actor)
+        self.proxies = parse_networks(settings.web_trusted_proxies or "")
+        self.proxy_user_header = settings.web_proxy_user_header
+        self.proxy_role_header = settings.web_proxy_role_header
         self.session_seconds = settings.web_session_seconds
         self._sessions: dict[bytes, Session] = {}
-        self._dummy = secrets.token_urlsafe(16)
+        self._key = secrets.token_bytes(32)
+        # An unknown user is checked against this, with the parameters of a configured hash: same cost.
+        model = next((extract_parameters(h) for h in self.users.values() if is_hash(h)), None)
+        hasher = PasswordHasher.from_parameters(model) if model else HASHER
+        self._dummy = hasher.hash(secrets.token_urlsafe(16))
+        self._slots = asyncio.Semaphore(_VERIFY_SLOTS)
 
     @property
     def configured(self) -> bool:
-        return bool(self.users) or self.token is not None
+        return bool(self.users) or self.token is not None or bool(self.proxies)
+
+    def role_for(self, user: str) -> Role | None:
+        """The role of a signed-in user: `CRISISWATCH_WEB_ROLES`, else the default role."""
+        return self.roles.get(user, self.default_role)
 
     def check_password(self, user: str, password: str) -> bool:
-        """Whether ``password`` is ``user``'s; takes the same time whether the user exists or not."""
+        """Whether ``password`` is ``user``'s; takes the same time whether the user exists or not. Blocking
+        (Argon2): from a coroutine use `verify_password`."""
         expected = self.users.get(user)
-        ok = secrets_equal(password, expected if expected is not None else self._dummy)
+        stored = expected if expected is not None else self._dummy
+        if is_hash(stored):
+            try:
+                ok = HASHER.verify(stored, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                ok = False
+        else:
+            ok = secrets_equal(password, stored)
         return ok and expected is not None
+
+    async def verify_password(self, user: str, password: str) -> bool:
+        """`check_password` in a worker thread (at most two at once), leaving the event loop free."""
+        async with self._slots:
+            return await asyncio.to_thread(self.check_password, user, password)
 
     def check_token(self, token: str) -> bool:
         return self.token is not None and secrets_equal(token, self.token)
+
+    # --- SSO through a trusted reverse proxy ---------------------------------------------------------
+    def proxy_identity(self, peer: str | None, headers: Mapping[str, str]) -> tuple[str, Role | None] | None:
+        """(user, role) named by a trusted proxy's headers; None when the peer is not a trusted proxy or
+        names nobody. A bad user name from a trusted proxy raises `ConfigError` (the proxy is misconfigured)."""
+        if not self.proxies or not peer or not is_trusted(peer, self.proxies):
+            return None
+        user = headers.get(self.proxy_user_header, "").strip()
+        if not user:
+            return None
+        _check_user(user)
+        role: Role | None = None
+        if self.proxy_role_header:
+            role = highest_role(headers.get(self.proxy_role_header, ""))
+        return user, role or self.role_for(user)
+
+    def proxy_csrf(self, user: str) -> str:
+        """The CSRF token of a proxy-identified user (per process; the page reads it from /api/session)."""
+        mac = hmac.new(self._key, f"crisiswatch-proxy-csrf\0{user}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     # --- sessions ----------------------------------------------------------------------------------
     def create_session(self, user: str) -> tuple[str, Session]:
@@ -125,19 +237,53 @@ class Authenticator:
 
 
 def parse_users(text: str) -> dict[str, str]:
-    """``alice:password,bob:password`` -> {user: password} (passwords may contain ':' but not ',')."""
+    """``alice:<hash>,bob:<hash>`` -> {user: stored password}.
+
+    Argon2 hashes contain commas (``m=65536,t=3,p=4``): a piece without ``:`` after a hash belongs to it.
+    Plain-text passwords (deprecated) may contain ':' but not ','.
+    """
     users: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
+    last: str | None = None
+    for raw in text.split(","):
+        item = raw.strip()
         if not item:
+            continue
+        if ":" not in item and last is not None and is_hash(users[last]):
+            users[last] += "," + item
             continue
         user, sep, password = item.partition(":")
         user = user.strip()
         if not sep or not password:
-            raise ConfigError("CRISISWATCH_WEB_USERS must look like 'alice:password,bob:password'")
+            raise ConfigError("CRISISWATCH_WEB_USERS must look like 'alice:<argon2 hash>,bob:<argon2 hash>'")
         _check_user(user)
         users[user] = password
+        last = user
     return users
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``10.0.0.5, 192.168.1.0/24, ::1`` -> networks (a bare address is a /32 or /128)."""
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"CRISISWATCH_WEB_TRUSTED_PROXIES: {item!r} is not an address or network") from exc
+    return networks
+
+
+def is_trusted(peer: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether the TCP peer address ``peer`` is in one of ``networks``."""
+    try:
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def _check_user(user: str) -> None:

@@ -21,8 +21,12 @@ def serve(host: str | None = None, port: int | None = None) -> None:
     if not settings.bootstrap_servers:
         typer.echo("error: no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS", err=True)
         raise typer.Exit(1)
-    if not settings.web_users and not settings.api_token:
-        typer.echo("error: nobody could sign in: set CRISISWATCH_WEB_USERS and/or CRISISWATCH_API_TOKEN", err=True)
+    if not settings.web_users and not settings.api_token and not settings.web_trusted_proxies:
+        typer.echo(
+            "error: nobody could sign in: set CRISISWATCH_WEB_USERS, CRISISWATCH_API_TOKEN and/or "
+            "CRISISWATCH_WEB_TRUSTED_PROXIES (SSO)",
+            err=True,
+        )
         raise typer.Exit(1)
 
     async def main() -> None:

@@ -11,7 +11,9 @@ Three ways to run it:
 Endpoints (JSON; all ``/api`` ones need authentication, changes also pass the CSRF and origin checks
 and a per-user rate limit): ``GET /api/state``, ``POST /api/pause``, ``POST /api/resume``,
 ``GET|POST /api/schedules``, ``DELETE /api/schedules/{id}``, ``GET /api/alerts``,
-``POST /api/alerts/{alert_id}/ack``, ``POST /api/login``, ``POST /api/logout``, ``GET /api/session``;
+``POST /api/alerts/{alert_id}/ack``, ``POST /api/login``, ``POST /api/logout``, ``GET /api/session``,
+``GET /api/audit``, ``GET /api/resume-requests``, ``POST /api/resume-requests/{id}/approve|cancel``
+(roles, reasons and two-person resume: `crisiswatch.web.governance`, `crisiswatch.web.governance_api`);
 ``GET /healthz``, ``GET /readyz`` and ``GET /metrics`` (Prometheus, the process's default registry, where
 the control plane counts its changes and rejections) are open: keep them off the public internet.
 """
@@ -46,6 +48,7 @@ from crisiswatch.settings import Settings
 from crisiswatch.web import charts
 from crisiswatch.web.auth import (
     Authenticator,
+    ConfigError,
     LoginAttempt,
     LoginGuard,
     Principal,
@@ -54,6 +57,7 @@ from crisiswatch.web.auth import (
     origin_of,
     secrets_equal,
 )
+from crisiswatch.web.governance import Denied, Policy, ResumeRequests
 from crisiswatch.web.timeline import TimelineFeed
 from stream.records import utcnow
 
@@ -190,11 +194,20 @@ class Api:
     """Handlers, authentication, CSRF, rate limits."""
 
     def __init__(
-        self, services: WebServices, authenticator: Authenticator | None = None, login_guard: LoginGuard | None = None
+        self,
+        services: WebServices,
+        authenticator: Authenticator | None = None,
+        login_guard: LoginGuard | None = None,
+        resume_requests: ResumeRequests | None = None,
     ):
         self.s = services
         self.settings = services.settings
         self.auth = authenticator or Authenticator(services.settings)
+        self.policy = Policy.from_settings(services.settings)
+        self.requests = resume_requests or ResumeRequests()
+        from crisiswatch.web.governance_api import GovernanceApi  # built on this module's helpers
+
+        self.governance = GovernanceApi(self)
         self.control_limiter = RateLimiter(self.settings.web_rate_limit_per_minute)
         self.token_limiter = RateLimiter(TOKEN_FAILURES_PER_MINUTE)
         self.guard = login_guard or LoginGuard()
@@ -205,7 +218,11 @@ class Api:
         self.allowed_origins = allowed_origins(self.settings, host, port)
 
     # --- plumbing --------------------------------------------------------------------------------------
-    def principal(self, request: web.Request) -> Principal | None:
+    async def principal(self, request: web.Request) -> Principal | None:
+        """Who is calling, with their role: SSO proxy header (trusted peers only), basic, bearer, session."""
+        proxied = self._proxy_identity(request)
+        if proxied is not None:
+            return proxied
         header = request.headers.get("Authorization")
         if header:
             scheme, _, credentials = header.partition(" ")
@@ -216,18 +233,40 @@ class Api:
                 except (binascii.Error, UnicodeDecodeError):
                     return None
                 attempt = self._login_attempt(request, user)
-                if not self.auth.check_password(user, password):
+                if not await self.auth.verify_password(user, password):
                     self._login_failed(attempt)
                     return None
                 self.guard.succeeded(attempt)
-                return Principal(user, "basic")
+                return Principal(user, "basic", role=self.auth.role_for(user))
             if scheme.lower() == "bearer" and self.auth.check_token(credentials):
-                return Principal(self.auth.token_actor, "bearer")
+                return Principal(self.auth.token_actor, "bearer", role=self.auth.token_role)
             # A wrong token: limited per address, but a right one is never refused (16+ random characters).
             self._throttle(self.token_limiter, self._client(request))
             return None
         session = self.auth.session_for(request.cookies.get(SESSION_COOKIE))
-        return Principal(session.user, "session", session) if session else None
+        return Principal(session.user, "session", session, self.auth.role_for(session.user)) if session else None
+
+    def _proxy_identity(self, request: web.Request) -> Principal | None:
+        """The user a trusted reverse proxy names (SSO); its headers from any other peer are ignored."""
+        try:
+            found = self.auth.proxy_identity(request.remote, request.headers)
+        except ConfigError as exc:
+            log.warning("trusted proxy %s sent an unusable identity: %s", request.remote, exc)
+            raise _error(web.HTTPForbidden, "the proxy named an invalid user") from exc
+        return Principal(found[0], "proxy", role=found[1]) if found else None
+
+    def _check_role(self, check: Callable[[], Any]) -> Any:
+        """Run a `Policy` check; a refusal is answered 403 with what would be allowed."""
+        try:
+            return check()
+        except Denied as exc:
+            raise _error(web.HTTPForbidden, str(exc)) from exc
+
+    def _reason(self, given: str | None, default: str) -> str:
+        try:
+            return self.policy.reason(given, default)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from exc
 
     def _client(self, request: web.Request) -> str:
         return request.remote or "unknown"
@@ -269,15 +308,16 @@ class Api:
 
         def wrap(handler: Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]) -> Handler:
             async def run(request: web.Request) -> web.StreamResponse:
-                principal = self.principal(request)
+                principal = await self.principal(request)
                 if principal is None:
                     raise _error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
                 if change:
                     if not self.origin_ok(request):
                         raise _error(web.HTTPForbidden, "cross-origin request refused")
-                    if principal.session is not None:
+                    expected = self._csrf_token(principal)
+                    if expected is not None:
                         token = request.headers.get(CSRF_HEADER, "")
-                        if not token or not secrets_equal(token, principal.session.csrf_token):
+                        if not token or not secrets_equal(token, expected):
                             raise _error(web.HTTPForbidden, f"missing or wrong {CSRF_HEADER} header")
                     if limited:
                         self._throttle(self.control_limiter, principal.user)
@@ -286,6 +326,14 @@ class Api:
             return run
 
         return wrap
+
+    def _csrf_token(self, principal: Principal) -> str | None:
+        """The CSRF token changes must carry: a session's, or a proxy-identified user's (None: not needed)."""
+        if principal.session is not None:
+            return principal.session.csrf_token
+        if principal.method == "proxy":
+            return self.auth.proxy_csrf(principal.user)
+        return None
 
     def _throttle(self, limiter: RateLimiter, key: str) -> None:
         wait = limiter.take(key)
@@ -324,13 +372,16 @@ class Api:
             raise _error(web.HTTPForbidden, "cross-origin request refused")
         body = await _parse(request, LoginBody)
         attempt = self._login_attempt(request, body.username)
-        if not self.auth.check_password(body.username, body.password):
+        if not await self.auth.verify_password(body.username, body.password):
             self._login_failed(attempt)
             raise _error(web.HTTPUnauthorized, "wrong user name or password")
         self.guard.succeeded(attempt)
+        if self.auth.role_for(body.username) is None:
+            raise _error(web.HTTPForbidden, f"{body.username} has no role here: ask an admin for one")
         cookie, session = self.auth.create_session(body.username)
         log.info("%s logged in", body.username)
-        response = web.json_response({"user": session.user, "csrf_token": session.csrf_token})
+        you = self.governance_view(principal=None, user=session.user)
+        response = web.json_response({"user": session.user, "csrf_token": session.csrf_token, **you})
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
@@ -358,8 +409,26 @@ class Api:
         return response
 
     async def session(self, request: web.Request, principal: Principal) -> web.Response:
-        csrf = principal.session.csrf_token if principal.session else None
-        return web.json_response({"user": principal.user, "method": principal.method, "csrf_token": csrf})
+        csrf = self._csrf_token(principal)
+        return web.json_response(
+            {"user": principal.user, "method": principal.method, "csrf_token": csrf, **self.governance_view(principal)}
+        )
+
+    def governance_view(self, principal: Principal | None, user: str | None = None) -> dict[str, Any]:
+        """The caller's role and what it may press (the page hides the rest; the server refuses it anyway)."""
+        role = principal.role if principal is not None else self.auth.role_for(user or "")
+        policy = self.policy
+        allowed = {
+            "pause": _allows(lambda: policy.check_pause(role, "brand:x")),
+            "pause_global": _allows(lambda: policy.check_pause(role, "global")),
+            "resume": _allows(lambda: policy.check_resume(role, "brand:x")),
+            "resume_global": _allows(lambda: policy.check_resume(role, "global") == "resume"),
+            "request_resume_global": _allows(lambda: policy.check_resume(role, "global") == "request"),
+            "ack": _allows(lambda: policy.check_operate(role, "brand:x", "acknowledge")),
+            "schedule": _allows(lambda: policy.check_operate(role, "brand:x", "plan pauses")),
+            "schedule_global": _allows(lambda: policy.check_operate(role, "global", "plan pauses")),
+        }
+        return {"role": role, "can": allowed, "reason_required": policy.require_reason}
 
     # --- state, pause, resume ------------------------------------------------------------------------
     async def state(self, request: web.Request, principal: Principal) -> web.Response:
@@ -382,7 +451,8 @@ class Api:
     async def pause(self, request: web.Request, principal: Principal) -> web.Response:
         body = await _parse(request, PauseBody)
         _check_scope(body.scope)
-        reason = body.reason or "manual pause from the crisiswatch page"
+        self._check_role(lambda: self.policy.check_pause(principal.role, body.scope))
+        reason = self._reason(body.reason, "manual pause from the crisiswatch page")
         try:
             result = await self.s.plane.pause(
                 body.scope, reason=reason, actor=principal.user, resume_at=body.resume_at, on_resume=body.on_resume
@@ -398,7 +468,10 @@ class Api:
     async def resume(self, request: web.Request, principal: Principal) -> web.Response:
         body = await _parse(request, ResumeBody)
         _check_scope(body.scope)
-        reason = body.reason or "manual resume from the crisiswatch page"
+        how = self._check_role(lambda: self.policy.check_resume(principal.role, body.scope))
+        reason = self._reason(body.reason, "manual resume from the crisiswatch page")
+        if how == "request":  # two-person resume: this records the request, a second person approves it
+            return await self.governance.request_resume(principal, body.scope, reason, body.on_resume)
         try:
             result = await self.s.plane.resume(
                 body.scope, reason=reason, actor=principal.user, on_resume=body.on_resume
@@ -433,6 +506,7 @@ class Api:
     async def add_schedule(self, request: web.Request, principal: Principal) -> web.Response:
         body = await _parse(request, ScheduleBody)
         _check_scope(body.scope)
+        self._check_role(lambda: self.policy.check_operate(principal.role, body.scope, "plan pauses"))
         try:
             schedule = new_schedule(
                 body.id,
@@ -456,6 +530,9 @@ class Api:
 
     async def remove_schedule(self, request: web.Request, principal: Principal) -> web.Response:
         schedule_id = request.match_info["schedule_id"]
+        existing = next((s for s in self.s.schedules.schedules() if s.id == schedule_id), None)
+        if existing is not None:
+            self._check_role(lambda: self.policy.check_operate(principal.role, existing.scope, "remove planned pauses"))
         reason = request.query.get("reason", f"removed by {principal.user} from the crisiswatch page")[:2000]
         removed = await self.s.schedules.remove(schedule_id, actor=principal.user, reason=reason)
         if removed is None:
@@ -478,6 +555,7 @@ class Api:
 
     async def ack(self, request: web.Request, principal: Principal) -> web.Response:
         alert_id = request.match_info["alert_id"]
+        self._check_role(lambda: self.policy.check_operate(principal.role, "brand:x", "acknowledge alerts"))
         body = await _parse(request, AckBody)
         episode = self.s.alerts.book.get(alert_id)
         if episode is None:
@@ -504,6 +582,15 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ()))
     return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
+
+
+def _allows(check: Callable[[], object]) -> bool:
+    """Whether a `Policy` check passes (and returns something truthy)."""
+    try:
+        result = check()
+    except Denied:
+        return False
+    return result is None or bool(result)
 
 
 def _check_scope(scope: str) -> None:
@@ -544,13 +631,17 @@ API_KEY = web.AppKey("api", Api)
 
 
 def create_app(
-    services: WebServices, authenticator: Authenticator | None = None, login_guard: LoginGuard | None = None
+    services: WebServices,
+    authenticator: Authenticator | None = None,
+    login_guard: LoginGuard | None = None,
+    resume_requests: ResumeRequests | None = None,
 ) -> web.Application:
     """The aiohttp application (routes only; the services must be started by the caller).
 
-    ``login_guard`` tunes login throttling (default: `LoginGuard`'s documented rule).
+    ``login_guard`` tunes login throttling (default: `LoginGuard`'s documented rule); ``resume_requests``
+    holds pending two-person resumes (tests pass one with their own clock).
     """
-    api = Api(services, authenticator, login_guard)
+    api = Api(services, authenticator, login_guard, resume_requests)
     if not api.auth.configured:
         log.warning("no CRISISWATCH_WEB_USERS and no CRISISWATCH_API_TOKEN: nobody can log in")
     app = web.Application(middlewares=[_headers_and_errors], client_max_size=MAX_BODY_BYTES)
@@ -578,6 +669,7 @@ def create_app(
     from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
 
     add_silence_routes(app, api)
+    api.governance.add_routes(app, read, change)
     return app
 
 
@@ -599,12 +691,14 @@ class WebServer:
         host: str | None = None,
         port: int | None = None,
         login_guard: LoginGuard | None = None,
+        resume_requests: ResumeRequests | None = None,
     ):
         self.settings = settings
         self.host = host or settings.web_host
         self.port = settings.page_port if port is None else port
         self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks, "held": held}
         self._login_guard = login_guard
+        self._resume_requests = resume_requests
         self._owned: list[Any] = []
         self.services: WebServices | None = None
         self._runner: web.AppRunner | None = None
@@ -628,7 +722,9 @@ class WebServer:
                 self.settings, plane, schedules, alerts, acks, load_brand_names(self.settings), held=held,
                 timelines=timelines,
             )
-            self._runner = web.AppRunner(create_app(self.services, authenticator, self._login_guard), access_log=None)
+            self._runner = web.AppRunner(
+                create_app(self.services, authenticator, self._login_guard, self._resume_requests), access_log=None
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()
