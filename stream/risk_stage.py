@@ -181,6 +181,9 @@ class RiskStage:
         if decided is None:
             return None  # already assessed (replayed after a restart)
         self.carry.pop(signal.brand, None)
+        if decided.silence is not None and decided.decision.assessment.pause:
+            silence = decided.silence
+            log.warning("%s would pause but is silenced (%s: %s)", signal.brand, silence.id, silence.reason)
         alert = decided.alert
         if alert is not None:
             await self.producer.send_and_wait(

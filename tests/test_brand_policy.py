@@ -269,6 +269,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
                 for brand in ("calm", "edgy", "launch"):
                     await stage.handle(signal.model_copy(update={"brand": brand}), 0)
         assert "brand policy changed: edgy: {'sensitivity': 'quiet'} -> {'sensitivity': 'sensitive'}" in caplog.text
+        assert "launch would pause but is silenced (launch-day: product launch)" in caplog.text
     finally:
         await stage.stop()
 
