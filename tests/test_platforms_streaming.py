@@ -4,8 +4,9 @@ Each server is an aiohttp app speaking the platform's wire format with payloads 
 API documentation (tests/fixtures/platforms/): Mastodon's SSE streaming API and REST timelines with
 X-RateLimit-* headers, Jetstream's WebSocket with its cursor, X's NDJSON stream with keep-alive lines,
 its rules endpoints and recent search. Every connector is built from a sources file, runs into the real
-broker, survives a dropped connection and a storm of 429s, is restarted from its checkpoint, and what
-lands on ``mentions.raw`` is checked for gaps and duplicates.
+broker, survives a dropped connection and a storm of 429s, is restarted from its checkpoint (in the
+compacted ``connectors.checkpoints`` topic, read back by a new sink), and what lands on ``mentions.raw``
+is checked for gaps and duplicates. One more test SIGKILLs ``crisiswatch connect --sources`` mid-stream.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import asyncio
 import contextlib
 import copy
 import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -640,3 +644,105 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     assert one.metrics is not None and (one.metrics.likes, one.metrics.shares, one.metrics.reach) == (12, 5, 1850)
     assert one.context is not None and one.context.in_reply_to == "x:1866000000000000001"
     assert one.context.root == "x:1866000000000000000"
+
+
+# --- a real kill: SIGKILL mid-stream, restart, nothing missing -------------------------------------------------
+class TopicWatch:
+    """A consumer that keeps reading one topic from the start (for waiting on what a subprocess hands over)."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        self.records: list[ConsumerRecord] = []
+
+    async def __aenter__(self) -> TopicWatch:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def until(self, condition: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(self.records):
+            assert time.monotonic() < deadline, "timed out waiting for records"
+            batches = await self.consumer.getmany(timeout_ms=200)
+            self.records.extend(r for records in batches.values() for r in records)
+
+
+async def test_bluesky_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = JetstreamServer()
+
+    async def firehose() -> None:  # the network never sleeps: unrelated posts all the time
+        n = 0
+        while True:
+            n += 1
+            server.post(f"3lnoise{n:06d}", f"the weather, part {n}")
+            await asyncio.sleep(0.05)
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_CONNECTOR_BACKOFF_INITIAL_SECONDS": "0.05",
+        "CRISISWATCH_CONNECTOR_BACKOFF_MAX_SECONDS": "0.2",
+    }
+    env.pop("CRISISWATCH_CONNECTOR_STATE_DIR", None)
+
+    async def start(path: Path) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crisiswatch.cli", "connect", "--sources", str(path), "--only", "bsky",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    def ids(records: list[ConsumerRecord]) -> list[str]:
+        return [r.key.decode() for r in records if r.key]
+
+    await ensure_topics(settings.bootstrap_servers, settings)
+    noise = asyncio.create_task(firehose())
+    mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
+    try:
+        async with serve(server.app()) as http, TopicWatch(settings.bootstrap_servers, mentions_topic) as raw:
+            url = str(http.make_url("/subscribe")).replace("http://", "ws://")
+            path = sources_file(tmp_path, f"  - {{name: bsky, kind: bluesky, url: '{url}'}}\n")
+            first = await start(path)
+            try:
+                await wait_for(lambda: len(server.cursors) >= 1, timeout=60)
+                before = [server.post(f"3lbefore{i}", f"acme problem {i}") for i in range(3)]
+                async with TopicWatch(settings.bootstrap_servers, checkpoints_topic) as checkpoints:
+                    saved = before[-1]["time_us"]
+                    await checkpoints.until(
+                        lambda rs: any(json.loads(r.value)["state"].get("time_us", 0) > saved for r in rs), timeout=60
+                    )  # a periodic checkpoint (every 5 s) after the three posts
+                after = [server.post(f"3lafter{i}", f"acme problem after {i}") for i in range(2)]
+                await raw.until(lambda rs: len(set(ids(rs))) >= 5)
+            finally:
+                first.kill()  # SIGKILL: no final checkpoint, no goodbye
+                await first.wait()
+            down = server.post("3ldown", "acme posted while the connector was dead")
+            second = await start(path)
+            try:
+                await wait_for(lambda: len(server.cursors) >= 2, timeout=60)
+                late = server.post("3llate", "acme after the restart")
+                await raw.until(lambda rs: len(set(ids(rs))) >= 7)
+            finally:
+                second.send_signal(signal.SIGINT)
+                _, err = await asyncio.wait_for(second.communicate(), 30)
+            assert second.returncode == 0, err.decode()
+            await raw.until(lambda rs: True)
+    finally:
+        noise.cancel()
+
+    def mention_id(event: dict[str, Any]) -> str:
+        return f"bluesky:at://{event['did']}/app.bsky.feed.post/{event['commit']['rkey']}"
+
+    got = ids(raw.records)
+    assert set(got) == {mention_id(e) for e in [*before, *after, down, late]}  # nothing missing, no noise
+    resumed_at = server.cursors[1]
+    assert resumed_at is not None and before[-1]["time_us"] < resumed_at <= down["time_us"]  # from the checkpoint
+    for event in [*before, down, late]:  # checkpointed (or new): handed over exactly once
+        assert got.count(mention_id(event)) == 1, mention_id(event)
+    for event in after:  # handed over after the last checkpoint: maybe again (the pipeline de-duplicates by id)
+        assert got.count(mention_id(event)) in (1, 2)
