@@ -336,3 +336,15 @@ def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> N
     assert json.loads(run("list", "--json")[1]) == []
     code, out = run("remove", long_id)
     assert code == 1 and "no silence" in out
+
+
+def test_the_example_brands_file_loads_with_its_policies() -> None:
+    from stream.brands_file import load_brand_policies
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "brands.yaml"
+    book = RiskBook(RiskPolicy(), load_brand_policies(path))
+    assert book.policy_for("acme").critical_at == 84
+    globex = book.policy_for("globex")
+    assert (globex.critical_at, globex.min_mentions_to_pause, globex.scope_for("globex")) == (59.5, 15, "global")
+    assert not book.policy_for("initech").pauses_at("critical") and book.policy_for("initech").crisis.persist == 3
+    assert book.policy_for("umbrella") is book.policy
