@@ -28,6 +28,46 @@ def _logging(verbose: bool) -> None:
     )
 
 
+def _preflight(*topics: str, settings: Settings | None = None) -> None:
+    """One line and an exit status, not a traceback, when Kafka does not answer or ``topics`` are missing.
+
+    Only for a configured cluster (``KAFKA_BOOTSTRAP_SERVERS``): without one, each command says what it
+    needs (or starts the embedded broker). See `crisiswatch.preflight` for the exit statuses.
+    """
+    import asyncio
+
+    from crisiswatch.preflight import OperatorError, check_cluster, quiet_shutdown
+
+    settings = settings or Settings()
+    if not settings.bootstrap_servers:
+        return
+    try:
+        asyncio.run(check_cluster(settings, settings.bootstrap_servers, topics))
+    except OperatorError as exc:
+        quiet_shutdown()
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _duration(value: str | None) -> str | None:
+    """Typer callback: a duration must carry its unit (`crisiswatch.durations`); the text is kept."""
+    from crisiswatch.durations import DurationError, parse_duration
+
+    if value is not None:
+        try:
+            parse_duration(value)
+        except DurationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _seconds(value: str) -> float:
+    """Seconds of a duration already checked by `_duration`."""
+    from crisiswatch.durations import parse_duration
+
+    return parse_duration(value)
+
+
 @app.command()
 def run(
     replay: Annotated[
@@ -41,15 +81,31 @@ def run(
         bool | None,
         typer.Option("--page/--no-page", help="Also serve the one-button page (default: unless --until-idle)."),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Use the configured topics. Default: a rehearsal on its own topic prefix "
+            "(CRISISWATCH_REHEARSAL_PREFIX, else rehearsal-<id>.), which can never pause real publishing.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole pipeline on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS) and print alerts and pauses."""
-    from crisiswatch.runner import run_command
+    """Run the whole pipeline on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS) and print alerts and pauses.
+
+    SIGINT/SIGTERM stop the worker (the signal is passed on and waited for), the page and the embedded
+    broker, and remove the run's temporary folder; the exit status is then 130 / 143.
+    """
+    from crisiswatch.preflight import EXIT_INTERRUPTED, EXIT_TERMINATED
+    from crisiswatch.runner import Stopped, run_command
 
     _logging(False)
+    _preflight()
     try:
-        run_command(replay, speed, brands, until_idle, as_json, page)
+        run_command(replay, speed, brands, until_idle, as_json, page, live=live)
+    except Stopped as stopped:
+        raise typer.Exit(EXIT_TERMINATED if stopped.signum == signal.SIGTERM else EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -61,9 +117,7 @@ def backtest(
     labels: Annotated[
         Path | None, typer.Option(help="Labels file: per brand, event windows and expected pauses.")
     ] = None,
-    brands: Annotated[
-        Path | None, typer.Option(help="Brands YAML file (default: CRISISWATCH_BRANDS_FILE).")
-    ] = None,
+    brands: Annotated[Path | None, typer.Option(help="Brands YAML file (default: CRISISWATCH_BRANDS_FILE).")] = None,
     policy: Annotated[Path | None, typer.Option(help="YAML/JSON file of risk policy fields to try.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the report, pictures and enrichment cache.")] = Path(
         "reports/backtest"
@@ -93,6 +147,7 @@ def worker(
     from stream.app import run_worker
 
     settings = Settings()
+    _preflight(settings=settings)
     with broker_for(settings) as bootstrap:
         run_worker(settings, bootstrap, loglevel=loglevel or settings.log_level)
 
@@ -104,29 +159,59 @@ def topics(
     """List the topic contracts (name, key, partitions, configs); with --create, create them."""
     import asyncio
 
-    from rich.console import Console
-    from rich.table import Table
-
+    from crisiswatch.tables import ID, TEXT, new_table, print_table
     from stream.topics import ALL_TOPICS, ensure_topics, partitions_for
 
     settings = Settings()
-    table = Table("topic", "key", "partitions", "schema", "compacted", "what")
+    if create and settings.bootstrap_servers:
+        _preflight(settings=settings)
+    table = new_table(
+        ("topic", ID), ("partitions", ID), ("compacted", ID), ("schema", TEXT), ("key", TEXT), ("what", TEXT)
+    )
     for spec in ALL_TOPICS:
         table.add_row(
             settings.topic(spec.name),
-            spec.key,
             str(partitions_for(spec, settings)),
-            f"stream/schemas/{spec.schema}" if spec.schema else "— (internal)",
             "yes" if spec.compacted else "no",
+            f"stream/schemas/{spec.schema}" if spec.schema else "— (internal)",
+            spec.key,
             spec.description,
         )
-    Console().print(table)
+    print_table(table)
     if create:
         if not settings.bootstrap_servers:
             typer.echo("error: set KAFKA_BOOTSTRAP_SERVERS to create topics", err=True)
             raise typer.Exit(2)
         created = asyncio.run(ensure_topics(settings.bootstrap_servers, settings))
         typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="Logical topic name: alerts, publishing.control, mentions.dlq, …")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new records until Ctrl-C.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Every record, not the last N.")] = False,
+    last: Annotated[int | None, typer.Option("--last", min=0, help="The last N records (default 10).")] = None,
+    key: Annotated[bool, typer.Option("--key", help="Also print each record's key.")] = False,
+) -> None:
+    """Print a topic's records (the configured prefix is applied); signed control records are verified."""
+    from crisiswatch.tail import DEFAULT_LAST, UnknownTopic, resolve_topic, tail_command
+
+    if from_beginning and last is not None:
+        raise typer.BadParameter("give --from-beginning or --last, not both", param_hint="--last")
+    settings = Settings()
+    try:
+        logical, _ = resolve_topic(topic, settings)
+    except UnknownTopic as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not settings.bootstrap_servers:
+        typer.echo("error: no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS", err=True)
+        raise typer.Exit(1)
+    _preflight(logical, settings=settings)
+    count = None if from_beginning else (DEFAULT_LAST if last is None else last)
+    tail_command(topic, last=count, follow=follow, as_json=as_json, show_key=key)
 
 
 @app.command("demo-data")
@@ -183,6 +268,7 @@ def pause(
     """Pause all publishing in a scope now (signed; needs a private key in CRISISWATCH_CONTROL_KEYS)."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.change(
         "pause", scope=scope, reason=reason, actor=actor, resume_at=resume_at, on_resume=_on_resume(on_resume)
     )  # type: ignore[arg-type]
@@ -198,6 +284,7 @@ def resume(
     """Resume publishing in a scope (a person decides; signed)."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.change("resume", scope=scope, reason=reason, actor=actor, on_resume=_on_resume(on_resume))  # type: ignore[arg-type]
 
 
@@ -206,6 +293,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of
     """Show the verified pause/resume state of every scope; exits 1 saying why when it cannot verify it."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.status(as_json)
 
 
@@ -218,6 +306,7 @@ def audit(
     """Show the audit log (who paused/resumed what, why, when), each record's signature verified."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.audit(since=since, scope=scope, as_json=as_json)
 
 
@@ -263,7 +352,12 @@ def schedule_add(
     start: Annotated[str | None, typer.Option(help="Absolute window start (ISO with zone).")] = None,
     end: Annotated[str | None, typer.Option(help="Absolute window end (ISO with zone).")] = None,
     cron: Annotated[str | None, typer.Option(help="Recurring: start times, e.g. '0 22 * * SAT'.")] = None,
-    duration: Annotated[str | None, typer.Option(help="Recurring: length of each window, e.g. 10h.")] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            callback=_duration, help="Recurring: length of each window with its unit: 90m, 10h, 1d or ISO PT10H."
+        ),
+    ] = None,
     timezone: Annotated[str, typer.Option(help="IANA zone the cron is read in.")] = "UTC",
     on_resume: Annotated[str, typer.Option(help="hold | skip | review.")] = "hold",
     replace: Annotated[bool, typer.Option(help="Replace a schedule with the same id.")] = False,
@@ -272,6 +366,7 @@ def schedule_add(
     """Add a planned pause window."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.schedule_add(
         schedule_id=schedule_id, scope=scope, reason=reason, actor=actor, start=start, end=end, cron=cron,
         duration=duration, timezone=timezone, on_resume=_on_resume(on_resume), replace=replace,  # type: ignore[arg-type]
@@ -285,6 +380,7 @@ def schedule_list(
     """List the planned pause windows."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.schedule_list(as_json)
 
 
@@ -297,6 +393,7 @@ def schedule_remove(
     """Remove a planned pause window (an open window of it ends)."""
     from crisiswatch.control import commands
 
+    _preflight()
     commands.schedule_remove(schedule_id, actor=actor, reason=reason)
 
 
@@ -309,6 +406,7 @@ def schedule_run(
     from crisiswatch.control import commands
 
     _logging(verbose)
+    _preflight()
     commands.schedule_run(metrics_port)
 
 
@@ -321,6 +419,7 @@ def relay(
     from crisiswatch.control import commands
 
     _logging(verbose)
+    _preflight()  # the relay waits for publishing.control to appear
     commands.relay(metrics_port)
 
 
@@ -357,7 +456,8 @@ def bench_control(
 def detect_series(
     file: Annotated[Path, typer.Argument(help="CSV with columns timestamp,value (UTC timestamps).")],
     bucket: Annotated[
-        str | None, typer.Option(help="Bucket size, e.g. 60s, 5m, 1h (default: the rows' median spacing).")
+        str | None,
+        typer.Option(callback=_duration, help="Bucket size with its unit: 60s, 5m, 1h (default: the rows' spacing)."),
     ] = None,
 ) -> None:
     """Run the online volume-spike detector over a series; print timestamp,value,score,alert."""
@@ -365,11 +465,7 @@ def detect_series(
 
     from crisiswatch import series
 
-    try:
-        bucket_seconds = series.parse_duration(bucket) if bucket else None
-    except ValueError as error:
-        typer.echo(f"error: --bucket: {error}", err=True)
-        raise typer.Exit(2) from None
+    bucket_seconds = _seconds(bucket) if bucket else None
     try:
         rows = series.read_series(file)
     except (ValueError, OSError, UnicodeDecodeError) as error:
@@ -404,9 +500,11 @@ def alerts(
     from crisiswatch.alerting import commands
 
     if recent:
+        _preflight("alerts", "alerts.ack")
         commands.list_alerts(recent, as_json)
         return
     _logging(verbose)
+    _preflight()
     commands.run_dispatcher(metrics_port)
 
 
@@ -419,6 +517,7 @@ def ack(
     """Acknowledge an alert: record who is on it (shown on the page and sent to every channel)."""
     from crisiswatch.alerting import commands
 
+    _preflight("alerts", "alerts.ack")
     commands.acknowledge(alert_id, actor, note)
 
 
@@ -432,6 +531,14 @@ def serve(
     from crisiswatch.web import commands
 
     _logging(verbose)
+    settings = Settings()
+    _preflight(settings=settings)
+    if "brands_file" not in settings.model_fields_set:  # the default is the demo's brands file, not yours
+        typer.echo(
+            "no brands file: the page lists no brand scopes (a paused brand still shows); set "
+            "CRISISWATCH_BRANDS_FILE to your brands file to list them",
+            err=True,
+        )
     commands.serve(host=host, port=port)
 
 
@@ -461,6 +568,7 @@ def connect_sources(
     from connectors import commands
 
     _logging(verbose)
+    _preflight()
     commands.sources(sources, only, metrics_port)
 
 
@@ -473,7 +581,7 @@ _ConnMetricsOpt = Annotated[int, typer.Option(help="Serve Prometheus metrics on 
 @connect_app.command("rss")
 def connect_rss(
     urls: Annotated[list[str], typer.Argument(help="Feed URLs (RSS or Atom); one connector each.")],
-    interval: Annotated[float, typer.Option(help="Seconds between polls of a feed.")] = 60.0,
+    interval: Annotated[str, typer.Option(callback=_duration, help="Time between polls of a feed: 60s, 5m.")] = "60s",
     source: Annotated[str, typer.Option(help="Mention source: news, blog, …")] = "news",
     metrics_port: _ConnMetricsOpt = 0,
     verbose: bool = True,
@@ -482,7 +590,8 @@ def connect_rss(
     from connectors import commands
 
     _logging(verbose)
-    commands.rss(urls, interval, source, metrics_port)
+    _preflight()
+    commands.rss(urls, _seconds(interval), source, metrics_port)
 
 
 @connect_app.command("webhook")
@@ -496,6 +605,7 @@ def connect_webhook(
     from connectors import commands
 
     _logging(verbose)
+    _preflight()
     commands.webhook(host, port, mapping or [])
 
 
@@ -513,6 +623,7 @@ def connect_sse(
     from connectors import commands
 
     _logging(verbose)
+    _preflight()
     commands.sse(url, mapping, source, header or [], event or [], metrics_port)
 
 
@@ -523,7 +634,7 @@ def connect_websocket(
     subscribe: Annotated[list[str] | None, typer.Option(help="JSON message sent on connect (repeatable).")] = None,
     source: _SourceOpt = None,
     header: _HeaderOpt = None,
-    heartbeat: Annotated[float, typer.Option(help="Ping interval in seconds.")] = 30.0,
+    heartbeat: Annotated[str, typer.Option(callback=_duration, help="Ping interval: 30s, 1m.")] = "30s",
     metrics_port: _ConnMetricsOpt = 0,
     verbose: bool = True,
 ) -> None:
@@ -531,14 +642,15 @@ def connect_websocket(
     from connectors import commands
 
     _logging(verbose)
-    commands.websocket(url, mapping, source, subscribe or [], header or [], heartbeat, metrics_port)
+    _preflight()
+    commands.websocket(url, mapping, source, subscribe or [], header or [], _seconds(heartbeat), metrics_port)
 
 
 @connect_app.command("poll")
 def connect_poll(
     url: Annotated[str, typer.Argument(help="JSON API URL.")],
     mapping: _MappingArg,
-    interval: Annotated[float, typer.Option(help="Seconds between poll cycles.")] = 60.0,
+    interval: Annotated[str, typer.Option(callback=_duration, help="Time between poll cycles: 60s, 5m.")] = "60s",
     param: Annotated[list[str] | None, typer.Option(help="Query parameter key=value (repeatable).")] = None,
     source: _SourceOpt = None,
     header: _HeaderOpt = None,
@@ -549,7 +661,8 @@ def connect_poll(
     from connectors import commands
 
     _logging(verbose)
-    commands.poll(url, mapping, source, interval, param or [], header or [], metrics_port)
+    _preflight()
+    commands.poll(url, mapping, source, _seconds(interval), param or [], header or [], metrics_port)
 
 
 # --- sentiment model (detectors/sentiment.py, crisiswatch/offline/training.py) ------------------------------
@@ -716,8 +829,20 @@ def corpus_generate(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an error an operator can fix (Kafka unreachable, topics missing) is one line."""
+    import sys
+
+    from crisiswatch.preflight import operator_error, quiet_shutdown
+
+    try:
+        app()
+    except Exception as exc:
+        error = operator_error(exc)
+        if error is None:
+            raise
+        quiet_shutdown()
+        print(f"error: {error.message}", file=sys.stderr)
+        sys.exit(error.exit_code)
 
 
 def settings_from_env() -> Settings:

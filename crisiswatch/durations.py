@@ -8,8 +8,9 @@ were meant::
     parse_duration("PT10M") == 600     parse_duration("P1DT2H") == 93600 parse_duration("P2W") == 1209600
     parse_duration("10")  -> DurationError: "10" has no unit: write 10s, 10m, 10h or 10d
 
-Units: ``s``, ``m``, ``h``, ``d``, ``w`` (compound ``1h30m``, spaces allowed), or an ISO 8601 duration
-(``PnWnDTnHnMnS``; years and months are refused, as their length varies).
+Units: ``s``, ``m``, ``h``, ``d``, ``w`` (also spelt ``sec``, ``min``, ``hours``, ``days`` ...), compound
+(``1h30m``, spaces allowed), or an ISO 8601 duration (``PnWnDTnHnMnS``; years and months are refused,
+as their length varies).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from __future__ import annotations
 import re
 
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_ALIASES = {
+    **dict.fromkeys(("sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("day", "days"), "d"),
+    **dict.fromkeys(("week", "weeks"), "w"),
+}
 _NUMBER = r"\d+(?:\.\d+)?|\.\d+"
 _PART = re.compile(rf"\s*({_NUMBER})\s*([a-z]+)\s*", re.IGNORECASE)
 _BARE = re.compile(rf"^\s*({_NUMBER})\s*$")
@@ -72,7 +80,7 @@ def _compound_seconds(raw: str) -> float:
         part = _PART.match(raw, position)
         if part is None:
             raise DurationError(f"not a duration: {raw!r} ({EXAMPLES})")
-        unit = part.group(2).lower()
+        unit = _ALIASES.get(part.group(2).lower(), part.group(2).lower())
         if unit not in _UNITS:
             raise DurationError(f"{raw!r}: unknown unit {part.group(2)!r} (use s, m, h, d or w; {EXAMPLES})")
         if unit in seen:

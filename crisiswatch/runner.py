@@ -4,6 +4,12 @@ The worker runs as its own process (``crisiswatch worker``), exactly as in produ
 replays the input, follows ``alerts`` and ``publishing.control``, prints every alert and every control
 change as it happens and, with ``until_idle``, returns once the replay is done and the pipeline has
 drained (every stage caught up and no output for a while).
+
+A run is a **rehearsal** unless ``live``: its topics get their own prefix (``rehearsal_prefix``, else
+``rehearsal-<random id>.``) and its consumer groups their own application id, so a replay started with
+production settings in the environment can never pause real publishing. SIGINT/SIGTERM cancel the run:
+the signal is passed on to the worker, which is waited for, then the page and the embedded broker stop
+and the run's temporary folder is removed (`Stopped` tells the CLI which signal it was).
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,14 @@ from stream.topics import (
     SIGNALS,
     ensure_topics,
 )
+
+
+class Stopped(Exception):
+    """The run was stopped by SIGINT or SIGTERM, after it stopped its worker and cleaned up."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 @dataclass
@@ -273,21 +289,72 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """Launch ``crisiswatch worker`` as a child process bound to ``bootstrap``."""
     env = {**os.environ, **env_extra, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "crisiswatch.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    with log_path.open("ab") as log:
+        # Its own process group: a Ctrl-C in the terminal reaches the worker once, passed on by this process.
+        return subprocess.Popen(
+            [sys.executable, "-m", "crisiswatch.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0, signum: int = signal.SIGTERM) -> None:
+    """Send ``signum`` (SIGTERM: a graceful stop) and wait for the exit; kill after ``timeout`` s."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signum)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[list[int]]:
+    """Within, SIGINT and SIGTERM cancel the current task (so that its ``finally`` blocks clean up).
+
+    Yields the list the signals received are appended to.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            task.cancel()
+        received.append(signum)
+
+    for signum in previous:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def rehearsal_env(settings: Settings, live: bool) -> tuple[dict[str, str], str]:
+    """The environment that isolates a rehearsal (empty when ``live``), and the line that says so."""
+    if live:
+        return {}, (f"LIVE run on the configured topics (prefix {settings.topic_prefix!r}): its pauses are real pauses")
+    prefix = settings.rehearsal_prefix or f"rehearsal-{secrets.token_hex(4)}."
+    app_id = f"{settings.app_id}-{re.sub(r'[^A-Za-z0-9_-]+', '-', prefix).strip('-')}"
+    env = {"CRISISWATCH_TOPIC_PREFIX": prefix, "CRISISWATCH_APP_ID": app_id}
+    return env, (
+        f"REHEARSAL on topics {prefix}* (consumer groups {app_id}-*): isolated from the configured topics, "
+        "so it cannot pause real publishing (--live uses them)"
+    )
 
 
 @contextlib.asynccontextmanager
@@ -323,8 +390,35 @@ async def run_pipeline(
 ) -> RunReport:
     """Start the worker, replay, print; return when drained (``until_idle``) or cancelled.
 
-    With ``page``, the one-button page is served too and ``page`` is told its address.
+    With ``page``, the one-button page is served too and ``page`` is told its address. SIGINT/SIGTERM
+    stop the worker with the same signal, wait for it, and raise `Stopped`.
     """
+    with stop_on_signals() as received:
+        try:
+            return await _run_pipeline(
+                settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path, idle_timeout, note,
+                page, received,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            if received:
+                raise Stopped(received[0]) from None
+            raise
+
+
+async def _run_pipeline(
+    settings: Settings,
+    bootstrap: str,
+    replay_path: Path,
+    speed: float,
+    until_idle: bool,
+    emit: Callable[[dict[str, Any]], None],
+    env_extra: dict[str, str],
+    log_path: Path,
+    idle_timeout: float,
+    note: Callable[[dict[str, Any]], None] | None,
+    page: Callable[[str], None] | None,
+    received: list[int],
+) -> RunReport:
     fresh = await ensure_topics(bootstrap, settings)
     async with contextlib.AsyncExitStack() as stack:
         if page is not None:
@@ -356,7 +450,7 @@ async def run_pipeline(
             watch_task.cancel()
             await asyncio.gather(watch_task, return_exceptions=True)
             await watcher.stop()
-            stop_process(worker)
+            stop_process(worker, signum=received[0] if received else signal.SIGTERM)
 
 
 def run_command(
@@ -366,10 +460,41 @@ def run_command(
     until_idle: bool,
     as_json: bool,
     page: bool | None = None,
+    *,
+    live: bool = False,
 ) -> RunReport:
-    """The body of `crisiswatch run`; ``page`` (default: unless ``until_idle``) serves the one-button page."""
+    """The body of `crisiswatch run`; ``page`` (default: unless ``until_idle``) serves the one-button page.
+
+    Without ``live``, a rehearsal on its own topic prefix (`rehearsal_env`). Always removes its temporary
+    folder, except after a worker failure (its log is there, and the error names it).
+    """
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stopped)  # until the event loop takes over
+    workdir = Path(tempfile.mkdtemp(prefix="crisiswatch-run-"))
+    keep = False
+    try:
+        return _run_command(replay_path, speed, brands, until_idle, as_json, page, live, workdir)
+    except (RuntimeError, TimeoutError) as exc:
+        keep = str(workdir) in str(exc)  # the worker's log is named in the error
+        raise
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _run_command(
+    replay_path: Path | None,
+    speed: float,
+    brands: Path | None,
+    until_idle: bool,
+    as_json: bool,
+    page: bool | None,
+    live: bool,
+    workdir: Path,
+) -> RunReport:
     settings = Settings()
-    env_extra: dict[str, str] = {}
+    env_extra, banner = rehearsal_env(settings, live)
+    print(banner, file=sys.stderr, flush=True)
     show_page = (not until_idle) if page is None else page
     sign_in = "with CRISISWATCH_WEB_USERS / CRISISWATCH_API_TOKEN"
     if show_page and settings.web_users is None and settings.api_token is None:
@@ -380,7 +505,6 @@ def run_command(
         env_extra["CRISISWATCH_WEB_USERS"] = f"demo:{hash_password(password)}"
         env_extra["CRISISWATCH_WEB_ROLES"] = "demo:admin"  # the one person of a rehearsal does everything
         sign_in = f"as demo / {password} (this run only)"
-    workdir = Path(tempfile.mkdtemp(prefix="crisiswatch-run-"))
     if replay_path is None:
         from crisiswatch.demo import write_demo
 
@@ -405,6 +529,7 @@ def run_command(
     with broker_for(settings) as bootstrap:
         if not as_json:
             print(f"broker {bootstrap} · replaying {replay_path} · worker log {log_path}", file=sys.stderr)
+
         def announce(url: str) -> None:
             print(f"pause/resume page: {url}  sign in {sign_in}", file=sys.stderr)
 
@@ -413,7 +538,7 @@ def run_command(
                 settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
                 note=None if as_json else emit, page=announce if show_page else None,
             )
-        )
+        )  # fmt: skip
     paused = [c for c in report.controls if c["state"] == "paused"]
     print(
         f"done: {report.replayed} records replayed, {report.signals} window signals, {len(report.alerts)} alert "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import re
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,9 +18,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detectors.spikes import SpikeAlerter, SpikeResult
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class SeriesFormatError(ValueError):
@@ -40,14 +36,10 @@ class SeriesRow:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``"5m"``, ``"300s"``, ``"1h"``, ``"1d"`` or a bare number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 5m, 1h)")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) and match.group(2).lower()]
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive: {text!r}")
-    return seconds
+    """Seconds in ``"5m"``, ``"300s"``, ``"1h"``, ``"1d"`` or a bare number of seconds (`crisiswatch.durations`)."""
+    from crisiswatch.durations import parse_duration as parse
+
+    return parse(text, allow_bare_seconds=True)
 
 
 def parse_timestamp(text: str) -> float:

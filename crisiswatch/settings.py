@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("", description="Prefix for every topic name, to share a cluster.")
     app_id: str = Field("crisiswatch", description="Faust application id (consumer group prefix).")
+    rehearsal_prefix: str | None = Field(
+        default=None,
+        description="Topic prefix of `crisiswatch run` rehearsals (without --live). Unset: rehearsal-<random id>.",
+    )
     partitions: int = Field(4, ge=1, description="Partitions of the data topics.")
     replication_factor: int = Field(1, ge=1)
     max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")

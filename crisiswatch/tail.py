@@ -170,7 +170,7 @@ async def tail(
     follow: bool = False,
     as_json: bool = False,
     show_key: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     stop: asyncio.Event | None = None,
     on_caught_up: Callable[[], None] | None = None,
 ) -> int:
@@ -179,6 +179,7 @@ async def tail(
     Returns the number of records printed. The topic must exist (`crisiswatch.preflight.check_cluster`).
     """
     logical, name = resolve_topic(topic, settings)
+    out = out or sys.stdout  # at call time: the CLI's stdout may be redirected
     verifier = Verifier(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -246,8 +247,8 @@ def tail_command(topic: str, *, last: int | None, follow: bool, as_json: bool, s
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+        for signum in (signal.SIGINT, signal.SIGTERM) if follow else ():
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread: Ctrl-C as usual
                 loop.add_signal_handler(signum, stop.set)
         return await tail(
             settings, bootstrap, topic, last=last, follow=follow, as_json=as_json, show_key=show_key, stop=stop

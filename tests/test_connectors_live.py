@@ -263,7 +263,7 @@ async def test_cli_connect_rss_runs_until_sigint(kafka_bootstrap: str, settings:
     }
     await ensure_topics(kafka_bootstrap, settings)
     async with serve(app) as server:
-        args = ["connect", "rss", str(server.make_url("/feed")), "--interval", "0.2", "--source", "blog"]
+        args = ["connect", "rss", str(server.make_url("/feed")), "--interval", "0.2s", "--source", "blog"]
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crisiswatch.cli", *args, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

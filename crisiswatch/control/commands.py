@@ -21,9 +21,9 @@ from datetime import datetime
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from crisiswatch import durations
 from crisiswatch.control.audit import AuditEntry
 from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.gate import heartbeat_problem
@@ -40,11 +40,9 @@ from crisiswatch.control.messages import (
     is_scope,
 )
 from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
+from crisiswatch.durations import format_duration
 from crisiswatch.settings import Settings
 from crisiswatch.tables import ID, TEXT, new_table, print_table
-
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_DURATION = re.compile(rf"^(?:{_NUMBER}d)?(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?$")
 
 
 def fail(message: str) -> typer.Exit:
@@ -112,15 +110,14 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``10h``, ``1d``, ``1h30m``."""
-    match = _DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None:
-        raise fail(f"not a duration: {text!r} (e.g. 90s, 15m, 10h, 1h30m)")
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise fail("the duration must be positive")
-    return total
+    """Seconds from a duration with its unit (``90s``, ``15m``, ``10h``, ``1d``, ``1h30m``, ``PT10M``), or an error.
+
+    A bare number is refused: `crisiswatch.durations` is the one parser of every duration on the CLI.
+    """
+    try:
+        return durations.parse_duration(text)
+    except durations.DurationError as exc:
+        raise fail(f"--duration: {exc}") from exc
 
 
 def run_async(main: Callable[[], Awaitable[object]]) -> object:
@@ -224,20 +221,22 @@ async def read_states(settings: Settings, keyring: Keyring, timeout: float = 15.
 
 
 def status_table(states: dict[str, ControlMessage]) -> Table:
-    table = Table(title="publishing control")
-    for column in ("scope", "state", "since", "by", "reason", "alert", "on resume", "resume at", "seq"):
-        table.add_column(column)
+    """Every scope's state; scopes, alert ids and times are never cut (`crisiswatch.tables`)."""
+    table = new_table(
+        ("scope", ID), ("state", ID), ("since", ID), ("by", ID), ("alert", ID), ("on resume", ID),
+        ("resume at", ID), ("seq", ID), ("reason", TEXT), title="publishing control",
+    )  # fmt: skip
     for scope, message in states.items():
         table.add_row(
             scope,
             "[red]PAUSED[/red]" if message.paused else "[green]active[/green]",
             message.issued_at.strftime("%Y-%m-%d %H:%M:%SZ"),
             message.actor,
-            message.reason,
             message.alert_id or "",
             message.on_resume,
             message.resume_at.strftime("%Y-%m-%d %H:%M:%SZ") if message.resume_at else "",
             str(message.seq),
+            message.reason,
         )
     return table
 
@@ -260,11 +259,11 @@ def status(as_json: bool) -> dict[str, ControlMessage]:
         typer.echo(json.dumps({s: m.model_dump(mode="json") for s, m in states.items()}, indent=2))
     elif reading.problems:
         if states:
-            Console(width=200).print(status_table(states))
+            print_table(status_table(states))
     elif not states:
         typer.echo("no scope has ever been paused: publishing is active everywhere")
     else:
-        Console(width=200).print(status_table(states))
+        print_table(status_table(states))
     if reading.problems:
         lines = "\n".join(f"  - {problem}" for problem in reading.problems)
         raise fail(f"cannot verify the publishing control state; gates refuse posts until this is fixed:\n{lines}")
@@ -372,12 +371,13 @@ def schedule_list(as_json: bool) -> list[Schedule]:
 
         typer.echo(json.dumps([s.model_dump(mode="json", exclude={"sig"}) for s in schedules], indent=2))
         return schedules
-    table = Table(title="publishing schedules")
-    for column in ("id", "scope", "when", "on resume", "reason", "by"):
-        table.add_column(column)
+    table = new_table(
+        ("id", ID), ("scope", ID), ("by", ID), ("on resume", ID), ("when", TEXT), ("reason", TEXT),
+        title="publishing schedules",
+    )  # fmt: skip
     for s in schedules:
-        table.add_row(s.id, s.scope, _when(s), s.on_resume, s.reason, s.created_by)
-    Console(width=200).print(table)
+        table.add_row(s.id, s.scope, s.created_by, s.on_resume, _when(s), s.reason)
+    print_table(table)
     return schedules
 
 
@@ -533,17 +533,6 @@ def _serve_metrics(port: int, settings: Settings) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(port, addr=settings.web_host)
-
-
-def format_duration(seconds: float) -> str:
-    """``36000`` -> ``10h``, ``5400`` -> ``1h30m``, ``90`` -> ``1m30s``."""
-    rest: int = round(seconds)
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size or (unit == "s" and not parts):
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts)
 
 
 def _when(schedule: Schedule) -> str:
