@@ -179,6 +179,7 @@ class MastodonServer:
         self.connections = 0
         self.auth: list[str | None] = []
         self.rest_queries: list[dict[str, str]] = []
+        self.search_queries: list[dict[str, str]] = []
 
     def status(self, n: int, text: str, *, reblog: dict[str, Any] | None = None) -> dict[str, Any]:
         status = copy.deepcopy(STATUS)
@@ -197,6 +198,7 @@ class MastodonServer:
         app = web.Application()
         app.router.add_get("/api/v1/streaming/hashtag", self.stream)
         app.router.add_get("/api/v1/timelines/tag/{tag}", self.timeline)
+        app.router.add_get("/api/v2/search", self.search)
         return app
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
@@ -234,6 +236,16 @@ class MastodonServer:
                     await response.write(b":thump\n\n")
         return response
 
+    async def search(self, request: web.Request) -> web.Response:
+        """``/api/v2/search?type=statuses``: statuses whose content holds ``q``, oldest first after ``min_id``."""
+        query = dict(request.query)
+        self.search_queries.append(query)
+        assert query["type"] == "statuses"
+        after, limit = int(query["min_id"]), int(query.get("limit", "20"))
+        rows = [s for s, _ in self.statuses if int(s["id"]) > after and query["q"] in s["content"]]
+        rows.sort(key=lambda s: int(s["id"]))
+        return web.json_response({"accounts": [], "statuses": rows[:limit], "hashtags": []})
+
     async def timeline(self, request: web.Request) -> web.Response:
         query = dict(request.query)
         self.rest_queries.append(query)
@@ -268,6 +280,7 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     base_url: {str(http.make_url("/")).rstrip("/")}
     timeline: hashtag
     tag: "#acme"
+    search: [gap]
     token_env: MASTODON_TEST_TOKEN
     idle_timeout: 5
 """,
@@ -316,6 +329,8 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     reblog_id = str(MASTODON_BASE_ID + 3)
     assert since_ids == [reblog_id, reblog_id, reblog_id, live["id"]]  # 429, page 1, page 2; restart
     assert "max_id" in server.rest_queries[2] and server.rest_queries[1]["limit"] == "40"
+    searched_after = [q["min_id"] for q in server.search_queries]  # 45 hits: 40, then the 5 after the 40th
+    assert searched_after == [reblog_id, str(MASTODON_BASE_ID + 49), live["id"]]
     assert counter("crisiswatch_connector_ignored_total", connector="mastodon", why="event_type") > ignored_before
 
 

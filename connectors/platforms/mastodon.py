@@ -277,9 +277,9 @@ class MastodonConnector(Connector):
             return 0
         read, newest = 0, since
         for url, params, since_param in self.catch_up_requests():
-            max_id: str | None = None
+            lower, max_id = str(since), None
             for _page in range(self.max_pages):
-                query = {**params, since_param: str(since), "limit": str(PAGE_LIMIT)}
+                query = {**params, since_param: lower, "limit": str(PAGE_LIMIT)}
                 if max_id:
                     query["max_id"] = max_id
                 body = await self._get_json(client, url, query)
@@ -294,9 +294,12 @@ class MastodonConnector(Connector):
                 ids = [str(s.get("id")) for s in statuses if isinstance(s, dict) and str(s.get("id", "")).isdigit()]
                 if len(statuses) < PAGE_LIMIT or not ids:
                     break
-                max_id = min(ids, key=lambda i: (len(i), i))
+                if since_param == "since_id":  # newest first: walk back towards since_id
+                    max_id = min(ids, key=lambda i: (len(i), i))
+                else:  # min_id: the page right after it; walk forward
+                    lower = max(ids, key=lambda i: (len(i), i))
             else:
-                log.warning("mastodon %s: more than %d pages since %s; older ones skipped", self.host,
+                log.warning("mastodon %s: more than %d pages since %s; the rest skipped", self.host,
                             self.max_pages, since)  # fmt: skip
         self.checkpoint.data["since_id"] = newest
         await self._save(handover)
