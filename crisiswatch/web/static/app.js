@@ -170,11 +170,13 @@ function renderHero(state, alerts) {
 
 function scopeButton(scope) {
   if (scope.paused) {
-    const button = el("button", { class: "safe small", type: "button", dataset: { scope: scope.scope } }, "Resume");
+    const needs = scope.scope === "global" ? "resume_global|request_resume_global" : "resume"; // audit.js hides
+    const button = el("button", { class: "safe small", type: "button", dataset: { scope: scope.scope, needs } }, "Resume");
     button.addEventListener("click", () => confirmThen(button, "Confirm resume", () => change("resume", scope.scope, button)));
     return button;
   }
-  const button = el("button", { class: "danger small", type: "button", dataset: { scope: scope.scope } }, "Pause");
+  const needs = scope.scope === "global" ? "pause_global" : "pause";
+  const button = el("button", { class: "danger small", type: "button", dataset: { scope: scope.scope, needs } }, "Pause");
   button.addEventListener("click", () => change("pause", scope.scope, button));
   return button;
 }
@@ -252,7 +254,7 @@ function renderAlert(alert) {
   }
   if (alert.status === "firing") {
     const note = el("input", { placeholder: "What are you doing about it? (optional)", maxlength: 500, "aria-label": "note" });
-    const button = el("button", { class: "primary small ack", type: "button" }, "I'm on it");
+    const button = el("button", { class: "primary small ack", type: "button", dataset: { needs: "ack" } }, "I'm on it");
     button.addEventListener("click", () =>
       withBusy(button, async () => {
         await api("POST", `api/alerts/${encodeURIComponent(alert.alert_id)}/ack`, { note: note.value });
@@ -296,7 +298,8 @@ function renderSchedules(schedules) {
     return;
   }
   const rows = schedules.map((s) => {
-    const remove = el("button", { class: "link small", type: "button" }, "Remove");
+    const needs = s.scope === "global" ? "schedule_global" : "schedule";
+    const remove = el("button", { class: "link small", type: "button", dataset: { needs } }, "Remove");
     remove.addEventListener("click", () =>
       confirmThen(remove, "Confirm remove", () =>
         withBusy(remove, async () => {
