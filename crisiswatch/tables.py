@@ -23,6 +23,8 @@ ID: ColumnKind = "id"
 TEXT: ColumnKind = "text"
 TEXT_MIN_WIDTH = 12
 """A text column is never squeezed below this (or below its longest value, when shorter)."""
+TEXT_WIDE = 40
+"""When the table must be wider than the terminal anyway, text columns get up to this much."""
 
 
 def new_table(*columns: tuple[str, ColumnKind], title: str | None = None) -> Table:
@@ -36,13 +38,13 @@ def new_table(*columns: tuple[str, ColumnKind], title: str | None = None) -> Tab
     return table
 
 
-def needed_width(table: Table) -> int:
-    """The narrowest width at which every id column shows in full and text columns stay readable."""
+def needed_width(table: Table, text_width: int = TEXT_MIN_WIDTH) -> int:
+    """The narrowest width at which every id column shows in full and text columns get ``text_width``."""
     total = 1  # the left border
     for column in table.columns:
         cells = [str(column.header), *(str(cell) for cell in column.cells)]
         longest = max((len(line) for cell in cells for line in cell.splitlines() or [""]), default=0)
-        width = longest if column.no_wrap else min(longest, TEXT_MIN_WIDTH)
+        width = longest if column.no_wrap else min(longest, text_width)
         total += width + 3  # one space of padding each side, and the border
     return total
 
@@ -50,7 +52,7 @@ def needed_width(table: Table) -> int:
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print ``table`` at the terminal's width, or wider when an id would not fit otherwise."""
     console = console or Console()
-    width = needed_width(table)
-    if width > console.width:
+    if needed_width(table) > console.width:  # wider than the terminal anyway: let the text breathe too
+        width = needed_width(table, TEXT_WIDE)
         console = Console(width=width, file=console.file, force_terminal=console.is_terminal)
     console.print(table)

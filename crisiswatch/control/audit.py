@@ -9,8 +9,8 @@ than hide it. ``crisiswatch audit`` and ``GET /api/audit`` use it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,17 +23,16 @@ from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import utcnow
 
-_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_RECORDS = 10_000
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``2h``, ``30m``, ``7d`` (ago) or an ISO-8601 time with a zone; `ValueError` otherwise."""
+    from crisiswatch.durations import DurationError, parse_duration  # the one parser of durations
+
     text = text.strip()
-    match = _SINCE.fullmatch(text)
-    if match:
-        return (now or utcnow()) - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    with contextlib.suppress(DurationError):  # "2h", "30m", "7d", "PT2H" ago; else an ISO time
+        return (now or utcnow()) - timedelta(seconds=parse_duration(text))
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError as exc:

@@ -70,11 +70,9 @@ def add_silence(
 
 def list_silences(include_past: bool, as_json: bool) -> list[Silence]:
     """Print the silences (not over yet, unless ``include_past``)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from crisiswatch.control.commands import checked_settings, run_async
     from crisiswatch.control.silences import SilenceStore, silence_json
+    from crisiswatch.tables import ID, TEXT, new_table, print_table
     from stream.records import utcnow
 
     settings, keyring = checked_settings(signing=False)
@@ -89,14 +87,13 @@ def list_silences(include_past: bool, as_json: bool) -> list[Silence]:
     if as_json:
         typer.echo(json.dumps([silence_json(s, now) for s in silences], indent=2))
         return silences
-    table = Table(title="silences")
-    for column in ("id", "brand", "when (UTC)", "now", "reason", "by"):
-        table.add_column(column, no_wrap=column in ("id", "brand"))
+    table = new_table(  # ids never cut (`crisiswatch.tables`)
+        ("id", ID), ("brand", ID), ("when (UTC)", ID), ("now", ID), ("reason", TEXT), ("by", ID), title="silences"
+    )
     for s in silences:
         state = "active" if s.start <= now < s.end else "over" if s.end <= now else "planned"
         table.add_row(s.id, s.brand, _when(s), state, s.reason, s.created_by)
-    width = max([120, *(len(s.id) + len(s.brand) + len(s.reason) + 80 for s in silences)])
-    Console(width=width).print(table)
+    print_table(table)
     return silences
 
 

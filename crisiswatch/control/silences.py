@@ -43,9 +43,7 @@ BRAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127}$"
 MAX_SILENCE = timedelta(days=31)
 """The longest silence: a planned event, not a way to switch a brand off (use ``pause_scope: none``)."""
 
-_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _DURATION = re.compile(r"^\+?((?:\d+(?:\.\d+)?[dhms])+)$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 
 
 class Silence(_Signed):
@@ -89,14 +87,13 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {"silence.v1.json": Silence}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds of a duration with units: ``90m``, ``2h``, ``1h30m``, ``1d`` (a bare number is refused)."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (durations need units: 90s, 15m, 2h, 1h30m, 1d)")
-    total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(match.group(1)))
-    if total <= 0:
-        raise ValueError("the duration must be positive")
-    return total
+    """Seconds of a duration with units: ``90m``, ``2h``, ``1h30m``, ``1d`` (a bare number is refused).
+
+    `crisiswatch.durations` parses it (the one parser of durations); a leading ``+`` is allowed here.
+    """
+    from crisiswatch.durations import parse_duration as parse
+
+    return parse(text.strip().removeprefix("+"))
 
 
 def parse_when(text: str, *, base: datetime) -> datetime:
