@@ -462,6 +462,7 @@ TWEET_LINE = json.loads((FIXTURES / "x_stream_tweet.json").read_text(encoding="u
 DISCONNECT = (FIXTURES / "x_operational_disconnect.json").read_text(encoding="utf-8").strip()
 TOO_MANY = json.loads((FIXTURES / "x_too_many_requests.json").read_text(encoding="utf-8"))
 UNAVAILABLE = json.loads((FIXTURES / "x_service_unavailable.json").read_text(encoding="utf-8"))
+INVALID_SINCE = json.loads((FIXTURES / "x_invalid_since_id.json").read_text(encoding="utf-8"))
 X_BASE_ID = 1_866_200_000_000_000_000
 GLOBEX_RULE = brand_rule(TermSet("globex", ("globex", "globex corp")))
 
@@ -570,7 +571,10 @@ class XServer:
         assert self._authorised(request)
         query = dict(request.query)
         self.recent_queries.append(query)
-        if (self.recent_plan.pop(0) if self.recent_plan else "ok") == "429":
+        plan = self.recent_plan.pop(0) if self.recent_plan else "ok"
+        if plan == "400":  # e.g. a since_id older than the 7 days recent search covers
+            return web.json_response(INVALID_SINCE, status=400)
+        if plan == "429":
             headers = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "0",
                        "x-rate-limit-reset": str(int(time.time()) + 1)}  # fmt: skip
             return web.json_response(TOO_MANY, status=429, headers=headers)
@@ -590,6 +594,16 @@ class XServer:
         return web.json_response(body)
 
 
+def x_entry(http: TestServer) -> str:
+    return f"""  - name: x-brands
+    kind: x
+    api_url: {str(http.make_url("/")).rstrip("/")}
+    token_env: X_TEST_BEARER
+    stall_seconds: 0.6
+    reconnect: {{network_step: 0.05, network_max: 0.2, http_initial: 0.1, http_max: 0.4, rate_limit_initial: 0.1}}
+"""
+
+
 async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -599,16 +613,7 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     server.plan = ["disconnect:2", "429", "503", "hold:stall:1", "live"]
     server.recent_plan = ["429"]
     async with serve(server.app()) as http:
-        path = sources_file(
-            tmp_path,
-            f"""  - name: x-brands
-    kind: x
-    api_url: {str(http.make_url("/")).rstrip("/")}
-    token_env: X_TEST_BEARER
-    stall_seconds: 0.6
-    reconnect: {{network_step: 0.05, network_max: 0.2, http_initial: 0.1, http_max: 0.4, rate_limit_initial: 0.1}}
-""",
-        )
+        path = sources_file(tmp_path, x_entry(http))
         async with sink_for(settings) as sink:
             (connector,) = load_sources(path).build(settings)
             assert isinstance(connector, XFilteredStream)
@@ -659,6 +664,29 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
     assert one.metrics is not None and (one.metrics.likes, one.metrics.shares, one.metrics.reach) == (12, 5, 1850)
     assert one.context is not None and one.context.in_reply_to == "x:1866000000000000001"
     assert one.context.root == "x:1866000000000000000"
+
+
+async def test_x_catch_up_refused_for_good_still_follows_the_stream(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X_TEST_BEARER", "x-bearer")
+    settings = fast(settings, tmp_path)
+    server = XServer()
+    server.plan, server.recent_plan = ["disconnect:1", "live"], ["400"]
+    refused_before = counter("crisiswatch_connector_errors_total", connector="x", reason="http_4xx")
+    async with serve(server.app()) as http, sink_for(settings) as sink:
+        (connector,) = load_sources(sources_file(tmp_path, x_entry(http))).build(settings)
+        async with running(connector, sink):
+            await wait_for(lambda: server.connections >= 1)
+            first = server.post(1, "acme one")
+            await wait_for(lambda: server.connections >= 2 and len(server.recent_queries) >= 1)
+            second = server.post(2, "acme two")
+            await wait_for(lambda: sink.sent >= 2)
+        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=2)
+    assert server.recent_queries[0]["since_id"] == first["id"]
+    assert server.connections == 2, "a refused catch-up is not a reason to reconnect"
+    assert set(split(records)[0]) == {f"x:{first['id']}", f"x:{second['id']}"}
+    assert counter("crisiswatch_connector_errors_total", connector="x", reason="http_4xx") == refused_before + 1
 
 
 # --- a real kill: SIGKILL mid-stream, restart, nothing missing -------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable
 
-from connectors.base import StateStore
+from connectors import metrics
+from connectors.base import ConnectorError, StateStore
 from connectors.mapping import parse_timestamp
 from connectors.sink import MentionSink
 
@@ -57,3 +60,18 @@ def reset_delay(value: str | None, now: float | None = None) -> float | None:
     except ValueError:
         return None
     return max(0.0, min(when - now, 3600.0))
+
+
+async def catch_up_or_skip(catching_up: Awaitable[int], kind: str, log: logging.Logger) -> int:
+    """Run a REST catch-up. The source refusing it for good (a 4xx: a since id past the search window, a
+    token without that access) only logs a warning: the stream is followed anyway, and the next catch-up
+    starts from the stream's newest id. Rate limits, 5xx and network errors are raised, so the connector
+    reconnects and tries the same catch-up again (the gap stays recoverable)."""
+    try:
+        return await catching_up
+    except ConnectorError as exc:
+        if exc.reason != "http_4xx":
+            raise
+        metrics.count_error(kind, exc.reason)
+        log.warning("%s: catch-up refused (%s); following the stream, posts of the outage may be missing", kind, exc)
+        return 0

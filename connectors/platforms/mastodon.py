@@ -48,7 +48,7 @@ from connectors.base import (
     utcnow,
 )
 from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import Checkpoint, newer, reset_delay
+from connectors.platforms._common import Checkpoint, catch_up_or_skip, newer, reset_delay
 from connectors.rss import html_to_text
 from connectors.sink import MentionSink
 from connectors.sources import BuildContext, SourceConfig, source_kind
@@ -224,7 +224,7 @@ class MastodonConnector(Connector):
             check_response(response)
             self.connections += 1
             self.mark_success()
-            await self.catch_up(client, handover)
+            await catch_up_or_skip(self.catch_up(client, handover), self.kind, log)
             try:
                 async for event in source.aiter_sse():
                     await self._event(event.event, event.data, handover)

@@ -50,7 +50,7 @@ from connectors.base import (
     utcnow,
 )
 from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import Checkpoint, newer, reset_delay
+from connectors.platforms._common import Checkpoint, catch_up_or_skip, newer, reset_delay
 from connectors.sink import MentionSink
 from connectors.sources import BuildContext, SourceConfig, source_kind
 from detectors.brands import BrandsConfig, TermSet
@@ -342,7 +342,7 @@ class XFilteredStream(Connector):
             self.connections += 1
             self.mark_success()
             if self.catch_up_enabled:
-                await self.catch_up(client, handover)
+                await catch_up_or_skip(self.catch_up(client, handover), self.kind, log)
             try:
                 async for line in response.aiter_lines():
                     if not line.strip():
