@@ -292,9 +292,22 @@ async def test_hashed_passwords_and_plain_text_refused(server: WebServer, settin
         Authenticator(gov_settings(settings, web_users=SecretStr("maria:admin pass 1")))
     with pytest.raises(ConfigError, match="not a valid Argon2 hash"):
         Authenticator(gov_settings(settings, web_users=SecretStr("maria:$argon2id$broken")))
-    # A user whose role is 'none' cannot sign in even with the right password.
-    nobody = gov_settings(settings, web_default_role="none", web_roles="maria:admin")
-    assert Authenticator(nobody).role_for("vera") is None
+    with pytest.raises(ConfigError, match="bcrypt"):
+        Authenticator(gov_settings(settings, web_users=SecretStr("maria:$2b$12$abcdefghijklmnopqrstuv")))
+
+
+async def test_a_user_without_a_role_gets_nothing(kafka_bootstrap: str, settings: Settings) -> None:
+    s = gov_settings(settings, web_default_role="none")  # vera is in no role
+    await ensure_topics(kafka_bootstrap, s)
+    async with WebServer(s, port=0) as server, client() as http:
+        body = {"username": "vera", "password": PASSWORDS["vera"]}
+        status, answer = await call(http, server, "POST", "api/login", {}, body)
+        assert status == 403 and "no role" in answer["error"]
+        for path in ("api/state", "api/audit", "api/session"):
+            assert (await call(http, server, "GET", path, as_("vera")))[0] == 403, path
+        nobody = {"X-Forwarded-User": "sasha"}  # SSO: a user the proxy names but nobody gave a role
+        assert (await call(http, server, "GET", "api/state", nobody))[0] == 403
+        assert (await call(http, server, "GET", "api/state", as_("oscar")))[0] == 200
 
 
 def test_users_hash_reads_the_password_from_stdin_never_argv() -> None:

@@ -109,6 +109,12 @@ class Authenticator:
 
     def __init__(self, settings: Settings):
         self.users = parse_users(settings.web_users.get_secret_value() if settings.web_users else "")
+        bcrypt = sorted(user for user, stored in self.users.items() if stored.startswith(("$2a$", "$2b$", "$2y$")))
+        if bcrypt:
+            raise ConfigError(
+                f"CRISISWATCH_WEB_USERS: bcrypt hashes ({', '.join(bcrypt)}) are not supported; make Argon2 hashes "
+                "with `crisiswatch users hash <user>`"
+            )
         plain = sorted(user for user, stored in self.users.items() if not is_hash(stored))
         if plain and not settings.web_allow_plaintext_passwords:
             raise ConfigError(

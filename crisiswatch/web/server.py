@@ -311,6 +311,8 @@ class Api:
                 principal = await self.principal(request)
                 if principal is None:
                     raise _error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
+                if principal.role is None:  # CRISISWATCH_WEB_DEFAULT_ROLE=none and not in CRISISWATCH_WEB_ROLES
+                    raise _error(web.HTTPForbidden, f"{principal.user} has no role here: ask an admin for one")
                 if change:
                     if not self.origin_ok(request):
                         raise _error(web.HTTPForbidden, "cross-origin request refused")
