@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from detectors.lexicon import concept_weight
+
 TOPICS: dict[str, str] = {
     "data_leak": "a data breach",
     "breach": "a data breach",
@@ -112,8 +114,10 @@ def topic_phrase(crisis_terms: Mapping[str, Any] | list[str] | None, limit: int 
     families: set[str] = set()
     top = counts[ranked[0]] if ranked else 0.0
     for term in ranked:
-        phrase = TOPICS.get(term, term.replace("_", " "))
         family = FAMILIES.get(term, term)
+        # a family is named after its gravest member present ("a data breach" rather than "a hack")
+        gravest = max((t for t in counts if FAMILIES.get(t, t) == family), key=lambda t: (concept_weight(t), t))
+        phrase = TOPICS.get(gravest, gravest.replace("_", " "))
         if phrases and counts[term] < top / 2:
             continue  # a side note, not what the story is about
         if phrase not in phrases and family not in families:
@@ -147,6 +151,8 @@ def plain_headline(brand: str, evidence: Mapping[str, Any] | None, name: str | N
         if observed is not None and expected:
             ratio = observed / expected
     mentions = _num(ev.get("mentions"))
+    if mentions == 0:
+        return f"No mentions of {who} in this window"
     clauses = [f"Mentions of {who} are {times_usual(ratio)}" if ratio is not None else f"Mentions of {who}"]
     if mentions is not None and ratio is None:
         clauses[0] = f"{int(mentions):,} mentions of {who}"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from crisiswatch.alerting.plain import plain_headline
-from crisiswatch.web.timeline import MAX_HOURS, TimelineFeed
+from crisiswatch.web.timeline import MAX_HOURS, TimelineFeed, window_numbers
 
 if TYPE_CHECKING:
     from crisiswatch.alerting.book import Episode
@@ -100,7 +100,13 @@ def timelines_handler(services: WebServices) -> Callable[..., Any]:
 
 
 def alert_view(episode: Episode, services: WebServices) -> dict[str, Any]:
-    """``Episode.to_json`` plus the plain-words headline and the newest window's numbers."""
+    """``Episode.to_json`` plus the plain words and numbers of its newest and its worst window.
+
+    ``headline``: the newest window of a firing episode in plain words (else its peak); ``peak_headline``
+    and ``peak``: the worst window of the episode on the brand's timeline (highest risk, then volume), or
+    the alert record's own evidence when the timeline does not reach back that far; ``latest``: the newest
+    window's numbers.
+    """
     data = episode.to_json()
     name = _names(services).get(episode.brand)
     shown = episode.latest if episode.status == "firing" else (episode.peak or episode.latest)
@@ -108,6 +114,7 @@ def alert_view(episode: Episode, services: WebServices) -> dict[str, Any]:
     data["peak_headline"] = plain_headline(episode.brand, shown.evidence, name)
     data["headline"] = data["peak_headline"]
     data["latest"] = None
+    data["peak"] = None
     feed = getattr(services, "timelines", None)
     if feed is not None:
         timeline = feed.store.brands.get(episode.brand)
@@ -119,6 +126,13 @@ def alert_view(episode: Episode, services: WebServices) -> dict[str, Any]:
                 if episode.status == "firing":
                     data["headline"] = plain_headline(episode.brand, latest["evidence"], name)
                 data["latest"] = {k: v for k, v in latest.items() if k != "evidence"}
+        until = episode.latest.event_time.timestamp() if episode.status == "resolved" else float("inf")
+        peak = feed.store.peak_between(episode.brand, episode.first.window_start.timestamp(), until)
+        if peak is not None:
+            data["peak"] = window_numbers(peak)
+            data["peak_headline"] = plain_headline(episode.brand, peak.evidence(), name)
+            if episode.status != "firing":
+                data["headline"] = data["peak_headline"]
     return data
 
 

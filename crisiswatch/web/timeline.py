@@ -44,6 +44,9 @@ MAX_POINTS = 3000
 MAX_MARKS = 200
 START_LIMIT = 50_000
 """Signals read back per partition on start (the risk replay's cost grows with it)."""
+SHARE_POOL = 5
+"""The negative share is drawn over this many windows (mention-weighted): one window of a quiet brand is
+a handful of mentions, whose share jumps between 0 and 100%."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Point:
     start: float
     end: float
     mentions: int
+    negative: int
     stories: int
     expected: float
     """Expected distinct stories in the window (the volume detector's baseline)."""
@@ -62,6 +66,23 @@ class Point:
     severity: str
     written: float
     """When the signal was written (broker timestamp, wall time): places a person's pause on event time."""
+    positive: int = 0
+    languages: tuple[str, ...] = ()
+    terms: tuple[tuple[str, int], ...] = ()
+    """The window's three most frequent crisis terms (what the plain-words headline names)."""
+
+    def evidence(self) -> dict[str, Any]:
+        """What `crisiswatch.alerting.plain.plain_headline` reads, for this window."""
+        return {
+            "mentions": self.mentions,
+            "negative": self.negative,
+            "positive": self.positive,
+            "negative_share": self.negative_share,
+            "expected_negative_share": self.usual_share,
+            "volume": {"observed": self.stories, "expected": self.expected},
+            "languages": dict.fromkeys(self.languages, 1),
+            "crisis_terms": dict(self.terms),
+        }
 
     @property
     def minutes(self) -> float:
@@ -138,6 +159,7 @@ class TimelineStore:
                 start=signal.window_start.timestamp(),
                 end=signal.window_end.timestamp(),
                 mentions=signal.mentions,
+                negative=signal.negative,
                 stories=int(ev.get("stories", signal.stories)),
                 expected=float(volume.get("expected", 0.0)),
                 negative_share=float(ev.get("negative_share", signal.negative_share)),
@@ -145,6 +167,9 @@ class TimelineStore:
                 risk=float(ev.get("risk", decided.decision.assessment.risk)),
                 severity=str(ev.get("severity", decided.decision.assessment.severity)),
                 written=written,
+                positive=signal.positive,
+                languages=tuple(k for k, v in signal.languages.items() if v and k != "und"),
+                terms=tuple(sorted(signal.crisis_terms.items(), key=lambda kv: (-kv[1], kv[0]))[:3]),
             )
         )
         timeline.latest_evidence = dict(ev)
@@ -194,6 +219,14 @@ class TimelineStore:
         else:
             self.brand(record.scope.partition(":")[2]).marks.append(mark)
 
+    def peak_between(self, brand: str, start: float, end: float) -> Point | None:
+        """The brand's worst window in ``[start, end]``: highest risk, then most stories."""
+        timeline = self.brands.get(brand)
+        if timeline is None:
+            return None
+        inside = [p for p in timeline.points if start <= p.start <= end]
+        return max(inside, key=lambda p: (p.risk, p.stories), default=None)
+
     def _place(self, mark: Mark, points: deque[Point]) -> float | None:
         if mark.at is not None:
             return mark.at
@@ -224,6 +257,7 @@ class TimelineStore:
             marks.append({**mark.to_json(), "at": at})
         marks.sort(key=lambda m: m["at"])
         latest = shown[-1] if shown else None
+        pooled = _pooled_shares(points, len(points) - len(shown))
         return {
             "brand": brand,
             "name": name or brand,
@@ -237,15 +271,28 @@ class TimelineStore:
                 "per_minute": [round(p.stories / p.minutes, 3) for p in shown],
                 "expected_per_minute": [round(p.expected / p.minutes, 3) for p in shown],
                 "band_per_minute": [round(_band(p.expected) / p.minutes, 3) for p in shown],
-                "negative_share": [round(p.negative_share, 4) for p in shown],
+                "negative_share": [None if share is None else round(share, 4) for share, _ in pooled],
                 "usual_share": [round(p.usual_share, 4) for p in shown],
-                "usual_band": [round(_share_band(p.usual_share, p.mentions), 4) for p in shown],
+                "usual_band": [
+                    round(_share_band(p.usual_share, n), 4) if n else None
+                    for p, (_, n) in zip(shown, pooled, strict=True)
+                ],
                 "risk": [round(p.risk, 2) for p in shown],
                 "severity": [p.severity for p in shown],
             },
             "marks": marks,
             "latest": _latest(latest, timeline.latest_evidence) if latest else None,
         }
+
+
+def _pooled_shares(points: list[Point], first: int) -> list[tuple[float | None, int]]:
+    """(negative share, mentions) over the `SHARE_POOL` windows ending at each point from ``first`` on."""
+    out: list[tuple[float | None, int]] = []
+    for i in range(first, len(points)):
+        pool = points[max(0, i - SHARE_POOL + 1) : i + 1]
+        mentions = sum(p.mentions for p in pool)
+        out.append((sum(p.negative for p in pool) / mentions if mentions else None, mentions))
+    return out
 
 
 def _band(expected: float) -> float:
@@ -258,9 +305,8 @@ def _share_band(usual: float, mentions: int) -> float:
     return min(1.0, usual + 2.0 * math.sqrt(max(usual * (1 - usual), 0.0) / max(mentions, 1)))
 
 
-def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
-    """The newest window in numbers (what an alert card shows as "now")."""
-    languages = evidence.get("languages") or {}
+def window_numbers(point: Point) -> dict[str, Any]:
+    """One window in numbers (what an alert card shows as "now" or "at its peak")."""
     return {
         "start": point.start,
         "end": point.end,
@@ -273,9 +319,12 @@ def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
         "usual_share": round(point.usual_share, 4),
         "risk": round(point.risk, 1),
         "severity": point.severity,
-        "languages": len([k for k in languages if k != "und"]),
-        "evidence": evidence,
+        "languages": len(point.languages),
     }
+
+
+def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
+    return {**window_numbers(point), "evidence": evidence}
 
 
 class TimelineFeed:

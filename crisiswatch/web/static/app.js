@@ -1,14 +1,29 @@
-// crisiswatch page: state of every scope, one big "Pause all" button, alerts with evidence, schedules.
+// crisiswatch page: state of every scope, one big "Pause all" button, a chart per brand, alerts a PR person
+// reads in ten seconds (plain headline, trend, the evidence once, statistics behind <details>), schedules,
+// and a resume dialog that shows the held posts and asks what to do with them.
 // Everything the server sends is rendered with textContent (mentions are attacker-controlled text).
 "use strict";
 
 const REFRESH_MS = 2500;
+const TIMELINE_MS = 10000;
 const session = { user: null, csrf: null, timer: null, globalPaused: null };
+const view = {
+  state: null,
+  alerts: [],
+  timelines: new Map(), // brand -> timeline JSON (api/timelines)
+  timelinesAt: 0,
+  hours: 6,
+  brandCharts: new Map(), // brand -> {node, chart}
+  cards: new Map(), // alert_id -> {node, chart, signature}
+  held: null, // api/held (null: not asked yet; {missing: true}: 404)
+  resumeScope: null,
+};
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfter) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -67,7 +82,8 @@ async function api(method, path, body) {
     showLogin();
   }
   if (!response.ok) {
-    throw new ApiError(response.status, (data && data.error) || response.statusText);
+    const retry = parseInt(response.headers.get("Retry-After") || "", 10);
+    throw new ApiError(response.status, (data && data.error) || response.statusText, Number.isFinite(retry) ? retry : null);
   }
   return data;
 }
@@ -116,10 +132,20 @@ async function login(event) {
     $("password").value = "";
     showApp(data.user, data.csrf_token);
   } catch (error) {
-    $("login-error").textContent = error.status === 429 ? "Too many attempts, wait a minute." : error.message;
+    $("login-error").textContent = error.status === 429 ? tooMany(error.retryAfter) : error.message;
   } finally {
     button.disabled = false;
   }
+}
+
+// The wait the server asks for (Retry-After, seconds) in words.
+function tooMany(seconds) {
+  if (!seconds) return "Too many attempts. Wait a little before trying again.";
+  let wait;
+  if (seconds < 90) wait = `${seconds} second${seconds === 1 ? "" : "s"}`;
+  else if (seconds < 5400) wait = `${Math.round(seconds / 60)} minutes`;
+  else wait = `${Math.round(seconds / 3600)} hours`;
+  return `Too many attempts. Try again in ${wait}.`;
 }
 
 async function logout() {
@@ -156,8 +182,12 @@ function renderHero(state, alerts) {
   $("hero-detail").textContent = detail;
   $("pause-all").hidden = global.paused;
   $("resume-box").hidden = !global.paused;
-  if (session.globalPaused !== global.paused) $("resume-confirm").hidden = true;
+  if (session.globalPaused !== global.paused && view.resumeScope === "global") closeResume();
   session.globalPaused = global.paused;
+
+  const notes = resolvedButPaused(state, alerts);
+  $("hero-resume-note").hidden = notes.length === 0;
+  $("hero-resume-note").textContent = notes.join(" ");
 
   const firing = alerts.filter((a) => a.status === "firing");
   const heroAlerts = $("hero-alerts");
@@ -168,11 +198,29 @@ function renderHero(state, alerts) {
     : "";
 }
 
+// "The crisis is over but publishing stays paused": for each paused scope whose alert episode has resolved.
+function resolvedButPaused(state, alerts) {
+  const byId = new Map(alerts.map((a) => [a.alert_id, a]));
+  const firing = alerts.some((a) => a.status === "firing");
+  const notes = [];
+  for (const scope of state.scopes) {
+    if (!scope.paused) continue;
+    const alert = byId.get(scope.alert_id) || byId.get(scope.episode);
+    const where = scope.scope === "global" ? "everywhere" : `for ${scope.name}`;
+    if (alert && alert.status === "resolved") {
+      notes.push(`The ${alert.name || alert.brand} alert has resolved, but publishing stays paused ${where} until a person resumes it.`);
+    } else if (!alert && scope.alert_id && !firing) {
+      notes.push(`No alert is firing any more, but publishing stays paused ${where} until a person resumes it.`);
+    }
+  }
+  return notes;
+}
+
 function scopeButton(scope) {
   if (scope.paused) {
     const needs = scope.scope === "global" ? "resume_global|request_resume_global" : "resume"; // audit.js hides
     const button = el("button", { class: "safe small", type: "button", dataset: { scope: scope.scope, needs } }, "Resume");
-    button.addEventListener("click", () => confirmThen(button, "Confirm resume", () => change("resume", scope.scope, button)));
+    button.addEventListener("click", () => openResume(scope.scope));
     return button;
   }
   const needs = scope.scope === "global" ? "pause_global" : "pause";
@@ -209,64 +257,181 @@ function safeLink(url, text) {
   return text;
 }
 
-function renderAlert(alert) {
-  const classes = `alert ${alert.status} ${alert.peak_severity}`;
-  const severity = alert.status === "resolved" ? "resolved" : alert.peak_severity;
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "?" : `${Math.round(value * 100)}%`;
+}
+
+// One window in numbers, for people: "Now (window ending 12:59): 49 mentions/min · 8× usual · 66% negative (usually 15%) · risk 85".
+function latestLine(latest, label = "Now") {
+  if (!latest) return null;
+  const parts = [`${Math.round(latest.per_minute * 10) / 10} mentions/min`];
+  if (latest.ratio) parts.push(latest.ratio >= 2 ? `${Math.round(latest.ratio)}× usual` : `${latest.ratio.toFixed(1)}× usual`);
+  parts.push(`${percent(latest.negative_share)} negative (usually ${percent(latest.usual_share)})`);
+  parts.push(`risk ${Math.round(latest.risk)}`);
+  return el(
+    "p",
+    { class: "latest" },
+    el("span", { class: "latest-when" }, `${label} (window ending ${clock(latest.end)}): `),
+    parts.join(" · "),
+  );
+}
+
+// --- charts --------------------------------------------------------------------------------------
+function chartReady() {
+  return typeof window.uPlot === "function" && window.CrisisCharts;
+}
+
+function renderBrandCharts() {
+  const box = $("brand-charts");
+  if (!chartReady()) return;
+  const timelines = [...view.timelines.values()];
+  if (!timelines.length) {
+    for (const { chart } of view.brandCharts.values()) chart.destroy();
+    view.brandCharts.clear();
+    box.replaceChildren(el("p", { class: "muted" }, "No brand has data yet. Charts appear once the pipeline closes its first windows."));
+    return;
+  }
+  const paused = new Set((view.state ? view.state.paused_scopes : []) || []);
+  const wanted = new Set(timelines.map((t) => t.brand));
+  for (const [brand, entry] of view.brandCharts) {
+    if (!wanted.has(brand)) {
+      entry.chart.destroy();
+      entry.node.remove();
+      view.brandCharts.delete(brand);
+    }
+  }
+  if (box.querySelector("p.muted")) box.replaceChildren();
+  for (const timeline of timelines) {
+    let entry = view.brandCharts.get(timeline.brand);
+    if (!entry) {
+      const node = el(
+        "article",
+        { class: "brand", dataset: { brand: timeline.brand } },
+        el("div", { class: "brand-head" }, el("h3", { class: "brand-name" }, timeline.name), el("span", { class: "brand-state" })),
+        el("p", { class: "brand-headline" }),
+        el("div", { class: "brand-latest" }),
+        el("div", { class: "brand-chart" }),
+      );
+      box.append(node);
+      const chart = window.CrisisCharts.create(node.querySelector(".brand-chart"), timeline);
+      entry = { node, chart };
+      view.brandCharts.set(timeline.brand, entry);
+    } else {
+      entry.chart.update(timeline);
+    }
+    const isPaused = paused.has(`brand:${timeline.brand}`) || paused.has("global");
+    const state = entry.node.querySelector(".brand-state");
+    state.className = `brand-state pill ${isPaused ? "paused" : "active"}`;
+    state.textContent = isPaused ? "publishing paused" : "publishing live";
+    entry.node.querySelector(".brand-headline").textContent = timeline.headline ? `${timeline.headline}.` : "";
+    entry.node.querySelector(".brand-latest").replaceChildren(latestLine(timeline.latest) || "");
+  }
+}
+
+async function refreshTimelines(force) {
+  if (!force && Date.now() - view.timelinesAt < TIMELINE_MS) return;
+  view.timelinesAt = Date.now();
+  try {
+    const data = await api("GET", `api/timelines?hours=${view.hours}`);
+    view.timelines = new Map(data.timelines.map((t) => [t.brand, t]));
+  } catch (error) {
+    if (error.status === 404) {
+      $("brand-charts").replaceChildren(el("p", { class: "muted" }, "Charts are not available from this server."));
+      return;
+    }
+    throw error;
+  }
+  renderBrandCharts();
+}
+
+// --- alert cards ---------------------------------------------------------------------------------
+function ackBox(alert) {
+  if (alert.status !== "firing") return null;
+  const note = el("input", { placeholder: "What are you doing? (optional)", maxlength: 500, "aria-label": "note" });
+  const button = el("button", { class: "primary small ack", type: "button", dataset: { needs: "ack" } }, "I'm on it");
+  button.addEventListener("click", () =>
+    withBusy(button, async () => {
+      await api("POST", `api/alerts/${encodeURIComponent(alert.alert_id)}/ack`, { note: note.value });
+      note.value = "";
+      button.blur();
+      flash(`Acknowledged the ${alert.name || alert.brand} alert.`);
+      await refresh();
+    }),
+  );
+  return el("div", { class: "ack-form" }, button, note);
+}
+
+function alertSignature(alert, timeline) {
+  const latest = timeline && timeline.latest ? timeline.latest.end : null;
+  const marks = timeline ? timeline.marks.length : 0;
+  return JSON.stringify([alert.status, alert.peak_severity, alert.severity, alert.headline, alert.acks, alert.updated_at, latest, marks]);
+}
+
+function renderAlert(alert, timeline) {
+  const resolved = alert.status === "resolved";
+  const name = alert.name || alert.brand;
+  const severity = resolved ? "resolved" : alert.peak_severity;
+  const acks = alert.acks.map((ack) =>
+    el("p", { class: "acks" }, `✔ ${ack.actor} is on it (${when(ack.at)})${ack.note ? ": " + ack.note : ""}`),
+  );
+  const mentions = alert.top_mentions.slice(0, 3);
   const node = el(
     "article",
-    { class: classes, id: `alert-${alert.alert_id}`, dataset: { alertId: alert.alert_id } },
+    { class: `alert ${alert.status} ${alert.peak_severity}`, id: `alert-${alert.alert_id}`, dataset: { alertId: alert.alert_id } },
     el(
       "div",
       { class: "alert-head" },
-      el("span", { class: "alert-brand" }, alert.brand),
-      el("span", { class: `pill ${severity}` }, alert.status === "resolved" ? `resolved (${alert.peak_severity})` : alert.peak_severity.toUpperCase()),
-      alert.pause && alert.status === "firing" ? el("span", { class: "pill on" }, "pause requested") : null,
+      el("span", { class: "alert-brand" }, name),
+      el("span", { class: `pill ${severity}` }, resolved ? `resolved (was ${alert.peak_severity})` : alert.peak_severity.toUpperCase()),
+      alert.pause && !resolved ? el("span", { class: "pill on" }, "pause requested") : null,
       el("span", { class: "alert-time" }, `started ${when(alert.started_at)}`),
     ),
-    alert.evidence_of === "peak"
-      ? [
-          el("p", { class: "alert-summary" }, `At its peak (${when(alert.peak_at)}): ${alert.peak_summary}`),
-          el("p", { class: "muted resolved-by" }, `Resolved: ${alert.summary}`),
-        ]
-      : el("p", { class: "alert-summary" }, alert.summary),
-    el("ul", { class: "reasons" }, alert.reasons.filter((r) => r !== alert.peak_summary).map((r) => el("li", {}, r))),
-    el("dl", { class: "facts" }, alert.facts.map((f) => [el("dt", {}, f.label), el("dd", {}, f.value)])),
-  );
-  if (alert.top_mentions.length) {
-    node.append(
-      el("div", { class: "muted" }, "Top mentions by reach"),
-      el(
-        "ul",
-        { class: "mentions" },
-        alert.top_mentions.map((m) =>
+    ackBox(alert),
+    acks,
+    el("p", { class: "alert-headline" }, resolved ? `At its peak: ${alert.peak_headline}.` : `${alert.headline}.`),
+    resolved ? el("p", { class: "muted resolved-by" }, `Resolved ${when(alert.updated_at)}.`) : null,
+    resolved ? latestLine(alert.peak, "At its peak") : null,
+    latestLine(alert.latest),
+    el("div", { class: "alert-chart" }),
+    mentions.length
+      ? el(
+          "div",
+          { class: "evidence" },
+          el("h4", {}, "What people are saying"),
           el(
-            "li",
-            {},
-            safeLink(m.url, m.text),
-            el("div", { class: "mention-meta" }, `${m.source} · reach ${m.reach.toLocaleString()} · ${m.lang} · ${m.sentiment}`),
+            "ul",
+            { class: "mentions" },
+            mentions.map((m) =>
+              el(
+                "li",
+                {},
+                safeLink(m.url, m.text),
+                el("div", { class: "mention-meta" }, `${m.source} · reach ${m.reach.toLocaleString()} · ${m.lang} · ${m.sentiment}`),
+              ),
+            ),
           ),
-        ),
-      ),
-    );
+        )
+      : null,
+    el(
+      "details",
+      { class: "stats" },
+      el("summary", {}, "The numbers behind it"),
+      el("ul", { class: "reasons" }, alert.reasons.map((r) => el("li", {}, r))),
+      el("dl", { class: "facts" }, alert.facts.map((f) => [el("dt", {}, f.label), el("dd", {}, f.value)])),
+    ),
+  );
+  let chart = null;
+  if (timeline && timeline.columns.start.length && chartReady()) {
+    const from = Date.parse(alert.started_at) / 1000 - 30 * 60;
+    chart = { node: node.querySelector(".alert-chart"), timeline, from };
+  } else {
+    node.querySelector(".alert-chart").remove();
   }
-  for (const ack of alert.acks) {
-    node.append(el("p", { class: "acks" }, `✔ ${ack.actor} is on it (${when(ack.at)})${ack.note ? ": " + ack.note : ""}`));
-  }
-  if (alert.status === "firing") {
-    const note = el("input", { placeholder: "What are you doing about it? (optional)", maxlength: 500, "aria-label": "note" });
-    const button = el("button", { class: "primary small ack", type: "button", dataset: { needs: "ack" } }, "I'm on it");
-    button.addEventListener("click", () =>
-      withBusy(button, async () => {
-        await api("POST", `api/alerts/${encodeURIComponent(alert.alert_id)}/ack`, { note: note.value });
-        note.value = "";
-        button.blur();
-        flash(`Acknowledged ${alert.brand} alert.`);
-        await refresh();
-      }),
-    );
-    node.append(el("div", { class: "ack-form" }, note, button));
-  }
-  return node;
+  return { node, chart };
 }
 
 function renderAlerts(alerts) {
@@ -275,14 +440,131 @@ function renderAlerts(alerts) {
   const typing = active && box.contains(active) && active.tagName === "INPUT" && active.value;
   if (typing) return; // don't wipe a note someone is typing; a later refresh catches up
   if (!alerts.length) {
+    for (const card of view.cards.values()) if (card.chart) card.chart.destroy();
+    view.cards.clear();
     box.replaceChildren(el("p", { class: "muted" }, "No alerts. Quiet is good."));
     return;
   }
-  box.replaceChildren(...alerts.map(renderAlert));
+  const nodes = [];
+  const seen = new Set();
+  for (const alert of alerts) {
+    const timeline = view.timelines.get(alert.brand);
+    const signature = alertSignature(alert, timeline);
+    let card = view.cards.get(alert.alert_id);
+    if (!card || card.signature !== signature) {
+      if (card && card.chart) card.chart.destroy();
+      const built = renderAlert(alert, timeline);
+      card = { node: built.node, pending: built.chart, chart: null, signature };
+      view.cards.set(alert.alert_id, card);
+    }
+    seen.add(alert.alert_id);
+    nodes.push(card.node);
+  }
+  for (const [id, card] of view.cards) {
+    if (!seen.has(id)) {
+      if (card.chart) card.chart.destroy();
+      view.cards.delete(id);
+    }
+  }
+  box.replaceChildren(...nodes);
+  for (const card of view.cards.values()) {
+    if (card.pending) {
+      const { node, timeline, from } = card.pending;
+      card.chart = window.CrisisCharts.create(node, timeline, { compact: true, from });
+      card.pending = null;
+    }
+  }
   const target = decodeURIComponent((location.hash.match(/alert=([^&]+)/) || [])[1] || "");
   if (target) {
     const node = document.getElementById(`alert-${target}`);
     if (node) node.classList.add("focus");
+  }
+}
+
+// --- resume dialog -------------------------------------------------------------------------------
+const CHOICES = ["hold", "skip", "review"];
+
+async function loadHeld() {
+  try {
+    view.held = await api("GET", "api/held");
+  } catch (error) {
+    view.held = error.status === 404 ? { missing: true } : { failed: error.message };
+  }
+  return view.held;
+}
+
+function heldText(held, scope) {
+  if (!held || held.missing) return "Held posts: unknown (this server does not follow the publishers' counts).";
+  if (held.failed) return `Held posts: unknown (${held.failed}).`;
+  if (held.known === false) return "Held posts: not known yet (still reading the publishers' reports).";
+  const row = (held.scopes || {})[scope];
+  if (!row || (!row.held && !row.awaiting_review)) return "Held posts: none. No publisher holds posts for this scope.";
+  let text = `Held posts: ${row.held} ${row.held === 1 ? "post is" : "posts are"} waiting`;
+  if (row.awaiting_review) text += `, ${row.awaiting_review} awaiting review`;
+  text += ` (${row.publishers} publisher${row.publishers === 1 ? "" : "s"}`;
+  if (held.as_of) text += `, as of ${new Date(held.as_of).toLocaleTimeString()}`;
+  return `${text}).`;
+}
+
+function scopeChoice(held, scope) {
+  const row = held && held.scopes ? held.scopes[scope] : null;
+  if (row && CHOICES.includes(row.on_resume)) return row.on_resume;
+  const state = view.state && view.state.scopes.find((s) => s.scope === scope);
+  if (state && CHOICES.includes(state.on_resume)) return state.on_resume;
+  if (held && CHOICES.includes(held.default_on_resume)) return held.default_on_resume;
+  return "hold";
+}
+
+async function openResume(scope) {
+  view.resumeScope = scope;
+  const state = view.state && view.state.scopes.find((s) => s.scope === scope);
+  const name = scope === "global" ? "everywhere" : `for ${state ? state.name : scope} (${scope})`;
+  $("resume-title").textContent = `Resume publishing ${name}?`;
+  $("resume-reason").value = ""; // a new decision: never the previous reason
+  $("resume-error").textContent = "";
+  const notes = view.state ? resolvedButPaused({ scopes: state ? [state] : [] }, view.alerts) : [];
+  $("resume-episode").hidden = notes.length === 0;
+  $("resume-episode").textContent = notes.join(" ");
+  $("resume-held").textContent = "Held posts: …";
+  for (const input of document.querySelectorAll("input[name=on-resume]")) input.checked = input.value === scopeChoice(null, scope);
+  $("resume-dialog").hidden = false;
+  $("resume-dialog").dataset.scope = scope;
+  const held = await loadHeld();
+  if (view.resumeScope !== scope) return;
+  $("resume-held").textContent = heldText(held, scope);
+  const choice = scopeChoice(held, scope);
+  for (const input of document.querySelectorAll("input[name=on-resume]")) input.checked = input.value === choice;
+  $("resume-dialog").dataset.ready = "1";
+  $("resume-yes").focus();
+}
+
+function closeResume() {
+  view.resumeScope = null;
+  $("resume-dialog").hidden = true;
+  $("resume-dialog").dataset.ready = "";
+}
+
+async function confirmResume() {
+  const scope = view.resumeScope;
+  if (!scope) return;
+  const button = $("resume-yes");
+  button.disabled = true;
+  $("resume-error").textContent = "";
+  try {
+    const body = { scope };
+    const reason = $("resume-reason").value.trim();
+    if (reason) body.reason = reason;
+    const choice = document.querySelector("input[name=on-resume]:checked");
+    if (choice) body.on_resume = choice.value;
+    const result = await api("POST", "api/resume", body);
+    const what = scope === "global" ? "all publishing" : scope;
+    flash(result.changed ? `Resumed ${what}.` : `No change: ${result.note}`, !result.changed);
+    closeResume();
+    await refresh();
+  } catch (error) {
+    $("resume-error").textContent = error.message || String(error);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -343,6 +625,7 @@ async function change(action, scope, button) {
     const reason = $("reason").value.trim();
     if (reason) body.reason = reason;
     const result = await api("POST", `api/${action}`, body);
+    $("reason").value = ""; // each decision gets its own reason
     const what = scope === "global" ? "all publishing" : scope;
     const done = action === "pause" ? `Paused ${what}.` : `Resumed ${what}.`;
     flash(result.changed ? done : `No change: ${result.note}`, !result.changed);
@@ -399,8 +682,11 @@ async function refresh() {
       api("GET", "api/alerts?limit=30"),
       api("GET", "api/schedules"),
     ]);
+    view.state = state;
+    view.alerts = alerts.alerts;
     renderHero(state, alerts.alerts);
     renderScopes(state);
+    await refreshTimelines(false);
     renderAlerts(alerts.alerts);
     renderSchedules(schedules.schedules);
     $("offline").hidden = true;
@@ -418,16 +704,19 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   $("pause-all").addEventListener("click", () => change("pause", "global", $("pause-all")));
-  $("resume-all").addEventListener("click", () => {
-    $("resume-confirm").hidden = false;
-    $("resume-yes").focus();
+  $("resume-all").addEventListener("click", () => openResume("global"));
+  $("resume-no").addEventListener("click", closeResume);
+  $("resume-yes").addEventListener("click", confirmResume);
+  $("resume-dialog").addEventListener("click", (event) => {
+    if (event.target === $("resume-dialog")) closeResume(); // a click outside the dialog
   });
-  $("resume-no").addEventListener("click", () => {
-    $("resume-confirm").hidden = true;
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !$("resume-dialog").hidden) closeResume();
   });
-  $("resume-yes").addEventListener("click", async () => {
-    await change("resume", "global", $("resume-yes"));
-    $("resume-confirm").hidden = true;
+  $("hours").addEventListener("change", async () => {
+    view.hours = parseInt($("hours").value, 10) || 6;
+    $("chart-hours").textContent = String(view.hours);
+    await refreshTimelines(true);
   });
   $("scope-form").addEventListener("submit", async (event) => {
     event.preventDefault();
