@@ -263,7 +263,6 @@ class SourcesFile:
             except (ValueError, TypeError) as exc:
                 problems.append(f"{config.name} ({config.kind}): {exc}")
                 continue
-            connector.name = config.name  # type: ignore[attr-defined]
             connectors.append(connector)
         if problems:
             raise SourcesFileError(problems)
