@@ -95,7 +95,8 @@ class GovernanceApi:
                     web.HTTPConflict,
                     f"{pending.user} already asked to resume {scope}: approve their request {pending.id} instead",
                 )
-            return self._request_response(pending, "you already asked; waiting for a second person")
+            note = "you already asked: publishing stays paused until a second person approves"
+            return self._request_response(pending, note)
         if pending is not None:
             requests.remove(pending.id)  # it asked about an earlier pause
         created = requests.create(
@@ -108,7 +109,9 @@ class GovernanceApi:
             on_resume=on_resume,
         )
         await self._audit(created, "resume_requested", principal.user, reason, current)
-        return self._request_response(created, "a second person (operator or admin) must approve within the limit")
+        minutes = max(1, round(self.api.policy.approval_seconds / 60))
+        note = f"publishing stays paused until a second person (operator or admin) approves, within {minutes} min"
+        return self._request_response(created, note)
 
     def _request_response(self, request: ResumeRequest, note: str) -> web.Response:
         body = {"changed": False, "approval_required": True, "note": note, "request": request.to_json(utcnow())}
