@@ -18,8 +18,11 @@ from aiohttp.test_utils import TestServer
 from conftest import read_all
 
 from connectors.platforms.bluesky import BlueskyConnector
+from connectors.platforms.hackernews import HackerNewsConnector
 from connectors.platforms.mastodon import MastodonConnector
+from connectors.platforms.reddit import RedditConnector
 from connectors.platforms.x import XFilteredStream
+from connectors.platforms.youtube import YouTubeConnector
 from connectors.rss import FeedConnector
 from connectors.sources import SourcesFileError, kinds, load_sources, parse_sources
 from connectors.webhook import WebhookReceiver
@@ -39,15 +42,18 @@ def problems_of(data: object) -> list[str]:
 
 
 def test_every_platform_module_registers_its_kind() -> None:
-    assert {"rss", "sse", "websocket", "poll", "webhook", "mastodon", "bluesky", "x"} <= set(kinds())
+    assert {"rss", "sse", "websocket", "poll", "webhook", "mastodon", "bluesky", "x", "reddit", "hackernews",
+            "youtube"} <= set(kinds())  # fmt: skip
 
 
 def test_example_file_builds_every_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("MASTODON_TOKEN", "X_BEARER_TOKEN", "CRISISWATCH_CONNECTOR_WEBHOOK_SECRET"):
+    for name in ("MASTODON_TOKEN", "X_BEARER_TOKEN", "CRISISWATCH_CONNECTOR_WEBHOOK_SECRET", "REDDIT_CLIENT_ID",
+                 "REDDIT_CLIENT_SECRET", "YOUTUBE_API_KEY"):  # fmt: skip
         monkeypatch.setenv(name, f"value-of-{name}")
     sources = load_sources(EXAMPLE)
     built = sources.build(Settings(connector_state_dir=tmp_path))
-    assert [type(c) for c in built] == [MastodonConnector, BlueskyConnector, XFilteredStream, FeedConnector,
+    assert [type(c) for c in built] == [MastodonConnector, BlueskyConnector, XFilteredStream, RedditConnector,
+                                        HackerNewsConnector, YouTubeConnector, FeedConnector,
                                         WebhookReceiver]  # fmt: skip
     mastodon, _, x = built[:3]
     assert isinstance(mastodon, MastodonConnector) and isinstance(x, XFilteredStream)
