@@ -128,6 +128,7 @@ def test_a_replay_is_a_rehearsal_on_its_own_topics_unless_live(settings: Setting
     assert f"{prefix}publishing.control" in topics and f"{prefix}mentions.raw" in topics
     replayed = asyncio.run(read_records(settings.bootstrap_servers or "", f"{prefix}mentions.raw"))
     assert len(replayed) == 150
+    assert not list(tmp_path.glob("crisiswatch-*")), "a finished run leaves no temporary folder"
 
 
 def test_rehearsal_prefix_can_be_configured_and_live_keeps_the_configured_topics(settings: Settings) -> None:
