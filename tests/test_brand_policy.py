@@ -337,6 +337,19 @@ def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> N
     code, out = run("remove", long_id)
     assert code == 1 and "no silence" in out
 
+    # both changes are in the signed audit log, under the brand's scope
+    audit = runner.invoke(app, ["audit", "--scope", "brand:acme", "--json"], env=env)
+    assert audit.exit_code == 0, audit.output
+    records = [json.loads(line) for line in audit.output.splitlines() if line.startswith("{")] or json.loads(
+        audit.output
+    )
+    silence_records = [r for r in records if r.get("silence_id") == long_id]
+    assert [(r["action"], r["actor"]) for r in silence_records] == [
+        ("silence_add", "alice"),
+        ("silence_remove", "alice"),
+    ]
+    assert all(r.get("verified", True) for r in silence_records)
+
 
 def test_the_example_brands_file_loads_with_its_policies() -> None:
     from stream.brands_file import load_brand_policies

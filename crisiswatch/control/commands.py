@@ -496,6 +496,12 @@ def audit_table(entries: list[AuditEntry]) -> Table:
             detail.append(f"request {r.request_id}")
         if r.schedule_id:
             detail.append(f"schedule {r.schedule_id}")
+        if r.silence_id:
+            detail.append(
+                f"silence {r.silence_id} until {r.resume_at:%Y-%m-%d %H:%M}Z"
+                if r.resume_at
+                else f"silence {r.silence_id}"
+            )
         if r.previous_state:
             detail.append(f"was {r.previous_state} ({r.previous_actor})")
         if r.seq is not None:

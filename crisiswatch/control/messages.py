@@ -349,7 +349,15 @@ class AuditRecord(_Signed):
     """
 
     action: Literal[
-        "pause", "resume", "schedule_add", "schedule_remove", "resume_requested", "resume_approved", "resume_cancelled"
+        "pause",
+        "resume",
+        "schedule_add",
+        "schedule_remove",
+        "resume_requested",
+        "resume_approved",
+        "resume_cancelled",
+        "silence_add",
+        "silence_remove",
     ]
     scope: Scope
     actor: Actor
@@ -362,6 +370,7 @@ class AuditRecord(_Signed):
     on_resume: OnResume | None = None
     resume_at: UtcDatetime | None = None
     schedule_id: str | None = None
+    silence_id: str | None = Field(default=None, max_length=64, description="A silence added or removed.")
     previous_state: ControlState | None = Field(default=None, description="None: the scope had no state.")
     previous_seq: int | None = None
     previous_actor: str | None = None

@@ -30,10 +30,11 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from crisiswatch.control import metrics
 from crisiswatch.control.follower import TopicFollower, stop_quietly
-from crisiswatch.control.messages import ACTOR_PATTERN, ControlRejected, Keyring, _Signed
+from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, ControlRejected, Keyring, _Signed
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from stream.records import UtcDatetime, utcnow
+from stream.topics import PUBLISHING_AUDIT
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class SilenceStore:
         if self.get(silence.id) is not None:
             raise ValueError(f"silence {silence.id!r} exists (remove it first, or choose another --id)")
         signed = self.keyring.sign(silence.model_copy(update={"signed_at": utcnow(), "removed": False}))
-        await self._write(signed)
+        await self._write(signed, "silence_add", silence.reason)
         return signed
 
     async def remove(self, silence_id: str, *, actor: str) -> Silence | None:
@@ -223,10 +224,11 @@ class SilenceStore:
         removed = self.keyring.sign(
             current.model_copy(update={"removed": True, "signed_at": utcnow(), "created_by": actor})
         )
-        await self._write(removed)
+        await self._write(removed, "silence_remove", f"removed the silence for: {current.reason}")
         return current
 
-    async def _write(self, silence: Silence) -> None:
+    async def _write(self, silence: Silence, action: str, reason: str) -> None:
+        """Store the signed silence, then its signed audit record on ``publishing.audit`` (scope: the brand)."""
         if self._producer is None:
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.bootstrap_servers,
@@ -237,6 +239,20 @@ class SilenceStore:
             await self._producer.start()
         await self._producer.send_and_wait(self.topic, value=silence.to_bytes(), key=silence.id.encode())
         self._accept(silence)
+        scope = f"brand:{silence.brand}"
+        audit = AuditRecord(
+            action=action,  # type: ignore[arg-type]
+            scope=scope,
+            actor=silence.created_by,
+            reason=reason[:2000],
+            at=silence.signed_at,
+            silence_id=silence.id,
+            resume_at=silence.end,
+            kid=silence.kid,
+        )
+        await self._producer.send_and_wait(
+            self.settings.topic(PUBLISHING_AUDIT.name), value=self.keyring.sign(audit).to_bytes(), key=scope.encode()
+        )
 
     def _on_record(self, record: ConsumerRecord, live: bool) -> None:
         try:

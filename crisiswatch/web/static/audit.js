@@ -141,6 +141,8 @@
     resume_requested: "asked to resume",
     resume_approved: "approved resuming",
     resume_cancelled: "withdrew the resume request for",
+    silence_add: "silenced alerts of",
+    silence_remove: "removed a silence of",
   };
 
   function auditRow(record) {
