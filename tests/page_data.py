@@ -8,7 +8,7 @@ critical alert's pause of ``brand:globex`` goes through the control plane like t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -59,12 +59,26 @@ def demo_records(workdir: str) -> tuple[list[Signal], list[Alert]]:
     return backtest.book.signals, result.alerts
 
 
-async def publish_demo(settings: Settings, workdir: Path, plane: ControlPlane | None = None) -> dict[str, float]:
-    """Produce the demo's signals and alerts; pause ``brand:globex`` for its critical alert (with ``plane``).
+async def publish_demo(
+    settings: Settings,
+    workdir: Path,
+    plane: ControlPlane | None = None,
+    *,
+    after: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, float]:
+    """Produce the demo's signals and alerts of event time ``(after, until]`` (default: all of it); pause
+    ``brand:globex`` with ``plane`` when the critical alert asking for it is among them, as the risk stage does.
 
-    Returns the end (epoch seconds) of each brand's last window.
+    Returns the end (epoch seconds) of each brand's last window produced.
     """
     signals, alerts = demo_records(str(workdir))
+
+    def inside(t: datetime) -> bool:
+        return (after is None or t > after) and (until is None or t <= until)
+
+    signals = [s for s in signals if inside(s.window_end)]
+    alerts = [a for a in alerts if inside(a.event_time)]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=20)
     await producer.start()
     try:
@@ -75,8 +89,8 @@ async def publish_demo(settings: Settings, workdir: Path, plane: ControlPlane | 
         await producer.flush()
     finally:
         await producer.stop()
-    if plane is not None:
-        asked = next(a for a in alerts if a.pause)
+    asked = next((a for a in alerts if a.pause), None)
+    if plane is not None and asked is not None:
         await plane.pause(
             f"brand:{asked.brand}", reason=asked.summary, actor="crisiswatch-risk", alert_id=asked.alert_id,
             on_resume="hold",
@@ -85,6 +99,10 @@ async def publish_demo(settings: Settings, workdir: Path, plane: ControlPlane | 
     for signal in signals:
         last[signal.brand] = max(last.get(signal.brand, 0.0), signal.window_end.timestamp())
     return last
+
+
+MID_CRISIS = demo.CRISIS[1] + timedelta(minutes=22)
+"""Event time in the middle of the demo crisis: the alert is critical and firing, publishing paused."""
 
 
 def crisis_window() -> tuple[float, float]:

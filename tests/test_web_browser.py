@@ -195,6 +195,8 @@ async def test_login_pause_all_and_the_signed_message(server: WebServer, browser
     def resume() -> None:
         browser.find_element(By.ID, "resume-all").click()
         wait(lambda d: d.find_element(By.ID, "resume-yes").is_displayed())
+        assert browser.find_element(By.ID, "resume-reason").get_attribute("value") == ""  # never the pause's reason
+        browser.find_element(By.ID, "resume-reason").send_keys("statement is out")
         browser.find_element(By.ID, "resume-yes").click()
         wait(lambda d: d.find_element(By.ID, "hero-state").text == "LIVE")
 

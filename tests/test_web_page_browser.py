@@ -11,6 +11,7 @@ with the held-post count and the hold/skip/review choice. Screenshots go to the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from page_data import publish_demo
+from page_data import MID_CRISIS, publish_demo
 from pydantic import SecretStr
 
 from crisiswatch import demo
@@ -92,12 +93,13 @@ def page_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def demo_page(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> AsyncIterator[WebServer]:
+    """The page in the middle of the demo crisis: critical alert firing, brand:globex paused, 12 posts held."""
     _, brands = demo.write_demo(tmp_path / "demo")
     s = page_settings(settings).model_copy(update={"brands_file": brands})
     await ensure_topics(kafka_bootstrap, s)
     async with WebServer(s, port=0) as web:
         assert web.services is not None
-        await publish_demo(s, tmp_path / "demo", web.services.plane)
+        web.demo_end = await publish_demo(s, tmp_path / "demo", web.services.plane, until=MID_CRISIS)  # type: ignore[attr-defined]
         report = {
             "gate": "host/1/example-publisher",
             "at": utcnow().isoformat(),
@@ -106,8 +108,6 @@ async def demo_page(kafka_bootstrap: str, settings: Settings, tmp_path: Path) ->
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, enable_idempotence=False)
         await producer.start()
         try:
-            import json
-
             value = json.dumps(report).encode()
             await producer.send_and_wait(s.topic("publishing.held"), value, key=report["gate"].encode())
         finally:
@@ -156,6 +156,7 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
+    last = demo_page.demo_end["globex"]  # type: ignore[attr-defined]
 
     def log_in() -> None:
         browser.get(demo_page.url)
@@ -165,16 +166,22 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
         browser.find_element(By.ID, "login-button").click()
         wait(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1")
 
+    def fetch(path: str) -> Any:
+        script = """
+            const done = arguments[arguments.length - 1];
+            fetch(arguments[0]).then(r => r.json()).then(done);
+        """
+        return browser.execute_async_script(script, path)
+
     def crisis_drawn(d: Any) -> bool:
-        """The globex chart has its three panels, and the card its chart, with the pause on the timeline."""
+        """The globex chart has its three panels up to the newest window, and the firing card its chart."""
         brand = d.find_elements(By.CSS_SELECTOR, 'article.brand[data-brand="globex"] canvas')
-        card = d.find_elements(By.CSS_SELECTOR, "article.alert .alert-chart canvas")
-        note = d.find_element(By.ID, "hero-resume-note")
-        return len(brand) == 3 and len(card) == 3 and note.is_displayed()
+        card = d.find_elements(By.CSS_SELECTOR, "article.alert.firing .alert-chart canvas")
+        return len(brand) == 3 and len(card) == 3
 
     await in_thread(log_in)
 
-    def phone_and_laptop() -> dict[str, Any]:
+    def phone_and_laptop() -> dict[int, Any]:
         results = {}
         for width, height in ((390, 2400), (1400, 1800)):
             browser.set_window_size(width, height)
@@ -182,13 +189,8 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
             browser.refresh()
             wait(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1")
             wait(crisis_drawn)
-            # the timeline data behind the chart: the crisis and its pause are on it
-            marks = browser.execute_async_script(
-                """
-                const done = arguments[arguments.length - 1];
-                fetch("api/brands/globex/timeline?hours=6").then(r => r.json()).then(t => done(t.marks));
-                """
-            )
+            timeline = fetch("api/brands/globex/timeline?hours=6")
+            api_alert = next(a for a in fetch("api/alerts")["alerts"] if a["brand"] == "globex")
             overflow = browser.execute_script(OVERFLOW)
             browser.save_screenshot(str(shots / f"page-{width}.png"))
             card = browser.find_element(By.CSS_SELECTOR, "article.alert")
@@ -199,18 +201,15 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
             browser.execute_script("window.scrollTo(0, 0)")
             seen = visible_text_outside_details(browser, card)
             details = card.find_element(By.CSS_SELECTOR, "details.stats")
-            first_child = browser.execute_script(
-                "return [...arguments[0].children].map(c => c.className || c.tagName)", card
-            )
+            children = browser.execute_script("return [...arguments[0].children].map(c => c.className)", card)
 
             # the resume dialog for the paused brand: held posts, the scope's choice, an empty reason
             browser.find_element(By.CSS_SELECTOR, 'button[data-scope="brand:globex"]').click()
             wait(lambda d: d.find_element(By.ID, "resume-dialog").get_attribute("data-ready") == "1")
             held = browser.find_element(By.ID, "resume-held").text
             checked = browser.find_element(By.CSS_SELECTOR, "input[name=on-resume]:checked").get_attribute("value")
-            choices = [
-                e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, "input[name=on-resume]")
-            ]
+            radios = browser.find_elements(By.CSS_SELECTOR, "input[name=on-resume]")
+            choices = [e.get_attribute("value") for e in radios]
             reason = browser.find_element(By.ID, "resume-reason").get_attribute("value")
             dialog_overflow = browser.execute_script(OVERFLOW)
             browser.save_screenshot(str(shots / f"resume-dialog-{width}.png"))
@@ -219,35 +218,68 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
             browser.find_element(By.ID, "resume-no").click()
             wait(lambda d: not d.find_element(By.ID, "resume-dialog").is_displayed())
             results[width] = {
-                "marks": marks, "overflow": overflow, "seen": seen, "details_open": details.get_attribute("open"),
-                "children": first_child, "held": held, "checked": checked, "choices": choices, "reason": reason,
-                "dialog_overflow": dialog_overflow, "note": browser.find_element(By.ID, "hero-resume-note").text,
+                "timeline": timeline, "alert": api_alert, "overflow": overflow, "seen": seen,
+                "details_open": details.get_attribute("open"), "children": children, "held": held,
+                "checked": checked, "choices": choices, "reason": reason, "dialog_overflow": dialog_overflow,
             }  # fmt: skip
         return results
 
     results = await in_thread(phone_and_laptop)
     for width, r in results.items():
-        kinds = {(m["kind"], m.get("severity")) for m in r["marks"]}
-        assert ("pause", None) in kinds and ("alert", "critical") in kinds, r["marks"]
+        # the chart's data: the crisis up to the newest window, its alerts and the pause
+        assert r["timeline"]["latest"]["end"] == last
+        kinds = {(m["kind"], m.get("severity")) for m in r["timeline"]["marks"]}
+        assert ("pause", None) in kinds and ("alert", "critical") in kinds, r["timeline"]["marks"]
         o = r["overflow"]
         assert o["inner"] == width
         assert o["page"] <= o["inner"], f"{width}px: the page is {o['page']}px wide"
         assert o["cards"] == [] and o["buttons"] == [] and o["offscreen"] == [], (width, o)
         d = r["dialog_overflow"]
         assert d["page"] <= d["inner"] and d["cards"] == [] and d["buttons"] == [] and d["offscreen"] == [], (width, d)
-        # ten seconds: a plain headline, "I'm on it" at the top, the evidence once, statistics folded away
+        # ten seconds: "I'm on it" first, a plain headline of the newest window, the evidence once, no statistics
         seen = r["seen"]
+        assert r["children"][:2] == ["alert-head", "ack-form"]
+        assert "I'm on it" in seen and r["alert"]["status"] == "firing"
+        assert f"{r['alert']['headline']}." in seen and r["alert"]["headline"] == r["timeline"]["headline"]
         assert "Mentions of Globex are" in seen and "about a data breach" in seen
-        for raw in ("p=", "loudness", "badness", "data_leak", " x4", "×  badness"):
+        newest = r["timeline"]["latest"]
+        assert f"{round(newest['per_minute'] * 10) / 10:g} mentions/min" in seen
+        for raw in ("p=", "loudness", "badness", "data_leak", " x4", "sd above"):
             assert raw not in seen, f"{raw!r} is visible on the card: {seen}"
         assert r["details_open"] is None
-        assert r["children"][:2] == ["alert-head", "ack-form"] or "I'm on it" not in seen
         assert seen.count("What people are saying") == 1
         # resuming with eyes open
-        assert "publishing stays paused for Globex until a person resumes it" in r["note"]
         assert r["held"].startswith("Held posts: 12 posts are waiting"), r["held"]
         assert sorted(r["choices"]) == ["hold", "review", "skip"] and r["checked"] == "hold"
         assert r["reason"] == ""  # a new dialog never carries the previous reason
+
+    # live: the rest of the crisis arrives; the page follows without a reload, and says who must resume
+    assert demo_page.services is not None
+    ends = await publish_demo(demo_page.services.settings, tmp_path / "demo", after=MID_CRISIS)
+
+    def updated() -> dict[str, Any]:
+        end_clock = browser.execute_script(
+            "return new Date(arguments[0] * 1000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})",
+            ends["globex"],
+        )
+        chart = 'article.brand[data-brand="globex"] .brand-latest'
+        wait(lambda d: end_clock in d.find_element(By.CSS_SELECTOR, chart).text, timeout=90)
+        wait(lambda d: d.find_element(By.ID, "hero-resume-note").is_displayed(), timeout=60)
+        wait(lambda d: d.find_elements(By.CSS_SELECTOR, "article.alert.resolved .alert-chart canvas"))
+        browser.save_screenshot(str(shots / "page-resolved-1400.png"))
+        note = browser.find_element(By.ID, "hero-resume-note").text
+        card = browser.find_element(By.CSS_SELECTOR, "article.alert.resolved")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
+        card.screenshot(str(shots / "alert-card-resolved-1400.png"))
+        browser.execute_script("window.scrollTo(0, 0)")
+        return {"note": note, "seen": visible_text_outside_details(browser, card)}
+
+    after = await in_thread(updated)
+    assert (
+        "The Globex alert has resolved, but publishing stays paused for Globex until a person resumes it"
+        in (after["note"])
+    )
+    assert after["seen"].count("At its peak") == 2 and "I'm on it" not in after["seen"]
 
     for png in shots.glob("*.png"):
         assert png.stat().st_size > 5_000, png
@@ -257,10 +289,11 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
         for png in shots.glob("*.png"):
             shutil.copy(png, Path(target) / png.name)
 
-    # resume from the dialog with a choice: the control plane gets it, the chart marks the resume
+    # resume from the dialog with a choice: the control plane gets it, and the note goes away
     def resume() -> str:
         browser.find_element(By.CSS_SELECTOR, 'button[data-scope="brand:globex"]').click()
         wait(lambda d: d.find_element(By.ID, "resume-dialog").get_attribute("data-ready") == "1")
+        assert "has resolved" in browser.find_element(By.ID, "resume-episode").text
         browser.find_element(By.ID, "resume-reason").send_keys("statement published, story calmed down")
         browser.find_element(By.CSS_SELECTOR, "input[name=on-resume][value=review]").click()
         browser.find_element(By.ID, "resume-yes").click()
@@ -269,7 +302,6 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
         return browser.find_element(By.ID, "flash").text
 
     assert "Resumed brand:globex" in await in_thread(resume)
-    assert demo_page.services is not None
     state = demo_page.services.plane.get("brand:globex")
     assert state is not None and state.state == "active" and state.actor == "maria"
     assert state.on_resume == "review" and state.reason == "statement published, story calmed down"

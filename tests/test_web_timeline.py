@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from page_data import crisis_window, publish_demo
+from page_data import MID_CRISIS, crisis_window, publish_demo
 from pydantic import SecretStr
 
 from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
@@ -17,6 +17,7 @@ from crisiswatch.alerting.render import plain_text
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
+from crisiswatch.web.timeline import Point, trend
 from stream.topics import ensure_topics
 
 TOKEN = "timeline-token-0123456789abcdef"
@@ -150,3 +151,56 @@ def test_the_email_says_it_in_plain_words_too() -> None:
     assert (
         text.splitlines()[2] == "Mentions of Globex are 8 times the usual, two thirds negative, about a product recall."
     )
+
+
+@pytest.fixture
+async def mid_crisis_server(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> AsyncIterator[WebServer]:
+    s = settings.model_copy(
+        update={
+            "control_keys": SecretStr(fixed_key_pair("k3", "timeline").private),
+            "api_token": SecretStr(TOKEN),
+            "page_port": 0,
+        }
+    )
+    await ensure_topics(kafka_bootstrap, s)
+    async with WebServer(s, port=0) as web:
+        assert web.services is not None
+        web.demo_end = await publish_demo(s, tmp_path / "demo", web.services.plane, until=MID_CRISIS)  # type: ignore[attr-defined]
+        yield web
+
+
+async def test_a_firing_alert_shows_its_newest_window(mid_crisis_server: WebServer) -> None:
+    """The card's numbers and words are the newest window's, not the window that opened the episode."""
+    last = mid_crisis_server.demo_end["globex"]  # type: ignore[attr-defined]
+
+    async def firing() -> dict | None:
+        _, body = await get(mid_crisis_server, "api/alerts")
+        found = [a for a in body.get("alerts", []) if a["brand"] == "globex" and a["status"] == "firing"]
+        if found and found[0]["latest"] and found[0]["latest"]["end"] == last:
+            return found[0]
+        return None
+
+    episode = await wait_for(firing)
+    assert episode, "no firing globex alert with the newest window"
+    _, timeline = await get(mid_crisis_server, "api/brands/globex/timeline?hours=1")
+    newest = timeline["latest"]
+    assert episode["latest"] == newest and newest["trend"] in ("rising", "steady", "falling")
+    assert newest["stories"] > 2 * episode["alert"]["evidence"]["stories"]  # the crisis grew since it opened
+    assert episode["headline"] == timeline["headline"]
+    assert episode["headline"].startswith("Mentions of Globex are ") and "negative" in episode["headline"]
+    assert f"{round(newest['ratio'])} times the usual" in episode["headline"]
+
+
+def test_trend_words() -> None:
+    def points(stories: list[int]) -> list[Point]:
+        return [
+            Point(start=60.0 * i, end=60.0 * (i + 1), mentions=s, negative=0, stories=s, expected=2.0,
+                  negative_share=0.0, usual_share=0.1, risk=0.0, severity="info", written=0.0)
+            for i, s in enumerate(stories)
+        ]  # fmt: skip
+
+    assert trend(points([2, 2, 2, 2, 2])) is None  # too few windows to say
+    assert trend(points([5, 5, 5, 10, 12, 14])) == "rising"
+    assert trend(points([40, 44, 38, 20, 18, 10])) == "falling"
+    assert trend(points([40, 44, 38, 41, 39, 40])) == "steady"
+    assert trend(points([1, 1, 1, 2, 2, 2])) == "steady"  # doubling one story is not a trend

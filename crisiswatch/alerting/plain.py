@@ -67,6 +67,9 @@ LANGUAGE_NAMES = {
     "tr": "Turkish", "pl": "Polish", "sv": "Swedish", "ko": "Korean",
 }  # fmt: skip
 
+MIN_MENTIONS_FOR_SHARE = 8
+"""Below this many mentions in the window, a share ("two thirds negative") says more about chance than mood."""
+
 _NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 
@@ -161,7 +164,7 @@ def plain_headline(brand: str, evidence: Mapping[str, Any] | None, name: str | N
         negative = _num(ev.get("negative"))
         share = negative / mentions if negative is not None else None
     positive = _num(ev.get("positive"))
-    if share is not None and mentions:
+    if share is not None and mentions and mentions >= MIN_MENTIONS_FOR_SHARE:
         usual = _num(ev.get("expected_negative_share"))
         if positive is not None and positive / mentions >= 0.5 and share < 0.2:
             clauses.append(f"{share_words(positive / mentions)} positive")

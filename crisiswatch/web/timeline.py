@@ -67,6 +67,8 @@ class Point:
     written: float
     """When the signal was written (broker timestamp, wall time): places a person's pause on event time."""
     positive: int = 0
+    ratio: float | None = None
+    """Stories against the expected level as the risk stage computes it (damped: (stories+1)/(expected+1))."""
     languages: tuple[str, ...] = ()
     terms: tuple[tuple[str, int], ...] = ()
     """The window's three most frequent crisis terms (what the plain-words headline names)."""
@@ -79,7 +81,7 @@ class Point:
             "positive": self.positive,
             "negative_share": self.negative_share,
             "expected_negative_share": self.usual_share,
-            "volume": {"observed": self.stories, "expected": self.expected},
+            "volume": {"observed": self.stories, "expected": self.expected, "ratio": self.ratio},
             "languages": dict.fromkeys(self.languages, 1),
             "crisis_terms": dict(self.terms),
         }
@@ -168,6 +170,7 @@ class TimelineStore:
                 severity=str(ev.get("severity", decided.decision.assessment.severity)),
                 written=written,
                 positive=signal.positive,
+                ratio=float(volume["ratio"]) if isinstance(volume.get("ratio"), int | float) else None,
                 languages=tuple(k for k, v in signal.languages.items() if v and k != "und"),
                 terms=tuple(sorted(signal.crisis_terms.items(), key=lambda kv: (-kv[1], kv[0]))[:3]),
             )
@@ -281,7 +284,7 @@ class TimelineStore:
                 "severity": [p.severity for p in shown],
             },
             "marks": marks,
-            "latest": _latest(latest, timeline.latest_evidence) if latest else None,
+            "latest": {**_latest(latest, timeline.latest_evidence), "trend": trend(points)} if latest else None,
         }
 
 
@@ -313,7 +316,7 @@ def window_numbers(point: Point) -> dict[str, Any]:
         "mentions": point.mentions,
         "stories": point.stories,
         "expected": round(point.expected, 2),
-        "ratio": round(point.stories / point.expected, 2) if point.expected > 0 else None,
+        "ratio": round(point.ratio, 2) if point.ratio is not None else None,
         "per_minute": round(point.stories / point.minutes, 2),
         "negative_share": round(point.negative_share, 4),
         "usual_share": round(point.usual_share, 4),
@@ -321,6 +324,23 @@ def window_numbers(point: Point) -> dict[str, Any]:
         "severity": point.severity,
         "languages": len(point.languages),
     }
+
+
+TREND_WINDOWS = 3
+
+
+def trend(points: list[Point]) -> str | None:
+    """``rising``, ``falling`` or ``steady``: stories in the last `TREND_WINDOWS` windows against the ones before
+    (a change of a quarter, and of at least two stories a window); None with too few windows."""
+    if len(points) < 2 * TREND_WINDOWS:
+        return None
+    recent = sum(p.stories for p in points[-TREND_WINDOWS:]) / TREND_WINDOWS
+    before = sum(p.stories for p in points[-2 * TREND_WINDOWS : -TREND_WINDOWS]) / TREND_WINDOWS
+    if recent >= before * 1.25 and recent - before >= 2:
+        return "rising"
+    if recent <= before * 0.8 and before - recent >= 2:
+        return "falling"
+    return "steady"
 
 
 def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ function renderHero(state, alerts) {
   heroAlerts.hidden = firing.length === 0;
   heroAlerts.textContent = firing.length
     ? `${firing.length} alert${firing.length > 1 ? "s" : ""} firing: ` +
-      firing.map((a) => `${a.brand} (${a.peak_severity})`).join(", ")
+      firing.map((a) => `${a.name || a.brand} (${a.peak_severity})`).join(", ")
     : "";
 }
 
@@ -272,6 +272,7 @@ function latestLine(latest, label = "Now") {
   if (latest.ratio) parts.push(latest.ratio >= 2 ? `${Math.round(latest.ratio)}× usual` : `${latest.ratio.toFixed(1)}× usual`);
   parts.push(`${percent(latest.negative_share)} negative (usually ${percent(latest.usual_share)})`);
   parts.push(`risk ${Math.round(latest.risk)}`);
+  if (latest.trend && label === "Now") parts.push({ rising: "still rising", falling: "falling", steady: "steady" }[latest.trend]);
   return el(
     "p",
     { class: "latest" },

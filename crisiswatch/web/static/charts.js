@@ -243,7 +243,7 @@
           y: panel.y,
         },
         axes: [
-          { show: last, size: last ? 30 : 0, gap: 2, font: "11px system-ui, sans-serif", grid: { stroke: "#eceff3" }, ticks: { show: false } },
+          { show: last, size: last ? 30 : 0, gap: 2, space: 78, font: "11px system-ui, sans-serif", grid: { stroke: "#eceff3" }, ticks: { show: false } },
           {
             size: AXIS_SIZE, gap: 3, font: "11px system-ui, sans-serif", grid: { stroke: "#eceff3" }, ticks: { show: false },
             values: (u, vals) => vals.map(panel.format),
