@@ -7,7 +7,8 @@ drained (every stage caught up and no output for a while).
 
 A run is a **rehearsal** unless ``live``: its topics get their own prefix (``rehearsal_prefix``, else
 ``rehearsal-<random id>.``) and its consumer groups their own application id, so a replay started with
-production settings in the environment can never pause real publishing. SIGINT/SIGTERM cancel the run:
+production settings in the environment can never pause real publishing (on a cluster, the topics of a
+random prefix are deleted at the end: `delete_rehearsal_topics`). SIGINT/SIGTERM cancel the run:
 the signal is passed on to the worker, which is waited for, then the page and the embedded broker stop
 and the run's temporary folder is removed (`Stopped` tells the CLI which signal it was).
 """
@@ -340,6 +341,22 @@ def stop_on_signals() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+async def delete_rehearsal_topics(settings: Settings, bootstrap: str, prefix: str) -> list[str]:
+    """Delete the crisiswatch topics named ``prefix`` + a registry name (nothing else); returns their names."""
+    from stream.topics import ALL_TOPICS
+
+    names = {prefix + spec.name for spec in ALL_TOPICS}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(settings))
+    await admin.start()
+    try:
+        doomed = sorted(names & set(await admin.list_topics()))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
@@ -494,7 +511,14 @@ def _run_command(
 ) -> RunReport:
     settings = Settings()
     env_extra, banner = rehearsal_env(settings, live)
-    print(banner, file=sys.stderr, flush=True)
+    # A rehearsal with a random prefix on a real cluster deletes its topics at the end (a configured
+    # prefix is meant to be reused; the embedded broker forgets everything anyway).
+    throwaway = (
+        env_extra.get("CRISISWATCH_TOPIC_PREFIX")
+        if settings.bootstrap_servers and not settings.rehearsal_prefix
+        else None
+    )
+    print(banner + ("; its topics are deleted at the end" if throwaway else ""), file=sys.stderr, flush=True)
     show_page = (not until_idle) if page is None else page
     sign_in = "with CRISISWATCH_WEB_USERS / CRISISWATCH_API_TOKEN"
     if show_page and settings.web_users is None and settings.api_token is None:
@@ -533,12 +557,20 @@ def _run_command(
         def announce(url: str) -> None:
             print(f"pause/resume page: {url}  sign in {sign_in}", file=sys.stderr)
 
-        report = asyncio.run(
-            run_pipeline(
-                settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
-                note=None if as_json else emit, page=announce if show_page else None,
-            )
-        )  # fmt: skip
+        try:
+            report = asyncio.run(
+                run_pipeline(
+                    settings, bootstrap, replay_path, speed, until_idle, emit, env_extra, log_path,
+                    note=None if as_json else emit, page=announce if show_page else None,
+                )
+            )  # fmt: skip
+        finally:
+            if throwaway:
+                try:
+                    deleted = asyncio.run(delete_rehearsal_topics(settings, bootstrap, throwaway))
+                    print(f"deleted the rehearsal's {len(deleted)} topics ({throwaway}*)", file=sys.stderr)
+                except (KafkaError, OSError) as exc:
+                    print(f"could not delete the rehearsal's topics ({throwaway}*): {exc}", file=sys.stderr)
     paused = [c for c in report.controls if c["state"] == "paused"]
     print(
         f"done: {report.replayed} records replayed, {report.signals} window signals, {len(report.alerts)} alert "

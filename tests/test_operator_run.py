@@ -3,6 +3,7 @@ temporary folder; a replay is a rehearsal on its own topic prefix unless --live.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from crisiswatch.control.testing import TEST_KEYS, read_records
 from crisiswatch.preflight import EXIT_TERMINATED, existing_topics
 from crisiswatch.runner import rehearsal_env
 from crisiswatch.settings import Settings
+from stream.topics import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,31 +106,46 @@ def test_sigterm_stops_the_worker_and_leaves_no_temp_folder(settings: Settings, 
     assert sorted(p.name for p in tmp.iterdir()) == [], "temporary folders left behind"
 
 
-def test_a_replay_is_a_rehearsal_on_its_own_topics_unless_live(settings: Settings, tmp_path: Path) -> None:
+def rehearse(settings: Settings, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`crisiswatch run --replay` of the demo's first 150 records, with the test's topics as "production"."""
     data, brands = demo.write_demo(tmp_path)
     small = tmp_path / "small.jsonl"
     small.write_bytes(b"".join(data.read_bytes().splitlines(keepends=True)[:150]))
-    env = base_env(settings, tmp_path, CRISISWATCH_WEB_PORT=str(free_port()))
+    env = base_env(settings, tmp_path, CRISISWATCH_WEB_PORT=str(free_port()), **extra)
     result = subprocess.run(
         [sys.executable, "-m", "crisiswatch.cli", "run", "--replay", str(small), "--brands", str(brands),
          "--until-idle", "--json"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "done: 150 records replayed" in result.stderr, result.stderr
+    assert not list(tmp_path.glob("crisiswatch-*")), "a finished run leaves no temporary folder"
+    return result
+
+
+def test_a_replay_is_a_rehearsal_on_throwaway_topics_unless_live(settings: Settings, tmp_path: Path) -> None:
+    result = rehearse(settings, tmp_path)
     first = result.stderr.splitlines()[0]
     match = re.match(r"REHEARSAL on topics (rehearsal-[0-9a-f]{8}\.)\* \(consumer groups (\S+)-\*\)", first)
     assert match, first
-    assert "cannot pause real publishing" in first and "--live" in first
+    assert "cannot pause real publishing" in first and "--live" in first and "deleted at the end" in first
     prefix = match.group(1)
-
-    import asyncio
-
+    assert f"deleted the rehearsal's {len(ALL_TOPICS)} topics ({prefix}*)" in result.stderr, result.stderr
     topics = asyncio.run(existing_topics(settings, settings.bootstrap_servers or ""))
     assert not {t for t in topics if t.startswith(settings.topic_prefix)}, "the configured topics were touched"
-    assert f"{prefix}publishing.control" in topics and f"{prefix}mentions.raw" in topics
+    assert not {t for t in topics if t.startswith(prefix)}, "the rehearsal's topics were left behind"
+
+
+def test_a_rehearsal_prefix_can_be_configured_and_its_topics_are_kept(settings: Settings, tmp_path: Path) -> None:
+    prefix = f"{settings.topic_prefix}rehearsal."
+    result = rehearse(settings, tmp_path, CRISISWATCH_REHEARSAL_PREFIX=prefix)
+    assert result.stderr.splitlines()[0].startswith(f"REHEARSAL on topics {prefix}*")
+    assert "deleted" not in result.stderr
+    topics = asyncio.run(existing_topics(settings, settings.bootstrap_servers or ""))
+    assert f"{prefix}publishing.control" in topics
+    assert not {t for t in topics if t.startswith(settings.topic_prefix) and not t.startswith(prefix)}
     replayed = asyncio.run(read_records(settings.bootstrap_servers or "", f"{prefix}mentions.raw"))
     assert len(replayed) == 150
-    assert not list(tmp_path.glob("crisiswatch-*")), "a finished run leaves no temporary folder"
 
 
 def test_rehearsal_prefix_can_be_configured_and_live_keeps_the_configured_topics(settings: Settings) -> None:
