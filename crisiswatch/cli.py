@@ -21,6 +21,12 @@ from crisiswatch.control.silence_commands import silence_app  # noqa: E402
 app.add_typer(silence_app, name="silence")
 
 
+@silence_app.callback()
+def _silence_preflight() -> None:
+    # Every silence command talks to Kafka: one line when it cannot (see `_preflight`, defined below).
+    _preflight()
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -435,6 +441,7 @@ def bench_pipeline(
     from crisiswatch.bench.pipeline import run_pipeline_bench
 
     _logging(False)
+    _preflight()
     run_pipeline_bench(mentions, rate, seconds, workers, out)
 
 
@@ -448,6 +455,7 @@ def bench_control(
     from crisiswatch.bench.control import run_control_bench
 
     _logging(False)
+    _preflight()
     run_control_bench(Settings(), gates=gates, rounds=rounds, out=out)
 
 

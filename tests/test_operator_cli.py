@@ -106,6 +106,11 @@ KAFKA_COMMANDS = [
     ["schedule", "run"], ["relay"], ["alerts"], ["alerts", "--recent", "5"], ["ack", "acme:1"], ["serve"],
     ["topics", "--create"], ["worker"], ["run", "--until-idle"], ["tail", "alerts"], ["audit"],
     ["connect", "rss", "http://127.0.0.1:9/feed"], ["connect", "webhook"],
+    ["connect", "sse", "http://127.0.0.1:9/s", "--mapping", "m.yaml"],
+    ["connect", "websocket", "ws://127.0.0.1:9/ws", "--mapping", "m.yaml"],
+    ["connect", "poll", "http://127.0.0.1:9/api", "--mapping", "m.yaml"],
+    ["silence", "list"], ["silence", "add", "--brand", "acme", "--until", "2h", "--reason", "x"],
+    ["silence", "remove", "x"], ["bench", "control"], ["bench", "pipeline"], ["connect", "--sources", "sources.yaml"],
 ]  # fmt: skip
 
 
