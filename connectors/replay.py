@@ -9,6 +9,19 @@ JSONL: one mention object per line (fields of `stream.records.Mention`; ``author
 fast as possible. Lines that cannot be parsed are still handed over as they are, so the pipeline
 dead-letters them with the reason; nothing is dropped here. A file ending in ``.gz``
 (``mentions.jsonl.gz``, ``mentions.csv.gz``) is read gunzipped.
+
+Order: records go out oldest first through a bounded reorder buffer (``reorder_window`` records, a
+heap on event time, file order among equals). A file in any order within that many records is sent
+sorted; a record further out of place is sent as soon as it is read (late: the pipeline's lateness
+rules apply) and counted. At the end a `ReplayReport` says how out of order the file was, and a
+warning names the numbers when it was not sorted (`crisiswatch_connector_replay_out_of_order_total`).
+
+Resume: with a ``checkpoint`` (`connectors.base.StateStore`), the number of records handed over is
+saved every ``save_every`` records (written once the broker acknowledged them) together with the
+file's size, modification time and the reorder window. A replay restarted with the same file and
+window re-reads it, skips that many records of the same (deterministic) order and goes on: no gap,
+and no repeat beyond what was sent after the last checkpoint (a graceful stop saves at the end, so
+none). A changed file starts from the beginning, with a warning.
 """
 
 from __future__ import annotations
@@ -16,15 +29,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import heapq
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors import metrics
+from connectors.base import Connector, StateStore, until_stopped
 from connectors.sink import MentionSink
+
+log = logging.getLogger(__name__)
+DEFAULT_REORDER_WINDOW = 50_000
 
 _AUTHOR_COLUMNS = {"author_id": "id", "author_handle": "handle", "followers": "followers"}
 _METRIC_COLUMNS = ("likes", "shares", "replies", "reach")
@@ -94,7 +114,79 @@ def read_items(path: Path) -> Iterator[ReplayItem]:
             yield ReplayItem(line, _key(obj), _event_time(obj))
 
 
-async def paced(items: Iterator[ReplayItem], speed: float) -> AsyncIterator[ReplayItem]:
+@dataclass
+class ReplayReport:
+    """How a replay went: records sent, skipped on resume, and how out of order the file was."""
+
+    records: int = 0
+    """Records read from the file."""
+    sent: int = 0
+    skipped: int = 0
+    """Records not sent again because the checkpoint said they were (resume)."""
+    out_of_order: int = 0
+    """Records older than a record before them in the file."""
+    max_disorder_seconds: float = 0.0
+    """The most a record was older than the newest record read before it."""
+    late: int = 0
+    """Records further out of place than the reorder window: sent after newer ones."""
+    max_late_seconds: float = 0.0
+    window: int = 0
+
+    def message(self, path: Path) -> str:
+        """A one-line account for the log (empty when the file was in order)."""
+        if not self.out_of_order:
+            return ""
+        share = 100.0 * self.out_of_order / max(self.records, 1)
+        text = (
+            f"replay {path.name}: {self.out_of_order} of {self.records} records ({share:.1f} %) were out of "
+            f"order, by up to {self.max_disorder_seconds:.0f} s of event time"
+        )
+        if not self.late:
+            return text + f"; all were sent in order (reorder window {self.window} records)"
+        return text + (
+            f"; {self.late} were more than {self.window} records out of place and were sent late (up to "
+            f"{self.max_late_seconds:.0f} s behind newer ones): sort the file by created_at, or raise the "
+            "reorder window"
+        )
+
+
+def reordered(items: Iterable[ReplayItem], window: int, report: ReplayReport) -> Iterator[ReplayItem]:
+    """``items`` oldest first through a heap of ``window`` records (file order among equal times; an
+    unparseable record keeps its place after the newest time read before it)."""
+    heap: list[tuple[float, int, ReplayItem]] = []
+    newest = float("-inf")
+    emitted = float("-inf")
+    report.window = window
+    for index, item in enumerate(items):
+        report.records += 1
+        t = item.event_time
+        if t is None:
+            t = newest if newest != float("-inf") else 0.0
+        elif t < newest:
+            report.out_of_order += 1
+            report.max_disorder_seconds = max(report.max_disorder_seconds, newest - t)
+        else:
+            newest = t
+        heapq.heappush(heap, (t, index, item))
+        if len(heap) > window:
+            t0, _, first = heapq.heappop(heap)
+            if t0 < emitted:
+                report.late += 1
+                report.max_late_seconds = max(report.max_late_seconds, emitted - t0)
+            else:
+                emitted = t0
+            yield first
+    while heap:
+        t0, _, first = heapq.heappop(heap)
+        if t0 < emitted:
+            report.late += 1
+            report.max_late_seconds = max(report.max_late_seconds, emitted - t0)
+        else:
+            emitted = t0
+        yield first
+
+
+async def paced(items: Iterable[ReplayItem], speed: float) -> AsyncIterator[ReplayItem]:
     """Yield items no faster than ``speed`` times their event-time pace (0 = unpaced)."""
     first_event: float | None = None
     started = time.monotonic()
@@ -109,15 +201,113 @@ async def paced(items: Iterator[ReplayItem], speed: float) -> AsyncIterator[Repl
         yield item
 
 
-async def replay(path: Path, sink: MentionSink, speed: float = 0.0) -> int:
-    """Publish every record of ``path`` through ``sink``; return how many were handed over."""
+def file_identity(path: Path) -> dict[str, Any]:
+    """What a replay checkpoint must match to resume: the resolved path, size and modification time."""
+    stat = path.stat()
+    return {"file": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+async def replay(
+    path: Path,
+    sink: MentionSink,
+    speed: float = 0.0,
+    *,
+    checkpoint: StateStore | None = None,
+    reorder_window: int = DEFAULT_REORDER_WINDOW,
+    save_every: int = 5000,
+    report: ReplayReport | None = None,
+) -> int:
+    """Publish every record of ``path`` through ``sink``, oldest first; return how many were handed over
+    in this run. ``checkpoint`` makes it resumable (see the module docstring)."""
     if not path.is_file():
         raise FileNotFoundError(f"replay file not found: {path}")
+    report = report if report is not None else ReplayReport()
+    identity = {**file_identity(path), "window": reorder_window}
+    skip = 0
+    if checkpoint is not None:
+        saved = checkpoint.data
+        if saved.get("done") is not None and all(saved.get(k) == v for k, v in identity.items()):
+            skip = int(saved["done"])
+            log.info("replay %s: resuming after %d records (checkpoint)", path.name, skip)
+        elif saved.get("done"):
+            log.warning("replay %s: the file or reorder window changed since the checkpoint; from the start", path)
     count = 0
-    async for item in paced(read_items(path), speed):
-        await sink.send_raw(item.value, item.key)
-        count += 1
-        if count % 5000 == 0:
-            await asyncio.sleep(0)
+    position = 0
+
+    async def save() -> None:
+        assert checkpoint is not None
+        checkpoint.data.clear()
+        checkpoint.data.update(identity, done=position)
+        if checkpoint.backend is None:  # a plain file store writes at once: only after the acknowledgement
+            await sink.settled()
+        checkpoint.save()
+
+    items = _skipping(reordered(read_items(path), reorder_window, report), skip, report)
+    finished = False
+    try:
+        async for item in paced(items, speed):
+            await sink.send_raw(item.value, item.key)
+            count += 1
+            position = skip + count
+            if count % 5000 == 0:
+                await asyncio.sleep(0)
+            if checkpoint is not None and count % save_every == 0:
+                await save()
+        finished = True
+    finally:
+        report.sent = count
+        if not finished and checkpoint is not None and checkpoint.backend is not None:
+            checkpoint.data.clear()  # stopped: the position so far, written once acknowledged
+            checkpoint.data.update(identity, done=position)
+            checkpoint.save()
+    if checkpoint is not None:
+        await save()
     await sink.flush()
+    message = report.message(path)
+    if message:
+        log.warning("%s", message)
+        metrics.REPLAY_OUT_OF_ORDER.labels("reordered").inc(report.out_of_order - report.late)
+        metrics.REPLAY_OUT_OF_ORDER.labels("late").inc(report.late)
     return count
+
+
+def _skipping(items: Iterator[ReplayItem], skip: int, report: ReplayReport) -> Iterator[ReplayItem]:
+    for index, item in enumerate(items):
+        if index < skip:
+            report.skipped += 1
+            continue
+        yield item
+
+
+class ReplayConnector(Connector):
+    """`replay` as a connector (``run(sink, stop)``): one file, resumable through its checkpoint."""
+
+    kind = "replay"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        speed: float = 0.0,
+        state: StateStore | None = None,
+        reorder_window: int = DEFAULT_REORDER_WINDOW,
+    ):
+        self.path = Path(path)
+        self.speed = speed
+        self.state = state
+        self.reorder_window = reorder_window
+        self.report = ReplayReport()
+
+    async def run(self, sink: MentionSink, stop: asyncio.Event) -> None:
+        await until_stopped(
+            replay(
+                self.path,
+                sink,
+                self.speed,
+                checkpoint=self.state,
+                reorder_window=self.reorder_window,
+                report=self.report,
+            ),
+            stop,
+        )
+        self.mark_success()
