@@ -183,7 +183,7 @@ async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser
 
     def phone_and_laptop() -> dict[int, Any]:
         results = {}
-        for width, height in ((390, 2400), (1400, 1800)):
+        for width, height in ((360, 2400), (390, 2400), (1400, 1800)):
             browser.set_window_size(width, height)
             wait(lambda d, w=width: d.execute_script("return window.innerWidth") == w)
             browser.refresh()

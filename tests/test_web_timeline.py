@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from page_data import MID_CRISIS, crisis_window, publish_demo
 from pydantic import SecretStr
 
+from crisiswatch.alerting.channels import slack_payload
 from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import plain_text
@@ -148,9 +150,9 @@ def test_the_email_says_it_in_plain_words_too() -> None:
     )  # fmt: skip
     n = Notification(event="opened", alert=alert, peak_severity="critical", started_at=now)
     text = plain_text(n)
-    assert (
-        text.splitlines()[2] == "Mentions of Globex are 8 times the usual, two thirds negative, about a product recall."
-    )
+    plain = "Mentions of Globex are 8 times the usual, two thirds negative, about a product recall"
+    assert text.splitlines()[2] == plain + "."
+    assert f"*{plain}.*" in json.dumps(slack_payload(n, None), ensure_ascii=False)  # Slack says it first too
 
 
 @pytest.fixture

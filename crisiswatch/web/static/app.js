@@ -454,7 +454,9 @@ function renderAlerts(alerts) {
     let card = view.cards.get(alert.alert_id);
     if (!card || card.signature !== signature) {
       if (card && card.chart) card.chart.destroy();
+      const opened = card ? card.node.querySelector("details.stats").open : false; // keep what a person opened
       const built = renderAlert(alert, timeline);
+      built.node.querySelector("details.stats").open = opened;
       card = { node: built.node, pending: built.chart, chart: null, signature };
       view.cards.set(alert.alert_id, card);
     }
@@ -559,7 +561,8 @@ async function confirmResume() {
     if (choice) body.on_resume = choice.value;
     const result = await api("POST", "api/resume", body);
     const what = scope === "global" ? "all publishing" : scope;
-    flash(result.changed ? `Resumed ${what}.` : `No change: ${result.note}`, !result.changed);
+    if (result.approval_required) flash(`${result.note || "A second person must approve this resume."} (see "Who did what")`);
+    else flash(result.changed ? `Resumed ${what}.` : `No change: ${result.note}`, !result.changed);
     closeResume();
     await refresh();
   } catch (error) {
