@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
-from page_data import MID_CRISIS, crisis_window, publish_demo
+from page_data import MID_CRISIS, crisis_window, demo_records, publish_demo
 from pydantic import SecretStr
 
 from crisiswatch.alerting.channels import slack_payload
 from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import plain_text
+from crisiswatch.control.messages import AuditRecord
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
-from crisiswatch.web.timeline import Point, trend
+from crisiswatch.web.timeline import Point, TimelineStore, trend
+from stream.risk_stage import policy_from
 from stream.topics import ensure_topics
 
 TOKEN = "timeline-token-0123456789abcdef"
@@ -206,3 +209,37 @@ def test_trend_words() -> None:
     assert trend(points([40, 44, 38, 20, 18, 10])) == "falling"
     assert trend(points([40, 44, 38, 41, 39, 40])) == "steady"
     assert trend(points([1, 1, 1, 2, 2, 2])) == "steady"  # doubling one story is not a trend
+
+
+def test_marks_on_event_time(tmp_path: Path) -> None:
+    """A person's pause sits at the last window written by then; a policy pause at its alert; scopes apart."""
+    signals, alerts = demo_records(str(tmp_path / "demo"))
+    store = TimelineStore(policy_from(Settings()), max_hours=2.0)
+    written = 1_000_000.0
+    for i, signal in enumerate(signals):
+        store.add_signal(signal, written + i)  # the broker's timestamps: one second apart
+    for alert in alerts:
+        store.add_alert(alert)
+    globex = [p for p in store.brands["globex"].points]
+    assert globex[-1].end - globex[0].end <= 2 * 3600  # bounded by max_hours
+    by_hand = globex[-30]
+    at = datetime.fromtimestamp(by_hand.written + 0.5, UTC)
+
+    def audit(scope: str, state: str, alert_id: str | None = None) -> AuditRecord:
+        action = "pause" if state == "paused" else "resume"
+        return AuditRecord(action=action, scope=scope, actor="maria", reason="r", at=at, state=state, alert_id=alert_id)
+
+    store.add_audit(audit("brand:globex", "paused"))
+    store.add_audit(audit("global", "active"))
+    store.add_audit(audit("channel:x", "paused"))  # not on a brand's chart
+    asked = next(a for a in alerts if a.pause)
+    store.add_audit(audit("brand:globex", "paused", asked.alert_id))
+    data = store.timeline_json("globex", 2.0)
+    assert data is not None
+    marks = [(m["kind"], m["at"], m.get("scope")) for m in data["marks"] if m["kind"] != "alert"]
+    assert ("pause", by_hand.end, "brand:globex") in marks
+    assert ("resume", by_hand.end, "global") in marks
+    assert ("pause", asked.event_time.timestamp(), "brand:globex") in marks
+    assert all(scope != "channel:x" for _, _, scope in marks)
+    acme = store.timeline_json("acme", 2.0)
+    assert acme is not None and [m["scope"] for m in acme["marks"] if m["kind"] != "alert"] == ["global"]
