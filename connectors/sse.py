@@ -138,7 +138,7 @@ class SseConnector(Connector):
             return
         self.last_event_id = event_id
         self.state.data["last_event_id"] = event_id
-        if self.state.path is not None and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS:
+        if self.state.persistent and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS:
             await handover.sink.flush()  # the checkpoint never runs ahead of what Kafka has
             self._save()
 

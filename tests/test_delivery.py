@@ -1,0 +1,232 @@
+"""Delivery to mentions.raw: the spool format, spooled records across a restart, checkpoints in the
+compacted topic read by a new process, replay resume (after a kill and after a stop), unsorted replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.base import StateStore
+from connectors.checkpoints import STAGE
+from connectors.replay import ReplayConnector, ReplayItem, ReplayReport, reordered, replay
+from connectors.sink import MentionSink, SinkOptions
+from connectors.spool import Spool, encode_record
+from crisiswatch.settings import Settings
+from stream.state_store import read_states
+from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from tests.conftest import read_all
+
+CHILD = Path(__file__).with_name("delivery_child.py")
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+async def until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def mention(i: int, at: datetime) -> dict[str, Any]:
+    return {"id": f"r:{i}", "source": "replay", "text": f"mention {i}", "created_at": at.isoformat()}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+    }
+
+
+# --- the spool ---------------------------------------------------------------------------------------
+def test_spool_keeps_order_and_head_across_reopen_and_cuts_a_torn_tail(tmp_path: Path) -> None:
+    now = time.time()
+    spool = Spool(tmp_path, max_bytes=1 << 20, max_age=60)
+    spool.append([(b"a", b"1", now), (None, b"raw \xff bytes", now)])
+    spool.append([(b"c", b"3", now)])
+    records, end = spool.read(None, 2, 1 << 20)
+    assert records == [(b"a", b"1", now), (None, b"raw \xff bytes", now)]
+    spool.release(end, 2)
+    segment = next(tmp_path.glob("seg-*.spool"))
+    with segment.open("ab") as handle:  # a crash in the middle of a write
+        handle.write(encode_record(b"d", b"4", now)[:-2])
+    again = Spool(tmp_path, max_bytes=1 << 20, max_age=60)
+    assert len(again) == 1
+    assert again.read(None, 10, 1 << 20)[0] == [(b"c", b"3", now)]
+    again.append([(b"e", b"5", now)])  # appends continue after the cut
+    records, end = again.read(None, 10, 1 << 20)
+    assert [r[0] for r in records] == [b"c", b"e"]
+    again.release(end, 2)
+    assert len(again) == 0 and not list(tmp_path.glob("seg-*.spool"))
+    full = Spool(tmp_path / "small", max_bytes=1 << 20, max_age=60)
+    assert not full.has_room((1 << 20) + 1)
+
+
+async def test_records_left_in_the_spool_go_first_and_too_old_ones_are_reported(
+    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await ensure_topics(kafka_bootstrap, settings)
+    now = time.time()
+    left = Spool(tmp_path / "spool", max_bytes=1 << 20, max_age=3600)
+    left.append([(b"old", b'{"id": "old"}', now - 7200), (b"kept:1", b'{"id": "kept:1"}', now - 10)])
+    left.append([(b"kept:2", b'{"id": "kept:2"}', now - 5)])
+    options = SinkOptions(spool_dir=tmp_path / "spool", spool_max_age_seconds=3600)
+    async with MentionSink(settings, kafka_bootstrap, options) as sink:
+        await sink.send_raw(b'{"id": "new"}', b"new")
+        await asyncio.wait_for(sink.settled(), 30)
+        assert sink.expired == 1
+    records = await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)
+    assert sorted(r.key for r in records) == [b"kept:1", b"kept:2", b"new"]
+    assert len(Spool(tmp_path / "spool", max_bytes=1 << 20, max_age=3600)) == 0
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+async def test_a_new_process_resumes_from_the_checkpoint_topic(
+    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await ensure_topics(kafka_bootstrap, settings)
+    async with MentionSink(settings, kafka_bootstrap, checkpoints="kafka") as sink:
+        state = StateStore.for_connector(None, "websocket", "jetstream")
+        assert state.key == "websocket:jetstream" and state.persistent and state.path is None
+        for i in range(50):
+            await sink.send_raw(json.dumps(mention(i, START)).encode(), f"r:{i}".encode())
+        state.data["cursor"] = 1_700_000_000_000_049
+        state.save()  # right after handing over: written once the 50 are acknowledged
+        state.data["cursor"] = "not saved"
+        assert await state.saved(30)
+        url_state = StateStore.for_connector(None, "poll", "https://api.example/search?key=SECRET")
+        assert "SECRET" not in (url_state.key or "")
+    checkpoints = await read_states(kafka_bootstrap, settings.topic(CONNECTOR_CHECKPOINTS.name), STAGE, [0])
+    assert checkpoints[0]["websocket:jetstream"]["state"] == {"cursor": 1_700_000_000_000_049}
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHILD), "checkpoint", "websocket", "jetstream",
+        env=child_env(settings), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    assert json.loads(out.decode().strip().splitlines()[-1]) == {"cursor": 1_700_000_000_000_049}
+
+
+# --- replay ---------------------------------------------------------------------------------------------
+async def test_replay_resumes_after_a_kill_without_gaps(
+    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await ensure_topics(kafka_bootstrap, settings)
+    total = 1500
+    path = write_jsonl(tmp_path / "m.jsonl", [mention(i, START + timedelta(milliseconds=10 * i)) for i in range(total)])
+    topic = settings.topic(CONNECTOR_CHECKPOINTS.name)
+
+    async def checkpoint_done() -> int:
+        states = await read_states(kafka_bootstrap, topic, STAGE, [0])
+        return int(states[0].get("replay:killed", {}).get("state", {}).get("done", 0))
+
+    first = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHILD), "replay", str(path), "killed", "1",  # 100 records/s
+        env=child_env(settings), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await until(lambda: _at_least(checkpoint_done, 300), 60, "a checkpoint past 300 records")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    killed_at = await checkpoint_done()
+    assert 300 <= killed_at < total
+
+    second = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHILD), "replay", str(path), "killed", "0",
+        env=child_env(settings), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 0 and out.decode().strip() == f"sent {total - killed_at}"
+    assert await checkpoint_done() == total
+
+    keys = [r.key.decode() for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)]
+    assert set(keys) == {f"r:{i}" for i in range(total)}, "no gap"
+    assert len(keys) - total <= 200, "only what was sent after the last checkpoint is sent again"
+
+
+async def _at_least(read: Callable[[], Any], value: int) -> bool:
+    return await read() >= value
+
+
+async def test_a_stopped_replay_resumes_exactly_where_it_stopped(
+    settings: Settings, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await ensure_topics(kafka_bootstrap, settings)
+    total = 600
+    path = write_jsonl(tmp_path / "m.jsonl", [mention(i, START + timedelta(milliseconds=10 * i)) for i in range(total)])
+    async with MentionSink(settings, kafka_bootstrap, checkpoints="kafka") as sink:
+        connector = ReplayConnector(path, speed=1.0, state=StateStore.for_connector(None, "replay", "stopped"))
+        stop = asyncio.Event()
+        task = asyncio.create_task(connector.run(sink, stop))
+        while sink.acked < 150:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    stopped_after = connector.report.sent
+    assert 150 <= stopped_after < total
+    async with MentionSink(settings, kafka_bootstrap, checkpoints="kafka") as sink:
+        state = StateStore.for_connector(None, "replay", "stopped")
+        assert state.data["done"] == stopped_after
+        report = ReplayReport()
+        assert await replay(path, sink, checkpoint=state, report=report) == total - stopped_after
+        assert report.skipped == stopped_after
+    keys = [r.key.decode() for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)]
+    assert sorted(keys) == sorted(f"r:{i}" for i in range(total)), "every record exactly once"
+
+
+async def test_an_unsorted_replay_file_is_sent_oldest_first_with_an_account(
+    settings: Settings, kafka_bootstrap: str, tmp_path: Path, caplog: Any
+) -> None:
+    await ensure_topics(kafka_bootstrap, settings)
+    rows = [mention(i, START + timedelta(seconds=i)) for i in range(400)]
+    rng = random.Random(7)
+    for block in range(0, 400, 40):  # shuffled within blocks of 40: at most 39 places out of order
+        part = rows[block : block + 40]
+        rng.shuffle(part)
+        rows[block : block + 40] = part
+    path = write_jsonl(tmp_path / "unsorted.jsonl", rows)
+    report = ReplayReport()
+    async with MentionSink(settings, kafka_bootstrap) as sink:
+        assert await replay(path, sink, reorder_window=100, report=report) == 400
+    assert report.out_of_order > 100 and report.late == 0 and report.max_disorder_seconds <= 39
+    assert "were out of order, by up to" in caplog.text and "all were sent in order" in caplog.text
+    records = await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)
+    assert len(records) == 400
+    for partition in {r.partition for r in records}:
+        times = [json.loads(r.value)["created_at"] for r in records if r.partition == partition]
+        assert times == sorted(times), "each partition receives the mentions oldest first"
+
+
+def test_a_record_further_out_of_place_than_the_window_is_sent_late_and_counted() -> None:
+    def item(i: int, t: float) -> ReplayItem:
+        return ReplayItem(str(i).encode(), str(i).encode(), t)
+
+    items = [item(i, float(i)) for i in range(1, 20)] + [item(0, 0.0)] + [ReplayItem(b"junk", None, None)]
+    report = ReplayReport()
+    out = [x.value for x in reordered(items, 5, report)]
+    assert out[:14] == [str(i).encode() for i in range(1, 15)]
+    assert out.index(b"0") == 14 and out[-1] == b"junk"
+    assert report.late == 1 and report.out_of_order == 1 and report.max_late_seconds == 14.0
+    assert "sent late" in report.message(Path("x.jsonl"))
+    in_order = ReplayReport()
+    assert [x.value for x in reordered(items[:19], 5, in_order)] == [x.value for x in items[:19]]
+    assert in_order.message(Path("x.jsonl")) == ""
