@@ -204,6 +204,7 @@ def websocket(
                 subscribe=messages,
                 headers=header_map,
                 heartbeat=heartbeat,
+                state=state(settings, "websocket", url),
                 backoff=backoff(settings),
                 timeout=settings.connector_timeout_seconds,
                 user_agent=settings.connector_user_agent,

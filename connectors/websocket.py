@@ -7,6 +7,13 @@ over raw. Frames that fail the mapping's ``match`` filter (acks, "subscribed", s
 ignored and counted. The client pings every ``heartbeat`` seconds and drops a connection whose pong does
 not come back (aiohttp's heartbeat); server pings are answered automatically. A closed or broken
 connection is re-opened after jittered exponential backoff (reset by every frame received).
+
+Cursor resume (streams that replay from a position, such as Bluesky Jetstream's ``cursor=<time_us>``):
+with ``cursor_path`` (where the position is in each frame, e.g. ``time_us``) and ``cursor_param`` (the
+query parameter to send it in on (re)connect), or the mapping file's ``cursor: {path: …, param: …}``,
+the last position is kept in the checkpoint (`connectors.base.StateStore`, at most every 5 s and at the
+end; written once the broker acknowledged the mentions before it), so a restarted connector, on any
+machine, asks the stream to continue from there.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -24,14 +33,16 @@ from connectors.base import (
     ConnectorError,
     Handover,
     SeenIds,
+    StateStore,
     safe_url,
     sleep_or_stop,
     until_stopped,
 )
-from connectors.mapping import FieldMapping
+from connectors.mapping import MISSING, FieldMapping, get_path
 from connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
+SAVE_EVERY_SECONDS = 5.0
 
 
 class WebSocketConnector(Connector):
@@ -51,7 +62,16 @@ class WebSocketConnector(Connector):
         backoff: Backoff | None = None,
         timeout: float = 30.0,
         user_agent: str = "crisiswatch-connector/0.1",
+        state: StateStore | None = None,
+        cursor_path: str | None = None,
+        cursor_param: str | None = None,
     ):
+        cursor = mapping.extra.get("cursor") or {}
+        self.cursor_path = cursor_path or cursor.get("path")
+        self.cursor_param = cursor_param or cursor.get("param")
+        self.state = state or StateStore(None)
+        self.cursor: Any = self.state.data.get("cursor")
+        self._saved_at = time.monotonic()
         self.url = url
         self.mapping = mapping
         self.subscribe = list(subscribe or [])
@@ -82,11 +102,38 @@ class WebSocketConnector(Connector):
                     if await sleep_or_stop(stop, self.backoff.next()):
                         break
             finally:
-                await sink.flush()
+                await self._save(sink)
+
+    def connect_url(self) -> str:
+        """The URL to (re)connect to: with the cursor parameter once a position is known."""
+        if not (self.cursor_param and self.cursor is not None):
+            return self.url
+        parts = urlsplit(self.url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != self.cursor_param]
+        query.append((self.cursor_param, str(self.cursor)))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def _save(self, sink: MentionSink) -> None:
+        """Checkpoint the cursor (after the acknowledgement of what came before: see `StateStore`)."""
+        self._saved_at = time.monotonic()
+        if self.cursor is None or (self.state.data.get("cursor") == self.cursor and self.state.backend is not None):
+            return
+        self.state.data["cursor"] = self.cursor
+        if self.state.backend is None:
+            await sink.flush()  # a plain file is written at once: only after the sink secured the records
+        self.state.save()
+
+    def _remember_cursor(self, data: str | bytes) -> None:
+        try:
+            value = get_path(json.loads(data), self.cursor_path or "")
+        except ValueError:
+            return
+        if value is not MISSING and value is not None:
+            self.cursor = value
 
     async def _follow(self, session: aiohttp.ClientSession, handover: Handover) -> None:
         async with session.ws_connect(
-            self.url,
+            self.connect_url(),
             heartbeat=self.heartbeat,
             max_msg_size=self.max_frame_bytes,
         ) as ws:
@@ -97,6 +144,10 @@ class WebSocketConnector(Connector):
             async for frame in ws:
                 if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     await handover.payload(frame.data, self.mapping)
+                    if self.cursor_path:
+                        self._remember_cursor(frame.data)  # after handing over: a crash re-reads, never skips
+                        if self.state.persistent and time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS:
+                            await self._save(handover.sink)
                     self.backoff.reset()
                     self.mark_success()
                 elif frame.type == aiohttp.WSMsgType.ERROR:

@@ -230,3 +230,58 @@ def test_a_record_further_out_of_place_than_the_window_is_sent_late_and_counted(
     in_order = ReplayReport()
     assert [x.value for x in reordered(items[:19], 5, in_order)] == [x.value for x in items[:19]]
     assert in_order.message(Path("x.jsonl")) == ""
+
+
+async def test_a_websocket_cursor_is_checkpointed_and_sent_on_the_next_start(
+    settings: Settings, kafka_bootstrap: str
+) -> None:
+    from aiohttp import WSMsgType, web
+
+    from connectors.mapping import FieldMapping
+    from connectors.websocket import WebSocketConnector
+
+    await ensure_topics(kafka_bootstrap, settings)
+    cursors: list[str | None] = []
+
+    async def stream(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        cursors.append(request.query.get("cursor"))
+        start = int(request.query.get("cursor", "1000")) + 1
+        for t in range(start, start + 5):
+            await ws.send_json({"time_us": t, "post": {"id": f"p{t}", "text": "hi", "at": START.isoformat()}})
+        async for message in ws:  # keep the connection open until the client goes
+            if message.type == WSMsgType.CLOSE:
+                break
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/subscribe", stream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"ws://127.0.0.1:{runner.addresses[0][1]}/subscribe?wantedCollections=app.bsky.feed.post"
+    mapping = FieldMapping.from_dict(
+        {
+            "source": "jet",
+            "fields": {"id": "post.id", "text": "post.text", "created_at": "post.at"},
+            "cursor": {"path": "time_us", "param": "cursor"},
+        }
+    )
+    try:
+        for _run in range(2):
+            async with MentionSink(settings, kafka_bootstrap, checkpoints="kafka") as sink:
+                state = StateStore.for_connector(None, "websocket", "jet")
+                connector = WebSocketConnector(url, mapping, state=state)
+                stop = asyncio.Event()
+                task = asyncio.create_task(connector.run(sink, stop))
+                while connector.cursor is None or connector.cursor < (1005 if _run == 0 else 1010):
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await task
+    finally:
+        await runner.cleanup()
+    assert cursors == [None, "1005"]
+    keys = {r.key for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)}
+    assert keys == {f"jet:p{t}".encode() for t in range(1001, 1011)}
