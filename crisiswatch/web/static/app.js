@@ -93,10 +93,15 @@ async function withBusy(button, work) {
   try {
     await work();
   } catch (error) {
-    flash(error.message || String(error), true);
+    flash(explain(error), true);
   } finally {
     button.disabled = false;
   }
+}
+
+function explain(error) {
+  if (error.status === 429 && error.retryAfter) return `Too many changes in a minute. Try again in ${waitWords(error.retryAfter)}.`;
+  return error.message || String(error);
 }
 
 // --- login ------------------------------------------------------------------------------------------
@@ -139,13 +144,15 @@ async function login(event) {
 }
 
 // The wait the server asks for (Retry-After, seconds) in words.
+function waitWords(seconds) {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} minutes`;
+  return `${Math.round(seconds / 3600)} hours`;
+}
+
 function tooMany(seconds) {
   if (!seconds) return "Too many attempts. Wait a little before trying again.";
-  let wait;
-  if (seconds < 90) wait = `${seconds} second${seconds === 1 ? "" : "s"}`;
-  else if (seconds < 5400) wait = `${Math.round(seconds / 60)} minutes`;
-  else wait = `${Math.round(seconds / 3600)} hours`;
-  return `Too many attempts. Try again in ${wait}.`;
+  return `Too many attempts. Try again in ${waitWords(seconds)}.`;
 }
 
 async function logout() {
@@ -566,7 +573,7 @@ async function confirmResume() {
     closeResume();
     await refresh();
   } catch (error) {
-    $("resume-error").textContent = error.message || String(error);
+    $("resume-error").textContent = explain(error);
   } finally {
     button.disabled = false;
   }
