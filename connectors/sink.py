@@ -82,7 +82,8 @@ class SinkOptions:
     retry_initial_seconds: float = 0.25
     retry_max_seconds: float = 5.0
     close_timeout_seconds: float = 30.0
-    linger_ms: int = 5
+    linger_ms: int = 0
+    """The sink sends whole chunks as batches: no need for the producer to wait for more."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> SinkOptions:

@@ -773,6 +773,23 @@ def bench_backtest(
         raise typer.Exit(1) from None
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    mentions: Annotated[int, typer.Option(help="Mentions in the replay file.")] = 300_000,
+    webhook_mentions: Annotated[int, typer.Option(help="Mentions posted to the webhook.")] = 100_000,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients posting to the webhook.")] = 64,
+    batch: Annotated[int, typer.Option(help="Mentions per webhook request.")] = 20,
+    runs: Annotated[int, typer.Option(help="Runs of each part (the best is reported).")] = 1,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+) -> None:
+    """Mentions/s into mentions.raw from replay and through the webhook (concurrent clients), with peak memory."""
+    from crisiswatch.bench.ingest import write_report
+
+    typer.echo(
+        write_report(out, mentions=mentions, webhook_mentions=webhook_mentions, clients=clients, batch=batch, runs=runs)
+    )
+
+
 @bench_app.command("detectors")
 def bench_detectors(
     data: Annotated[Path, typer.Option(help="Shared data folder (sentiment-umsab/, nab-tweets/).")] = Path(
