@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RETRY_AFTER_SECONDS = 3600.0
+STOP_GRACE_SECONDS = 30.0
 
 
 class ConnectorError(Exception):
@@ -410,5 +411,11 @@ async def run_connectors(connectors: list[Connector], sink: MentionSink, stop: a
                 raise task.exception()  # type: ignore[misc]
     finally:
         stop.set()
+        # a connector may be waiting for the sink (broker down, no spool room): give it time, then let go;
+        # the sink keeps what is undelivered in its spool (or reports it) when it closes
+        _, waiting = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        if waiting:
+            sink.release_waiters()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await sink.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sink.flush(), STOP_GRACE_SECONDS)

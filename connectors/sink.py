@@ -190,6 +190,7 @@ class MentionSink:
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
+        self._released = False
         self._partitions: list[int] = []
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class MentionSink:
     async def send_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Queue one record as it is (returns when queued; blocks while every buffer is full)."""
         while True:
-            if self._closing:
+            if self._closing or self._released:
                 raise SinkClosed("the mention sink is closing")
             if self._room():
                 break
@@ -315,9 +316,15 @@ class MentionSink:
         """Wait until the broker acknowledged every record handed over so far."""
         await self.wait_acked(self.sent)
 
+    def release_waiters(self) -> None:
+        """Stopping: `flush`, `settled` and blocked sends return now (sends raise `SinkClosed`); what is
+        undelivered stays queued for `close` (spooled, or reported lost)."""
+        self._released = True
+        self._notify()
+
     async def wait_secured(self, seq: int) -> None:
         """Wait until the first ``seq`` records are acknowledged or fsynced in the spool."""
-        while self.secured_count < seq and self.acked < seq:
+        while self.secured_count < seq and self.acked < seq and not self._released:
             if self._pump is not None and self._pump.done():
                 self._pump.result()  # re-raise a crashed pump
                 raise SinkClosed("the mention sink stopped")
@@ -327,7 +334,7 @@ class MentionSink:
 
     async def wait_acked(self, seq: int) -> None:
         """Wait until the broker acknowledged the first ``seq`` records."""
-        while self.acked < seq:
+        while self.acked < seq and not self._released:
             if self._pump is not None and self._pump.done():
                 self._pump.result()
                 raise SinkClosed("the mention sink stopped")

@@ -285,3 +285,29 @@ async def test_a_websocket_cursor_is_checkpointed_and_sent_on_the_next_start(
     assert cursors == [None, "1005"]
     keys = {r.key for r in await read_all(kafka_bootstrap, settings.topic(MENTIONS_RAW.name), timeout=1.0)}
     assert keys == {f"jet:p{t}".encode() for t in range(1001, 1011)}
+
+
+async def test_a_sink_without_spool_room_closing_in_an_outage_reports_what_it_could_not_hand_over(
+    tmp_path: Path, caplog: Any
+) -> None:
+    from crisiswatch.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker().start()
+    try:
+        settings = Settings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="lost.", partitions=1)
+        await ensure_topics(broker.bootstrap_servers, settings)
+        options = SinkOptions(request_timeout_ms=2000, close_timeout_seconds=1.0)
+        sink = MentionSink(settings, broker.bootstrap_servers, options)
+        await sink.start()
+        await sink.send_raw(b'{"id": "a"}', b"a")
+        await asyncio.wait_for(sink.settled(), 30)
+        broker.stop()
+        for i in range(5):
+            await sink.send_raw(b"{}", f"b{i}".encode())
+        sink.release_waiters()  # what run_connectors does when connectors do not stop in time
+        await sink.flush()  # returns: nothing waits forever
+        await sink.close()
+    finally:
+        broker.stop()
+    assert sink.lost == 5
+    assert "5 records NOT handed over" in caplog.text
