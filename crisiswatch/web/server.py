@@ -142,7 +142,13 @@ class WebServices:
 
 
 def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
-    """Brands from the brands file, or none when it cannot be read (the page still works)."""
+    """Brands from the brands file, or none when it cannot be read (the page still works).
+
+    None either when no brands file is configured: the default file holds the demo's brands, not yours.
+    """
+    if "brands_file" not in settings.model_fields_set:
+        log.warning("no brands file (CRISISWATCH_BRANDS_FILE): the page lists no brand scopes until one is set")
+        return []
     try:
         from stream.brands_file import load_brands
 
@@ -667,11 +673,11 @@ def create_app(
     app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
     app.router.add_get("/api/alerts", read(api.alerts))
     app.router.add_post("/api/alerts/{alert_id}/ack", change(api.ack))
-    charts.add_routes(app, services, read)
     from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
 
     add_silence_routes(app, api)
     api.governance.add_routes(app, read, change)
+    charts.add_routes(app, services, read)
     return app
 
 
