@@ -154,7 +154,10 @@ class KafkaCheckpoints(Checkpoints):
         self.host = socket.gethostname()
 
     async def open(self) -> None:
+        from stream.topics import ensure_topics
+
         started = time.monotonic()
+        await ensure_topics(self.sink.bootstrap_servers, self.sink.settings)  # the topic must exist to be read
         loaded = await read_states(self.sink.bootstrap_servers, self.topic, STAGE, [0], settings=self.sink.settings)
         for name, value in loaded.get(0, {}).items():
             if isinstance(value, dict) and isinstance(value.get("state"), dict):

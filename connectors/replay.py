@@ -18,7 +18,7 @@ warning names the numbers when it was not sorted (`crisiswatch_connector_replay_
 
 Resume: with a ``checkpoint`` (`connectors.base.StateStore`), the number of records handed over is
 saved every ``save_every`` records (written once the broker acknowledged them) together with the
-file's size, modification time and the reorder window. A replay restarted with the same file and
+file's name, size, a hash of its first and last MiB, and the reorder window. A replay restarted with the same file and
 window re-reads it, skips that many records of the same (deterministic) order and goes on: no gap,
 and no repeat beyond what was sent after the last checkpoint (a graceful stop saves at the end, so
 none). A changed file starts from the beginning, with a warning.
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import hashlib
 import heapq
 import json
 import logging
@@ -202,9 +203,16 @@ async def paced(items: Iterable[ReplayItem], speed: float) -> AsyncIterator[Repl
 
 
 def file_identity(path: Path) -> dict[str, Any]:
-    """What a replay checkpoint must match to resume: the resolved path, size and modification time."""
-    stat = path.stat()
-    return {"file": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    """What a replay checkpoint must match to resume: the file's name, size and a hash of its first and
+    last MiB (the same file copied to another machine matches; an edited one does not)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if size > 2 << 20:
+            handle.seek(size - (1 << 20))
+        digest.update(handle.read(1 << 20))
+    return {"file": path.name, "size": size, "sha256": digest.hexdigest()[:32]}
 
 
 async def replay(

@@ -179,6 +179,7 @@ class MentionSink:
         self._in_flight: deque[_Chunk] = deque()
         self._in_flight_records = 0
         self._spool_buffer: list[Record] = []
+        self._spool_buffer_bytes = 0
         self._spooling = False
         self._hold = False
         self._down_since: float | None = None
@@ -292,6 +293,7 @@ class MentionSink:
         record = (key, value, time.time())
         if self._spooling:
             self._spool_buffer.append(record)
+            self._spool_buffer_bytes += len(value) + len(key or b"")
         else:
             self._queue.append(record)
             self._queue_bytes += len(value)
@@ -359,7 +361,7 @@ class MentionSink:
         if self._spooling:
             assert self.spool is not None
             pending = len(self._spool_buffer)
-            return pending < opts.buffer_records and self.spool.has_room(64 * (pending + 1))
+            return pending < opts.buffer_records and self.spool.has_room(self._spool_buffer_bytes + 64 * (pending + 1))
         held = len(self._queue) + self._in_flight_records
         return held < opts.buffer_records and self._queue_bytes < opts.buffer_bytes
 
@@ -538,6 +540,7 @@ class MentionSink:
         self._queue_bytes = 0
         self._spooling = True
         self._spool_buffer = records + self._spool_buffer
+        self._spool_buffer_bytes += sum(len(r[1]) + len(r[0] or b"") for r in records)
         self._flush_spool_buffer()
         log.warning("mention sink: %d unacknowledged records moved to the spool %s", len(records), self.spool.directory)
 
@@ -564,6 +567,7 @@ class MentionSink:
             return False
         self.secured_count = self.sent  # in spool mode everything unacknowledged is in the spool now
         self._spool_buffer = []
+        self._spool_buffer_bytes = 0
         self._spool_full_logged = False
         metrics.SPOOL_FULL.set(0)
         metrics.SPOOL_BYTES.set(self.spool.bytes)

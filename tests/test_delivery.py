@@ -311,3 +311,20 @@ async def test_a_sink_without_spool_room_closing_in_an_outage_reports_what_it_co
         broker.stop()
     assert sink.lost == 5
     assert "5 records NOT handed over" in caplog.text
+
+
+def test_spool_segments_roll_and_are_deleted_once_delivered(tmp_path: Path) -> None:
+    now = time.time()
+    spool = Spool(tmp_path, max_bytes=1 << 20, max_age=60, segment_bytes=200)
+    for i in range(10):
+        spool.append([(f"k{i}".encode(), b"x" * 50, now)])
+    assert len(list(tmp_path.glob("seg-*.spool"))) > 3
+    seen: list[bytes | None] = []
+    while len(spool):
+        records, end = spool.read(None, 3, 1 << 20)
+        seen += [r[0] for r in records]
+        spool.release(end, len(records))
+        reopened = Spool(tmp_path, max_bytes=1 << 20, max_age=60, segment_bytes=200)
+        assert len(reopened) == len(spool), "the head survives a restart"
+    assert seen == [f"k{i}".encode() for i in range(10)]
+    assert not list(tmp_path.glob("seg-*.spool"))
