@@ -5,8 +5,9 @@ to ``mentions.raw`` through `connectors.sink.MentionSink`; nothing more (no enri
 normalise it hands over raw (`Handover.raw`) so the pipeline dead-letters it with a reason.
 
 Here: the `Connector` ABC (``await connector.run(sink, stop_event)``), `PollingConnector` (interval,
-jittered exponential backoff, ``Retry-After``), `Backoff`, `StateStore` (a small JSON checkpoint file,
-or memory only), `SeenIds` (bounded de-duplication) and `Handover` (publish + metrics).
+jittered exponential backoff, ``Retry-After``), `Backoff`, `StateStore` (a connector's checkpoint
+document, saved through `connectors.checkpoints`), `SeenIds` (bounded de-duplication) and `Handover`
+(publish + metrics).
 
 Restarts: ETags, cursors, last event ids and the recently seen ids are checkpoints (`StateStore`). Under
 ``crisiswatch connect`` they live in the compacted ``connectors.checkpoints`` topic (or, explicitly,
