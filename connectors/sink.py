@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -187,6 +189,9 @@ class MentionSink:
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._waiters: deque[_Waiter] = deque()
+        self._secured_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._acked_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_ids = itertools.count()
         self._callback_tasks: set[asyncio.Future[Any]] = set()
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
@@ -327,20 +332,16 @@ class MentionSink:
     async def wait_secured(self, seq: int) -> None:
         """Wait until the first ``seq`` records are acknowledged or fsynced in the spool."""
         while self.secured_count < seq and self.acked < seq and not self._released:
-            if self._pump is not None and self._pump.done():
-                self._pump.result()  # re-raise a crashed pump
-                raise SinkClosed("the mention sink stopped")
+            self._check_pump()
             if self._spooling and self._spool_buffer:
                 self._wake.set()
-            await self._wait_changed()
+            await self._wait_seq(self._secured_waiters, seq)
 
     async def wait_acked(self, seq: int) -> None:
         """Wait until the broker acknowledged the first ``seq`` records."""
         while self.acked < seq and not self._released:
-            if self._pump is not None and self._pump.done():
-                self._pump.result()
-                raise SinkClosed("the mention sink stopped")
-            await self._wait_changed()
+            self._check_pump()
+            await self._wait_seq(self._acked_waiters, seq)
 
     def after_acked(self, callback: Callable[[], Any]) -> None:
         """Call ``callback`` (a function, or one returning an awaitable) once the broker acknowledged every
@@ -369,9 +370,32 @@ class MentionSink:
         event = self._changed
         await event.wait()
 
-    def _notify(self) -> None:
+    def _check_pump(self) -> None:
+        """Raise when the pump stopped: its own error if it crashed, else `SinkClosed`."""
+        if self._pump is not None and self._pump.done():
+            if not self._pump.cancelled():
+                self._pump.result()
+            raise SinkClosed("the mention sink stopped")
+
+    async def _wait_seq(self, heap: list[tuple[int, int, asyncio.Future[None]]], seq: int) -> None:
+        """Wait until `_notify` finds position ``seq`` reached (only those waiters wake, not all)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(heap, (seq, next(self._waiter_ids), future))
+        await future
+
+    def _notify(self, everyone: bool = False) -> None:
+        """Wake blocked sends, and the waiters whose position is now secured / acknowledged."""
         self._changed.set()
         self._changed = asyncio.Event()
+        everyone = everyone or self._released
+        for heap, reached in (
+            (self._secured_waiters, max(self.secured_count, self.acked)),
+            (self._acked_waiters, self.acked),
+        ):
+            while heap and (everyone or heap[0][0] <= reached):
+                future = heapq.heappop(heap)[2]
+                if not future.done():
+                    future.set_result(None)
 
     def _call(self, callback: Callable[[], Any]) -> None:
         try:
@@ -428,13 +452,17 @@ class MentionSink:
 
     async def _run(self) -> None:
         """The pump: memory mode, or spool mode while the spool holds records."""
-        while True:
-            if self._spooling:
-                await self._run_spool()
-                continue
-            if self._closed:
-                return
-            await self._pump_memory()
+        try:
+            while True:
+                if self._spooling:
+                    await self._run_spool()
+                    continue
+                if self._closed:
+                    return
+                await self._pump_memory()
+        except BaseException:
+            self._notify(everyone=True)  # waiters see the pump stopped (and why)
+            raise
 
     def _start_chunk(self, records: list[Record], end: Position | None = None) -> None:
         task = asyncio.create_task(self._deliver(records))
