@@ -12,7 +12,6 @@ import logging
 import shutil
 import ssl
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +245,8 @@ def test_every_kafka_client_in_the_code_uses_the_security_options() -> None:
 async def test_clients_built_from_the_options_talk_to_the_broker(kafka_bootstrap: str, settings: Settings) -> None:
     assert client_options(settings) == {"security_protocol": "PLAINTEXT"}
     await ensure_topics(kafka_bootstrap, settings)  # the admin client, with the options
-    topic = settings.topic(f"security-{uuid.uuid4().hex[:6]}")
+    topic = settings.topic("mentions.dlq")  # created just now (topics are never auto-created: another test may
+    # have switched auto-creation off in this process, as every crisiswatch command does)
     producer = new_producer(kafka_bootstrap, settings=settings)
     await producer.start()
     try:
