@@ -294,6 +294,8 @@ class MentionSink:
                 raise SinkClosed("the mention sink is closing")
             if self._room():
                 break
+            if self._spooling:
+                self._report_spool_full()
             await self._wait_changed()
         record = (key, value, time.time())
         if self._spooling:
@@ -580,15 +582,7 @@ class MentionSink:
         try:
             self.spool.append(self._spool_buffer)
         except SpoolFull:
-            if not self._spool_full_logged:
-                self._spool_full_logged = True
-                log.error(
-                    "mention sink: the spool %s is full (%d MB): sends block and connectors stop fetching "
-                    "until the broker is back",
-                    self.spool.directory,
-                    self.spool.max_bytes >> 20,
-                )
-            metrics.SPOOL_FULL.set(1)
+            self._report_spool_full()
             return False
         except OSError as exc:
             log.error("mention sink: cannot write the spool %s: %s (records stay in memory)", self.spool.directory, exc)
@@ -596,12 +590,30 @@ class MentionSink:
         self.secured_count = self.sent  # in spool mode everything unacknowledged is in the spool now
         self._spool_buffer = []
         self._spool_buffer_bytes = 0
-        self._spool_full_logged = False
-        metrics.SPOOL_FULL.set(0)
         metrics.SPOOL_BYTES.set(self.spool.bytes)
         metrics.SPOOL_RECORDS.set(len(self.spool))
         self._notify()
         return True
+
+    def _report_spool_full(self) -> None:
+        """The spool has no room: say so once (log line and metric) until it has room again."""
+        assert self.spool is not None
+        if not self._spool_full_logged:
+            self._spool_full_logged = True
+            metrics.SPOOL_FULL.set(1)
+            log.error(
+                "mention sink: the spool %s is full (%d of %d bytes): sends block and connectors stop fetching "
+                "until the broker is back",
+                self.spool.directory,
+                self.spool.bytes,
+                self.spool.max_bytes,
+            )
+
+    def _spool_has_room_again(self) -> None:
+        if self._spool_full_logged and (not self._spooling or self._room()):
+            self._spool_full_logged = False
+            metrics.SPOOL_FULL.set(0)
+            log.warning("mention sink: the spool has room again")
 
     async def _run_spool(self) -> None:
         """Spool mode: keep the spool written; when the broker answers, send it in order; then memory."""
@@ -615,6 +627,7 @@ class MentionSink:
                 return
             if len(self.spool) == 0 and not self._spool_buffer:
                 self._spooling = False
+                self._spool_has_room_again()
                 metrics.SPOOL_BYTES.set(self.spool.bytes)
                 metrics.SPOOL_RECORDS.set(0)
                 log.info("mention sink: the spool is empty; back to memory")
@@ -647,6 +660,7 @@ class MentionSink:
                 continue
             delay = opts.retry_initial_seconds
             self.spool.release(end, len(records))
+            self._spool_has_room_again()
             metrics.SPOOL_BYTES.set(self.spool.bytes)
             metrics.SPOOL_RECORDS.set(len(self.spool))
             metrics.SPOOL_REPLAYED.inc(len(fresh))

@@ -328,3 +328,43 @@ def test_spool_segments_roll_and_are_deleted_once_delivered(tmp_path: Path) -> N
         assert len(reopened) == len(spool), "the head survives a restart"
     assert seen == [f"k{i}".encode() for i in range(10)]
     assert not list(tmp_path.glob("seg-*.spool"))
+
+
+async def test_a_full_spool_blocks_sends_until_the_broker_is_back_then_everything_arrives(
+    tmp_path: Path, caplog: Any
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from crisiswatch.broker import EmbeddedBroker, free_port
+
+    port = free_port()
+    broker = EmbeddedBroker(port=port).start()
+    try:
+        settings = Settings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="full.", partitions=2)
+        await ensure_topics(broker.bootstrap_servers, settings)
+        options = SinkOptions(
+            spool_dir=tmp_path / "spool", spool_max_bytes=4096, spill_after_seconds=0.5, request_timeout_ms=2000
+        )
+        async with MentionSink(settings, broker.bootstrap_servers, options) as sink:
+            await sink.send_raw(b'{"id": "up"}', b"up")
+            await asyncio.wait_for(sink.settled(), 30)
+            broker.stop()
+            keys = ["up"]
+            while sink.has_room():
+                keys.append(f"k{len(keys)}")
+                await sink.send_raw(json.dumps({"id": keys[-1], "pad": "x" * 60}).encode(), keys[-1].encode())
+                await asyncio.wait_for(sink.flush(), 30)  # secured: in the spool
+            assert sink.spool is not None and len(sink.spool) > 10
+            blocked = asyncio.create_task(sink.send_raw(b'{"id": "last"}', b"last"))
+            done, _ = await asyncio.wait({blocked}, timeout=1.0)
+            assert not done, "a send blocks while the spool is full (backpressure)"
+            assert REGISTRY.get_sample_value("crisiswatch_connector_spool_full") == 1
+            assert "is full" in caplog.text
+            broker = EmbeddedBroker(port=port).start()  # back, empty
+            await asyncio.wait_for(blocked, 60)
+            await asyncio.wait_for(sink.settled(), 60)
+            assert REGISTRY.get_sample_value("crisiswatch_connector_spool_full") == 0
+        records = await read_all(broker.bootstrap_servers, settings.topic(MENTIONS_RAW.name), timeout=1.0)
+    finally:
+        broker.stop()
+    assert {r.key.decode() for r in records} == set(keys[1:]) | {"last"}
