@@ -48,7 +48,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors import metrics
-from connectors.spool import Position, Record, Spool, SpoolFull
+from connectors.spool import Record, Spool, SpoolFull
 from crisiswatch.settings import Settings
 from stream.batch_stage import new_producer
 from stream.records import Mention
@@ -126,9 +126,8 @@ class _Chunk:
     records: list[Record]
     started: float
     task: asyncio.Task[None]
-    end: Position | None = None
-    """Spool position after these records (chunks read from the spool)."""
     abandoned: bool = False
+    """Given up on (its records were spooled or queued again): its outcome no longer matters."""
 
 
 @dataclass
@@ -466,10 +465,10 @@ class MentionSink:
             self._notify(everyone=True)  # waiters see the pump stopped (and why)
             raise
 
-    def _start_chunk(self, records: list[Record], end: Position | None = None) -> None:
+    def _start_chunk(self, records: list[Record]) -> None:
         task = asyncio.create_task(self._deliver(records))
         task.add_done_callback(_retrieve)
-        self._in_flight.append(_Chunk(records, time.monotonic(), task, end))
+        self._in_flight.append(_Chunk(records, time.monotonic(), task))
         self._in_flight_records += len(records)
 
     async def _pump_memory(self) -> None:
