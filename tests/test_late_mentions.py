@@ -16,8 +16,9 @@ from conftest import read_all
 from prometheus_client import REGISTRY
 
 from crisiswatch.settings import Settings
+from stream.decisions import RiskBook
 from stream.records import DeadLetter, Signal, SpikeScore
-from stream.risk_stage import RiskStage, with_correction
+from stream.risk_stage import RiskStage, policy_from, with_correction
 from stream.state_store import read_states
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
 from stream.window_stage import WindowStage
@@ -219,3 +220,21 @@ async def test_the_risk_stage_restores_only_its_partitions_and_keeps_corrections
         and states[0]["acme"]["last_window"] == (t + timedelta(minutes=1)).timestamp()
     )
     assert "globex" in states[1]
+
+
+def test_a_carried_correction_can_raise_the_next_decision() -> None:
+    """Forty negative mentions about a recall that reached a window after it closed: the window's own decision
+    stands, and the brand's next window is assessed with them (the risk rises); without them it stays at 0."""
+    policy = policy_from(Settings())
+    plain, corrected = RiskBook(policy), RiskBook(policy)
+    t = datetime(2026, 3, 2, tzinfo=UTC)
+    for i in range(600):  # ten quiet hours
+        quiet = signal("acme", t + timedelta(minutes=i), 5)
+        plain.decide(quiet)
+        corrected.decide(quiet)
+    late = signal("acme", t + timedelta(minutes=599), 40, 40, revision=1)
+    late.crisis_terms = {"recall": 30}
+    following = signal("acme", t + timedelta(minutes=600), 5)
+    without, carried = plain.decide(following), corrected.decide(with_correction(following, late))
+    assert without is not None and carried is not None
+    assert without.decision.assessment.risk == 0 < carried.decision.assessment.risk
