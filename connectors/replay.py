@@ -11,10 +11,11 @@ dead-letters them with the reason; nothing is dropped here. A file ending in ``.
 (``mentions.jsonl.gz``, ``mentions.csv.gz``) is read gunzipped.
 
 Order: records go out oldest first through a bounded reorder buffer (``reorder_window`` records, a
-heap on event time, file order among equals). A file in any order within that many records is sent
-sorted; a record further out of place is sent as soon as it is read (late: the pipeline's lateness
-rules apply) and counted. At the end a `ReplayReport` says how out of order the file was, and a
-warning names the numbers when it was not sorted (`crisiswatch_connector_replay_out_of_order_total`).
+heap on event time, file order among equals; None sorts the whole file in memory). A file in any
+order within that many records is sent sorted; a record further out of place is sent as soon as it is
+read (late: the pipeline's lateness rules apply) and counted. At the end a `ReplayReport` says how out
+of order the file was, and a warning names the numbers when it was not sorted
+(`crisiswatch_connector_replay_out_of_order_total`).
 
 Resume: with a ``checkpoint`` (`connectors.base.StateStore`), the number of records handed over is
 saved every ``save_every`` records (written once the broker acknowledged them) together with the
@@ -131,7 +132,7 @@ class ReplayReport:
     late: int = 0
     """Records further out of place than the reorder window: sent after newer ones."""
     max_late_seconds: float = 0.0
-    window: int = 0
+    window: int | None = 0
 
     def message(self, path: Path) -> str:
         """A one-line account for the log (empty when the file was in order)."""
@@ -142,8 +143,9 @@ class ReplayReport:
             f"replay {path.name}: {self.out_of_order} of {self.records} records ({share:.1f} %) were out of "
             f"order, by up to {self.max_disorder_seconds:.0f} s of event time"
         )
+        window = "the whole file" if self.window is None else f"{self.window} records"
         if not self.late:
-            return text + f"; all were sent in order (reorder window {self.window} records)"
+            return text + f"; all were sent in order (reorder window: {window})"
         return text + (
             f"; {self.late} were more than {self.window} records out of place and were sent late (up to "
             f"{self.max_late_seconds:.0f} s behind newer ones): sort the file by created_at, or raise the "
@@ -151,9 +153,9 @@ class ReplayReport:
         )
 
 
-def reordered(items: Iterable[ReplayItem], window: int, report: ReplayReport) -> Iterator[ReplayItem]:
-    """``items`` oldest first through a heap of ``window`` records (file order among equal times; an
-    unparseable record keeps its place after the newest time read before it)."""
+def reordered(items: Iterable[ReplayItem], window: int | None, report: ReplayReport) -> Iterator[ReplayItem]:
+    """``items`` oldest first through a heap of ``window`` records (None: the whole file, sorted in memory;
+    file order among equal times; an unparseable record keeps its place after the newest time before it)."""
     heap: list[tuple[float, int, ReplayItem]] = []
     newest = float("-inf")
     emitted = float("-inf")
@@ -169,7 +171,7 @@ def reordered(items: Iterable[ReplayItem], window: int, report: ReplayReport) ->
         else:
             newest = t
         heapq.heappush(heap, (t, index, item))
-        if len(heap) > window:
+        if window is not None and len(heap) > window:
             t0, _, first = heapq.heappop(heap)
             if t0 < emitted:
                 report.late += 1
@@ -221,7 +223,7 @@ async def replay(
     speed: float = 0.0,
     *,
     checkpoint: StateStore | None = None,
-    reorder_window: int = DEFAULT_REORDER_WINDOW,
+    reorder_window: int | None = DEFAULT_REORDER_WINDOW,
     save_every: int = 5000,
     report: ReplayReport | None = None,
 ) -> int:
@@ -298,7 +300,7 @@ class ReplayConnector(Connector):
         *,
         speed: float = 0.0,
         state: StateStore | None = None,
-        reorder_window: int = DEFAULT_REORDER_WINDOW,
+        reorder_window: int | None = DEFAULT_REORDER_WINDOW,
     ):
         self.path = Path(path)
         self.speed = speed

@@ -227,6 +227,8 @@ def test_a_record_further_out_of_place_than_the_window_is_sent_late_and_counted(
     assert out.index(b"0") == 14 and out[-1] == b"junk"
     assert report.late == 1 and report.out_of_order == 1 and report.max_late_seconds == 14.0
     assert "sent late" in report.message(Path("x.jsonl"))
+    whole = ReplayReport()
+    assert [x.value for x in reordered(items, None, whole)][:2] == [b"0", b"1"] and whole.late == 0
     in_order = ReplayReport()
     assert [x.value for x in reordered(items[:19], 5, in_order)] == [x.value for x in items[:19]]
     assert in_order.message(Path("x.jsonl")) == ""
