@@ -179,6 +179,8 @@ class MentionSink:
         self._queue_bytes = 0
         self._in_flight: deque[_Chunk] = deque()
         self._in_flight_records = 0
+        self._enqueue = asyncio.Lock()
+        """Chunks in flight enter the producer one after the other: a later chunk never overtakes an earlier one."""
         self._spool_buffer: list[Record] = []
         self._spool_buffer_bytes = 0
         self._spooling = False
@@ -429,22 +431,23 @@ class MentionSink:
 
     async def _deliver(self, records: list[Record]) -> None:
         """Send records as one batch per partition and wait for every acknowledgement."""
-        partitions = sorted(await self.producer.partitions_for(self.topic))
-        self._partitions = partitions
-        builders: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
-        for key, value, _t in records:
-            partition = _PARTITIONER(key, partitions, partitions)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = self.producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await self.producer.send_batch(builder, self.topic, partition=partition))
-                builder = builders[partition] = self.producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        for partition, builder in builders.items():
-            if builder.record_count():
-                futures.append(await self.producer.send_batch(builder, self.topic, partition=partition))
+        async with self._enqueue:  # concurrent chunks would interleave their batches: out of order per partition
+            partitions = sorted(await self.producer.partitions_for(self.topic))
+            self._partitions = partitions
+            builders: dict[int, Any] = {}
+            for key, value, _t in records:
+                partition = _PARTITIONER(key, partitions, partitions)
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = self.producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await self.producer.send_batch(builder, self.topic, partition=partition))
+                    builder = builders[partition] = self.producer.create_batch()
+                    builder.append(key=key, value=value, timestamp=None)
+            for partition, builder in builders.items():
+                if builder.record_count():
+                    futures.append(await self.producer.send_batch(builder, self.topic, partition=partition))
         if futures:
             results = await asyncio.gather(*futures, return_exceptions=True)
             for result in results:
