@@ -83,12 +83,12 @@ def common(settings: Settings) -> dict[str, Any]:
 
 def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> None:
     """Build connectors from settings and run them on the configured cluster until SIGINT/SIGTERM."""
-    from connectors.sink import DeliverySettings, MentionSink
+    from connectors.sink import MentionSink
     from crisiswatch.broker import broker_for
     from stream.topics import ensure_topics
 
     settings = Settings()
-    checkpoints = DeliverySettings().checkpoints
+    checkpoints = settings.connector_checkpoints
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs (API keys in queries)
     if metrics_port:
         from prometheus_client import start_http_server

@@ -40,12 +40,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors import metrics
 from connectors.spool import Record, Spool, SpoolFull
@@ -89,34 +87,16 @@ class SinkOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> SinkOptions:
-        """Options from the ``CRISISWATCH_CONNECTOR_*`` environment (`DeliverySettings`)."""
-        delivery = DeliverySettings()
+        """Options from the ``CRISISWATCH_CONNECTOR_*`` settings (default: the process-wide settings)."""
+        s = settings if settings is not None else Settings()
         return cls(
-            buffer_records=delivery.buffer_records,
-            spool_dir=delivery.spool_dir,
-            spool_max_bytes=delivery.spool_max_bytes,
-            spool_max_age_seconds=delivery.spool_max_age_seconds,
-            spill_after_seconds=delivery.spill_after_seconds,
-            enable_idempotence=delivery.enable_idempotence,
+            buffer_records=s.connector_buffer_records,
+            spool_dir=s.connector_spool_dir,
+            spool_max_bytes=s.connector_spool_max_bytes,
+            spool_max_age_seconds=s.connector_spool_max_age_seconds,
+            spill_after_seconds=s.connector_spill_after_seconds,
+            enable_idempotence=s.connector_enable_idempotence,
         )
-
-
-class DeliverySettings(BaseSettings):
-    """The delivery knobs of the connectors, from ``CRISISWATCH_CONNECTOR_*`` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="CRISISWATCH_CONNECTOR_", extra="ignore")
-
-    buffer_records: int = Field(20_000, ge=1, description="Records held in memory before sends block or spill.")
-    spool_dir: Path | None = Field(None, description="On-disk spool for broker outages; unset: memory only.")
-    spool_max_bytes: int = Field(1 << 30, ge=1 << 20, description="Largest spool; when full, sends block.")
-    spool_max_age_seconds: float = Field(86_400.0, gt=0, description="Older spooled records are reported, not sent.")
-    spill_after_seconds: float = Field(2.0, gt=0, description="No acknowledgement for this long: spill to the spool.")
-    enable_idempotence: bool = Field(False, description="Idempotent producer (real Kafka; not the embedded broker).")
-    checkpoints: Literal["kafka", "file", "memory"] = Field(
-        "kafka",
-        description="Where `crisiswatch connect` keeps checkpoints: the connectors.checkpoints topic, "
-        "JSON files in CRISISWATCH_CONNECTOR_STATE_DIR, or nowhere.",
-    )
 
 
 @dataclass

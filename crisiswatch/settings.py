@@ -296,6 +296,25 @@ class Settings(BaseSettings):
         default=None, description="Bearer token accepted on pushed webhooks (alternative to the signature)."
     )
     connector_webhook_max_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted webhook body.")
+    connector_buffer_records: int = Field(
+        20_000, ge=1, description="Records a connector holds in memory before sends block or spill to the spool."
+    )
+    connector_spool_dir: Path | None = Field(None, description="On-disk spool for broker outages; unset: memory only.")
+    connector_spool_max_bytes: int = Field(1 << 30, ge=1 << 20, description="Largest spool; when full, sends block.")
+    connector_spool_max_age_seconds: float = Field(
+        86_400.0, gt=0, description="Spooled records older than this are reported (metric, ERROR line), not sent."
+    )
+    connector_spill_after_seconds: float = Field(
+        2.0, gt=0, description="No acknowledgement for this long: the broker counts as down, records go to the spool."
+    )
+    connector_enable_idempotence: bool = Field(
+        False, description="Idempotent producer for connectors (real Kafka; the embedded broker has none)."
+    )
+    connector_checkpoints: Literal["kafka", "file", "memory"] = Field(
+        "kafka",
+        description="Where connectors keep checkpoints: the connectors.checkpoints topic, JSON files in "
+        "CRISISWATCH_CONNECTOR_STATE_DIR, or nowhere.",
+    )
     connector_webhook_sources: str | None = Field(
         default=None, description="Allowed {source} names of POST /webhooks/{source}, comma-separated (unset: any)."
     )
