@@ -1,7 +1,7 @@
 """Brand risk: one closed window plus its two spike verdicts in, a 0–100 risk with reasons out.
 
-`RiskAssessor` scores a closed window (`detectors.window.WindowAggregate` or `WindowSummary`) from six
-components, each in [0, 1]:
+`RiskAssessor` scores a closed window (`detectors.closed.ClosedWindow`: the ``signals`` record, with the
+volume and negativity detectors' verdicts) from six components, each in [0, 1]:
 
 * **loudness** – how big the moment is: ``volume`` (distinct stories vs the volume detector's
   expectation: both the ratio and the evidence must be strong; near-duplicates count once), supported
@@ -33,13 +33,15 @@ import math
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from scipy.special import gammainc
 
+from detectors.closed import ClosedWindow
 from detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
 from detectors.episodes import EpisodeTracker
 from detectors.lexicon import CONCEPTS, concept_weight
+from detectors.volume import SpikeResult
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
@@ -50,41 +52,6 @@ ACCELERATION_WINDOWS = 10
 """Acceleration compares a window's stories with the median of this many windows before it."""
 _UNKNOWN_LANGUAGES = frozenset({"", "und", "unknown", "zxx"})
 _MIN_LOG_P = -300.0
-
-
-class SpikeLike(Protocol):
-    """What the assessor reads from a `detectors.spikes.SpikeResult`."""
-
-    observed: float
-    expected: float
-    score: float
-    p_value: float
-    spike: bool
-    windows: int
-    """1 when ``observed``/``expected`` are about this window alone, more when summed over several."""
-
-
-class WindowLike(Protocol):
-    """What the assessor reads from a closed window (`WindowAggregate` or `WindowSummary`)."""
-
-    brand: str
-    start: float
-    end: float
-    mentions: int
-    negative: int
-    neutral: int
-    positive: int
-    reach: int
-    languages: Any
-    sources: Any
-    crisis_terms: Any
-    top: list[dict[str, Any]]
-
-    @property
-    def story_count(self) -> int: ...
-
-    @property
-    def negative_story_count(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -452,16 +419,15 @@ class RiskAssessor:
         self.policy = policy or RiskPolicy()
         self.history: dict[str, BrandHistory] = history or {}
 
-    def assess(
-        self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike, learn: bool = True
-    ) -> RiskAssessment:
+    def assess(self, window: ClosedWindow, learn: bool = True) -> RiskAssessment:
         """The risk of one closed window; with ``learn`` the brand's history then takes the window in."""
         policy, w = self.policy, self.policy.weights
+        volume, negativity = window.volume, window.negativity
         brand = str(window.brand)
         history = self.history.get(brand) or BrandHistory()
         mentions = max(0, int(window.mentions))
         negative = min(max(0, int(window.negative)), mentions)
-        stories = max(0, int(window.story_count)) if mentions else 0
+        stories = max(0, int(window.stories)) if mentions else 0
         stories = min(stories, mentions) if stories else mentions
         reach = max(0, int(_finite(window.reach)))
         sources = {k: int(v) for k, v in dict(window.sources or {}).items() if v}
@@ -550,11 +516,10 @@ class RiskAssessor:
         risk = 100.0 * (0.85 * math.sqrt(loudness * badness) + 0.15 * loudness)
         gates: list[str] = []
         gate = CrisisGate(policy.crisis, history.gate)
-        solo = window.solo_story_count if getattr(window, "solo_story_count", None) is not None else stories
-        mass = getattr(window, "negative_mass", None)
-        mass_sq = getattr(window, "negative_mass_sq", None)
+        solo = window.solo_stories if window.solo_stories is not None else stories
+        mass, mass_sq = window.negative_mass, window.negative_mass_sq
         if mass is None:  # a window without probabilities: its labels are the probabilities
-            mass = mass_sq = float(getattr(window, "negative_story_count", 0) or negative)
+            mass = mass_sq = float(window.negative_stories or negative)
         shared_fraction = solo / stories if stories else 1.0
         verdict = gate.observe(
             float(window.start), float(window.end) - float(window.start), int(solo), _finite(mass),
@@ -595,7 +560,8 @@ class RiskAssessor:
             brand=brand, mentions=mentions, stories=stories, negative=negative, expected=expected, ratio=ratio,
             share=share, usual=usual, reach=reach, reach_baseline=history.reach_baseline if history.windows else None,
             sources=sources, languages=languages, known_languages=known_languages, terms=terms,
-            previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration, top=list(window.top or []),
+            previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration,
+            top=[m.model_dump() for m in window.top_mentions],
         )
         def explain() -> list[str]:
             lines = _explain(facts, volume, negativity, components, risk, gates)
@@ -623,7 +589,7 @@ class RiskAssessor:
         return RiskAssessment(risk, severity, _summary(facts), explain, evidence, pause)
 
     @staticmethod
-    def _adjacent(history: BrandHistory, window: WindowLike) -> bool:
+    def _adjacent(history: BrandHistory, window: ClosedWindow) -> bool:
         """Whether the remembered windows end right where this one starts (no gap, in order)."""
         if history.last_end is None or history.last_start is None:
             return False
@@ -633,7 +599,7 @@ class RiskAssessor:
         self,
         brand: str,
         history: BrandHistory,
-        window: WindowLike,
+        window: ClosedWindow,
         stories: int,
         reach: int,
         sources: int,
@@ -715,14 +681,14 @@ def _summary(f: _Facts) -> str:
     return ", ".join(parts)
 
 
-def _p_text(verdict: SpikeLike) -> str:
+def _p_text(verdict: SpikeResult) -> str:
     """The p-value of a detector's verdict, saying so when its test summed several windows."""
     p = f"p={_fmt_p(_clip(_finite(verdict.p_value, 1.0)))}"
     return p if verdict.windows <= 1 else f"{p} over the last {verdict.windows} windows"
 
 
 def _explain(
-    f: _Facts, volume: SpikeLike, negativity: SpikeLike, c: dict[str, float], risk: float, gates: list[str]
+    f: _Facts, volume: SpikeResult, negativity: SpikeResult, c: dict[str, float], risk: float, gates: list[str]
 ) -> list[str]:
     if not f.mentions:
         return ["No mentions in this window."]
@@ -829,7 +795,7 @@ def _pause_line(
     return "Pause: no, not enough evidence (" + ", ".join(missing) + ")"
 
 
-def _spike_dict(s: SpikeLike, observed: float, expected: float) -> dict[str, Any]:
+def _spike_dict(s: SpikeResult, observed: float, expected: float) -> dict[str, Any]:
     """This window's count against its expectation, with the detector's evidence (which may be pooled)."""
     return {
         "observed": round(observed, 4), "expected": round(expected, 4),
@@ -839,7 +805,7 @@ def _spike_dict(s: SpikeLike, observed: float, expected: float) -> dict[str, Any
 
 
 def _evidence(
-    window: WindowLike, f: _Facts, volume: SpikeLike, negativity: SpikeLike, c: dict[str, float], risk: float,
+    window: ClosedWindow, f: _Facts, volume: SpikeResult, negativity: SpikeResult, c: dict[str, float], risk: float,
     severity: str, pause: bool, gates: list[str],
 ) -> dict[str, Any]:
     top = []
@@ -852,7 +818,7 @@ def _evidence(
         "mentions": f.mentions,
         "stories": f.stories,
         "negative": f.negative,
-        "negative_stories": int(getattr(window, "negative_story_count", 0) or 0),
+        "negative_stories": int(window.negative_stories or 0),
         "neutral": int(window.neutral or 0),
         "positive": int(window.positive or 0),
         "negative_share": round(f.share, 4),
@@ -924,15 +890,13 @@ class BrandRiskMonitor:
         self.tracker.resolve_after = policy.resolve_after
         self.tracker.cooldown_seconds = policy.cooldown_seconds
 
-    def observe(
-        self, window: WindowLike, volume: SpikeLike, negativity: SpikeLike, silenced: bool = False
-    ) -> RiskDecision:
+    def observe(self, window: ClosedWindow, silenced: bool = False) -> RiskDecision:
         """Assess a closed window and step the episode: opened / escalated / resolved, and a pause at most once.
 
         A ``silenced`` window (a planned event) is assessed and alerted as usual but never pauses; its episode
         is not marked as paused, so a crisis that is still critical after the silence pauses then.
         """
-        assessment = self.assessor.assess(window, volume, negativity)
+        assessment = self.assessor.assess(window)
         step = self.tracker.update(float(window.end), SEVERITY_RANK[assessment.severity])
         kind = step.kind if step.kind in ("opened", "escalated", "resolved") else None
         pause = False

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field
 from scipy.special import betainc
 
 DAY = 86400.0
@@ -48,18 +49,25 @@ MIN_P = 1e-300
 
 @dataclass(frozen=True)
 class SpikeResult:
-    """The verdict on one bucket."""
+    """One detector's verdict on one bucket (one window), as the ``signals`` record carries it.
+
+    The annotations' bounds and the attribute docstrings are what pydantic validates and documents when a
+    `detectors.closed.ClosedWindow` carries it; the detectors build it as a plain dataclass."""
+
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)
 
     observed: float
+    """What the test observed (this window's count, or a sum over ``windows`` windows)."""
     expected: float
+    """What the brand's model expected of it."""
     score: float
-    """Strength of evidence, ``-log10(p_value)``; 0 = none."""
-    p_value: float
+    """Strength of the evidence, ``-log10(p_value)``; 0 = none."""
+    p_value: Annotated[float, Field(ge=0, le=1)]
     spike: bool
-    windows: int = 1
+    windows: Annotated[int, Field(ge=1)] = 1
     """How many buckets the test behind the verdict pooled: 1 = this bucket alone, more = a sustained rise
     (``observed`` and ``expected`` are then sums over those buckets)."""
-    burst_rank: int = 0
+    burst_rank: Annotated[int, Field(ge=0)] = 0
     """Where this bucket's evidence ranks among the brand's own burst peaks of the horizon: 1 = above every
     one of them, ``k`` = above all but ``k - 1``; 0 = not a candidate burst at all."""
     after_gap: bool = False
@@ -68,7 +76,7 @@ class SpikeResult:
     gap: bool = False
     """This bucket is itself part of a collection gap (a zero the brand's model makes implausible): it is
     neither learned nor scored."""
-    history_buckets: int = 0
+    history_buckets: Annotated[int, Field(ge=0)] = 0
     """Buckets learned so far (how much of the brand's own history the verdict rests on)."""
 
 

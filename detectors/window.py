@@ -4,7 +4,9 @@ A `WindowAggregate` summarises the mentions of one brand in one event-time windo
 memory: distinct stories (near-duplicates folded by `detectors.neardup.story_key`) are counted with a
 K-minimum-values sketch, exact up to ``DISTINCT_K`` stories; the evidence keeps the top mentions by
 reach, one per story. `tumbling_window` maps an event time to its window. State round-trips through
-plain dicts so the stream can changelog it.
+plain dicts so the stream can changelog it. When the window closes, `detectors.closed.ClosedWindow.of`
+turns the aggregate into the one closed-window record (every field it declares is read from here under
+the same name): a new window field is counted here and declared there.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import bisect
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 DISTINCT_K = 1024
@@ -21,6 +23,8 @@ VOICES_PER_STORY = 8
 """Voices (story and author together) remembered per solo story of a window."""
 TOP_MENTIONS = 5
 _MAX64 = float(2**64)
+_KEYED_BY_STORY = ("solo_negativity", "solo_voices")
+"""Dicts keyed by a story's 64-bit key: stored as [key, value] pairs (JSON object keys are strings)."""
 
 
 def voice_key(story: int, author: str | None) -> int:
@@ -233,104 +237,36 @@ class WindowAggregate:
         return max(1.0, self.solo_story_count / held) if held else 1.0
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "brand": self.brand,
-            "start": self.start,
-            "end": self.end,
-            "mentions": self.mentions,
-            "negative": self.negative,
-            "neutral": self.neutral,
-            "positive": self.positive,
-            "reach": self.reach,
-            "late_mentions": self.late_mentions,
-            "solo_negativity": [[k, v] for k, v in self.solo_negativity.items()],
-            "solo_voices": [[k, v] for k, v in self.solo_voices.items()],
-            "languages": dict(self.languages),
-            "sources": dict(self.sources),
-            "crisis_terms": dict(self.crisis_terms),
-            "stories": self.stories.mins,
-            "negative_stories": self.negative_stories.mins,
-            "solo_stories": self.solo_stories.mins,
-            "shared_mentions": self.shared_mentions,
-            "repeated_stories": self.repeated_stories,
-            "top": self.top,
-        }
+        """JSON-friendly state: every field, by its type (so a new field needs no code here)."""
+        state: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, DistinctCounter):
+                value = value.mins
+            elif f.name in _KEYED_BY_STORY:
+                value = [[k, v] for k, v in value.items()]
+            elif isinstance(value, Counter):
+                value = dict(value)
+            state[f.name] = value
+        return state
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> WindowAggregate:
-        return cls(
-            brand=s["brand"],
-            start=s["start"],
-            end=s["end"],
-            mentions=s["mentions"],
-            negative=s["negative"],
-            neutral=s["neutral"],
-            positive=s["positive"],
-            reach=s["reach"],
-            late_mentions=s["late_mentions"],
-            solo_negativity={int(k): float(v) for k, v in s.get("solo_negativity", [])},
-            solo_voices={int(k): [int(x) for x in v] for k, v in s.get("solo_voices", [])},
-            languages=Counter(s["languages"]),
-            sources=Counter(s["sources"]),
-            crisis_terms=Counter(s["crisis_terms"]),
-            stories=DistinctCounter(mins=list(s["stories"])),
-            negative_stories=DistinctCounter(mins=list(s["negative_stories"])),
-            solo_stories=DistinctCounter(mins=list(s.get("solo_stories", []))),
-            shared_mentions=s.get("shared_mentions", 0),
-            repeated_stories=s.get("repeated_stories", 0),
-            top=list(s["top"]),
-        )
-
-
-@dataclass
-class WindowSummary:
-    """A closed window as plain numbers: what `WindowAggregate` reports, without the sketches.
-
-    It has the same read-only attributes as `WindowAggregate` (``story_count`` and
-    ``negative_story_count`` included), so code that assesses a closed window accepts either.
-    """
-
-    brand: str
-    start: float
-    end: float
-    mentions: int = 0
-    negative: int = 0
-    neutral: int = 0
-    positive: int = 0
-    reach: int = 0
-    late_mentions: int = 0
-    story_count: int = 0
-    negative_story_count: int = 0
-    negative_mass: float | None = None
-    negative_mass_sq: float | None = None
-    solo_story_count: int | None = None
-    shared_mentions: int = 0
-    languages: Counter[str] = field(default_factory=Counter)
-    sources: Counter[str] = field(default_factory=Counter)
-    crisis_terms: Counter[str] = field(default_factory=Counter)
-    top: list[dict[str, Any]] = field(default_factory=list)
-
-
-def summarise(window: WindowAggregate) -> WindowSummary:
-    """The plain-number summary of an aggregate."""
-    return WindowSummary(
-        brand=window.brand,
-        start=window.start,
-        end=window.end,
-        mentions=window.mentions,
-        negative=window.negative,
-        neutral=window.neutral,
-        positive=window.positive,
-        reach=window.reach,
-        late_mentions=window.late_mentions,
-        story_count=window.story_count,
-        negative_story_count=window.negative_story_count,
-        negative_mass=window.negative_mass,
-        negative_mass_sq=window.negative_mass_sq,
-        solo_story_count=window.solo_story_count,
-        shared_mentions=window.shared_mentions,
-        languages=Counter(window.languages),
-        sources=Counter(window.sources),
-        crisis_terms=Counter(window.crisis_terms),
-        top=list(window.top),
-    )
+        """An aggregate from `to_state`; a field the state lacks (written before it existed) takes its default."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in s:
+                continue
+            value = s[f.name]
+            if f.type == "DistinctCounter":
+                value = DistinctCounter(mins=list(value))
+            elif f.name == "solo_negativity":
+                value = {int(k): float(v) for k, v in value}
+            elif f.name == "solo_voices":
+                value = {int(k): [int(x) for x in v] for k, v in value}
+            elif str(f.type).startswith("Counter"):
+                value = Counter(value)
+            elif isinstance(value, list):
+                value = list(value)
+            values[f.name] = value
+        return cls(**values)

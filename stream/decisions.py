@@ -3,8 +3,8 @@
 The worker's risk stage and `crisiswatch backtest` both call this module, so a backtest runs exactly
 the decisions the worker makes:
 
-* `mention_facts` turns an enriched mention into what a window counts, and `to_signal` a closed
-  window into the ``signals`` record;
+* `mention_facts` turns an enriched mention into what a window counts (the window closes into a
+  `detectors.closed.ClosedWindow`, which is the ``signals`` record itself: no conversion on either side);
 * `RiskBook` holds every brand's `detectors.risk.BrandRiskMonitor` under the brand's own policy (the
   brands file's per-brand policy over the global one), refuses a window it has already assessed (a
   replay after a restart), and turns a decision into an `Alert` and the control scope to pause; a
@@ -16,7 +16,6 @@ the state); the backtest adds a report.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +23,8 @@ from typing import Any, Protocol
 
 from detectors.neardup import story_key
 from detectors.risk import BrandPolicy, BrandRiskMonitor, RiskDecision, RiskPolicy
-from detectors.spikes import SpikeResult
-from detectors.window import MentionFacts, WindowSummary
-from stream.records import Alert, Signal, SpikeScore, TopMention, WindowedMention, utcnow
-from stream.windowing import ClosedWindow
+from detectors.window import MentionFacts
+from stream.records import Alert, Signal, WindowedMention, utcnow
 
 
 def mention_facts(mention: WindowedMention) -> MentionFacts:
@@ -45,77 +42,6 @@ def mention_facts(mention: WindowedMention) -> MentionFacts:
         p_negative=mention.p_negative,
         shared=len(mention.brands) > 1,
         author=(mention.author.id or mention.author.handle) if mention.author else None,
-    )
-
-
-def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-SPIKE_FIELDS = ("observed", "expected", "score", "p_value", "spike", "windows", "burst_rank", "after_gap", "gap")
-"""What a signal carries of a detector's verdict."""
-
-
-def score_of(result: SpikeResult) -> SpikeScore:
-    """A detector's verdict as a signal carries it."""
-    return SpikeScore(**{name: getattr(result, name) for name in SPIKE_FIELDS})
-
-
-def to_signal(closed: ClosedWindow) -> Signal:
-    """The ``signals`` record of a closed window."""
-    w = closed.summary
-    return Signal(
-        brand=w.brand,
-        window_start=_utc(w.start),
-        window_end=_utc(w.end),
-        mentions=w.mentions,
-        stories=w.story_count,
-        negative_stories=w.negative_story_count,
-        negative=w.negative,
-        neutral=w.neutral,
-        positive=w.positive,
-        reach=w.reach,
-        languages=dict(w.languages),
-        sources=dict(w.sources),
-        crisis_terms=dict(w.crisis_terms),
-        top_mentions=[TopMention(**{k: v for k, v in m.items() if k != "story"}) for m in w.top],
-        volume=score_of(closed.volume),
-        negativity=score_of(closed.negativity),
-        late_mentions=w.late_mentions,
-        negative_mass=w.negative_mass,
-        negative_mass_sq=w.negative_mass_sq,
-        solo_stories=w.solo_story_count,
-        shared_mentions=w.shared_mentions,
-    )
-
-
-def spike_of(score: SpikeScore) -> SpikeResult:
-    """The detectors' verdict carried by a signal."""
-    return SpikeResult(**{name: getattr(score, name) for name in SPIKE_FIELDS})
-
-
-def summary_of(signal: Signal) -> WindowSummary:
-    """The detectors' view of a closed window carried by a signal."""
-    return WindowSummary(
-        brand=signal.brand,
-        start=signal.window_start.timestamp(),
-        end=signal.window_end.timestamp(),
-        mentions=signal.mentions,
-        negative=signal.negative,
-        neutral=signal.neutral,
-        positive=signal.positive,
-        reach=signal.reach,
-        late_mentions=signal.late_mentions,
-        story_count=signal.stories,
-        negative_story_count=signal.negative_stories,
-        negative_mass=signal.negative_mass,
-        negative_mass_sq=signal.negative_mass_sq,
-        solo_story_count=signal.solo_stories,
-        shared_mentions=signal.shared_mentions,
-        languages=Counter(signal.languages),
-        sources=Counter(signal.sources),
-        crisis_terms=Counter(signal.crisis_terms),
-        top=[m.model_dump() for m in signal.top_mentions],
     )
 
 
@@ -231,9 +157,7 @@ class RiskBook:
             return None
         silence = self.silences(signal.brand, signal.window_start, signal.window_end) if self.silences else None
         monitor = self.monitor(signal.brand)
-        decision = monitor.observe(
-            summary_of(signal), spike_of(signal.volume), spike_of(signal.negativity), silenced=silence is not None
-        )
+        decision = monitor.observe(signal, silenced=silence is not None)
         self.last_window[signal.brand] = start
         alert = alert_of(signal, decision, created_at) if decision.alert_kind else None
         if alert is not None and silence is not None:

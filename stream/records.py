@@ -12,24 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+from detectors.closed import INT64_MAX as INT64_MAX  # the records' basic types live with the closed window
+from detectors.closed import ClosedWindow, _to_utc
+from detectors.closed import Count as Count
+from detectors.closed import Sentiment as Sentiment
+from detectors.closed import UtcDatetime as UtcDatetime
 
-INT64_MAX = 2**63 - 1
-"""Every count and reach in a record fits a signed 64-bit integer (what Kafka-side consumers in any language hold)."""
+SCHEMA_VERSION = 1
 
 EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_EVENT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 """The absolute range of a mention's timestamps; decoding also checks them against now (`EventTimeBounds`)."""
-
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+14:00 is before datetime.min in UTC
-        raise PydanticCustomError("datetime_out_of_range", "timestamp cannot be expressed in UTC") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +66,11 @@ def _event_time(value: datetime, info: ValidationInfo) -> datetime:
     return _bounded_time(value)
 
 
-def _saturate(value: Any) -> Any:
-    return min(value, INT64_MAX) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise PydanticCustomError("nul_character", "text contains a NUL character")
     return value
 
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware timestamp, normalised to UTC when validated, so it serialises as ``2026-11-23T12:00:00Z``.
-
-(Models built with ``model_construct`` skip validation: give them UTC datetimes, e.g. `utcnow`.)"""
 
 BoundedTime = Annotated[AwareDatetime, AfterValidator(_bounded_time)]
 """A `UtcDatetime` within `EARLIEST_EVENT_TIME` .. `LATEST_EVENT_TIME`."""
@@ -91,17 +78,10 @@ BoundedTime = Annotated[AwareDatetime, AfterValidator(_bounded_time)]
 EventTime = Annotated[AwareDatetime, AfterValidator(_event_time)]
 """A mention's event time: a `BoundedTime`, and within `EventTimeBounds` of now when validated with them."""
 
-Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
-"""A non-negative count that fits a signed 64-bit integer."""
-
-SaturatedCount = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_saturate)]
-"""A sum of counts: larger than `INT64_MAX` becomes `INT64_MAX` (it saturates rather than overflow)."""
-
 CleanStr = Annotated[str, AfterValidator(_no_nul)]
 """Text without NUL characters (they truncate strings in C-based consumers and databases)."""
 
 Severity = Literal["info", "warning", "critical"]
-Sentiment = Literal["negative", "neutral", "positive"]
 
 
 class _Record(BaseModel):
@@ -228,73 +208,10 @@ class WindowedMention(_Record):
         return self.scores.negative if self.scores is not None else None
 
 
-class SpikeScore(_Record):
-    """One detector's verdict on one window."""
-
-    observed: float
-    expected: float
-    score: float = Field(description="Strength of the evidence (e.g. -log10 p-value), 0 = none.")
-    p_value: float = Field(ge=0, le=1)
-    spike: bool
-    windows: int = Field(1, ge=1, description="Windows the test pooled: 1 = this one; more = a sustained rise.")
-    burst_rank: int = Field(
-        0, ge=0, description="Rank among the brand's own recent burst peaks: 1 = above all of them; 0 = no burst."
-    )
-    after_gap: bool = Field(False, description="The window follows a collection gap (never a spike by itself).")
-    gap: bool = Field(False, description="The window is part of a collection gap (no evidence either way).")
-
-
-class TopMention(_Record):
-    """A mention cited as evidence."""
-
-    id: str
-    text: str
-    source: str
-    reach: Count
-    lang: str
-    sentiment: Sentiment
-    url: str | None = None
-
-
-class Signal(_Record):
-    """A closed per-brand event-time window with its spike scores, on ``signals`` (key: brand)."""
-
-    brand: str
-    window_start: UtcDatetime
-    window_end: UtcDatetime
-    mentions: int = Field(ge=0, description="Distinct mentions in the window.")
-    stories: int = Field(ge=0, description="Mentions after folding near-duplicates into one story.")
-    negative_stories: int = Field(0, ge=0, description="Distinct stories among the negative mentions.")
-    negative: int = Field(ge=0)
-    neutral: int = Field(ge=0)
-    positive: int = Field(ge=0)
-    reach: SaturatedCount = Field(description="Sum of the mentions' reach, saturated at the int64 maximum.")
-    languages: dict[str, int] = Field(default_factory=dict)
-    sources: dict[str, int] = Field(default_factory=dict)
-    crisis_terms: dict[str, int] = Field(default_factory=dict)
-    top_mentions: list[TopMention] = Field(default_factory=list)
-    volume: SpikeScore
-    negativity: SpikeScore
-    late_mentions: int = Field(0, ge=0, description="Mentions that arrived late but within lateness.")
-    negative_mass: float | None = Field(
-        None, ge=0, description="Sum over distinct stories of their negative probability: expected negative stories."
-    )
-    negative_mass_sq: float | None = Field(None, ge=0, description="Sum of the squares of those probabilities.")
-    solo_stories: int | None = Field(
-        None, ge=0, description="Distinct stories that name no other watched brand (what negative_mass sums over)."
-    )
-    shared_mentions: int = Field(0, ge=0, description="Mentions that also name another watched brand.")
-    revision: int = Field(
-        0,
-        ge=0,
-        description="0: the window as it closed. n >= 1: its n-th correction, carrying only mentions that arrived "
-        "after it closed (add them to revision 0 and the earlier corrections); its spike scores are not re-run "
-        "(score 0, p_value 1).",
-    )
-
-    @property
-    def negative_share(self) -> float:
-        return self.negative / self.mentions if self.mentions else 0.0
+Signal = ClosedWindow
+"""A closed per-brand event-time window with its spike verdicts, on ``signals`` (key: brand): the one
+closed-window model, `detectors.closed.ClosedWindow` (the window stage builds it once, the risk stage hands
+it straight to the risk monitor)."""
 
 
 class Alert(_Record):

@@ -10,14 +10,13 @@ signal's offset. It restores only the brands of its assigned ``signals`` partiti
 
 A correction (a signal with ``revision`` >= 1: mentions that reached a window after it closed) does not
 re-decide its window, whose decision stands: an alert already sent is neither withdrawn nor changed. Its
-late mentions are carried into the next window the brand assesses (`with_correction`), where they may
+late mentions are carried into the next window the brand assesses (`ClosedWindow.with_late`), where they may
 raise that decision (open, escalate, or keep an episode from resolving).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,7 +30,7 @@ from stream import metrics
 from stream.batch_stage import new_producer
 from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
-from stream.records import INT64_MAX, Alert, Signal
+from stream.records import Alert, Signal
 from stream.state_store import Checkpoint, read_states
 from stream.topics import ALERTS, STATE
 
@@ -40,33 +39,6 @@ log = logging.getLogger(__name__)
 STAGE = "risk"
 MAX_CORRECTED_WINDOWS = 1440
 """Windows per brand whose last correction revision is remembered (a day of one-minute windows)."""
-TOP_MENTIONS = 5
-
-
-def _add(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else a + b
-
-
-def with_correction(signal: Signal, correction: Signal) -> Signal:
-    """``signal`` with the late mentions of ``correction`` added: counts, mixes and evidence (its spike
-    scores, window and revision stay ``signal``'s). Distinct stories add up (an upper bound)."""
-    merged = signal.model_copy(deep=True)
-    for name in (
-        "mentions", "stories", "negative_stories", "negative", "neutral", "positive", "reach", "late_mentions",
-        "shared_mentions",
-    ):  # fmt: skip
-        setattr(merged, name, min(INT64_MAX, getattr(signal, name) + getattr(correction, name)))
-    merged.negative_mass = _add(signal.negative_mass, correction.negative_mass)
-    merged.negative_mass_sq = _add(signal.negative_mass_sq, correction.negative_mass_sq)
-    solo = _add(signal.solo_stories, correction.solo_stories)
-    merged.solo_stories = None if solo is None else int(solo)
-    for name in ("languages", "sources", "crisis_terms"):
-        counts = Counter(getattr(signal, name))
-        counts.update(getattr(correction, name))
-        setattr(merged, name, dict(counts))
-    top = sorted([*signal.top_mentions, *correction.top_mentions], key=lambda m: -m.reach)
-    merged.top_mentions = top[:TOP_MENTIONS]
-    return merged
 
 
 def policy_from(settings: Settings) -> RiskPolicy:
@@ -150,7 +122,7 @@ class RiskStage:
         while len(seen) > MAX_CORRECTED_WINDOWS:
             del seen[min(seen)]
         held = self.carry.get(brand)
-        self.carry[brand] = signal if held is None else with_correction(held, signal)
+        self.carry[brand] = signal if held is None else held.with_late(signal)
         metrics.CORRECTIONS_CARRIED.inc()
         await self._checkpoint(brand, partition)
 
@@ -177,7 +149,7 @@ class RiskStage:
             await self._correct(signal, partition)
             return None
         held = self.carry.get(signal.brand)
-        decided = self.book.decide(signal if held is None else with_correction(signal, held))
+        decided = self.book.decide(signal if held is None else signal.with_late(held))
         if decided is None:
             return None  # already assessed (replayed after a restart)
         self.carry.pop(signal.brand, None)

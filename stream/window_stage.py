@@ -39,7 +39,7 @@ from crisiswatch.kafka import client_options
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
-from stream.decisions import mention_facts, to_signal
+from stream.decisions import mention_facts
 from stream.lag import committed_lag
 from stream.records import WindowedMention
 from stream.state_store import Checkpoint, read_states, split_restored
@@ -255,8 +255,8 @@ class WindowStage(BatchStage):
         return placement, (int(raw_ms) / 1000 if raw_ms else None)
 
     async def reject_window(self, partition: int, closed: ClosedWindow, exc: Exception) -> None:
-        """Dead-letter a closed window that cannot become a signal (its summary, as JSON, is the original)."""
-        w = closed.summary
+        """Dead-letter a closed window that cannot be serialised (its summary, as JSON, is the original)."""
+        w = closed
         summary = json.dumps({"brand": w.brand, "start": w.start, "end": w.end, "mentions": w.mentions}).encode()
         self.dead_letters.record("window_error", f"window {w.brand}@{w.start}", f"{type(exc).__name__}: {exc}")
         value = dead_letter(
@@ -292,9 +292,7 @@ class WindowStage(BatchStage):
             corrections = windows.take_corrections()
             for item in [*closed, *corrections]:
                 try:
-                    signal = to_signal(item)
-                    signal.revision = item.revision
-                    value = signal.model_dump_json().encode()
+                    value = item.model_dump_json().encode()  # the closed window is the signal
                 except Exception as exc:  # a window that cannot become a signal is dead-lettered, not fatal
                     await self.reject_window(partition, item, exc)
                     continue

@@ -12,7 +12,8 @@ Pure logic (no Kafka):
 * `BrandWindows` receives mentions with their event time, keeps the windows that may still receive
   mentions, and when the closing point passes a window's end, closes it and runs the volume and
   negativity detectors on it, in window order. Windows with no mentions close as empty windows, so the
-  detectors see the quiet too. A mention for a window that already closed goes into a *correction* of
+  detectors see the quiet too. A closed window is a `detectors.closed.ClosedWindow` (the ``signals``
+  record itself). A mention for a window that already closed goes into a *correction* of
   that window (a `ClosedWindow` with ``revision`` >= 1 that carries only the late mentions), or, beyond
   the correction horizon, is refused (``too_late``: the caller dead-letters it).
 
@@ -27,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from detectors.closed import ClosedWindow
 from detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
-from detectors.window import MentionFacts, WindowAggregate, WindowSummary, summarise, tumbling_window
+from detectors.window import MentionFacts, WindowAggregate, tumbling_window
 
 MAX_GAP_WINDOWS = 60
 """At most this many empty windows are closed after a silence; beyond, time jumps forward."""
@@ -191,20 +193,6 @@ class ClosingPolicy:
         return upstream_quiet and self.may_flush(quiet_for, watermark, wall_now)
 
 
-@dataclass(frozen=True)
-class ClosedWindow:
-    """A window that will not change any more, with the detectors' verdicts.
-
-    ``revision`` 0 is the window as it closed; ``revision`` n >= 1 is its n-th correction: only the mentions
-    that arrived after it closed, not scored by the detectors (their verdicts say so: score 0, p 1).
-    """
-
-    summary: WindowSummary
-    volume: SpikeResult
-    negativity: SpikeResult
-    revision: int = 0
-
-
 def unscored(observed: float) -> SpikeResult:
     """The verdict a correction carries: the detectors did not look at it."""
     return SpikeResult(observed=observed, expected=0.0, score=0.0, p_value=1.0, spike=False)
@@ -282,9 +270,8 @@ class BrandWindows:
             window = self.corrections[start]
             revision = self.revisions.get(start, 0) + 1
             self.revisions[start] = revision
-            summary = summarise(window)
             out.append(
-                ClosedWindow(summary, unscored(float(summary.story_count)), unscored(float(window.negative)), revision)
+                ClosedWindow.of(window, unscored(float(window.story_count)), unscored(float(window.negative)), revision)
             )
         self.corrections.clear()
         if self.closed_until is not None and math.isfinite(self.correction_horizon):
@@ -331,7 +318,7 @@ class BrandWindows:
             del recent[next(iter(recent))]
         volume = self.volume.update(window.start, float(window.story_count))
         negativity = self.negativity.update(window.start, window.mentions, window.negative)
-        return ClosedWindow(summarise(window), volume, negativity)
+        return ClosedWindow.of(window, volume, negativity)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-friendly state (``size`` is kept to detect a changed configuration, never restored from)."""

@@ -25,7 +25,7 @@ from crisiswatch.settings import Settings
 from detectors.brands import BrandsFileError, parse_brands
 from detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPolicy, apply_sensitivity
 from stream.brands_file import BrandsWatch
-from stream.decisions import RiskBook, mention_facts, to_signal
+from stream.decisions import RiskBook, mention_facts
 from stream.records import Alert, Signal, utcnow
 from stream.risk_stage import RiskStage, policy_from
 from stream.topics import ALERTS, ensure_topics
@@ -61,11 +61,9 @@ def flare(tmp_path_factory: pytest.TempPathFactory) -> list[Signal]:
     signals: list[Signal] = []
     for mention in mentions:
         t = mention.created_at.timestamp()
-        signals += [to_signal(closed) for closed in windows.close_until(t)]
+        signals += windows.close_until(t)
         windows.add(t, mention_facts(mention))
-    signals += [
-        to_signal(closed) for closed in windows.close_until(CUT.timestamp() + settings.allowed_lateness_seconds)
-    ]
+    signals += windows.close_until(CUT.timestamp() + settings.allowed_lateness_seconds)
     return signals
 
 

@@ -138,13 +138,13 @@ def test_after_close_a_mention_goes_to_a_correction_with_rising_revisions_or_bey
     assert w.add(T0 + 20, facts(2), "rss") == "corrected"
     assert w.add(T0 + 30, facts(3), "rss") == "corrected"
     (c1,) = w.take_corrections()
-    assert (c1.summary.start, c1.summary.mentions, c1.summary.late_mentions, c1.revision) == (T0, 2, 2, 1)
+    assert (c1.start, c1.mentions, c1.late_mentions, c1.revision) == (T0, 2, 2, 1)
     assert w.take_corrections() == []
     w.add(T0 + 40, facts(4), "rss")
     state = json.loads(json.dumps(w.to_state()))  # pending corrections and revisions survive a restart
     restored = BrandWindows.from_state(state, 60, correction_horizon=600)
     (c2,) = restored.take_corrections()
-    assert (c2.summary.mentions, c2.revision) == (1, 2)
+    assert (c2.mentions, c2.revision) == (1, 2)
     restored.add(T0 + 2000, facts(5))
     restored.close_until(T0 + 2100)
     assert restored.add(T0 + 50, facts(6)) == "too_late"  # closed 2040 s before: beyond the 600 s horizon

@@ -16,9 +16,10 @@ from conftest import read_all
 from prometheus_client import REGISTRY
 
 from crisiswatch.settings import Settings
+from detectors.spikes import SpikeResult
 from stream.decisions import RiskBook
-from stream.records import DeadLetter, Signal, SpikeScore
-from stream.risk_stage import RiskStage, policy_from, with_correction
+from stream.records import DeadLetter, Signal
+from stream.risk_stage import RiskStage, policy_from
 from stream.state_store import read_states
 from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
 from stream.window_stage import WindowStage
@@ -161,7 +162,7 @@ async def test_a_changed_window_size_wins_over_the_restored_state(settings: Sett
 
 
 def signal(brand: str, start: datetime, mentions: int, negative: int = 0, revision: int = 0) -> Signal:
-    quiet = SpikeScore(observed=mentions, expected=mentions, score=0.0, p_value=1.0, spike=False)
+    quiet = SpikeResult(observed=mentions, expected=mentions, score=0.0, p_value=1.0, spike=False)
     return Signal(
         brand=brand, window_start=start, window_end=start + timedelta(minutes=1), mentions=mentions, stories=mentions,
         negative_stories=negative, negative=negative, neutral=mentions - negative, positive=0, reach=mentions,
@@ -172,7 +173,7 @@ def signal(brand: str, start: datetime, mentions: int, negative: int = 0, revisi
 
 def test_a_correction_adds_its_late_mentions_to_a_window() -> None:
     t = datetime(2026, 3, 2, 8, tzinfo=UTC)
-    merged = with_correction(signal("acme", t + timedelta(minutes=5), 10, 1), signal("acme", t, 4, 3, revision=2))
+    merged = signal("acme", t + timedelta(minutes=5), 10, 1).with_late(signal("acme", t, 4, 3, revision=2))
     assert (merged.mentions, merged.negative, merged.neutral, merged.negative_mass, merged.solo_stories) == (
         14,
         4,
@@ -235,6 +236,6 @@ def test_a_carried_correction_can_raise_the_next_decision() -> None:
     late = signal("acme", t + timedelta(minutes=599), 40, 40, revision=1)
     late.crisis_terms = {"recall": 30}
     following = signal("acme", t + timedelta(minutes=600), 5)
-    without, carried = plain.decide(following), corrected.decide(with_correction(following, late))
+    without, carried = plain.decide(following), corrected.decide(following.with_late(late))
     assert without is not None and carried is not None
     assert without.decision.assessment.risk == 0 < carried.decision.assessment.risk

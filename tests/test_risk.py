@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from detectors.closed import ClosedWindow, TopMention
 from detectors.lexicon import find_crisis_terms_batch
 from detectors.neardup import story_key
 from detectors.risk import BrandRiskMonitor, RiskAssessor, RiskPolicy, RiskWeights
 from detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
-from detectors.window import MentionFacts, WindowAggregate, WindowSummary
+from detectors.window import MentionFacts, WindowAggregate
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 SIZE = 60.0
@@ -35,6 +36,13 @@ def spike(observed: float, expected: float, score: float, threshold: float = 8.0
     return SpikeResult(float(observed), float(expected), float(score), 10.0**-score, score >= threshold)
 
 
+def closed(window: ClosedWindow | WindowAggregate, volume: SpikeResult, negativity: SpikeResult) -> ClosedWindow:
+    """A closed window (or an aggregate, closed) with these verdicts."""
+    if isinstance(window, WindowAggregate):
+        return ClosedWindow.of(window, volume, negativity)
+    return window.model_copy(update={"volume": volume, "negativity": negativity})
+
+
 def summary(
     mentions: int,
     negative: int,
@@ -47,36 +55,39 @@ def summary(
     sources: dict[str, int] | None = None,
     terms: dict[str, int] | None = None,
     brand: str = "acme",
-) -> WindowSummary:
+) -> ClosedWindow:
     neutral = mentions - negative - positive
     assert neutral >= 0
-    return WindowSummary(
-        brand=brand, start=start, end=start + SIZE, mentions=mentions, negative=negative, neutral=neutral,
+    return ClosedWindow(
+        brand=brand, window_start=datetime.fromtimestamp(start, UTC),
+        window_end=datetime.fromtimestamp(start + SIZE, UTC),
+        mentions=mentions, negative=negative, neutral=neutral,
         positive=positive, reach=reach if reach is not None else mentions * 500,
-        story_count=stories if stories is not None else mentions, negative_story_count=negative,
-        languages=Counter(languages or {"en": mentions}), sources=Counter(sources or {"twitter": mentions}),
-        crisis_terms=Counter(terms or {}),
-        top=[{"id": "m1", "text": "top mention", "source": "twitter", "reach": 1_000_000, "lang": "en",
-              "sentiment": "negative", "url": None, "story": 7}] if mentions else [],
+        stories=stories if stories is not None else mentions, negative_stories=negative,
+        languages=languages or {"en": mentions}, sources=sources or {"twitter": mentions},
+        crisis_terms=terms or {},
+        top_mentions=[TopMention(id="m1", text="top mention", source="twitter", reach=1_000_000, lang="en",
+                                 sentiment="negative", url=None)] if mentions else [],
+        volume=spike(0, 0, 0), negativity=spike(0, 0, 0),
     )
 
 
-def calm(start: float, mentions: int = 30, expected: float = 30.0) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+def calm(start: float, mentions: int = 30, expected: float = 30.0) -> ClosedWindow:
     negative = round(mentions * 0.12)
     window = summary(mentions, negative, start=start)
-    return window, spike(mentions, expected, 0.3), spike(negative, mentions * 0.12, 0.2)
+    return closed(window, spike(mentions, expected, 0.3), spike(negative, mentions * 0.12, 0.2))
 
 
 def crisis(
     start: float, mentions: int = 400, negative_share: float = 0.8, expected: float = 30.0, score: float = 40.0
-) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+) -> ClosedWindow:
     negative = round(mentions * negative_share)
     window = summary(
         mentions, negative, start=start, stories=int(mentions * 0.9), reach=mentions * 8000,
         languages={"en": mentions // 2, "es": mentions // 4, "fr": mentions - mentions // 2 - mentions // 4},
         sources={"twitter": mentions - 40, "news": 30, "reddit": 10}, terms={"data_leak": mentions // 3},
     )
-    return window, spike(mentions * 0.9, expected, score), spike(negative, mentions * 0.12, score)
+    return closed(window, spike(mentions * 0.9, expected, score), spike(negative, mentions * 0.12, score))
 
 
 MATURE = RiskPolicy(maturity_seconds=0)
@@ -88,7 +99,7 @@ def crisis_run(target: RiskAssessor | BrandRiskMonitor, start: float = T0, **kwa
     out = []
     for i in range(target.policy.crisis.persist_of):
         step = crisis(start + i * SIZE, **kwargs)
-        out.append(target.assess(*step) if isinstance(target, RiskAssessor) else target.observe(*step))
+        out.append(target.assess(step) if isinstance(target, RiskAssessor) else target.observe(step))
         severity = out[-1].severity if isinstance(target, RiskAssessor) else out[-1].assessment.severity
         if severity == "critical":
             break
@@ -99,7 +110,7 @@ def warm_assessor(policy: RiskPolicy | None = None, brand: str = "acme") -> Risk
     """An assessor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
     assessor = RiskAssessor(policy or MATURE)
     for i in range(assessor.policy.warmup_windows, 0, -1):
-        assessor.assess(*calm(T0 - i * SIZE))
+        assessor.assess(calm(T0 - i * SIZE))
     return assessor
 
 
@@ -107,16 +118,16 @@ def warm_monitor(policy: RiskPolicy | None = None) -> BrandRiskMonitor:
     """A monitor that has seen the brand's warm-up windows (calm, just before ``T0``)."""
     monitor = BrandRiskMonitor("acme", policy or MATURE)
     for i in range(monitor.policy.warmup_windows, 0, -1):
-        assert monitor.observe(*calm(T0 - i * SIZE)).alert_kind is None
+        assert monitor.observe(calm(T0 - i * SIZE)).alert_kind is None
     return monitor
 
 
-def warning_window(start: float) -> tuple[WindowSummary, SpikeResult, SpikeResult]:
+def warning_window(start: float) -> ClosedWindow:
     window = summary(
         90, 33, start=start, stories=85, reach=90 * 2000, languages={"en": 80, "de": 10},
         sources={"twitter": 80, "news": 10}, terms={"outage": 20},
     )
-    return window, spike(85, 30, 5.5), spike(33, 90 * 0.12, 3.5)
+    return closed(window, spike(85, 30, 5.5), spike(33, 90 * 0.12, 3.5))
 
 
 @pytest.mark.parametrize("language", sorted(CRISIS_TEXTS))
@@ -139,7 +150,7 @@ def test_negative_crisis_in_each_language_is_critical(language: str) -> None:
         assert window.story_count > 150
         volume = spike(window.story_count, 25, 30)
         negativity = spike(window.negative, window.mentions * 0.12, 40)
-        assessment = assessor.assess(window, volume, negativity)
+        assessment = assessor.assess(closed(window, volume, negativity))
     assert assessment.severity == "critical", assessment.explanation
     assert assessment.pause
     assert assessment.risk >= 70
@@ -148,10 +159,10 @@ def test_negative_crisis_in_each_language_is_critical(language: str) -> None:
 def test_critical_needs_no_lexicon_hit_when_negativity_is_strong() -> None:
     assessor = warm_assessor()
     for i in range(assessor.policy.crisis.persist):
-        window, volume, negativity = crisis(T0 + i * SIZE)
-        window.crisis_terms = Counter()
-        window.languages = Counter({"sw": window.mentions})  # a language the lexicon does not know
-        assessment = assessor.assess(window, volume, negativity)
+        window = crisis(T0 + i * SIZE)
+        window.crisis_terms = {}
+        window.languages = {"sw": window.mentions}  # a language the lexicon does not know
+        assessment = assessor.assess(window)
     assert assessment.severity == "critical", assessment.explanation
 
 
@@ -161,10 +172,10 @@ def test_positive_viral_moment_is_never_critical() -> None:
             2000, 60, positive=1800, stories=1900, reach=60_000_000, terms=terms,
             languages={"en": 800, "es": 600, "pt": 400, "fr": 200}, sources={"twitter": 1500, "tiktok": 500},
         )
-        assessment = warm_assessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0))
+        assessment = warm_assessor().assess(closed(window, spike(1900, 40, 200), spike(60, 300, 0.0)))
         assert assessment.severity != "critical", assessment.explanation
         assert not assessment.pause
-    assert warm_assessor().assess(window, spike(1900, 40, 200), spike(60, 300, 0.0)).risk < 70
+    assert warm_assessor().assess(closed(window, spike(1900, 40, 200), spike(60, 300, 0.0))).risk < 70
 
 
 def test_neutral_news_spike_is_not_critical() -> None:
@@ -172,7 +183,7 @@ def test_neutral_news_spike_is_not_critical() -> None:
         400, 40, positive=20, stories=30, reach=25_000_000, terms={"layoffs": 350, "investigation": 100},
         languages={"en": 300, "de": 100}, sources={"news": 380, "twitter": 20},
     )
-    assessment = warm_assessor().assess(window, spike(30, 3, 15), spike(40, 48, 0.0))
+    assessment = warm_assessor().assess(closed(window, spike(30, 3, 15), spike(40, 48, 0.0)))
     assert assessment.severity in ("info", "warning")
     assert not assessment.pause
 
@@ -182,22 +193,22 @@ def test_minimum_evidence_blocks_the_pause() -> None:
     for i in range(assessor.policy.crisis.persist):
         window = summary(15, 14, start=T0 + i * SIZE, stories=15, reach=3_000_000, sources={"twitter": 15},
                          terms={"fraud": 12})
-        assessment = assessor.assess(window, spike(15, 0.5, 14), spike(14, 1.8, 12))
+        assessment = assessor.assess(closed(window, spike(15, 0.5, 14), spike(14, 1.8, 12)))
     assert assessment.severity == "critical", assessment.explanation
     assert not assessment.pause
     assert any("not enough evidence" in line for line in assessment.explanation)
     # and with enough mentions but a single source when two are required
     strict = warm_assessor(RiskPolicy(min_sources_to_pause=2, maturity_seconds=0))
     for i in range(strict.policy.crisis.persist):
-        window, volume, negativity = crisis(T0 + i * SIZE)
-        window.sources = Counter({"twitter": window.mentions})
-        assessment = strict.assess(window, volume, negativity)
+        window = crisis(T0 + i * SIZE)
+        window.sources = {"twitter": window.mentions}
+        assessment = strict.assess(window)
     assert assessment.severity == "critical" and not assessment.pause
 
 
 def test_very_few_mentions_never_alert() -> None:
     window = summary(3, 3, stories=3, reach=5_000_000, sources={"twitter": 2, "news": 1}, terms={"death": 3})
-    assessment = warm_assessor().assess(window, spike(3, 0.1, 6), spike(3, 0.3, 4))
+    assessment = warm_assessor().assess(closed(window, spike(3, 0.1, 6), spike(3, 0.3, 4)))
     assert assessment.severity == "info"
 
 
@@ -212,7 +223,7 @@ def test_sparse_brand_noise_raises_no_alert_with_the_real_detectors() -> None:
         negative = sum(rng.random() < 0.3 for _ in range(mentions))
         window = summary(mentions, negative, start=start, brand="tiny", reach=mentions * rng.randrange(10, 50_000))
         decision = monitor.observe(
-            window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
+            closed(window, volume.update(start, window.stories), negativity.update(start, mentions, negative))
         )
         kinds.append(decision.alert_kind)
         assert not decision.pause
@@ -236,7 +247,7 @@ def test_crisis_with_the_real_detectors_after_a_calm_baseline() -> None:
             sources={"twitter": mentions - 5, "news": 5},
         )
         decisions.append(monitor.observe(
-            window, volume.update(start, window.story_count), negativity.update(start, mentions, negative)
+            closed(window, volume.update(start, window.stories), negativity.update(start, mentions, negative))
         ))
     assert all(d.alert_kind is None for d in decisions[:240])
     assert decisions[240].alert_kind == "opened"  # the first crisis window opens the episode…
@@ -252,7 +263,7 @@ def test_one_episode_escalates_warning_to_critical_with_a_single_pause_and_resol
     monitor = warm_monitor()
     steps = [calm(T0), calm(T0 + 60), warning_window(T0 + 120), crisis(T0 + 180), crisis(T0 + 240, mentions=500)]
     steps += [crisis(T0 + 300), calm(T0 + 360)] + [calm(T0 + 420 + 60 * i) for i in range(3)]
-    decisions = [monitor.observe(*step) for step in steps]
+    decisions = [monitor.observe(step) for step in steps]
     kinds = [d.alert_kind for d in decisions]
     severities = [d.assessment.severity for d in decisions]
     # one crisis window alone is not critical yet: it must persist (2 of the last 3 windows)
@@ -272,8 +283,8 @@ def test_cooldown_keeps_one_crisis_one_episode() -> None:
     first = crisis_run(monitor, t)
     assert first[0].alert_kind == "opened" and first[-1].pause
     t += len(first) * SIZE
-    monitor.observe(*calm(t))
-    resolved = monitor.observe(*calm(t + 60))
+    monitor.observe(calm(t))
+    resolved = monitor.observe(calm(t + 60))
     assert resolved.alert_kind == "resolved"
     again = crisis_run(monitor, t + 600)  # the same crisis flaring up within the cool-down
     assert all(d.alert_kind is None and not d.pause for d in again)
@@ -283,17 +294,17 @@ def test_cooldown_keeps_one_crisis_one_episode() -> None:
 
 def test_state_round_trips_through_json_mid_episode() -> None:
     monitor = warm_monitor()
-    monitor.observe(*calm(T0))
+    monitor.observe(calm(T0))
     run = crisis_run(monitor, T0 + 60)
     opened = run[-1]
     assert opened.pause
     t = T0 + 60 + len(run) * SIZE
     state = json.loads(json.dumps(monitor.to_state(), allow_nan=False))
     restored = BrandRiskMonitor.from_state(state)
-    again = restored.observe(*crisis(t))
+    again = restored.observe(crisis(t))
     assert again.episode_id == opened.episode_id and not again.pause and again.alert_kind is None
     assert again.assessment.severity == "critical"  # the gate's memory survived the round trip
-    kinds = [restored.observe(*calm(t + 60 + 60 * i)).alert_kind for i in range(3)]
+    kinds = [restored.observe(calm(t + 60 + 60 * i)).alert_kind for i in range(3)]
     assert kinds == [None, None, "resolved"]
     windows = restored.to_state()["assessor"]["history"]["acme"]["windows"]
     assert windows == 5 + 1 + len(run) + 1 + 3  # warm-up + this test's
@@ -307,7 +318,7 @@ def test_pause_severity_knob() -> None:
     decision = crisis_run(never)[-1]
     assert decision.assessment.severity == "critical" and not decision.pause
     eager = warm_monitor(RiskPolicy(pause_severity="warning", min_mentions_to_pause=50, maturity_seconds=0))
-    decision = eager.observe(*warning_window(T0))
+    decision = eager.observe(warning_window(T0))
     assert decision.assessment.severity == "warning" and decision.pause and decision.alert_kind == "opened"
     with pytest.raises(ValueError):
         RiskPolicy(pause_severity="sometimes")
@@ -341,7 +352,7 @@ def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
                                 sentiment="neutral", story=story_key(text), crisis_terms=["recall"]))
     assert (window.mentions, window.story_count, window.reach) == (12, 1, 12_000_000)
     # even when the volume detector was fed the 12 copies, the assessor rechecks on stories
-    assessment = warm_assessor().assess(window, spike(12, 2, 6), spike(0, 1.4, 0))
+    assessment = warm_assessor().assess(closed(window, spike(12, 2, 6), spike(0, 1.4, 0)))
     assert assessment.evidence["stories"] == 1 and assessment.evidence["reach"] == 12_000_000
     assert assessment.evidence["components"]["volume"] < 0.2
     assert assessment.evidence["components"]["reach"] > 0.5
@@ -365,34 +376,35 @@ def test_explanation_summary_and_evidence() -> None:
 
 def test_empty_window_and_garbage_inputs() -> None:
     assessor = RiskAssessor()
-    empty = assessor.assess(summary(0, 0), spike(0, 30, 0), spike(0, 0, 0))
+    empty = assessor.assess(closed(summary(0, 0), spike(0, 30, 0), spike(0, 0, 0)))
     assert (empty.risk, empty.severity, empty.pause) == (0.0, "info", False)
     assert empty.summary == "acme: no mentions"
-    garbage = WindowSummary(
-        brand="acme", start=T0, end=T0 + SIZE, mentions=10, negative=50, neutral=-3, positive=0, reach=-5,
-        story_count=99, languages=Counter({"": 4, None: 2}), sources=Counter({"x": 0}),  # type: ignore[dict-item]
-        crisis_terms=Counter({"unknown-term": 3}), top=[{"text": None}, {}],
+    garbage = ClosedWindow.model_construct(  # unvalidated: what the assessor must survive whatever it is given
+        brand="acme", window_start=datetime.fromtimestamp(T0, UTC), window_end=datetime.fromtimestamp(T0 + SIZE, UTC),
+        mentions=10, negative=50, neutral=-3, positive=0, reach=-5, stories=99, negative_stories=0,
+        languages={"": 4, None: 2}, sources={"x": 0}, crisis_terms={"unknown-term": 3}, top_mentions=[],
+        negative_mass=None, negative_mass_sq=None, solo_stories=None,
     )
     nan = SpikeResult(math.nan, math.nan, math.nan, math.nan, False)
     inf = SpikeResult(math.inf, math.inf, math.inf, 0.0, True)
     for volume, negativity in ((nan, nan), (inf, inf), (nan, inf)):
-        assessment = assessor.assess(garbage, volume, negativity)
+        assessment = assessor.assess(closed(garbage, volume, negativity))
         assert 0.0 <= assessment.risk <= 100.0
         json.dumps(assessment.evidence, allow_nan=False)
 
 
 def test_out_of_order_window_is_scored_but_not_learned() -> None:
     assessor = RiskAssessor()
-    assessor.assess(*calm(T0 + 600))
+    assessor.assess(calm(T0 + 600))
     before: dict[str, Any] = json.loads(json.dumps(assessor.to_state()))
-    assessor.assess(*calm(T0))
+    assessor.assess(calm(T0))
     assert assessor.to_state() == before
 
 
 def test_a_new_brand_has_no_baseline_so_its_first_windows_never_pause() -> None:
     """Without a baseline, volume and acceleration say nothing: a new brand can warn, not pause."""
     fresh = RiskAssessor(MATURE)
-    first = fresh.assess(*crisis(T0))
+    first = fresh.assess(crisis(T0))
     assert first.evidence["components"]["volume"] == 0.0 and first.evidence["components"]["acceleration"] == 0.0
     assert first.severity != "critical" and not first.pause
     assert crisis_run(warm_assessor())[-1].severity == "critical"
@@ -402,7 +414,7 @@ def test_a_brand_younger_than_its_baseline_warns_and_would_pause_but_never_pause
     """Maturity: less than ``maturity_seconds`` (24 h by default) of history never pauses automatically."""
     young = BrandRiskMonitor("acme")  # the default policy: 24 h
     for i in range(60):
-        young.observe(*calm(T0 + i * SIZE))
+        young.observe(calm(T0 + i * SIZE))
     decisions = crisis_run(young, T0 + 60 * SIZE)
     last = decisions[-1]
     assert last.assessment.severity == "critical" and not last.pause
@@ -410,7 +422,7 @@ def test_a_brand_younger_than_its_baseline_warns_and_would_pause_but_never_pause
     assert "would pause, but the brand has only 1.0 h of history" in " ".join(last.assessment.explanation)
     mature = BrandRiskMonitor("acme")
     for i in range(0, 25 * 60, 5):  # a day of history (every fifth window is enough to learn from)
-        mature.observe(*calm(T0 + i * SIZE))
+        mature.observe(calm(T0 + i * SIZE))
     assert crisis_run(mature, T0 + 25 * 60 * SIZE)[-1].pause
 
 
@@ -419,15 +431,15 @@ def test_usual_sources_and_languages_are_not_spread() -> None:
     sources, languages = {"twitter": 20, "news": 5, "reddit": 5}, {"en": 10, "es": 10, "fr": 10}
     assessor = RiskAssessor()
     for i in range(10):
-        assessor.assess(summary(30, 4, start=T0 + i * SIZE, sources=sources, languages=languages),
-                        spike(30, 30, 0.3), spike(4, 3.6, 0.2))
-    usual = assessor.assess(summary(30, 4, start=T0 + 10 * SIZE, sources=sources, languages=languages),
-                            spike(30, 30, 0.3), spike(4, 3.6, 0.2))
+        assessor.assess(closed(summary(30, 4, start=T0 + i * SIZE, sources=sources, languages=languages),
+                               spike(30, 30, 0.3), spike(4, 3.6, 0.2)))
+    usual = assessor.assess(closed(summary(30, 4, start=T0 + 10 * SIZE, sources=sources, languages=languages),
+                                   spike(30, 30, 0.3), spike(4, 3.6, 0.2)))
     assert usual.evidence["components"]["spread"] < 0.05
-    wider = assessor.assess(
+    wider = assessor.assess(closed(
         summary(40, 4, start=T0 + 11 * SIZE, sources={**sources, "news2": 3, "tiktok": 3, "forum": 3},
                 languages={**languages, "de": 3, "it": 3, "pt": 4}),
-        spike(40, 30, 0.8), spike(4, 4.8, 0.1))
+        spike(40, 30, 0.8), spike(4, 4.8, 0.1)))
     assert wider.evidence["components"]["spread"] > 0.5
 
 
@@ -452,8 +464,8 @@ def test_a_test_pooled_over_several_windows_is_not_read_as_this_windows_baseline
     window = summary(2, 0, start=T0)
     volume = spike(2, 30.0, 0.0)
     pooled = SpikeResult(0.0, 2.4, 0.0, 1.0, False, windows=3)  # 0 negatives of 20 pooled mentions
-    assessment = assessor.assess(window, volume, pooled)
+    assessment = assessor.assess(closed(window, volume, pooled))
     assert "vs 12% usual" in assessment.summary, assessment.summary
     assert "over the last 3 windows" in "\n".join(assessment.explanation)
     alone = SpikeResult(0.0, 0.24, 0.0, 1.0, False)  # the same window tested alone: 12 % of 2 mentions
-    assert "vs 12% usual" in warm_assessor().assess(window, volume, alone).summary
+    assert "vs 12% usual" in warm_assessor().assess(closed(window, volume, alone)).summary

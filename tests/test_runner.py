@@ -14,7 +14,8 @@ from crisiswatch.control.messages import ControlMessage, Keyring
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.runner import Watcher, human_line, open_page
 from crisiswatch.settings import Settings
-from stream.records import Alert, Signal, SpikeScore, utcnow
+from detectors.spikes import SpikeResult
+from stream.records import Alert, Signal, utcnow
 
 DECIDED = datetime(2026, 3, 2, 11, 3, tzinfo=UTC)
 
@@ -42,8 +43,8 @@ def pause(w: Watcher, alert_id: str = "a-1", seq: int = 1) -> bytes:
 
 def signal(minute: int, spike: bool, positive: int = 25) -> bytes:
     start = datetime(2026, 3, 2, 10, minute, tzinfo=UTC)
-    verdict = SpikeScore(observed=26, expected=1.0, score=9.0 if spike else 0.0, p_value=1e-9, spike=spike)
-    calm = SpikeScore(observed=0, expected=0.2, score=0.0, p_value=1.0, spike=False)
+    verdict = SpikeResult(observed=26, expected=1.0, score=9.0 if spike else 0.0, p_value=1e-9, spike=spike)
+    calm = SpikeResult(observed=0, expected=0.2, score=0.0, p_value=1.0, spike=False)
     return Signal(
         brand="acme", window_start=start, window_end=start + timedelta(minutes=1), mentions=26, stories=18,
         negative=0, neutral=1, positive=positive, reach=1000, volume=verdict, negativity=calm,

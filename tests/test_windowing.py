@@ -33,13 +33,13 @@ def test_out_of_order_mentions_within_lateness_land_in_their_window() -> None:
     assert w.add(T0 + 70, facts(2)) == "counted"
     assert w.add(T0 + 20, facts(3)) == "late"  # older than the newest, its window still open
     closed = w.close_until(T0 + 60 + 30)  # watermark reaches end + lateness of the first window
-    assert [c.summary.start for c in closed] == [T0]
-    assert closed[0].summary.mentions == 2 and closed[0].summary.late_mentions == 1
+    assert [c.start for c in closed] == [T0]
+    assert closed[0].mentions == 2 and closed[0].late_mentions == 1
     assert w.add(T0 + 5, facts(4)) == "corrected"  # its window closed: a correction of it
     closed = w.close_until(T0 + 120 + 30)
-    assert [(c.summary.start, c.summary.mentions) for c in closed] == [(T0 + 60, 1)]
+    assert [(c.start, c.mentions) for c in closed] == [(T0 + 60, 1)]
     (correction,) = w.take_corrections()
-    assert (correction.summary.start, correction.summary.mentions, correction.revision) == (T0, 1, 1)
+    assert (correction.start, correction.mentions, correction.revision) == (T0, 1, 1)
     assert not correction.volume.spike and correction.volume.p_value == 1.0
 
 
@@ -47,12 +47,12 @@ def test_quiet_windows_close_empty_and_long_gaps_jump() -> None:
     w = BrandWindows("acme", 60, 0)
     w.add(T0, facts(1))
     closed = w.close_until(T0 + 5 * 60)
-    assert [c.summary.mentions for c in closed] == [1, 0, 0, 0, 0]
+    assert [c.mentions for c in closed] == [1, 0, 0, 0, 0]
     w.add(T0 + 10_000 * 60, facts(2))
     closed = w.close_until(T0 + 10_001 * 60)
-    empties = [c for c in closed if c.summary.mentions == 0]
+    empties = [c for c in closed if c.mentions == 0]
     assert len(empties) <= MAX_GAP_WINDOWS
-    assert closed[-1].summary.start == T0 + 10_000 * 60 and closed[-1].summary.mentions == 1
+    assert closed[-1].start == T0 + 10_000 * 60 and closed[-1].mentions == 1
 
 
 def test_near_duplicates_fold_into_stories_and_reach_adds_up() -> None:
@@ -61,9 +61,9 @@ def test_near_duplicates_fold_into_stories_and_reach_adds_up() -> None:
         w.add(T0 + i, MentionFacts(f"n{i}", "same story", "news", 1000, "en", "negative", story=42))
     w.add(T0 + 30, facts(99, "negative"))
     (closed,) = w.close_until(T0 + 60)
-    assert closed.summary.mentions == 13
-    assert closed.summary.story_count == 2
-    assert closed.summary.reach == 12 * 1000 + 10
+    assert closed.mentions == 13
+    assert closed.stories == 2
+    assert closed.reach == 12 * 1000 + 10
 
 
 def test_state_round_trip_gives_identical_decisions() -> None:
@@ -77,8 +77,8 @@ def test_state_round_trip_gives_identical_decisions() -> None:
         a.add(t, facts(i))
         b.add(t, facts(i))
     ca, cb = a.close_until(T0 + 4000), b.close_until(T0 + 4000)
-    assert [(c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in ca] == [
-        (c.summary.start, c.summary.mentions, c.volume, c.negativity) for c in cb
+    assert [(c.start, c.mentions, c.volume, c.negativity) for c in ca] == [
+        (c.start, c.mentions, c.volume, c.negativity) for c in cb
     ]
 
 

@@ -3,8 +3,8 @@
 `Backtest` feeds each brand's mentions, oldest first, into the same `stream.windowing.BrandWindows`
 the window stage uses, and closes them with the same per-source `stream.windowing.Watermark` and
 `stream.windowing.ClosingPolicy` (event time stands in for the wall clock; as the input is in event-time
-order every mention counts, and windows close exactly as in an unhurried worker), turns each closed window into the same
-``signals`` record (`stream.decisions.to_signal`), and hands it to the same `stream.decisions.RiskBook`
+order every mention counts, and windows close exactly as in an unhurried worker), and hands each closed window (the
+same `detectors.closed.ClosedWindow` the worker publishes on ``signals``) to the same `stream.decisions.RiskBook`
 the risk stage uses, with the per-brand policies of the same brands file. What comes out is every alert
 and pause, with its evidence, and a per-window timeline for the pictures.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from crisiswatch.settings import Settings
 from detectors.risk import BrandPolicy, RiskPolicy
 from stream.brands_file import load_brand_policies
-from stream.decisions import RiskBook, mention_facts, to_signal
+from stream.decisions import RiskBook, mention_facts
 from stream.records import Alert, WindowedMention
 from stream.windowing import BrandWindows, ClosingPolicy, Watermark
 
@@ -195,15 +195,14 @@ class Backtest:
         if watermark is None:
             return
         windows.corrections.clear()  # in event-time order nothing arrives after its window closed
-        for closed in windows.close_until(watermark):
-            signal = to_signal(closed)
+        for signal in windows.close_until(watermark):
             decided = self.book.decide(signal, created_at=signal.window_end)
             result.windows += 1
             if decided is None:
                 continue
             if self.keep_timelines:
                 timeline = result.timelines.setdefault(signal.brand, Timeline())
-                timeline.append(closed.summary.start, decided.decision.assessment.evidence)
+                timeline.append(signal.start, decided.decision.assessment.evidence)
             if decided.alert is not None:
                 result.alerts.append(decided.alert)
                 if decided.pause_scope is not None:
