@@ -1,10 +1,13 @@
-"""The one place that turns the Kafka security settings into client options.
+"""The one place where crisiswatch builds its Kafka clients and turns the security settings into options.
 
-Every aiokafka client of crisiswatch (producers, consumers, the admin client) is built with
-``**client_options(settings)``, and the faust app with ``broker_credentials=faust_credentials(settings)``,
-so TLS and SASL are configured once (``CRISISWATCH_KAFKA_*`` in `crisiswatch.settings`):
+Every aiokafka client of crisiswatch is built by a factory here: `new_producer`, `new_consumer` and
+`new_admin` (and the faust app gets ``broker_credentials=faust_credentials(settings)``), so TLS and SASL
+(``CRISISWATCH_KAFKA_*`` in `crisiswatch.settings`) and the shared producer defaults are configured once.
+A call site passes only what is special about it (acks, linger, client id, group id...) as overrides:
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, **client_options(settings))
+    consumer = new_consumer(topic, settings=settings, group_id=None, client_id="crisiswatch-tail")
+
+Reading a topic from the start (until caught up, or following it) lives next door in `crisiswatch.follow`.
 
 With the defaults (``PLAINTEXT``) the options are ``{"security_protocol": "PLAINTEXT"}``, which is
 aiokafka's own default. The SASL password is only unwrapped from its ``SecretStr`` here, into a `str`
@@ -16,6 +19,8 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from crisiswatch.settings import Settings, get_settings
@@ -61,6 +66,66 @@ def client_options(settings: Settings | None = None) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = _Password(settings.kafka_sasl_password.get_secret_value())
     return options
+
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable_idempotence": False,  # at-least-once, with idempotent keys downstream
+    "acks": "all",
+    "linger_ms": 5,
+    "max_batch_size": 1 << 20,
+    "max_request_size": 4 << 20,
+    "compression_type": None,
+}
+"""What every crisiswatch producer starts from (a site overrides what it needs, e.g. ``linger_ms=0``)."""
+
+CONSUMER_DEFAULTS: dict[str, Any] = {"enable_auto_commit": False}
+"""crisiswatch never auto-commits: consumer groups commit explicitly, readers without a group commit nothing."""
+
+
+def _servers(bootstrap_servers: str | None, settings: Settings) -> str | None:
+    """The servers a caller passed (e.g. the embedded broker's), else the configured ones."""
+    return bootstrap_servers if bootstrap_servers is not None else settings.bootstrap_servers
+
+
+def new_producer(
+    bootstrap_servers: str | None = None, *, settings: Settings | None = None, **overrides: Any
+) -> AIOKafkaProducer:
+    """A producer with `PRODUCER_DEFAULTS` and the security options, then ``overrides``.
+
+    ``settings`` defaults to the process-wide settings; ``bootstrap_servers`` to ``settings.bootstrap_servers``.
+    """
+    settings = settings if settings is not None else get_settings()
+    options: dict[str, Any] = {
+        "bootstrap_servers": _servers(bootstrap_servers, settings),
+        **client_options(settings),
+        **PRODUCER_DEFAULTS,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def new_consumer(
+    *topics: str, bootstrap_servers: str | None = None, settings: Settings | None = None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer (subscribed to ``topics`` if any) with `CONSUMER_DEFAULTS` and the security options."""
+    settings = settings if settings is not None else get_settings()
+    options: dict[str, Any] = {
+        "bootstrap_servers": _servers(bootstrap_servers, settings),
+        **client_options(settings),
+        **CONSUMER_DEFAULTS,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def new_admin(
+    bootstrap_servers: str | None = None, *, settings: Settings | None = None, **overrides: Any
+) -> AIOKafkaAdminClient:
+    """An admin client with the security options, then ``overrides`` (e.g. ``request_timeout_ms``)."""
+    settings = settings if settings is not None else get_settings()
+    options: dict[str, Any] = {"bootstrap_servers": _servers(bootstrap_servers, settings), **client_options(settings)}
+    options.update(overrides)
+    return AIOKafkaAdminClient(**options)
 
 
 def faust_credentials(settings: Settings | None = None) -> CredentialsT | None:

@@ -76,14 +76,11 @@ class TopicsMissing(OperatorError):
 
 async def existing_topics(settings: Settings, bootstrap: str, timeout: float = 10.0) -> set[str]:
     """Names of the topics on the cluster; `KafkaUnreachable` when it does not answer within ``timeout``."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    from crisiswatch.kafka import client_options
+    from crisiswatch.kafka import new_admin
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **client_options(settings)
-    )
+    admin = new_admin(bootstrap, settings=settings, request_timeout_ms=int(timeout * 1000))
     client_log = logging.getLogger("aiokafka")
     was_disabled, client_log.disabled = client_log.disabled, True  # its "Unable connect to ..." is our one line
     try:

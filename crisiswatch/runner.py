@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from connectors.replay import replay
@@ -43,7 +42,7 @@ from crisiswatch.broker import broker_for
 from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, ControlRejected, Keyring
 from crisiswatch.control.metrics import ThrottledWarnings
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_admin, new_consumer
 from crisiswatch.settings import Settings
 from stream.health import EXIT_LINE
 from stream.lag import committed_lag
@@ -161,12 +160,11 @@ class Watcher:
 
     async def start(self, from_beginning: bool) -> None:
         names = [ALERTS.name, PUBLISHING_CONTROL.name, SIGNALS.name, MENTIONS_DLQ.name]
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = new_consumer(
             *[self.settings.topic(n) for n in names],
             bootstrap_servers=self.bootstrap,
+            settings=self.settings,
             auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=False,
-            **client_options(self.settings),
         )
         await self._consumer.start()
 
@@ -250,8 +248,8 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
         f"{settings.app_id}-window": MENTIONS_ENRICHED.name,
         settings.app_id: SIGNALS.name,
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(settings))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(settings))
+    admin = new_admin(bootstrap, settings=settings)
+    consumer = new_consumer(bootstrap_servers=bootstrap, settings=settings)
     await admin.start()
     await consumer.start()
     try:
@@ -346,7 +344,7 @@ async def delete_rehearsal_topics(settings: Settings, bootstrap: str, prefix: st
     from stream.topics import ALL_TOPICS
 
     names = {prefix + spec.name for spec in ALL_TOPICS}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(settings))
+    admin = new_admin(bootstrap, settings=settings)
     await admin.start()
     try:
         doomed = sorted(names & set(await admin.list_topics()))

@@ -43,7 +43,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_consumer, new_producer
 from crisiswatch.settings import Settings
 from stream import metrics
 from stream.dead_letters import DeadLetterLog, dead_letter
@@ -84,25 +84,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark an abandoned future's outcome as seen (no 'exception was never retrieved' noise)."""
     if not future.cancelled():
         future.exception()
-
-
-def new_producer(bootstrap_servers: str, *, settings: Settings | None = None, **overrides: Any) -> AIOKafkaProducer:
-    """The producer settings every crisiswatch writer uses (no idempotence: at-least-once + idempotent keys).
-
-    ``settings`` (default: the process-wide settings) gives the security options (TLS, SASL).
-    """
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers,
-        **client_options(settings),
-        "enable_idempotence": False,
-        "acks": "all",
-        "linger_ms": 5,
-        "max_batch_size": 1 << 20,
-        "max_request_size": 4 << 20,
-        "compression_type": None,
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -177,9 +158,9 @@ class BatchStage(Service):
     async def on_start(self) -> None:
         self.producer = new_producer(self.bootstrap_servers, settings=self.settings)
         await self.producer.start()
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = new_consumer(
             bootstrap_servers=self.bootstrap_servers,
-            **client_options(self.settings),
+            settings=self.settings,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

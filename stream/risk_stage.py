@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaProducer
 
 from crisiswatch.control import ControlPlane
 from crisiswatch.control.silences import SilenceStore, open_silences
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from detectors.risk import RiskPolicy
 from stream import metrics
-from stream.batch_stage import new_producer
 from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
 from stream.records import Alert, Signal

@@ -10,10 +10,10 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_admin
 from crisiswatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def partitions_for(spec: TopicSpec, settings: Settings) -> int:
 
 async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
     """Create every crisiswatch topic that does not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options(settings))
+    admin = new_admin(bootstrap_servers, settings=settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

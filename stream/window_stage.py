@@ -31,11 +31,10 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_admin
 from stream import metrics
 from stream.batch_stage import BatchStage
 from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
@@ -82,7 +81,7 @@ class WindowStage(BatchStage):
         self.closing = ClosingPolicy.from_settings(self.settings)
         self.sources: SourcePolicy = self.closing.sources
         self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **client_options(self.settings))
+        self.admin = new_admin(self.bootstrap_servers, settings=self.settings)
         await self.admin.start()
         await super().on_start()
 

@@ -23,9 +23,8 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr, ValidationError
 
-from crisiswatch.kafka import client_options, faust_credentials
+from crisiswatch.kafka import client_options, faust_credentials, new_producer
 from crisiswatch.settings import Settings
-from stream.batch_stage import new_producer
 from stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +206,7 @@ def test_the_worker_app_gets_the_credentials(tls_files: tuple[Path, Path], tmp_p
 
 # --- every client goes through client_options ----------------------------------------------------------
 CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
+FACTORIES = {"new_producer", "new_consumer", "new_admin"}
 
 
 def _name(func: ast.expr) -> str:
@@ -225,14 +225,13 @@ def test_every_kafka_client_in_the_code_uses_the_security_options() -> None:
                     keywords = {k.arg: k.value for k in call.keywords}
                     if name in CLIENTS:
                         found.append(where)
-                        if function.name == "new_producer":  # builds its options dict from client_options
-                            assert "client_options(settings)" in ast.unparse(function), where
-                            continue
-                        spread = [ast.unparse(v) for k, v in keywords.items() if k is None]
-                        assert any(s.startswith("client_options(") for s in spread), f"{where}: add **client_options"
-                    elif name == "new_producer":
+                        # Only the factories of crisiswatch/kafka.py build clients, from client_options.
+                        assert path == ROOT / "crisiswatch" / "kafka.py", f"{where}: use crisiswatch.kafka.new_*"
+                        assert function.name in FACTORIES, where
+                        assert "client_options(settings)" in ast.unparse(function), where
+                    elif name in FACTORIES:
                         found.append(where)
-                        assert "settings" in keywords, f"{where}: pass settings= to new_producer"
+                        assert "settings" in keywords, f"{where}: pass settings= to {name}"
                     elif name == "App" and ast.unparse(call.func) == "faust.App":
                         found.append(where)
                         assert ast.unparse(keywords.get("broker_credentials", ast.Constant(None))).startswith(

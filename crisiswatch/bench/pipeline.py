@@ -29,15 +29,12 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from crisiswatch.broker import broker_for, free_port
 from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.demo import CALM, CHATTER, CRISIS_TEXTS
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_consumer, new_producer
 from crisiswatch.runner import drained, start_worker, stop_process
 from crisiswatch.settings import Settings
-from stream.batch_stage import new_producer
 from stream.records import Signal
 from stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
 
@@ -217,11 +214,11 @@ class Bench:
         return count / (time.perf_counter() - started)
 
     async def first_output(self, timeout: float = 120.0) -> float:
-        consumer = AIOKafkaConsumer(
+        consumer = new_consumer(
             self.settings.topic(MENTIONS_ENRICHED.name),
             bootstrap_servers=self.bootstrap,
+            settings=self.settings,
             auto_offset_reset="earliest",
-            **client_options(self.settings),
         )
         await consumer.start()
         try:
@@ -246,11 +243,11 @@ class Bench:
 
     async def signal_delays(self, since: float) -> list[float]:
         """Seconds from each window's closing point (end + lateness) to its signal's publication."""
-        consumer = AIOKafkaConsumer(
+        consumer = new_consumer(
             self.settings.topic(SIGNALS.name),
             bootstrap_servers=self.bootstrap,
+            settings=self.settings,
             auto_offset_reset="earliest",
-            **client_options(self.settings),
         )
         await consumer.start()
         delays = []
