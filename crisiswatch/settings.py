@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="A silent upstream raw partition stops holding the watermark after this many "
         "idle_flush_seconds (raw partitions are read in chunks during a backlog).",
     )
+    max_window_hold_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Cap on how long a slow source (a polled feed) may hold a brand's windows behind the upstream "
+        "watermark; later mentions become corrections carried into the next decision. Unset: each source's "
+        "own lateness (a brand fed by RSS is decided up to 10 minutes after the fact).",
+    )
     correction_horizon_seconds: float = Field(
         86400.0,
         ge=0,

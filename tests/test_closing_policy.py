@@ -79,6 +79,27 @@ def test_a_brand_closes_when_every_live_source_feeding_it_has_passed() -> None:
     assert w.closing_point({"mastodon", "rss"}, now=1801.0) == T0 + 3000 - 30
 
 
+def test_a_hold_cap_closes_a_brand_behind_a_slow_feed_and_its_items_become_corrections() -> None:
+    from dataclasses import replace
+
+    w = Watermark(replace(policy(), max_hold_seconds=120.0))
+    w.observe(0, T0 + 1200, now=0.0, source="mastodon")
+    w.observe(0, T0 + 900, now=0.0, source="rss")
+    assert w.closing_point({"mastodon", "rss"}, now=1.0) == T0 + 1200 - 120  # not T0 + 300: capped
+    assert w.closing_point({"mastodon"}, now=1.0) == T0 + 1170  # a fast source is not slowed by the cap
+    assert Watermark(policy()).policy.max_hold_seconds is None  # off unless configured
+    assert ClosingPolicy.from_settings(Settings(max_window_hold_seconds=90)).max_hold_seconds == 90
+
+    brand = BrandWindows("acme", 60.0)
+    brand.sources.update({"mastodon", "rss"})
+    brand.add(T0 + 30, facts(1))
+    closed = brand.close_until(w.closing_point(brand.sources, now=1.0))
+    assert closed[0].start == T0 and closed[-1].start == T0 + 1200 - 120 - 60
+    brand.add(T0 + 40, facts(2, source="rss"))  # the feed's item for that window arrives later
+    (correction,) = brand.take_corrections()
+    assert (correction.start, correction.mentions, correction.revision) == (T0, 1, 1)  # counted in a correction
+
+
 def test_a_source_is_capped_by_the_slowest_upstream_partition() -> None:
     w = Watermark(policy(), upstreams=2)
     w.observe(0, T0 + 600, now=0.0, source="mastodon")  # raw partition 0 read far ahead
