@@ -13,15 +13,19 @@ import pytest
 from page_data import MID_CRISIS, crisis_window, demo_records, publish_demo
 from pydantic import SecretStr
 
+from crisiswatch import demo
 from crisiswatch.alerting.channels import slack_payload
 from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import plain_text
-from crisiswatch.control.messages import AuditRecord
+from crisiswatch.control.messages import AuditRecord, Keyring
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
-from crisiswatch.web.timeline import Point, TimelineStore, trend
+from crisiswatch.web.timeline import Point, TimelineFeed, TimelineStore, trend
+from detectors.risk import BrandPolicy
+from stream.brands_file import BrandsWatch
+from stream.decisions import RiskBook
 from stream.risk_stage import policy_from
 from stream.topics import ensure_topics
 
@@ -243,3 +247,59 @@ def test_marks_on_event_time(tmp_path: Path) -> None:
     assert all(scope != "channel:x" for _, _, scope in marks)
     acme = store.timeline_json("acme", 2.0)
     assert acme is not None and [m["scope"] for m in acme["marks"] if m["kind"] != "alert"] == ["global"]
+
+
+def test_each_brand_charts_its_own_policy(tmp_path: Path) -> None:
+    """A brand with its own preset in the brands file: its risk is the risk stage's under that policy, its
+    threshold lines are its own, and a changed file applies without a restart."""
+    signals, _ = demo_records(str(tmp_path / "demo"))
+    base = policy_from(Settings())
+    brands = tmp_path / "brands.yaml"
+    brands.write_text(
+        demo.BRANDS_YAML.replace("    name: Globex\n", "    name: Globex\n    policy: {sensitivity: quiet}\n")
+    )
+    store = TimelineStore(base, brands=BrandsWatch(brands), max_hours=24.0)
+    for i, signal in enumerate(signals):
+        store.add_signal(signal, 1_000_000.0 + i)
+    quiet = BrandPolicy(sensitivity="quiet").apply(base)
+    assert quiet.critical_at != base.critical_at
+    globex, acme = store.timeline_json("globex", 24.0), store.timeline_json("acme", 24.0)
+    assert globex is not None and acme is not None
+    assert globex["thresholds"] == {"warning": quiet.warning_at, "critical": quiet.critical_at}
+    assert acme["thresholds"] == {"warning": base.warning_at, "critical": base.critical_at}
+
+    def risks(book: RiskBook, brand: str) -> list[float]:
+        out = []
+        for signal in signals:
+            decided = book.decide(signal, created_at=signal.window_end)
+            if decided is not None and signal.brand == brand:
+                out.append(round(decided.decision.assessment.risk, 2))
+        return out
+
+    n = len(globex["columns"]["risk"])
+    own = risks(RiskBook(base, {"globex": BrandPolicy(sensitivity="quiet")}), "globex")[-n:]
+    assert globex["columns"]["risk"] == own  # what the risk stage decided for globex under quiet
+    assert own != risks(RiskBook(base), "globex")[-n:]  # not the global policy's line
+    assert store.timeline_json("acme", 24.0)["columns"]["risk"] == risks(RiskBook(base), "acme")[-n:]  # type: ignore[index]
+
+    brands.write_text(
+        demo.BRANDS_YAML.replace("    name: Globex\n", "    name: Globex\n    policy: {critical_at: 90}\n")
+    )
+    reloaded = store.timeline_json("globex", 24.0)
+    assert reloaded is not None and reloaded["thresholds"]["critical"] == 90.0
+    assert store.book.policy_for("globex").critical_at == 90.0  # the next windows are decided under it
+
+
+def test_the_feed_reads_the_risk_stage_brands_file(tmp_path: Path) -> None:
+    """The page's feed watches the brands file the risk stage reads (none readable: the global policy)."""
+    brands = tmp_path / "brands.yaml"
+    brands.write_text(demo.BRANDS_YAML.replace("    name: Acme\n", "    name: Acme\n    policy: {critical_at: 88}\n"))
+    settings, keyring = Settings(bootstrap_servers="127.0.0.1:9"), Keyring()  # not started: no broker needed
+    feed = TimelineFeed(settings.model_copy(update={"brands_file": brands}), keyring)
+    assert feed.store.thresholds("acme")["critical"] == 88.0
+    assert feed.store.thresholds("globex")["critical"] == policy_from(settings).critical_at
+    missing = TimelineFeed(settings.model_copy(update={"brands_file": tmp_path / "none.yaml"}), keyring)
+    assert (
+        missing.store.watch is None
+        and missing.store.thresholds("acme")["critical"] == policy_from(settings).critical_at
+    )

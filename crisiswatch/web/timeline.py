@@ -4,8 +4,10 @@
 
 * ``signals`` (the risk stage's input), from the start of retention but at most ``start_limit`` records
   back per partition; each signal goes through the worker's own decision code (`stream.decisions.RiskBook`
-  with the configured policy), so every window gets the same risk, expected level and usual negative share
-  the worker computed (a brand whose older signals fell out of retention starts with a younger baseline);
+  with the configured policy and the brands file's per-brand policies, reloaded when the file changes as
+  the risk stage does), so every window gets the same risk, expected level and usual negative share the
+  worker computed (a brand whose older signals fell out of retention starts with a younger baseline), and
+  each brand's chart draws the warning and critical lines of its own policy;
 * ``alerts``: when each episode opened, escalated and resolved (event time);
 * ``publishing.audit`` (signed; records that do not verify are ignored): pauses and resumes of ``global``
   and ``brand:<id>``. A pause the risk policy asked for is marked at the event time of its alert; a
@@ -32,7 +34,9 @@ from pydantic import ValidationError
 from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
+from detectors.brands import BrandsFileError
 from detectors.risk import RiskPolicy
+from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
 from stream.records import Alert, Signal
 from stream.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
@@ -121,18 +125,25 @@ class BrandTimeline:
 
 
 class TimelineStore:
-    """The in-memory timelines (no I/O): feed it signals, alerts and audit records in topic order."""
+    """The in-memory timelines: feed it signals, alerts and audit records in topic order.
+
+    ``brands`` (optional) is the brands file's `stream.brands_file.BrandsWatch`: each brand's windows are
+    assessed under its own policy, and a changed file applies from the brand's next window on, as in the risk
+    stage (its only I/O: one ``stat`` per signal and per chart request).
+    """
 
     def __init__(
         self,
         policy: RiskPolicy,
         *,
+        brands: BrandsWatch | None = None,
         max_hours: float = MAX_HOURS,
         max_points: int = MAX_POINTS,
         max_marks: int = MAX_MARKS,
     ):
         self.policy = policy
-        self.book = RiskBook(policy)
+        self.watch = brands
+        self.book = RiskBook(policy, brands.policies if brands is not None else None)
         self.max_hours = max_hours
         self.max_points = max_points
         self.max_marks = max_marks
@@ -148,8 +159,21 @@ class TimelineStore:
             found = self.brands[brand] = BrandTimeline(deque(maxlen=self.max_points), deque(maxlen=self.max_marks))
         return found
 
+    def reload_policies(self) -> None:
+        """Take a changed brands file's per-brand policies (an invalid file keeps the current ones)."""
+        policies = self.watch.poll() if self.watch is not None else None
+        if policies is not None:
+            for line in self.book.set_policies(self.policy, policies):
+                log.info("timelines: brand policy changed: %s", line)
+
+    def thresholds(self, brand: str) -> dict[str, float]:
+        """The warning and critical risk of ``brand``'s own policy (the chart's threshold lines)."""
+        policy = self.book.policy_for(brand)
+        return {"warning": policy.warning_at, "critical": policy.critical_at}
+
     def add_signal(self, signal: Signal, written: float) -> None:
         """Assess one signal as the risk stage does (a window already assessed is ignored)."""
+        self.reload_policies()
         decided = self.book.decide(signal, created_at=signal.window_end)
         if decided is None:
             return
@@ -248,6 +272,7 @@ class TimelineStore:
         timeline = self.brands.get(brand)
         if timeline is None:
             return None
+        self.reload_policies()
         points = list(timeline.points)
         end = points[-1].end if points else None
         since = end - hours * 3600 if end is not None else -math.inf
@@ -266,7 +291,7 @@ class TimelineStore:
             "name": name or brand,
             "hours": hours,
             "window_seconds": (latest.end - latest.start) if latest else None,
-            "thresholds": {"warning": self.policy.warning_at, "critical": self.policy.critical_at},
+            "thresholds": self.thresholds(brand),
             "columns": {
                 "start": [p.start for p in shown],
                 "mentions": [p.mentions for p in shown],
@@ -347,6 +372,16 @@ def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
     return {**window_numbers(point), "evidence": evidence}
 
 
+def brands_watch(settings: Settings) -> BrandsWatch | None:
+    """A watch on the brands file the risk stage reads (None, with a warning, when it cannot be read: the
+    charts then use the global policy for every brand)."""
+    try:
+        return BrandsWatch(settings.brands_file)
+    except BrandsFileError as exc:
+        log.warning("timelines: brands file not readable, charts use the global policy for every brand: %s", exc)
+        return None
+
+
 class TimelineFeed:
     """Follows ``signals``, ``alerts`` and ``publishing.audit`` into a `TimelineStore` (see the module doc)."""
 
@@ -367,7 +402,7 @@ class TimelineFeed:
             policy = policy_from(settings)
         self.settings = settings
         self.keyring = keyring
-        self.store = store or TimelineStore(policy)
+        self.store = store or TimelineStore(policy, brands=brands_watch(settings))
         self.start_limit = start_limit
         self.topics = {
             settings.topic(SIGNALS.name): "signal",
