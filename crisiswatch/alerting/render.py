@@ -56,7 +56,21 @@ class Explanation:
 
 
 def headline(n: Notification) -> str:
-    """E.g. ``CRITICAL: acme brand crisis escalated (was warning)``."""
+    """E.g. ``CRITICAL: acme brand crisis escalated (was warning)``: the e-mail subject and Slack's first line.
+
+    ``[silenced] CRITICAL: …`` when a planned event's silence covered the alert's window (`silenced`): it is
+    told as usual but never pauses publishing.
+    """
+    return ("[silenced] " if silenced(n.alert) else "") + _headline(n)
+
+
+def silenced(alert: Alert) -> bool:
+    """A planned event's silence covered the alert's window (``evidence.silence``, set by the risk stage)."""
+    ev = alert.evidence
+    return bool(ev.get("silence") if isinstance(ev, Mapping) else getattr(ev, "silence", None))
+
+
+def _headline(n: Notification) -> str:
     brand = n.alert.brand
     if n.event == "resolved":
         return f"RESOLVED: {brand} ({n.peak_severity} episode is over)"
