@@ -15,6 +15,12 @@ Every *kind* registers a pydantic model of its options and a builder with `sourc
 connectors (``rss``, ``sse``, ``websocket``, ``poll``, ``webhook``) are registered here, the platforms
 by their own modules in `connectors.platforms` (found by `kinds`). A malformed file gives one line per
 problem (`SourcesFileError`), naming the entry and the option.
+
+Durations carry their unit, as everywhere on the command line (`crisiswatch.durations`): options typed
+`Duration` take ``90s``, ``2m``, ``1h30m`` or ISO 8601 (``PT2M``); a bare number such as ``interval: 120``
+is refused with a hint (``write 120s, 120m, …``), so ten can never silently mean ten seconds when ten
+minutes were meant. Options that used to say their unit in their name (``overlap_seconds``, …) are
+`RENAMED`; the old name is refused with the new one.
 """
 
 from __future__ import annotations
@@ -27,13 +33,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from connectors.base import Backoff, Connector, StateStore
 from connectors.mapping import FieldMapping
+from crisiswatch.durations import DurationError, parse_duration
 from crisiswatch.settings import Settings
 from detectors.brands import BrandsConfig, BrandsFileError
 
@@ -42,6 +57,55 @@ SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 INLINE_SECRET_KEYS = frozenset(
     {"token", "bearer_token", "access_token", "api_key", "apikey", "key", "secret", "client_secret", "password"}
 )
+
+RENAMED = {
+    "cursor_margin_seconds": "cursor_margin",
+    "overlap_seconds": "overlap",
+    "backfill_seconds": "backfill",
+    "lookback_seconds": "lookback",
+    "stall_seconds": "stall_timeout",
+    "search_max_age_days": "search_max_age",
+}
+"""Options renamed when durations got units: old name -> new name."""
+_ZERO_UNITS = r"[smhdw]|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|weeks?"
+_ZERO = re.compile(rf"^\s*(?:0+(?:\.0*)?|\.0+)\s*(?:{_ZERO_UNITS})?\s*$", re.IGNORECASE)
+
+
+def _seconds(value: Any, info: ValidationInfo, *, allow_zero: bool) -> Any:
+    """Seconds of a duration option. From a sources file (validation context ``{"file": True}``) a duration
+    needs its unit; Python callers may pass seconds as a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"a duration with a unit, like 90s, 2m or PT2M (got {type(value).__name__})")
+    if isinstance(value, int | float) and not (info.context or {}).get("file"):
+        return value
+    text = str(value)
+    if allow_zero and _ZERO.match(text):
+        return 0.0
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _duration(value: Any, info: ValidationInfo) -> Any:
+    return _seconds(value, info, allow_zero=False)
+
+
+def _duration_or_zero(value: Any, info: ValidationInfo) -> Any:
+    return _seconds(value, info, allow_zero=True)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+"""A duration option of a sources file, in seconds once parsed: ``90s``, ``2m``, ``PT2M``; never a bare number."""
+DurationOrZero = Annotated[float, BeforeValidator(_duration_or_zero)]
+"""Like `Duration`, and ``0`` (or ``0s``) is allowed."""
+
+
+def is_duration(metadata: list[Any]) -> bool:
+    """Whether a pydantic field's metadata marks it as a `Duration` / `DurationOrZero`."""
+    return any(isinstance(m, BeforeValidator) and m.func in (_duration, _duration_or_zero) for m in metadata)
 
 
 class SourcesFileError(ValueError):
@@ -209,6 +273,14 @@ def parse_sources(data: Any, origin: str = "sources file") -> list[SourceConfig]
         if kind not in registry:
             problems.append(f"{label}: kind {kind!r} is not one of {', '.join(sorted(registry))}")
             continue
+        renamed = [k for k in entry if k in RENAMED]
+        if renamed:
+            for old in renamed:
+                new, was = RENAMED[old], entry[old]
+                unit = "d" if old.endswith("_days") else "s"
+                example = f"{was}{unit}" if isinstance(was, int | float) and not isinstance(was, bool) else "90s"
+                problems.append(f"{label}: {old}: renamed to {new}, with a unit (e.g. {new}: {example})")
+            continue
         inline = sorted(k for k in entry if str(k).lower() in INLINE_SECRET_KEYS)
         if inline:
             problems.append(
@@ -217,7 +289,7 @@ def parse_sources(data: Any, origin: str = "sources file") -> list[SourceConfig]
             )
             continue
         try:
-            config = registry[kind].model.model_validate(entry)
+            config = registry[kind].model.model_validate(entry, context={"file": True})
         except ValidationError as exc:
             for error in exc.errors():
                 problems.append(f"{label}: {_where(error['loc'])}: {error['msg'].removeprefix('Value error, ')}")
@@ -293,7 +365,7 @@ class RssSource(SourceConfig):
     """``kind: rss``: one RSS/Atom feed."""
 
     url: str
-    interval: float = Field(60.0, gt=0)
+    interval: Duration = Field(60.0, gt=0)
     source: str = "news"
 
 
@@ -315,7 +387,7 @@ class WebSocketSource(SourceConfig):
     source: str | None = None
     subscribe: list[Any] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
-    heartbeat: float = Field(30.0, gt=0)
+    heartbeat: Duration = Field(30.0, gt=0)
 
 
 class PollSource(SourceConfig):
@@ -324,7 +396,7 @@ class PollSource(SourceConfig):
     url: str
     mapping: str
     source: str | None = None
-    interval: float = Field(60.0, gt=0)
+    interval: Duration = Field(60.0, gt=0)
     params: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
 

@@ -257,8 +257,8 @@ def reddit_entry(server: TestServer, interval: float = 60.0) -> str:
     client_secret_env: REDDIT_TEST_CLIENT_SECRET
     user_agent: "{REDDIT_UA}"
     page_limit: 2
-    backfill_seconds: null
-    interval: {interval}
+    backfill: null
+    interval: {interval}s
     token_url: {base}/api/v1/access_token
     api_url: {base}
 """
@@ -408,8 +408,8 @@ def hn_entry(server: TestServer, interval: float = 60.0) -> str:
     kind: hackernews
     query: acme
     hits_per_page: 2
-    backfill_seconds: null
-    interval: {interval}
+    backfill: null
+    interval: {interval}s
     base_url: {server.make_url("/api/v1")}
 """
 
@@ -547,8 +547,8 @@ def youtube_entry(server: TestServer, interval: float = 300.0) -> str:
         videos: [{DISABLED_VIDEO}]
     search: ["acme x200"]
     page_size: 2
-    backfill_seconds: null
-    interval: {interval}
+    backfill: null
+    interval: {interval}s
     base_url: {server.make_url("/youtube/v3")}
 """
 

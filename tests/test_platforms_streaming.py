@@ -282,7 +282,7 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     tag: "#acme"
     search: [gap]
     token_env: MASTODON_TEST_TOKEN
-    idle_timeout: 5
+    idle_timeout: 5s
 """,
         )
         async with sink_for(settings) as sink:
@@ -405,8 +405,8 @@ async def test_bluesky_jetstream_filter_cursor_resume_and_restart(settings: Sett
             f"""  - name: bsky
     kind: bluesky
     url: {http.make_url("/subscribe")}
-    cursor_margin_seconds: 5
-    idle_timeout: 10
+    cursor_margin: 5s
+    idle_timeout: 10s
 """.replace("http://", "ws://"),
         )
         async with sink_for(settings) as sink:
@@ -599,8 +599,8 @@ def x_entry(http: TestServer) -> str:
     kind: x
     api_url: {str(http.make_url("/")).rstrip("/")}
     token_env: X_TEST_BEARER
-    stall_seconds: 0.6
-    reconnect: {{network_step: 0.05, network_max: 0.2, http_initial: 0.1, http_max: 0.4, rate_limit_initial: 0.1}}
+    stall_timeout: 0.6s
+    reconnect: {{network_step: 0.05s, network_max: 0.2s, http_initial: 0.1s, http_max: 0.4s, rate_limit_initial: 0.1s}}
 """
 
 

@@ -11,11 +11,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import read_all
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from connectors.platforms.bluesky import BlueskyConnector
 from connectors.platforms.hackernews import HackerNewsConnector
@@ -24,7 +27,7 @@ from connectors.platforms.reddit import RedditConnector
 from connectors.platforms.x import XFilteredStream
 from connectors.platforms.youtube import YouTubeConnector
 from connectors.rss import FeedConnector
-from connectors.sources import SourcesFileError, kinds, load_sources, parse_sources
+from connectors.sources import SourcesFileError, is_duration, kinds, load_sources, parse_sources
 from connectors.webhook import WebhookReceiver
 from crisiswatch.settings import Settings
 from stream.records import Mention
@@ -95,6 +98,67 @@ def test_every_problem_is_one_line_naming_entry_and_option() -> None:
         "s.yaml: sources[7]: an entry is a mapping with 'name' and 'kind'",
     ]
     assert not any("s3cr3t" in line for line in problems), "a secret written inline is never echoed"
+
+
+def test_durations_carry_their_unit() -> None:
+    (rss, hn, x) = parse_sources(
+        {
+            "sources": [
+                {"name": "feed", "kind": "rss", "url": "https://news.example/rss", "interval": "2m"},
+                {"name": "hn", "kind": "hackernews", "query": "acme", "interval": "90s", "overlap": 0,
+                 "backfill": "PT1H"},
+                {"name": "x", "kind": "x", "token_env": "T", "stall_timeout": "1m30s",
+                 "reconnect": {"http_initial": "0.5s", "rate_limit_max": "P1D"}},
+            ]
+        }
+    )  # fmt: skip
+    assert rss.interval == 120  # type: ignore[attr-defined]
+    assert (hn.interval, hn.overlap, hn.backfill) == (90, 0, 3600)  # type: ignore[attr-defined]
+    assert x.stall_timeout == 90 and x.reconnect.http_initial == 0.5  # type: ignore[attr-defined]
+    assert x.reconnect.rate_limit_max == 86400  # type: ignore[attr-defined]
+
+
+def test_a_bare_number_or_an_old_seconds_option_is_one_line_with_a_hint() -> None:
+    problems = problems_of(
+        {
+            "sources": [
+                {"name": "feed", "kind": "rss", "url": "https://news.example/rss", "interval": 120},
+                {"name": "hn", "kind": "hackernews", "query": "acme", "overlap_seconds": 300},
+                {"name": "x", "kind": "x", "token_env": "T", "reconnect": {"http_initial": 5}},
+                {"name": "yt", "kind": "youtube", "interval": "10 parsecs"},
+                {"name": "bsky", "kind": "bluesky", "idle_timeout": "0s"},
+            ]
+        }
+    )
+    assert problems == [
+        "s.yaml: sources[0] (feed): interval: '120' has no unit: write 120s, 120m, 120h or 120d "
+        "(seconds, minutes, hours, days)",
+        "s.yaml: sources[1] (hn): overlap_seconds: renamed to overlap, with a unit (e.g. overlap: 300s)",
+        "s.yaml: sources[2] (x): reconnect.http_initial: '5' has no unit: write 5s, 5m, 5h or 5d "
+        "(seconds, minutes, hours, days)",
+        "s.yaml: sources[3] (yt): interval: '10 parsecs': unknown unit 'parsecs' (use s, m, h, d or w; "
+        "e.g. 90s, 10m, 2h, 1d, 1h30m or ISO 8601 PT10M)",
+        "s.yaml: sources[4] (bsky): idle_timeout: '0s': a duration must be longer than zero",
+    ]
+
+
+def _float_fields(model: type[BaseModel], where: str) -> list[tuple[str, FieldInfo]]:
+    out: list[tuple[str, FieldInfo]] = []
+    for name, info in model.model_fields.items():
+        for arg in (info.annotation, *get_args(info.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                out += _float_fields(arg, f"{where}.{name}")
+        if info.annotation in (float, float | None):
+            out.append((f"{where}.{name}", info))
+    return out
+
+
+def test_every_duration_option_of_every_kind_takes_units() -> None:
+    """A new float option of any kind is a duration and parsed by the one parser (or this test says so)."""
+    fields = [f for kind in kinds().values() for f in _float_fields(kind.model, kind.kind)]
+    assert len(fields) > 20
+    plain = [where for where, info in fields if not is_duration(info.metadata)]
+    assert not plain, f"float options that are not Duration: {plain}"
 
 
 def test_empty_and_malformed_files(tmp_path: Path) -> None:
@@ -178,8 +242,8 @@ async def test_cli_connect_sources_only_one_entry(kafka_bootstrap: str, settings
         path = tmp_path / "sources.yaml"
         path.write_text(
             "sources:\n"
-            f"  - {{name: feed-a, kind: rss, url: '{server.make_url('/alpha.xml')}', interval: 0.2, source: blog}}\n"
-            f"  - {{name: feed-b, kind: rss, url: '{server.make_url('/beta.xml')}', interval: 0.2, source: news}}\n",
+            f"  - {{name: feed-a, kind: rss, url: '{server.make_url('/alpha.xml')}', interval: 0.2s, source: blog}}\n"
+            f"  - {{name: feed-b, kind: rss, url: '{server.make_url('/beta.xml')}', interval: 0.2s, source: news}}\n",
             encoding="utf-8",
         )
         env = {

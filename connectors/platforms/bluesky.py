@@ -44,9 +44,9 @@ from connectors.base import (
     utcnow,
 )
 from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import Checkpoint
+from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
 from detectors.brands import BrandsConfig, TermMatcher
 from stream.records import Author, Context, Mention
 
@@ -104,9 +104,10 @@ class BlueskySource(SourceConfig):
 
     url: str = Field(DEFAULT_URL, description="Jetstream subscribe endpoint (wss://…/subscribe).")
     brands: list[str] | None = Field(None, description="Only these brand ids of the brands file (default: all).")
-    cursor_margin_seconds: float = Field(5.0, ge=0, le=3600)
-    idle_timeout: float = Field(60.0, gt=0)
-    heartbeat: float = Field(30.0, gt=0)
+    cursor_margin: DurationOrZero = Field(5.0, ge=0, le=3600, description="Rewind of the cursor on reconnect.")
+    idle_timeout: Duration = Field(60.0, gt=0)
+    heartbeat: Duration = Field(30.0, gt=0)
+    checkpoint_every: Duration = Field(SAVE_EVERY_SECONDS, gt=0, description="Checkpoint at most this often.")
 
 
 class BlueskyConnector(Connector):
@@ -123,6 +124,7 @@ class BlueskyConnector(Connector):
         cursor_margin_seconds: float = 5.0,
         idle_timeout: float = 60.0,
         heartbeat: float = 30.0,
+        checkpoint_every: float = SAVE_EVERY_SECONDS,
         state: StateStore | None = None,
         backoff: Backoff | None = None,
         timeout: float = 30.0,
@@ -136,7 +138,7 @@ class BlueskyConnector(Connector):
         self.margin_us = int(cursor_margin_seconds * 1_000_000)
         self.idle_timeout = idle_timeout
         self.heartbeat = heartbeat
-        self.checkpoint = Checkpoint(state or StateStore(None))
+        self.checkpoint = Checkpoint(state or StateStore(None), every=checkpoint_every)
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.user_agent = user_agent
@@ -257,7 +259,8 @@ def build(config: BlueskySource, ctx: BuildContext) -> Connector:
         ctx.brands(),
         url=config.url,
         only_brands=config.brands,
-        cursor_margin_seconds=config.cursor_margin_seconds,
+        cursor_margin_seconds=config.cursor_margin,
+        checkpoint_every=config.checkpoint_every,
         idle_timeout=config.idle_timeout,
         heartbeat=config.heartbeat,
         state=ctx.state(config),

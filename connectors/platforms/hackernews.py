@@ -36,7 +36,7 @@ from connectors.base import (
 from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
 from connectors.rss import html_to_text
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
 from stream.records import Mention
 
 log = logging.getLogger(__name__)
@@ -179,11 +179,11 @@ class HackerNewsSource(SourceConfig):
 
     query: str = Field(min_length=1, description="Algolia full-text query, e.g. the brand name.")
     tags: str = Field("(story,comment)", description="Algolia tags filter: (story,comment), story, comment, …")
-    interval: float = Field(60.0, gt=0)
+    interval: Duration = Field(60.0, gt=0)
     hits_per_page: int = Field(100, ge=1, le=1000)
     max_pages: int = Field(10, ge=1, le=100)
-    overlap_seconds: float = Field(300.0, ge=0, description="Re-read this far behind the newest hit (late indexing).")
-    backfill_seconds: float | None = Field(3600.0, ge=0, description="First run: how far back; null = all pages.")
+    overlap: DurationOrZero = Field(300.0, ge=0, description="Re-read this far behind the newest hit (late indexing).")
+    backfill: DurationOrZero | None = Field(3600.0, ge=0, description="First run: how far back; null = all pages.")
     base_url: str = ALGOLIA_URL
 
 
@@ -195,8 +195,8 @@ def build(config: HackerNewsSource, ctx: BuildContext) -> Connector:
         tags=config.tags,
         hits_per_page=config.hits_per_page,
         max_pages=config.max_pages,
-        overlap=config.overlap_seconds,
-        backfill=config.backfill_seconds,
+        overlap=config.overlap,
+        backfill=config.backfill,
         base_url=config.base_url,
         interval=config.interval,
         state=ctx.state(config),

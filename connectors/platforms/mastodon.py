@@ -48,10 +48,10 @@ from connectors.base import (
     utcnow,
 )
 from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import Checkpoint, catch_up_or_skip, newer, reset_delay
+from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint, catch_up_or_skip, newer, reset_delay
 from connectors.rss import html_to_text
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, SourceConfig, source_kind
 from stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,8 @@ class MastodonSource(SourceConfig):
     search: list[str] = Field(default_factory=list, description="Queries read with /api/v2/search on reconnect.")
     token_env: str | None = Field(None, description="Environment variable holding the access token.")
     streaming_url: str | None = Field(None, description="Streaming server, when not at base_url.")
-    idle_timeout: float = Field(90.0, gt=0)
+    idle_timeout: Duration = Field(90.0, gt=0)
+    checkpoint_every: Duration = Field(SAVE_EVERY_SECONDS, gt=0, description="Checkpoint at most this often.")
     max_pages: int = Field(10, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -142,6 +143,7 @@ class MastodonConnector(Connector):
         streaming_url: str | None = None,
         idle_timeout: float = 90.0,
         max_pages: int = 10,
+        checkpoint_every: float = SAVE_EVERY_SECONDS,
         state: StateStore | None = None,
         backoff: Backoff | None = None,
         timeout: float = 30.0,
@@ -154,7 +156,7 @@ class MastodonConnector(Connector):
         self.streaming_url = (streaming_url or self.base_url).rstrip("/")
         self.idle_timeout = idle_timeout
         self.max_pages = max_pages
-        self.checkpoint = Checkpoint(state or StateStore(None))
+        self.checkpoint = Checkpoint(state or StateStore(None), every=checkpoint_every)
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.headers = {"User-Agent": user_agent}
@@ -351,6 +353,7 @@ def build(config: MastodonSource, ctx: BuildContext) -> Connector:
         streaming_url=config.streaming_url,
         idle_timeout=config.idle_timeout,
         max_pages=config.max_pages,
+        checkpoint_every=config.checkpoint_every,
         state=ctx.state(config),
         **ctx.http(),
     )

@@ -49,7 +49,7 @@ from connectors.base import (
 )
 from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send, stop_event
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
 from stream.records import Mention
 
 log = logging.getLogger(__name__)
@@ -337,9 +337,9 @@ class RedditSource(SourceConfig):
     user_agent: str | None = Field(
         None, description="Reddit asks for '<platform>:<app id>:<version> (by /u/<username>)'."
     )
-    interval: float = Field(60.0, gt=0)
-    overlap_seconds: float = Field(600.0, ge=0, description="Re-read this far behind the newest thing (late search).")
-    backfill_seconds: float | None = Field(3600.0, ge=0, description="First run: how far back; null = all pages.")
+    interval: Duration = Field(60.0, gt=0)
+    overlap: DurationOrZero = Field(600.0, ge=0, description="Re-read this far behind the newest thing (late search).")
+    backfill: DurationOrZero | None = Field(3600.0, ge=0, description="First run: how far back; null = all pages.")
     max_pages: int = Field(10, ge=1, le=10)
     page_limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="Things per page (Reddit allows 100).")
     token_url: str = TOKEN_URL
@@ -367,8 +367,8 @@ def build(config: RedditSource, ctx: BuildContext) -> Connector:
         ctx.secret(config, config.client_id_env) or "",
         ctx.secret(config, config.client_secret_env) or "",
         config.listings(),
-        overlap=config.overlap_seconds,
-        backfill=config.backfill_seconds,
+        overlap=config.overlap,
+        backfill=config.backfill,
         max_pages=config.max_pages,
         page_limit=config.page_limit,
         token_url=config.token_url,

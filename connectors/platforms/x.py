@@ -50,9 +50,9 @@ from connectors.base import (
     utcnow,
 )
 from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import Checkpoint, catch_up_or_skip, newer, reset_delay
+from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint, catch_up_or_skip, newer, reset_delay
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, SourceConfig, source_kind
 from detectors.brands import BrandsConfig, TermSet
 from stream.records import Author, Context, Mention, Metrics
 
@@ -136,12 +136,12 @@ class XReconnect(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    network_step: float = Field(0.25, gt=0)
-    network_max: float = Field(16.0, gt=0)
-    http_initial: float = Field(5.0, gt=0)
-    http_max: float = Field(320.0, gt=0)
-    rate_limit_initial: float = Field(60.0, gt=0)
-    rate_limit_max: float = Field(960.0, gt=0)
+    network_step: Duration = Field(0.25, gt=0)
+    network_max: Duration = Field(16.0, gt=0)
+    http_initial: Duration = Field(5.0, gt=0)
+    http_max: Duration = Field(320.0, gt=0)
+    rate_limit_initial: Duration = Field(60.0, gt=0)
+    rate_limit_max: Duration = Field(960.0, gt=0)
 
 
 class XBackoff:
@@ -196,7 +196,8 @@ class XSource(SourceConfig):
     include_retweets: bool = False
     manage_rules: bool = True
     catch_up: bool = True
-    stall_seconds: float = Field(60.0, gt=0)
+    stall_timeout: Duration = Field(60.0, gt=0, description="No byte (not even a keep-alive) this long: reconnect.")
+    checkpoint_every: Duration = Field(SAVE_EVERY_SECONDS, gt=0, description="Checkpoint at most this often.")
     max_pages: int = Field(10, ge=1, le=100)
     reconnect: XReconnect = Field(default_factory=XReconnect)
 
@@ -220,6 +221,7 @@ class XFilteredStream(Connector):
         stall_seconds: float = 60.0,
         max_pages: int = 10,
         reconnect: XReconnect | None = None,
+        checkpoint_every: float = SAVE_EVERY_SECONDS,
         state: StateStore | None = None,
         timeout: float = 30.0,
         user_agent: str = "crisiswatch-connector/0.1",
@@ -238,7 +240,7 @@ class XFilteredStream(Connector):
         self.stall_seconds = stall_seconds
         self.max_pages = max_pages
         self.backoff = XBackoff(reconnect)
-        self.checkpoint = Checkpoint(state or StateStore(None))
+        self.checkpoint = Checkpoint(state or StateStore(None), every=checkpoint_every)
         self.timeout = timeout
         self.headers = {"User-Agent": user_agent, "Authorization": f"Bearer {token}"}
         self.seen = SeenIds(self.checkpoint.data.get("seen", []), capacity=5000)
@@ -457,7 +459,8 @@ def build(config: XSource, ctx: BuildContext) -> Connector:
         include_retweets=config.include_retweets,
         manage_rules=config.manage_rules,
         catch_up=config.catch_up,
-        stall_seconds=config.stall_seconds,
+        stall_seconds=config.stall_timeout,
+        checkpoint_every=config.checkpoint_every,
         max_pages=config.max_pages,
         reconnect=config.reconnect,
         state=ctx.state(config),

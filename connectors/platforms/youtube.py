@@ -55,7 +55,7 @@ from connectors.base import (
 from connectors.mapping import MappingError, parse_timestamp
 from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, SourceConfig, SourcesFileError, source_kind
+from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, SourcesFileError, source_kind
 from stream.records import Mention
 
 log = logging.getLogger(__name__)
@@ -428,12 +428,12 @@ class YouTubeSource(SourceConfig):
     api_key_env: str = "YOUTUBE_API_KEY"
     owned: dict[str, OwnedMedia] = Field(default_factory=dict, description="brand id -> its channels and videos")
     search: list[str] = Field(default_factory=list, description="Queries whose newest videos' comments are read.")
-    search_interval: float = Field(3600.0, gt=0, description="Seconds between searches (100 quota units each).")
+    search_interval: Duration = Field(3600.0, gt=0, description="Time between searches (100 quota units each).")
     search_max_videos: int = Field(20, ge=1, le=200)
-    search_max_age_days: float = Field(7.0, gt=0)
-    interval: float = Field(300.0, gt=0)
-    lookback_seconds: float = Field(3600.0, ge=0, description="Re-read threads this far behind the newest comment.")
-    backfill_seconds: float | None = Field(86400.0, ge=0, description="First run: how far back; null = all pages.")
+    search_max_age: Duration = Field(7 * 86400.0, gt=0, description="Follow videos published this recently.")
+    interval: Duration = Field(300.0, gt=0)
+    lookback: DurationOrZero = Field(3600.0, ge=0, description="Re-read threads this far behind the newest comment.")
+    backfill: DurationOrZero | None = Field(86400.0, ge=0, description="First run: how far back; null = all pages.")
     max_pages: int = Field(5, ge=1, le=100)
     page_size: int = Field(100, ge=1, le=100, description="maxResults of commentThreads / comments pages.")
     base_url: str = API_URL
@@ -458,9 +458,9 @@ def build(config: YouTubeSource, ctx: BuildContext) -> Connector:
         searches=config.search,
         search_interval=config.search_interval,
         search_max_videos=config.search_max_videos,
-        search_max_age=config.search_max_age_days * 86400,
-        lookback=config.lookback_seconds,
-        backfill=config.backfill_seconds,
+        search_max_age=config.search_max_age,
+        lookback=config.lookback,
+        backfill=config.backfill,
         max_pages=config.max_pages,
         page_size=config.page_size,
         base_url=config.base_url,
