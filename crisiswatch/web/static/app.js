@@ -376,7 +376,32 @@ function ackBox(alert) {
 function alertSignature(alert, timeline) {
   const latest = timeline && timeline.latest ? timeline.latest.end : null;
   const marks = timeline ? timeline.marks.length : 0;
-  return JSON.stringify([alert.status, alert.peak_severity, alert.severity, alert.headline, alert.acks, alert.updated_at, latest, marks]);
+  return JSON.stringify([alert.status, alert.peak_severity, alert.severity, alert.headline, alert.acks, alert.updated_at, latest, marks,
+    alertSilence(alert), brandPaused(alert.brand)]);
+}
+
+// The planned event's silence that covered the alert's newest window (evidence.silence), or null.
+function alertSilence(alert) {
+  const evidence = alert.alert && alert.alert.evidence;
+  return (evidence && evidence.silence) || null;
+}
+
+// Publishing of the brand is paused already (its own scope, or everything).
+function brandPaused(brand) {
+  const paused = (view.state && view.state.paused_scopes) || [];
+  return paused.includes(`brand:${brand}`) || paused.includes("global");
+}
+
+// "pause requested" until the brand's publishing is paused (by the policy, a person or a pause of everything).
+function pausePill(alert, resolved) {
+  if (brandPaused(alert.brand) && (alert.pause || !resolved)) return el("span", { class: "pill paused" }, "publishing paused");
+  return alert.pause && !resolved ? el("span", { class: "pill on" }, "pause requested") : null;
+}
+
+function silencePill(silence) {
+  if (!silence) return null;
+  const text = `Silenced: ${silence.reason}, until ${when(silence.end)} — will not pause`;
+  return el("span", { class: "pill silenced", title: `Planned by ${silence.by}` }, text);
 }
 
 function renderAlert(alert, timeline) {
@@ -395,7 +420,8 @@ function renderAlert(alert, timeline) {
       { class: "alert-head" },
       el("span", { class: "alert-brand" }, name),
       el("span", { class: `pill ${severity}` }, resolved ? `resolved (was ${alert.peak_severity})` : alert.peak_severity.toUpperCase()),
-      alert.pause && !resolved ? el("span", { class: "pill on" }, "pause requested") : null,
+      pausePill(alert, resolved),
+      silencePill(alertSilence(alert)),
       el("span", { class: "alert-time" }, `started ${when(alert.started_at)}`),
     ),
     ackBox(alert),
