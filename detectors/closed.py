@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from detectors.citing import keep_cited, mention_concerning, reach_of
 from detectors.volume import SpikeResult
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class ClosedWindow(BaseModel):
                 continue
             mine, theirs = getattr(self, name), getattr(late, name)
             if name == "top_mentions":
-                value: Any = sorted([*mine, *theirs], key=lambda m: -m.reach)[:TOP_MENTIONS]
+                value: Any = keep_cited([*mine, *theirs], reach_of, mention_concerning)
             elif isinstance(mine, dict):
                 counts = Counter(mine)
                 counts.update(theirs)

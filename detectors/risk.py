@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from scipy.special import gammainc
 
+from detectors.citing import cited, mention_concerning, reach_of
 from detectors.closed import ClosedWindow
 from detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
 from detectors.episodes import EpisodeTracker
@@ -556,12 +557,13 @@ class RiskAssessor:
             "volume": volume_part, "reach": reach_part, "spread": spread_part, "acceleration": acceleration_part,
             "loudness": loudness, "negativity": negativity_part, "crisis_terms": crisis_part, "badness": badness,
         }
+        negativity_alert = verdict.candidate or verdict.critical or bool(negativity.spike)  # cite the worrying first
         facts = _Facts(
             brand=brand, mentions=mentions, stories=stories, negative=negative, expected=expected, ratio=ratio,
             share=share, usual=usual, reach=reach, reach_baseline=history.reach_baseline if history.windows else None,
             sources=sources, languages=languages, known_languages=known_languages, terms=terms,
             previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration,
-            top=[m.model_dump() for m in window.top_mentions],
+            top=[m.model_dump() for m in cited(window.top_mentions, reach_of, mention_concerning, negativity_alert)],
         )
         def explain() -> list[str]:
             lines = _explain(facts, volume, negativity, components, risk, gates)

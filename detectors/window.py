@@ -3,7 +3,8 @@
 A `WindowAggregate` summarises the mentions of one brand in one event-time window with bounded
 memory: distinct stories (near-duplicates folded by `detectors.neardup.story_key`) are counted with a
 K-minimum-values sketch, exact up to ``DISTINCT_K`` stories; the evidence keeps the top mentions by
-reach, one per story. `tumbling_window` maps an event time to its window. State round-trips through
+reach, and the most reached negative or crisis-term ones (`detectors.citing`), one per story.
+`tumbling_window` maps an event time to its window. State round-trips through
 plain dicts so the stream can changelog it. When the window closes, `detectors.closed.ClosedWindow.of`
 turns the aggregate into the one closed-window record (every field it declares is read from here under
 the same name): a new window field is counted here and declared there.
@@ -17,6 +18,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from detectors.citing import concerning, dict_concerning, keep_cited
 
 DISTINCT_K = 1024
 VOICES_PER_STORY = 8
@@ -159,9 +162,16 @@ class WindowAggregate:
         self._consider_top(m)
 
     def _consider_top(self, m: MentionFacts) -> None:
+        """Keep the mention if it is among the most reached, or among the most reached concerning ones
+        (`detectors.citing.keep_cited`), one per story."""
         top = self.top
-        if len(top) >= TOP_MENTIONS and m.reach <= top[-1]["reach"]:
-            return
+        worry = concerning(m.sentiment, terms=m.crisis_terms)
+        if len(top) >= TOP_MENTIONS and m.reach <= top[TOP_MENTIONS - 1]["reach"]:
+            if not worry:
+                return
+            worried = [item["reach"] for item in top if dict_concerning(item)]
+            if len(worried) >= TOP_MENTIONS and m.reach <= worried[TOP_MENTIONS - 1]:
+                return
         for i, held in enumerate(top):
             if held["story"] == m.story:
                 if m.reach <= held["reach"]:
@@ -178,10 +188,10 @@ class WindowAggregate:
                 "sentiment": m.sentiment,
                 "url": m.url,
                 "story": m.story,
+                "concerning": worry,
             }
         )
-        top.sort(key=lambda item: -item["reach"])
-        del top[TOP_MENTIONS:]
+        top[:] = keep_cited(top, lambda item: item["reach"], dict_concerning)
 
     @property
     def story_count(self) -> int:

@@ -259,7 +259,7 @@ def slack_payload(n: Notification, link: str | None) -> dict[str, Any]:
             blocks.append({"type": "section", "fields": fields})
         mentions = render.slack_mentions(n)
         if mentions and n.event != "resolved":
-            text = _cut("*Top mentions by reach*\n" + mentions, SLACK_TEXT_MAX)
+            text = _cut("*What people are saying*\n" + mentions, SLACK_TEXT_MAX)
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     context = f"Alert `{n.alert_id}` · started {n.started_at.strftime('%Y-%m-%d %H:%M UTC')}"
     acked = [a.actor for a in n.acks]

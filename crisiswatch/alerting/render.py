@@ -19,6 +19,7 @@ from typing import Any
 
 from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.policy import Notification
+from detectors.citing import cited, mention_concerning, reach_of
 from stream.records import Alert
 
 MAX_TOP_MENTIONS = 5
@@ -148,7 +149,7 @@ def plain_text(n: Notification, link: str | None = None) -> str:
         lines += ["Why:", *[f"  - {r}" for r in exp.reasons], ""]
         lines += [f"{label}: {value}" for label, value in exp.facts]
         if exp.top_mentions:
-            lines += ["", "Top mentions by reach:"]
+            lines += ["", "What people are saying:"]
             for m in exp.top_mentions:
                 lines.append(f"  - [{m.source}, {_count(m.reach)} reach, {m.lang}, {m.sentiment}] {m.text}")
                 if m.url:
@@ -213,8 +214,19 @@ def _top_mentions(ev: Mapping[str, Any]) -> list[TopMentionLine]:
                 url=str(url) if url else None,
             )
         )
-    out.sort(key=lambda m: -m.reach)
+    out = cited(out, reach_of, mention_concerning, about_negativity(ev))
     return out[:MAX_TOP_MENTIONS]
+
+
+def about_negativity(evidence: object) -> bool:
+    """The alert is about negativity (a negativity spike, or the crisis gate's candidate or critical verdict):
+    it cites negative and crisis-term mentions first, as the risk assessor does (`detectors.citing`)."""
+    negativity, crisis = _field(evidence, "negativity"), _field(evidence, "crisis")
+    return bool(_field(negativity, "spike") or _field(crisis, "candidate") or _field(crisis, "critical"))
+
+
+def _field(obj: object, name: str) -> object:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
 def _negative_share(ev: Mapping[str, Any]) -> float | None:
