@@ -7,8 +7,8 @@ The servers (aiohttp on 127.0.0.1) replay payloads hand-written from the public 
 limit, and the YouTube Data API's ``commentThreads`` / ``comments`` / ``search`` with ``pageToken`` and
 Google error bodies. Each connector runs through a 429 storm, a dropped connection (and, for Reddit,
 token expiry and revocation), then restarts from its Kafka checkpoint with a new sink; one more test
-SIGKILLs ``crisiswatch connect --sources`` (Hacker News) and restarts it. Every test reads back
-``mentions.raw`` and checks that each item arrived exactly once.
+SIGKILLs ``crisiswatch connect --sources`` (Hacker News; the others: test_platforms_sigkill.py) and
+restarts it. Every test reads back ``mentions.raw`` and checks that each item arrived exactly once.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import re
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -31,9 +28,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 from conftest import read_all
+from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 
 from connectors.base import Backoff, ConnectorError
 from connectors.platforms.hackernews import HackerNewsConnector
@@ -696,81 +692,38 @@ def test_the_readme_example_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert youtube.api_key == "value-of-YOUTUBE_API_KEY"
 
 
-# --- a real kill: SIGKILL between cycles, restart, nothing missing ---------------------------------------------
-class TopicWatch:
-    """A consumer that keeps reading one topic from the start (to wait on what a subprocess hands over)."""
-
-    def __init__(self, bootstrap: str, topic: str):
-        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-        self.records: list[ConsumerRecord] = []
-
-    async def __aenter__(self) -> TopicWatch:
-        await self.consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
-
-    async def until(self, condition: Callable[[list[ConsumerRecord]], bool], timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.records):
-            assert time.monotonic() < deadline, "timed out waiting for records"
-            batches = await self.consumer.getmany(timeout_ms=200)
-            self.records.extend(r for records in batches.values() for r in records)
-
-
+# --- a real kill: SIGKILL between cycles, restart, nothing missing (more platforms: test_platforms_sigkill.py) -
 async def test_hackernews_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
     settings: Settings, tmp_path: Path
 ) -> None:
     assert settings.bootstrap_servers
     algolia = AlgoliaServer()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
-        "CRISISWATCH_CONNECTOR_BACKOFF_INITIAL_SECONDS": "0.05",
-        "CRISISWATCH_CONNECTOR_BACKOFF_MAX_SECONDS": "0.2",
-    }
-    env.pop("CRISISWATCH_CONNECTOR_STATE_DIR", None)
-
-    async def start(path: Path) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crisiswatch.cli", "connect", "--sources", str(path), "--only", "hn-acme",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-
-    def ids(records: list[ConsumerRecord]) -> list[str]:
-        return [r.key.decode() for r in records if r.key]
-
+    env = connect_env(settings)
     await ensure_topics(settings.bootstrap_servers, settings)
     newest = int(epoch("2026-12-03T12:30:00"))
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
     async with serve(algolia.app()) as server, TopicWatch(settings.bootstrap_servers, mentions_topic) as raw:
         path = tmp_path / "sources.yaml"
         path.write_text("sources:\n" + hn_entry(server, interval=0.2), encoding="utf-8")
-        first = await start(path)
+        first = await start_connect(path, "hn-acme", env)
         try:
             async with TopicWatch(settings.bootstrap_servers, checkpoints_topic) as checkpoints:
                 await checkpoints.until(
                     lambda rs: any((json.loads(r.value)["state"].get("mark") or {}).get("newest") == newest for r in rs)
                 )
-            await raw.until(lambda rs: len(set(ids(rs))) >= 5)
+            await raw.until(lambda rs: len(set(raw.keys())) >= 5)
         finally:
-            first.kill()  # SIGKILL: no final checkpoint, no goodbye
-            await first.wait()
+            await kill(first)
         calls_before_restart = len(algolia.calls)
         algolia.hits += fixture("hackernews_later_hits.json")["hits"]
-        second = await start(path)
+        second = await start_connect(path, "hn-acme", env)
         try:
-            await raw.until(lambda rs: len(set(ids(rs))) >= 7)
+            await raw.until(lambda rs: len(set(raw.keys())) >= 7)
         finally:
-            second.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(second.communicate(), 30)
-        assert second.returncode == 0, err.decode()
-        await raw.until(lambda rs: True)
+            await stop_cleanly(second, path, "hn-acme")
+        await raw.until_end()  # everything both processes wrote: a late repeat would be seen
     resumed = algolia.calls[calls_before_restart]
     assert resumed["numericFilters"] == f"created_at_i>={newest - 300}", "the new process resumed from Kafka"
-    got = ids(raw.records)
+    got = raw.keys()
     expected = {f"hackernews:{h['objectID']}" for h in algolia.hits}
     assert set(got) == expected and len(got) == len(expected), "nothing missing, nothing twice"

@@ -15,9 +15,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +27,7 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from conftest import read_all
+from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 from prometheus_client import REGISTRY
 
 from connectors.base import Connector
@@ -177,6 +175,7 @@ class MastodonServer:
         self.rest_plan: list[str] = []
         self.release = asyncio.Event()
         self.connections = 0
+        self.live = 0  # connections past their start: everything posted from now on is streamed
         self.auth: list[str | None] = []
         self.rest_queries: list[dict[str, str]] = []
         self.search_queries: list[dict[str, str]] = []
@@ -217,6 +216,7 @@ class MastodonServer:
         await response.write(b":)\n\nevent: delete\ndata: 113400000000000000\n\n")
         drop_after = int(plan.split(":")[1]) if plan.startswith("drop:") else None
         cursor, sent, quiet = len(self.statuses), 0, 0
+        self.live += 1
         with contextlib.suppress(ConnectionError):
             while True:
                 while cursor < len(self.statuses):
@@ -484,6 +484,7 @@ class XServer:
         self.recent_queries: list[dict[str, str]] = []
         self.release = asyncio.Event()
         self.connections = 0
+        self.live = 0  # connections past their start: everything posted from now on is streamed
         self.auth: list[str | None] = []
 
     def post(self, n: int, text: str, stream: bool = True) -> dict[str, Any]:
@@ -546,6 +547,7 @@ class XServer:
         kind, _, count = plan.partition(":")
         limit = int(count) if count else None
         cursor, sent = len(self.tweets), 0
+        self.live += 1
         with contextlib.suppress(ConnectionError):
             await response.write(b"\r\n")
             while True:
@@ -689,29 +691,7 @@ async def test_x_catch_up_refused_for_good_still_follows_the_stream(
     assert counter("crisiswatch_connector_errors_total", connector="x", reason="http_4xx") == refused_before + 1
 
 
-# --- a real kill: SIGKILL mid-stream, restart, nothing missing -------------------------------------------------
-class TopicWatch:
-    """A consumer that keeps reading one topic from the start (for waiting on what a subprocess hands over)."""
-
-    def __init__(self, bootstrap: str, topic: str):
-        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-        self.records: list[ConsumerRecord] = []
-
-    async def __aenter__(self) -> TopicWatch:
-        await self.consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
-
-    async def until(self, condition: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.records):
-            assert time.monotonic() < deadline, "timed out waiting for records"
-            batches = await self.consumer.getmany(timeout_ms=200)
-            self.records.extend(r for records in batches.values() for r in records)
-
-
+# --- a real kill: SIGKILL mid-stream, restart, nothing missing (more platforms: test_platforms_sigkill.py) ----
 async def test_bluesky_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -724,33 +704,15 @@ async def test_bluesky_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
             server.post(f"3lnoise{n:06d}", f"the weather, part {n}")
             await asyncio.sleep(0.05)
 
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
-        "CRISISWATCH_CONNECTOR_BACKOFF_INITIAL_SECONDS": "0.05",
-        "CRISISWATCH_CONNECTOR_BACKOFF_MAX_SECONDS": "0.2",
-    }
-    env.pop("CRISISWATCH_CONNECTOR_STATE_DIR", None)
-
-    async def start(path: Path) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crisiswatch.cli", "connect", "--sources", str(path), "--only", "bsky",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-
-    def ids(records: list[ConsumerRecord]) -> list[str]:
-        return [r.key.decode() for r in records if r.key]
-
+    env = connect_env(settings)
     await ensure_topics(settings.bootstrap_servers, settings)
     noise = asyncio.create_task(firehose())
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
     try:
         async with serve(server.app()) as http, TopicWatch(settings.bootstrap_servers, mentions_topic) as raw:
             url = str(http.make_url("/subscribe")).replace("http://", "ws://")
-            path = sources_file(tmp_path, f"  - {{name: bsky, kind: bluesky, url: '{url}'}}\n")
-            first = await start(path)
+            path = sources_file(tmp_path, f"  - {{name: bsky, kind: bluesky, url: '{url}', checkpoint_every: 0.2s}}\n")
+            first = await start_connect(path, "bsky", env)
             try:
                 await wait_for(lambda: len(server.cursors) >= 1, timeout=60)
                 before = [server.post(f"3lbefore{i}", f"acme problem {i}") for i in range(3)]
@@ -758,30 +720,27 @@ async def test_bluesky_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
                     saved = before[-1]["time_us"]
                     await checkpoints.until(
                         lambda rs: any(json.loads(r.value)["state"].get("time_us", 0) > saved for r in rs), timeout=60
-                    )  # a periodic checkpoint (every 5 s) after the three posts
+                    )  # a periodic checkpoint (checkpoint_every) after the three posts, carried by the noise
                 after = [server.post(f"3lafter{i}", f"acme problem after {i}") for i in range(2)]
-                await raw.until(lambda rs: len(set(ids(rs))) >= 5)
+                await raw.until(lambda rs: len(set(raw.keys())) >= 5)
             finally:
-                first.kill()  # SIGKILL: no final checkpoint, no goodbye
-                await first.wait()
+                await kill(first)
             down = server.post("3ldown", "acme posted while the connector was dead")
-            second = await start(path)
+            second = await start_connect(path, "bsky", env)
             try:
                 await wait_for(lambda: len(server.cursors) >= 2, timeout=60)
                 late = server.post("3llate", "acme after the restart")
-                await raw.until(lambda rs: len(set(ids(rs))) >= 7)
+                await raw.until(lambda rs: len(set(raw.keys())) >= 7)
             finally:
-                second.send_signal(signal.SIGINT)
-                _, err = await asyncio.wait_for(second.communicate(), 30)
-            assert second.returncode == 0, err.decode()
-            await raw.until(lambda rs: True)
+                await stop_cleanly(second, path, "bsky")
+            await raw.until_end()  # everything both processes wrote: a late repeat would be seen
     finally:
         noise.cancel()
 
     def mention_id(event: dict[str, Any]) -> str:
         return f"bluesky:at://{event['did']}/app.bsky.feed.post/{event['commit']['rkey']}"
 
-    got = ids(raw.records)
+    got = raw.keys()
     assert set(got) == {mention_id(e) for e in [*before, *after, down, late]}  # nothing missing, no noise
     resumed_at = server.cursors[1]
     assert resumed_at is not None and before[-1]["time_us"] < resumed_at <= down["time_us"]  # from the checkpoint
