@@ -41,6 +41,15 @@ from detectors.citing import cited, mention_concerning, reach_of
 from detectors.closed import ClosedWindow
 from detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
 from detectors.episodes import EpisodeTracker
+from detectors.evidence import (
+    CitedMention,
+    Components,
+    CrisisEvidence,
+    Evidence,
+    ScaleEvidence,
+    SpikeEvidence,
+    VolumeEvidence,
+)
 from detectors.lexicon import CONCEPTS, concept_weight
 from detectors.volume import SpikeResult
 
@@ -53,6 +62,7 @@ ACCELERATION_WINDOWS = 10
 """Acceleration compares a window's stories with the median of this many windows before it."""
 _UNKNOWN_LANGUAGES = frozenset({"", "und", "unknown", "zxx"})
 _MIN_LOG_P = -300.0
+_TOP_KEYS = ("id", "text", "source", "reach", "lang", "sentiment", "url")
 
 
 @dataclass(frozen=True)
@@ -320,8 +330,8 @@ class RiskAssessment:
     """One line, e.g. "acme: 412 mentions vs 35 expected (11.8x), 78% negative vs 12% usual, …"."""
     explain: Callable[[], list[str]] = field(repr=False, compare=False)
     """Builds `explanation` (only windows that make an alert need the words)."""
-    evidence: dict[str, Any] = field(default_factory=dict)
-    """JSON-serialisable numbers (keys mirror `stream.records.Signal`, plus ``components``)."""
+    evidence: Evidence = field(default_factory=Evidence)
+    """The numbers behind the verdict (`detectors.evidence.Evidence`: what the alert carries)."""
     pause: bool = False
     """The policy asks to pause publishing for this window (before episode idempotence)."""
 
@@ -577,10 +587,10 @@ class RiskAssessor:
             )
             return lines
 
-        evidence = _evidence(window, facts, volume, negativity, components, risk, severity, pause, gates)
-        evidence["crisis"] = _verdict_evidence(verdict)
-        evidence["would_pause"] = would_pause
-        evidence["history_hours"] = round(history_seconds / 3600.0, 2)
+        evidence = _evidence(
+            window, facts, volume, negativity, components, risk, severity, pause, gates, verdict, would_pause,
+            history_seconds,
+        )  # fmt: skip
         if learn:
             if history.first_start is None:
                 history.first_start = float(window.start)
@@ -754,21 +764,21 @@ def _not_critical_because(verdict: CrisisVerdict, policy: RiskPolicy) -> str:
     return "negativity not corroborated (no unusual crisis terms, no record volume)"
 
 
-def _verdict_evidence(verdict: CrisisVerdict) -> dict[str, Any]:
+def _verdict_evidence(verdict: CrisisVerdict) -> CrisisEvidence:
     best = verdict.scale
-    return {
-        "critical": verdict.critical,
-        "candidate": verdict.candidate,
-        "watch": verdict.watch,
-        "persisted": verdict.persisted,
-        "corroboration": list(verdict.corroboration),
-        "unusual_terms": dict(verdict.unusual_terms),
-        "usual_negativity": round(verdict.usual_negativity, 4),
-        "scale": None if best is None else {
-            "windows": best.windows, "stories": best.stories, "negative": best.negative, "usual": best.usual,
-            "score": best.score, "lift": best.lift, "ratio": best.ratio,
-        },
-    }
+    return CrisisEvidence(
+        critical=verdict.critical,
+        candidate=verdict.candidate,
+        watch=verdict.watch,
+        persisted=verdict.persisted,
+        corroboration=list(verdict.corroboration),
+        unusual_terms=dict(verdict.unusual_terms),
+        usual_negativity=round(verdict.usual_negativity, 4),
+        scale=None if best is None else ScaleEvidence(
+            windows=best.windows, stories=best.stories, negative=best.negative, usual=best.usual,
+            score=best.score, lift=best.lift, ratio=best.ratio,
+        ),
+    )  # fmt: skip
 
 
 def _pause_line(
@@ -797,52 +807,54 @@ def _pause_line(
     return "Pause: no, not enough evidence (" + ", ".join(missing) + ")"
 
 
-def _spike_dict(s: SpikeResult, observed: float, expected: float) -> dict[str, Any]:
+def _spike_evidence(s: SpikeResult, observed: float, expected: float) -> dict[str, Any]:
     """This window's count against its expectation, with the detector's evidence (which may be pooled)."""
     return {
         "observed": round(observed, 4), "expected": round(expected, 4),
         "score": round(_finite(s.score), 4), "p_value": _clip(_finite(s.p_value, 1.0)), "spike": bool(s.spike),
         "detector_observed": round(_finite(s.observed), 4), "detector_expected": round(_finite(s.expected), 4),
-    }
+    }  # fmt: skip
 
 
 def _evidence(
     window: ClosedWindow, f: _Facts, volume: SpikeResult, negativity: SpikeResult, c: dict[str, float], risk: float,
-    severity: str, pause: bool, gates: list[str],
-) -> dict[str, Any]:
-    top = []
-    for m in f.top[:5]:
-        top.append({
-            k: (m.get(k) if k != "reach" else int(_finite(m.get(k))))
-            for k in ("id", "text", "source", "reach", "lang", "sentiment", "url") if k in m
-        })
-    return {
-        "mentions": f.mentions,
-        "stories": f.stories,
-        "negative": f.negative,
-        "negative_stories": int(window.negative_stories or 0),
-        "neutral": int(window.neutral or 0),
-        "positive": int(window.positive or 0),
-        "negative_share": round(f.share, 4),
-        "expected_negative_share": round(f.usual, 4),
-        "reach": f.reach,
-        "usual_reach": round(f.reach_baseline, 1) if f.reach_baseline is not None else None,
-        "volume": {**_spike_dict(volume, f.stories, f.expected), "ratio": round(f.ratio, 3)},
-        "negativity": _spike_dict(negativity, f.negative, f.usual * f.mentions),
-        "languages": dict(f.languages),
-        "sources": dict(f.sources),
-        "crisis_terms": dict(f.terms),
-        "acceleration": round(f.acceleration, 3),
-        "previous_stories": round(f.previous, 3),
-        "top_mentions": top,
-        "components": {k: round(v, 4) for k, v in c.items()},
-        "gates": list(gates),
-        "risk": risk,
-        "severity": severity,
-        "pause": pause,
-        "window_start": float(window.start),
-        "window_end": float(window.end),
-    }
+    severity: Severity, pause: bool, gates: list[str], verdict: CrisisVerdict, would_pause: bool,
+    history_seconds: float,
+) -> Evidence:
+    top = [
+        CitedMention(**{k: (m.get(k) if k != "reach" else int(_finite(m.get(k)))) for k in _TOP_KEYS if k in m})
+        for m in f.top[:5]
+    ]
+    return Evidence(
+        mentions=f.mentions,
+        stories=f.stories,
+        negative=f.negative,
+        negative_stories=int(window.negative_stories or 0),
+        neutral=int(window.neutral or 0),
+        positive=int(window.positive or 0),
+        negative_share=round(f.share, 4),
+        expected_negative_share=round(f.usual, 4),
+        reach=f.reach,
+        usual_reach=round(f.reach_baseline, 1) if f.reach_baseline is not None else None,
+        volume=VolumeEvidence(**_spike_evidence(volume, f.stories, f.expected), ratio=round(f.ratio, 3)),
+        negativity=SpikeEvidence(**_spike_evidence(negativity, f.negative, f.usual * f.mentions)),
+        languages={str(k): v for k, v in f.languages.items()},
+        sources={str(k): v for k, v in f.sources.items()},
+        crisis_terms={str(k): v for k, v in f.terms.items()},
+        acceleration=round(f.acceleration, 3),
+        previous_stories=round(f.previous, 3),
+        top_mentions=top,
+        components=Components(**{k: round(v, 4) for k, v in c.items()}),
+        gates=list(gates),
+        risk=risk,
+        severity=severity,
+        pause=pause,
+        window_start=float(window.start),
+        window_end=float(window.end),
+        crisis=_verdict_evidence(verdict),
+        would_pause=would_pause,
+        history_hours=round(history_seconds / 3600.0, 2),
+    )
 
 
 @dataclass(frozen=True)

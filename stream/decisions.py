@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from detectors.evidence import SilenceMark
 from detectors.neardup import story_key
 from detectors.risk import BrandPolicy, BrandRiskMonitor, RiskDecision, RiskPolicy
 from detectors.window import MentionFacts
@@ -58,7 +59,7 @@ def alert_of(signal: Signal, decision: RiskDecision, created_at: datetime | None
         window_start=signal.window_start,
         summary=a.summary,
         explanation=list(a.explanation),
-        evidence=dict(a.evidence),
+        evidence=a.evidence.model_copy(),
         pause=decision.pause,
         created_at=created_at or utcnow(),
     )
@@ -81,7 +82,7 @@ SilenceLookup = Callable[[str, datetime, datetime], SilenceLike | None]
 
 def mark_silenced(alert: Alert, silence: SilenceLike) -> None:
     """Mark an alert of a silenced window: ``evidence.silence`` and one line of explanation."""
-    alert.evidence["silence"] = silence.mark()
+    alert.evidence.silence = SilenceMark.model_validate(silence.mark())
     until = silence.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     alert.explanation.append(
         f"Silenced: {silence.reason} (planned by {silence.created_by}, until {until}): "

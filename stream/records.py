@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -20,6 +20,7 @@ from detectors.closed import ClosedWindow, _to_utc
 from detectors.closed import Count as Count
 from detectors.closed import Sentiment as Sentiment
 from detectors.closed import UtcDatetime as UtcDatetime
+from detectors.evidence import Evidence
 
 SCHEMA_VERSION = 1
 
@@ -227,7 +228,9 @@ class Alert(_Record):
     window_start: UtcDatetime
     summary: str
     explanation: list[str] = Field(default_factory=list)
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: Evidence = Field(
+        default_factory=Evidence, description="The numbers behind the decision (`detectors.evidence.Evidence`)."
+    )
     pause: bool = Field(False, description="The risk policy asks for publishing to pause.")
     created_at: UtcDatetime
 

@@ -45,6 +45,7 @@ from crisiswatch.alerting import (
 from crisiswatch.alerting.channels import EmailChannel, webhook_signature
 from crisiswatch.broker import free_port
 from crisiswatch.settings import Settings
+from detectors.evidence import Evidence, VolumeEvidence
 from stream.records import Alert
 from stream.topics import ensure_topics
 
@@ -602,7 +603,7 @@ def test_a_resolved_episode_shows_the_evidence_of_its_peak() -> None:
     book = AlertBook()
     warning, critical = make_alert("warning"), make_alert("critical")
     calm = make_alert("info", "resolved").model_copy(
-        update={"summary": "acme: 3 mentions vs 4 expected", "evidence": {"mentions": 3}, "risk": 0.0}
+        update={"summary": "acme: 3 mentions vs 4 expected", "evidence": Evidence(mentions=3), "risk": 0.0}
     )
     for alert in (warning, critical, make_alert("warning"), calm):
         book.add_alert(alert)
@@ -622,7 +623,8 @@ def test_the_volume_fact_counts_stories_like_the_summary() -> None:
     from crisiswatch.alerting.render import explain
 
     alert = make_alert("critical")
-    alert.evidence = {**alert.evidence, "mentions": 22, "stories": 16,
-                      "volume": {"observed": 16, "expected": 1.0, "ratio": 8.6}}  # fmt: skip
+    alert.evidence = alert.evidence.model_copy(update={
+        "mentions": 22, "stories": 16, "volume": VolumeEvidence(observed=16, expected=1.0, ratio=8.6)
+    })  # fmt: skip
     facts = dict(explain(alert).facts)
     assert facts["Volume"].startswith("16 stories (22 mentions) vs 1") and facts["Volume"].endswith("(8.6×)")

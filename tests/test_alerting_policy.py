@@ -9,6 +9,7 @@ from crisiswatch.alerting import render
 from crisiswatch.alerting.channels import slack_payload, webhook_payload
 from crisiswatch.alerting.policy import DeliveryPolicy, Notification
 from crisiswatch.alerting.records import AlertAck
+from detectors.evidence import Evidence
 from stream.records import Alert
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -189,7 +190,7 @@ def test_text_says_why() -> None:
 
 
 def test_text_with_sparse_evidence() -> None:
-    bare = alert("warning").model_copy(update={"evidence": {"mentions": 30}, "explanation": []})
+    bare = alert("warning").model_copy(update={"evidence": Evidence(mentions=30), "explanation": []})
     exp = render.explain(bare)
     assert exp.reasons == [bare.summary]
     assert ("Volume", "30 mentions") in exp.facts

@@ -191,5 +191,5 @@ async def test_an_immature_brand_warns_but_never_pauses_on_the_broker(
     assert not [c for c in report.controls if c["state"] == "paused"], report.controls
     alerts = await read_alerts(kafka_bootstrap, settings.topic(ALERTS.name))
     worst = next(a for a in alerts if a.severity == "critical")
-    assert worst.evidence["would_pause"] is True and not worst.pause
+    assert worst.evidence.would_pause is True and not worst.pause
     assert any("would pause, but the brand has only" in line for line in worst.explanation)

@@ -208,14 +208,14 @@ def test_a_silence_marks_the_alerts_and_blocks_the_pause_then_a_crisis_that_outl
     book = RiskBook(RiskPolicy(), sensitive)
     book.silences = lambda brand, start, end: silence if brand == silence.brand and silence.covers(start, end) else None
     alerts = decide_all(book, as_brand(flare, "launch"))
-    silenced = [a for a in alerts if "silence" in a.evidence]
+    silenced = [a for a in alerts if a.evidence.silence is not None]
     assert silenced and all(not a.pause for a in silenced)
     assert any(a.severity == "critical" for a in silenced), [(a.severity, a.event_time) for a in alerts]
-    assert silenced[0].evidence["silence"]["reason"] == "product launch"
+    assert silenced[0].evidence.silence is not None and silenced[0].evidence.silence.reason == "product launch"
     assert any(line.startswith("Silenced: product launch (planned by alice") for line in silenced[-1].explanation)
     # the silence ended while the crisis was still critical: it pauses then, once
     paused = [a for a in alerts if a.pause]
-    assert len(paused) == 1 and paused[0].event_time >= silence.end and "silence" not in paused[0].evidence
+    assert len(paused) == 1 and paused[0].event_time >= silence.end and paused[0].evidence.silence is None
 
 
 def test_a_backtest_applies_the_brands_file_policy(flare: list[Signal], tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
     ]
     launch = [a for a in alerts if a.brand == "launch"]
     assert any(a.severity == "critical" for a in launch), [(a.severity, a.risk) for a in launch]
-    assert all("silence" in a.evidence and not a.pause for a in launch)
+    assert all(a.evidence.silence is not None and not a.pause for a in launch)
     assert not any(a.pause for a in alerts if a.brand == "calm")
 
 

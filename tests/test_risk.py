@@ -353,9 +353,9 @@ def test_syndicated_story_counts_once_toward_volume_but_reach_adds_up() -> None:
     assert (window.mentions, window.story_count, window.reach) == (12, 1, 12_000_000)
     # even when the volume detector was fed the 12 copies, the assessor rechecks on stories
     assessment = warm_assessor().assess(closed(window, spike(12, 2, 6), spike(0, 1.4, 0)))
-    assert assessment.evidence["stories"] == 1 and assessment.evidence["reach"] == 12_000_000
-    assert assessment.evidence["components"]["volume"] < 0.2
-    assert assessment.evidence["components"]["reach"] > 0.5
+    assert assessment.evidence.stories == 1 and assessment.evidence.reach == 12_000_000
+    assert assessment.evidence.components is not None and assessment.evidence.components.volume < 0.2
+    assert assessment.evidence.components.reach > 0.5
     assert assessment.severity != "critical"
 
 
@@ -367,7 +367,7 @@ def test_explanation_summary_and_evidence() -> None:
     for needle in ("Volume:", "Negativity:", "Languages:", "Reach:", "top mention:", "Crisis terms:", "Sources:",
                    "Acceleration:", "Risk ", "Pause: yes"):
         assert needle in text
-    evidence = json.loads(json.dumps(assessment.evidence, allow_nan=False))
+    evidence = json.loads(json.dumps(assessment.evidence.model_dump(mode="json"), allow_nan=False))
     for key in ("mentions", "stories", "negative_share", "expected_negative_share", "reach", "volume", "negativity",
                 "languages", "sources", "crisis_terms", "top_mentions", "components"):
         assert key in evidence
@@ -390,7 +390,7 @@ def test_empty_window_and_garbage_inputs() -> None:
     for volume, negativity in ((nan, nan), (inf, inf), (nan, inf)):
         assessment = assessor.assess(closed(garbage, volume, negativity))
         assert 0.0 <= assessment.risk <= 100.0
-        json.dumps(assessment.evidence, allow_nan=False)
+        json.dumps(assessment.evidence.model_dump(mode="json"), allow_nan=False)
 
 
 def test_out_of_order_window_is_scored_but_not_learned() -> None:
@@ -405,7 +405,8 @@ def test_a_new_brand_has_no_baseline_so_its_first_windows_never_pause() -> None:
     """Without a baseline, volume and acceleration say nothing: a new brand can warn, not pause."""
     fresh = RiskAssessor(MATURE)
     first = fresh.assess(crisis(T0))
-    assert first.evidence["components"]["volume"] == 0.0 and first.evidence["components"]["acceleration"] == 0.0
+    assert first.evidence.components is not None
+    assert first.evidence.components.volume == 0.0 and first.evidence.components.acceleration == 0.0
     assert first.severity != "critical" and not first.pause
     assert crisis_run(warm_assessor())[-1].severity == "critical"
 
@@ -418,7 +419,7 @@ def test_a_brand_younger_than_its_baseline_warns_and_would_pause_but_never_pause
     decisions = crisis_run(young, T0 + 60 * SIZE)
     last = decisions[-1]
     assert last.assessment.severity == "critical" and not last.pause
-    assert last.assessment.evidence["would_pause"] is True
+    assert last.assessment.evidence.would_pause is True
     assert "would pause, but the brand has only 1.0 h of history" in " ".join(last.assessment.explanation)
     mature = BrandRiskMonitor("acme")
     for i in range(0, 25 * 60, 5):  # a day of history (every fifth window is enough to learn from)
@@ -435,12 +436,12 @@ def test_usual_sources_and_languages_are_not_spread() -> None:
                                spike(30, 30, 0.3), spike(4, 3.6, 0.2)))
     usual = assessor.assess(closed(summary(30, 4, start=T0 + 10 * SIZE, sources=sources, languages=languages),
                                    spike(30, 30, 0.3), spike(4, 3.6, 0.2)))
-    assert usual.evidence["components"]["spread"] < 0.05
+    assert usual.evidence.components is not None and usual.evidence.components.spread < 0.05
     wider = assessor.assess(closed(
         summary(40, 4, start=T0 + 11 * SIZE, sources={**sources, "news2": 3, "tiktok": 3, "forum": 3},
                 languages={**languages, "de": 3, "it": 3, "pt": 4}),
         spike(40, 30, 0.8), spike(4, 4.8, 0.1)))
-    assert wider.evidence["components"]["spread"] > 0.5
+    assert wider.evidence.components is not None and wider.evidence.components.spread > 0.5
 
 
 def test_any_policy_field_is_configuration() -> None:

@@ -23,6 +23,7 @@ from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
 from crisiswatch.web.timeline import Point, TimelineFeed, TimelineStore, trend
+from detectors.evidence import Evidence
 from detectors.risk import BrandPolicy
 from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
@@ -127,12 +128,12 @@ def test_plain_words() -> None:
         "languages": {"en": 9, "es": 8, "fr": 7, "de": 6, "it": 5, "pt": 5, "ar": 5, "hi": 5},
         "crisis_terms": {"data_leak": 20, "hack": 18, "breach": 12, "boycott": 4, "scandal": 2},
     }  # fmt: skip
-    assert plain_headline("globex", evidence) == (
+    assert plain_headline("globex", Evidence.model_validate(evidence)) == (
         "Mentions of Globex are 8 times the usual, two thirds negative, in 8 languages, about a data breach"
     )
     viral = {"mentions": 75, "negative": 2, "positive": 72, "negative_share": 0.03, "expected_negative_share": 0.15,
              "volume": {"ratio": 15.2}, "languages": {"en": 60, "es": 15}}  # fmt: skip
-    assert plain_headline("acme", viral, "ACME Corp") == (
+    assert plain_headline("acme", Evidence.model_validate(viral), "ACME Corp") == (
         "Mentions of ACME Corp are 15 times the usual, nearly all positive, in English and Spanish"
     )
     assert times_usual(1.5) == "50% above the usual" and times_usual(1.0) == "about the usual"
@@ -141,7 +142,7 @@ def test_plain_words() -> None:
     ]  # fmt: skip
     assert topic_phrase({"recall": 5, "lawsuit": 4}) == "a product recall and a lawsuit"
     assert topic_phrase({"scandal": 9, "fraud": 2}) == "fraud and a scandal"  # the cause first
-    assert topic_phrase({}) is None and plain_headline("x", {}) == "Mentions of X"
+    assert topic_phrase({}) is None and plain_headline("x", Evidence()) == "Mentions of X"
 
 
 def test_the_email_says_it_in_plain_words_too() -> None:

@@ -2,8 +2,8 @@
 
 "Mentions of Globex are 8 times the usual, two thirds negative, in 8 languages, about a data breach."
 
-The evidence is the risk stage's (`detectors.risk` ``_evidence``, also an alert's ``evidence``): every key is
-optional and a missing one simply drops its clause. The page, e-mail, Slack and the webhook all use
+The evidence is the risk stage's (`detectors.evidence.Evidence`, also an alert's ``evidence``): a fact it
+does not carry (``None``) simply drops its clause. The page, e-mail, Slack and the webhook all use
 `plain_headline`, so everybody reads the same words. No p-values, no formulas, no term ids.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from detectors.evidence import Evidence
 from detectors.lexicon import concept_weight
 
 TOPICS: dict[str, str] = {
@@ -143,39 +144,29 @@ def languages_phrase(languages: Mapping[str, Any] | None) -> str | None:
     return f"in {len(names)} languages"
 
 
-def plain_headline(brand: str, evidence: Mapping[str, Any] | None, name: str | None = None) -> str:
+def plain_headline(brand: str, evidence: Evidence | None, name: str | None = None) -> str:
     """The sentence for one window's evidence, e.g. for the latest window of a firing alert."""
-    ev = evidence or {}
+    ev = evidence if evidence is not None else Evidence()
     who = name or display_name(brand)
-    volume = ev.get("volume") if isinstance(ev.get("volume"), Mapping) else {}
-    ratio = _num(volume.get("ratio"))
-    if ratio is None:
-        observed, expected = _num(volume.get("observed")), _num(volume.get("expected"))
-        if observed is not None and expected:
-            ratio = observed / expected
-    mentions = _num(ev.get("mentions"))
+    ratio, mentions = ev.ratio, ev.mentions
     if mentions == 0:
         return f"No mentions of {who} in this window"
     clauses = [f"Mentions of {who} are {times_usual(ratio)}" if ratio is not None else f"Mentions of {who}"]
     if mentions is not None and ratio is None:
         clauses[0] = f"{int(mentions):,} mentions of {who}"
-    share = _num(ev.get("negative_share"))
-    if share is None and mentions:
-        negative = _num(ev.get("negative"))
-        share = negative / mentions if negative is not None else None
-    positive = _num(ev.get("positive"))
+    share, positive = ev.share, ev.positive
     if share is not None and mentions and mentions >= MIN_MENTIONS_FOR_SHARE:
-        usual = _num(ev.get("expected_negative_share"))
+        usual = ev.expected_negative_share
         if positive is not None and positive / mentions >= 0.5 and share < 0.2:
             clauses.append(f"{share_words(positive / mentions)} positive")
         elif usual is not None and share <= usual * 1.2 and share < 0.3:
             clauses.append("no more negative than usual")
         else:
             clauses.append(f"{share_words(share)} negative")
-    langs = languages_phrase(ev.get("languages"))
+    langs = languages_phrase(ev.languages)
     if langs:
         clauses.append(langs)
-    topic = topic_phrase(ev.get("crisis_terms"))
+    topic = topic_phrase(ev.crisis_terms)
     text = ", ".join(clauses)
     if topic:
         text += f", about {topic}"

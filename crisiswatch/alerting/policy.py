@@ -188,7 +188,7 @@ class DeliveryPolicy:
             return []
         out: list[Notification] = []
         for e in self.episodes.values():
-            if e.critical_at is None or e.resolved or e.acks or "silence" in (e.latest.evidence or {}):
+            if e.critical_at is None or e.resolved or e.acks or e.latest.evidence.silence is not None:
                 continue
             waited = (now - e.critical_at).total_seconds()
             if r.escalate_after_seconds > 0 and waited >= r.escalate_after_seconds and not e.escalated:

@@ -1,25 +1,19 @@
 """What a notification says: a headline, the reasons, and the evidence, as plain text or Slack mrkdwn.
 
 The text answers "why?" from the alert itself: the detector's ``summary`` and ``explanation`` lines,
-then the facts in ``evidence``. The evidence keys read here mirror `stream.records.Signal`, so an alert
-whose evidence is a dumped signal renders completely; every key is optional:
-
-* ``volume`` / ``negativity``: ``{"observed", "expected", "score", "p_value"}``;
-* ``mentions``, ``negative``, ``reach``, ``stories``: numbers; ``negative_share`` and
-  ``expected_negative_share``: fractions (``negative_share`` defaults to ``negative / mentions``);
-* ``languages``, ``sources``: ``{name: count}``; ``crisis_terms``: ``{term: count}`` or a list;
-* ``top_mentions``: a list of `stream.records.TopMention`-shaped objects.
+then the facts in its typed ``evidence`` (`detectors.evidence.Evidence`). A fact the evidence does not
+carry (``None``: an older alert, or one built with only some facts) is left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.policy import Notification
 from detectors.citing import cited, mention_concerning, reach_of
+from detectors.evidence import Evidence
 from stream.records import Alert
 
 MAX_TOP_MENTIONS = 5
@@ -91,15 +85,12 @@ def in_plain_words(alert: Alert) -> str:
 
 def explain(alert: Alert) -> Explanation:
     """Reasons (the detector's summary and explanation) and facts (from the evidence)."""
-    ev = alert.evidence or {}
+    ev = alert.evidence
     reasons = [alert.summary, *[line for line in alert.explanation if line and line != alert.summary]]
     facts: list[tuple[str, str]] = []
-    volume = _mapping(ev.get("volume"))
-    mentions = _number(ev.get("mentions"))
-    if volume and _number(volume.get("observed")) is not None:
-        observed = _number(volume.get("observed")) or 0.0
-        expected = _number(volume.get("expected"))
-        stories = _number(ev.get("stories"))
+    volume, mentions = ev.volume, ev.mentions
+    if volume is not None and volume.observed is not None:
+        observed, expected, stories = volume.observed, volume.expected, ev.stories
         if stories is not None and mentions is not None and stories < mentions:  # near-duplicates fold into stories
             text = f"{_count(stories)} stories ({_count(mentions)} mentions)"
             observed = stories
@@ -107,29 +98,25 @@ def explain(alert: Alert) -> Explanation:
             text = f"{_count(observed)} mentions"
         if expected is not None:
             text += f" vs {_count(expected)} expected"
-            ratio = _number(volume.get("ratio"))
-            if ratio is not None:
-                text += f" ({ratio:.1f}×)"
+            if volume.ratio is not None:
+                text += f" ({volume.ratio:.1f}×)"
             elif expected > 0:
                 text += f" ({observed / expected:.1f}×)"
         facts.append(("Volume", text))
     elif mentions is not None:
         facts.append(("Volume", f"{_count(mentions)} mentions"))
-    share = _negative_share(ev)
+    share = ev.share
     if share is not None:
         text = f"{share:.0%} negative"
-        expected_share = _number(ev.get("expected_negative_share"))
-        if expected_share is not None:
-            text += f" (usually {expected_share:.0%})"
+        if ev.expected_negative_share is not None:
+            text += f" (usually {ev.expected_negative_share:.0%})"
         facts.append(("Negative share", text))
-    reach = _number(ev.get("reach"))
-    if reach:
-        facts.append(("Reach", _count(reach)))
-    for key, label in (("languages", "Languages"), ("sources", "Sources")):
-        counts = _counts(ev.get(key))
+    if ev.reach:
+        facts.append(("Reach", _count(ev.reach)))
+    for counts, label in ((ev.languages, "Languages"), (ev.sources, "Sources")):
         if counts:
-            facts.append((label, _shares(counts)))
-    terms = _counts(ev.get("crisis_terms"))
+            facts.append((label, _shares(_ranked(counts))))
+    terms = _ranked(ev.crisis_terms)
     if terms:
         facts.append(("Crisis terms", ", ".join(f"{t} ({c})" if c > 1 else t for t, c in terms[:8])))
     facts.append(("Risk", f"{alert.risk:.0f}/100"))
@@ -191,73 +178,40 @@ def _event_lines(n: Notification) -> list[str]:
     return [*lines, ""]
 
 
-def _top_mentions(ev: Mapping[str, Any]) -> list[TopMentionLine]:
-    items = ev.get("top_mentions")
-    if not isinstance(items, list):
-        return []
+def _top_mentions(ev: Evidence) -> list[TopMentionLine]:
     out = []
-    for item in items:
-        m = _mapping(item)
-        if not m or not m.get("text"):
+    for m in ev.top_mentions:
+        if not m.text:
             continue
-        text = " ".join(str(m.get("text")).split())
+        text = " ".join(m.text.split())
         if len(text) > MAX_MENTION_CHARS:
             text = text[: MAX_MENTION_CHARS - 1] + "…"
-        url = m.get("url")
         out.append(
             TopMentionLine(
                 text=text,
-                source=str(m.get("source") or "?"),
-                reach=int(_number(m.get("reach")) or 0),
-                lang=str(m.get("lang") or "und"),
-                sentiment=str(m.get("sentiment") or "?"),
-                url=str(url) if url else None,
+                source=m.source or "?",
+                reach=m.reach,
+                lang=m.lang or "und",
+                sentiment=m.sentiment or "?",
+                url=m.url or None,
             )
         )
     out = cited(out, reach_of, mention_concerning, about_negativity(ev))
     return out[:MAX_TOP_MENTIONS]
 
 
-def about_negativity(evidence: object) -> bool:
+def about_negativity(evidence: Evidence) -> bool:
     """The alert is about negativity (a negativity spike, or the crisis gate's candidate or critical verdict):
     it cites negative and crisis-term mentions first, as the risk assessor does (`detectors.citing`)."""
-    negativity, crisis = _field(evidence, "negativity"), _field(evidence, "crisis")
-    return bool(_field(negativity, "spike") or _field(crisis, "candidate") or _field(crisis, "critical"))
+    negativity, crisis = evidence.negativity, evidence.crisis
+    return bool(
+        (negativity is not None and negativity.spike) or (crisis is not None and (crisis.candidate or crisis.critical))
+    )
 
 
-def _field(obj: object, name: str) -> object:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-
-
-def _negative_share(ev: Mapping[str, Any]) -> float | None:
-    share = _number(ev.get("negative_share"))
-    if share is not None:
-        return share
-    negative, mentions = _number(ev.get("negative")), _number(ev.get("mentions"))
-    if negative is not None and mentions:
-        return negative / mentions
-    return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _counts(value: Any) -> list[tuple[str, int]]:
-    """``{name: count}`` or ``[name, ...]`` as (name, count) pairs, largest first."""
-    if isinstance(value, Mapping):
-        pairs = [(str(k), int(v)) for k, v in value.items() if _number(v) is not None]
-    elif isinstance(value, list):
-        pairs = [(str(v), 1) for v in value if isinstance(v, str)]
-    else:
-        return []
-    return sorted(pairs, key=lambda p: (-p[1], p[0]))
+def _ranked(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """``{name: count}`` as (name, count) pairs, largest first."""
+    return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda p: (-p[1], p[0]))
 
 
 def _shares(counts: list[tuple[str, int]], top: int = 5) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from crisiswatch.settings import Settings
-from detectors.risk import BrandPolicy, RiskPolicy
+from detectors.risk import BrandPolicy, RiskAssessment, RiskPolicy
 from stream.brands_file import load_brand_policies
 from stream.decisions import RiskBook, mention_facts
 from stream.records import Alert, WindowedMention
@@ -46,16 +46,16 @@ class Timeline:
     risk: list[float] = field(default_factory=list)
     severity: list[str] = field(default_factory=list)
 
-    def append(self, start: float, evidence: dict[str, Any]) -> None:
-        volume = evidence.get("volume") or {}
+    def append(self, start: float, assessment: RiskAssessment) -> None:
+        evidence = assessment.evidence
         self.start.append(start)
-        self.mentions.append(int(evidence.get("mentions", 0)))
-        self.stories.append(int(evidence.get("stories", 0)))
-        self.expected.append(float(volume.get("expected", 0.0)))
-        self.negative_share.append(float(evidence.get("negative_share", 0.0)))
-        self.usual_share.append(float(evidence.get("expected_negative_share", 0.0)))
-        self.risk.append(float(evidence.get("risk", 0.0)))
-        self.severity.append(str(evidence.get("severity", "info")))
+        self.mentions.append(evidence.mentions or 0)
+        self.stories.append(evidence.stories or 0)
+        self.expected.append((evidence.volume.expected or 0.0) if evidence.volume is not None else 0.0)
+        self.negative_share.append(evidence.negative_share or 0.0)
+        self.usual_share.append(evidence.expected_negative_share or 0.0)
+        self.risk.append(assessment.risk)
+        self.severity.append(assessment.severity)
 
     def to_dict(self) -> dict[str, list[Any]]:
         return {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -202,7 +202,7 @@ class Backtest:
                 continue
             if self.keep_timelines:
                 timeline = result.timelines.setdefault(signal.brand, Timeline())
-                timeline.append(signal.start, decided.decision.assessment.evidence)
+                timeline.append(signal.start, decided.decision.assessment)
             if decided.alert is not None:
                 result.alerts.append(decided.alert)
                 if decided.pause_scope is not None:

@@ -35,6 +35,7 @@ from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
 from crisiswatch.kafka import client_options
 from crisiswatch.settings import Settings
 from detectors.brands import BrandsFileError
+from detectors.evidence import Evidence, VolumeEvidence
 from detectors.risk import RiskPolicy
 from stream.brands_file import BrandsWatch
 from stream.decisions import RiskBook
@@ -77,18 +78,18 @@ class Point:
     terms: tuple[tuple[str, int], ...] = ()
     """The window's three most frequent crisis terms (what the plain-words headline names)."""
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> Evidence:
         """What `crisiswatch.alerting.plain.plain_headline` reads, for this window."""
-        return {
-            "mentions": self.mentions,
-            "negative": self.negative,
-            "positive": self.positive,
-            "negative_share": self.negative_share,
-            "expected_negative_share": self.usual_share,
-            "volume": {"observed": self.stories, "expected": self.expected, "ratio": self.ratio},
-            "languages": dict.fromkeys(self.languages, 1),
-            "crisis_terms": dict(self.terms),
-        }
+        return Evidence(
+            mentions=self.mentions,
+            negative=self.negative,
+            positive=self.positive,
+            negative_share=self.negative_share,
+            expected_negative_share=self.usual_share,
+            volume=VolumeEvidence(observed=self.stories, expected=self.expected, ratio=self.ratio),
+            languages=dict.fromkeys(self.languages, 1),
+            crisis_terms=dict(self.terms),
+        )
 
     @property
     def minutes(self) -> float:
@@ -121,7 +122,7 @@ class BrandTimeline:
 
     points: deque[Point] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
     marks: deque[Mark] = field(default_factory=lambda: deque(maxlen=MAX_MARKS))
-    latest_evidence: dict[str, Any] = field(default_factory=dict)
+    latest_evidence: Evidence = field(default_factory=Evidence)
 
 
 class TimelineStore:
@@ -177,8 +178,9 @@ class TimelineStore:
         decided = self.book.decide(signal, created_at=signal.window_end)
         if decided is None:
             return
-        ev = decided.decision.assessment.evidence
-        volume = ev.get("volume") or {}
+        assessment = decided.decision.assessment
+        ev = assessment.evidence
+        volume = ev.volume or VolumeEvidence()
         timeline = self.brand(signal.brand)
         timeline.points.append(
             Point(
@@ -186,20 +188,20 @@ class TimelineStore:
                 end=signal.window_end.timestamp(),
                 mentions=signal.mentions,
                 negative=signal.negative,
-                stories=int(ev.get("stories", signal.stories)),
-                expected=float(volume.get("expected", 0.0)),
-                negative_share=float(ev.get("negative_share", signal.negative_share)),
-                usual_share=float(ev.get("expected_negative_share", 0.0)),
-                risk=float(ev.get("risk", decided.decision.assessment.risk)),
-                severity=str(ev.get("severity", decided.decision.assessment.severity)),
+                stories=ev.stories if ev.stories is not None else signal.stories,
+                expected=volume.expected or 0.0,
+                negative_share=ev.share if ev.share is not None else signal.negative_share,
+                usual_share=ev.expected_negative_share or 0.0,
+                risk=assessment.risk,
+                severity=assessment.severity,
                 written=written,
                 positive=signal.positive,
-                ratio=float(volume["ratio"]) if isinstance(volume.get("ratio"), int | float) else None,
+                ratio=volume.ratio,
                 languages=tuple(k for k, v in signal.languages.items() if v and k != "und"),
                 terms=tuple(sorted(signal.crisis_terms.items(), key=lambda kv: (-kv[1], kv[0]))[:3]),
             )
         )
-        timeline.latest_evidence = dict(ev)
+        timeline.latest_evidence = ev
         horizon = timeline.points[-1].end - self.max_hours * 3600
         while timeline.points and timeline.points[0].end < horizon:
             timeline.points.popleft()
@@ -368,7 +370,7 @@ def trend(points: list[Point]) -> str | None:
     return "steady"
 
 
-def _latest(point: Point, evidence: dict[str, Any]) -> dict[str, Any]:
+def _latest(point: Point, evidence: Evidence) -> dict[str, Any]:
     return {**window_numbers(point), "evidence": evidence}
 
 

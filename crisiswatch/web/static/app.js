@@ -380,10 +380,10 @@ function alertSignature(alert, timeline) {
     alertSilence(alert), brandPaused(alert.brand)]);
 }
 
-// The planned event's silence that covered the alert's newest window (evidence.silence), or null.
+// The planned event's silence that covered the alert's newest window, or null. The evidence is typed
+// (detectors.evidence.Evidence, alert.v1.json): every alert the API returns carries it, silence null or set.
 function alertSilence(alert) {
-  const evidence = alert.alert && alert.alert.evidence;
-  return (evidence && evidence.silence) || null;
+  return alert.alert.evidence.silence;
 }
 
 // Publishing of the brand is paused already (its own scope, or everything).
