@@ -4,13 +4,13 @@ mentions first (a happy review with a big audience is no evidence of a breach), 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from page_data import demo_records
 
 from crisiswatch.alerting.render import explain
 from detectors.citing import TOP_CITED, cited, concerning, keep_cited, mention_concerning, reach_of
 from detectors.closed import ClosedWindow, TopMention
+from detectors.evidence import Evidence
 from detectors.risk import RiskAssessor
 from detectors.volume import SpikeResult
 from detectors.window import MentionFacts, WindowAggregate
@@ -59,10 +59,8 @@ def test_a_negativity_alert_cites_the_worrying_first_any_other_by_reach() -> Non
     )  # nothing worrying: by reach
 
 
-def _cited_ids(evidence: Any) -> list[str]:
-    """The ids an assessment's evidence cites (a typed `detectors.evidence.Evidence`, or the dict it was)."""
-    data = evidence if isinstance(evidence, dict) else evidence.model_dump()
-    return [m["id"] for m in data["top_mentions"]]
+def _cited_ids(evidence: Evidence) -> list[str]:
+    return [m.id for m in evidence.top_mentions]
 
 
 def test_the_risk_evidence_cites_by_the_kind_of_alert() -> None:

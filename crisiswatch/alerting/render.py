@@ -61,8 +61,7 @@ def headline(n: Notification) -> str:
 
 def silenced(alert: Alert) -> bool:
     """A planned event's silence covered the alert's window (``evidence.silence``, set by the risk stage)."""
-    ev = alert.evidence
-    return bool(ev.get("silence") if isinstance(ev, Mapping) else getattr(ev, "silence", None))
+    return alert.evidence.silence is not None
 
 
 def _headline(n: Notification) -> str:
