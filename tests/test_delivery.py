@@ -177,7 +177,9 @@ async def test_a_stopped_replay_resumes_exactly_where_it_stopped(
         connector = ReplayConnector(path, speed=1.0, state=StateStore.for_connector(None, "replay", "stopped"))
         stop = asyncio.Event()
         task = asyncio.create_task(connector.run(sink, stop))
+        deadline = time.monotonic() + 60
         while sink.acked < 150:
+            assert time.monotonic() < deadline, f"only {sink.acked} of {total} acknowledged in 60 s"
             await asyncio.sleep(0.05)
         stop.set()
         await task

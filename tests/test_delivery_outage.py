@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from connectors.base import Backoff, StateStore
 from connectors.checkpoints import STAGE
@@ -51,6 +53,11 @@ async def until(condition: Callable[[], bool], timeout: float, what: str | Calla
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await asyncio.sleep(0.05)
+
+
+def checkpoints_counted() -> float:
+    """``crisiswatch_connector_checkpoints_total{store="kafka"}``: checkpoint records the broker acknowledged."""
+    return REGISTRY.get_sample_value("crisiswatch_connector_checkpoints_total", {"store": "kafka"}) or 0.0
 
 
 def sink_status(sink: MentionSink) -> str:
@@ -151,9 +158,17 @@ async def test_nothing_accepted_is_lost_when_the_broker_stops_and_comes_back_emp
                 before = await read_all(bootstrap, topic, timeout=1.5)
                 assert len(before) >= 150
 
+                acked_before = len(forum.posts)  # every post so far is acknowledged (settled above)
+                assert await state.saved(30)
+
                 # during: the broker is gone
                 broker.stop()
                 stopped = time.monotonic()
+                forum.add(20)  # handed over while the broker is gone: spooled, never acknowledged
+                assert await poster.post_once(session) == 202
+                await until(lambda: sink.down, 30, lambda: f"the sink to notice ({sink_status(sink)})")
+                written_at_down = sink.checkpoints.saved  # a write in flight at the stop has failed or landed
+                counted_at_down = checkpoints_counted()
                 during_posts = 0
                 while time.monotonic() - stopped < OUTAGE_SECONDS or during_posts < 3:
                     forum.add(20)
@@ -165,7 +180,12 @@ async def test_nothing_accepted_is_lost_when_the_broker_stops_and_comes_back_emp
                 refused = Poster(refused_url, "refused")
                 assert await refused.post_once(session) == 503  # no spool: cannot secure them
                 assert refused.statuses[-1] == (503, "7")
-                checkpoint_during = dict(state.data)
+                written = sink.checkpoints.states.get(state.key or "") or {}
+                # the poller's own position ran ahead into the spool, the checkpoint did not follow it:
+                assert state.data.get("since") == len(forum.posts) > acked_before
+                assert written.get("since", 0) <= acked_before, f"checkpoint past unacknowledged records: {written}"
+                assert sink.checkpoints.saved == written_at_down, "no checkpoint written while the broker was down"
+                assert checkpoints_counted() == counted_at_down
 
                 # after: the broker is back, EMPTY; the sink re-creates the topics and sends the spool
                 broker = EmbeddedBroker(port=port).start()
@@ -182,6 +202,7 @@ async def test_nothing_accepted_is_lost_when_the_broker_stops_and_comes_back_emp
             stop.set()
             await asyncio.gather(*tasks)
         after = await read_all(bootstrap, topic, timeout=1.5)
+        written_after = await read_all(bootstrap, settings.topic(CONNECTOR_CHECKPOINTS.name), timeout=1.0)
         checkpoints = await read_states(bootstrap, settings.topic(CONNECTOR_CHECKPOINTS.name), STAGE, [0])
     finally:
         broker.stop()
@@ -193,6 +214,19 @@ async def test_nothing_accepted_is_lost_when_the_broker_stops_and_comes_back_emp
     assert set(keys) <= expected | {f"hooks:refused{i}" for i in range(10)}
     assert len(keys) - len(set(keys)) <= 0.1 * len(expected), "repeats stay a small minority"
     assert sink.outages >= 1 and sink.expired == 0 and sink.lost == 0
-    assert checkpoint_during.get("since") is not None
+    # every checkpoint the returned broker holds was written after the records it covers were in mentions.raw
+    # (each record's timestamp is taken when it is sent, before its acknowledgement; saved_at after it)
+    first_sent: dict[str, int] = {}
+    for record in before + after:
+        first_sent[record.key.decode()] = min(record.timestamp, first_sent.get(record.key.decode(), record.timestamp))
+    forum_records = [r for r in written_after if r.key == b"connector:poll:outage-forum"]
+    assert forum_records, "checkpoints were written once the broker was back"
+    for record in forum_records:
+        document = json.loads(record.value)
+        written_ms = round(document["saved_at"] * 1000) + 1
+        covered = [f"forum:{i}" for i in range(1, document["state"]["since"] + 1)]
+        early = [key for key in covered if first_sent[key] > written_ms]
+        since = document["state"]["since"]
+        assert not early, f"checkpoint since={since} written before {len(early)} of its records were sent: {early[:3]}"
     saved = checkpoints[0]["poll:outage-forum"]["state"]
     assert saved["since"] == len(forum.posts), "the checkpoint moved on once the broker acknowledged"
