@@ -301,8 +301,10 @@ class ReplayConnector(Connector):
         speed: float = 0.0,
         state: StateStore | None = None,
         reorder_window: int | None = DEFAULT_REORDER_WINDOW,
+        save_every: int = 5000,
     ):
         self.path = Path(path)
+        self.save_every = save_every
         self.speed = speed
         self.state = state
         self.reorder_window = reorder_window
@@ -316,6 +318,7 @@ class ReplayConnector(Connector):
                 self.speed,
                 checkpoint=self.state,
                 reorder_window=self.reorder_window,
+                save_every=self.save_every,
                 report=self.report,
             ),
             stop,

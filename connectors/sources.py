@@ -12,7 +12,7 @@
         token_env: MASTODON_TOKEN  # credentials: the NAME of an environment variable, never the value
 
 Every *kind* registers a pydantic model of its options and a builder with `source_kind`; the generic
-connectors (``rss``, ``sse``, ``websocket``, ``poll``, ``webhook``) are registered here, the platforms
+connectors (``rss``, ``sse``, ``websocket``, ``poll``, ``webhook``) and ``replay`` are registered here, the platforms
 by their own modules in `connectors.platforms` (found by `kinds`). A malformed file gives one line per
 problem (`SourcesFileError`), naming the entry and the option.
 
@@ -48,6 +48,7 @@ from pydantic import (
 
 from connectors.base import Backoff, Connector, StateStore
 from connectors.mapping import FieldMapping
+from connectors.replay import DEFAULT_REORDER_WINDOW
 from crisiswatch.durations import DurationError, parse_duration
 from crisiswatch.settings import Settings
 from detectors.brands import BrandsConfig, BrandsFileError
@@ -412,6 +413,17 @@ class WebhookSource(SourceConfig):
     mappings: dict[str, str] = Field(default_factory=dict, description="source name -> mapping file")
 
 
+class ReplaySource(SourceConfig):
+    """``kind: replay``: one JSONL/CSV file (``.gz`` too), oldest first, resumable from its checkpoint."""
+
+    path: str = Field(description="The file, relative to the sources file.")
+    speed: float = Field(0.0, ge=0, description="Event time per wall time: 60 = an hour a minute; 0 = at once.")
+    reorder_window: int | None = Field(
+        DEFAULT_REORDER_WINDOW, ge=1, description="Records held to send a file out of order sorted; null: all."
+    )
+    checkpoint_records: int = Field(5000, ge=1, description="Checkpoint the position every this many records.")
+
+
 def _expand(values: dict[str, str]) -> dict[str, str]:
     from connectors.poll import expand_env
 
@@ -462,6 +474,22 @@ def _build_poll(config: PollSource, ctx: BuildContext) -> Connector:
         interval=config.interval,
         state=ctx.state(config),
         **ctx.http(),
+    )
+
+
+@source_kind("replay", ReplaySource)
+def _build_replay(config: ReplaySource, ctx: BuildContext) -> Connector:
+    from connectors.replay import ReplayConnector
+
+    path = ctx.path(config.path)
+    if not path.is_file():
+        raise SourcesFileError([f"{config.name} (replay): path: file not found: {path}"])
+    return ReplayConnector(
+        path,
+        speed=config.speed,
+        state=ctx.state(config),
+        reorder_window=config.reorder_window,
+        save_every=config.checkpoint_records,
     )
 
 

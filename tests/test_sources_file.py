@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import read_all
+from kill_harness import TopicWatch, connect_env, kill, start_connect
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -26,6 +29,7 @@ from connectors.platforms.mastodon import MastodonConnector
 from connectors.platforms.reddit import RedditConnector
 from connectors.platforms.x import XFilteredStream
 from connectors.platforms.youtube import YouTubeConnector
+from connectors.replay import ReplayConnector
 from connectors.rss import FeedConnector
 from connectors.sources import SourcesFileError, is_duration, kinds, load_sources, parse_sources
 from connectors.webhook import WebhookReceiver
@@ -45,7 +49,7 @@ def problems_of(data: object) -> list[str]:
 
 
 def test_every_platform_module_registers_its_kind() -> None:
-    assert {"rss", "sse", "websocket", "poll", "webhook", "mastodon", "bluesky", "x", "reddit", "hackernews",
+    assert {"rss", "sse", "websocket", "poll", "webhook", "replay", "mastodon", "bluesky", "x", "reddit", "hackernews",
             "youtube"} <= set(kinds())  # fmt: skip
 
 
@@ -153,11 +157,14 @@ def _float_fields(model: type[BaseModel], where: str) -> list[tuple[str, FieldIn
     return out
 
 
+NOT_DURATIONS = {"replay.speed"}  # a multiplier of event time
+
+
 def test_every_duration_option_of_every_kind_takes_units() -> None:
     """A new float option of any kind is a duration and parsed by the one parser (or this test says so)."""
     fields = [f for kind in kinds().values() for f in _float_fields(kind.model, kind.kind)]
     assert len(fields) > 20
-    plain = [where for where, info in fields if not is_duration(info.metadata)]
+    plain = [where for where, info in fields if not is_duration(info.metadata) and where not in NOT_DURATIONS]
     assert not plain, f"float options that are not Duration: {plain}"
 
 
@@ -274,3 +281,72 @@ async def test_cli_connect_sources_only_one_entry(kafka_bootstrap: str, settings
     assert [(m.source, m.text) for m in mentions] == [("news", "Acme story on beta")]
     checkpoints = await read_all(kafka_bootstrap, settings.topic(CONNECTOR_CHECKPOINTS.name))
     assert {r.key for r in checkpoints} == {b"connector:rss:feed-b"}  # keyed by the entry's name
+
+
+# --- kind: replay from the command line, killed and started again ------------------------------------------------
+def test_replay_entry_options(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text("", encoding="utf-8")
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "sources:\n  - {name: history, kind: replay, path: m.jsonl, speed: 60, reorder_window: null}\n"
+        "  - {name: gone, kind: replay, path: missing.jsonl}\n",
+        encoding="utf-8",
+    )
+    sources = load_sources(path)
+    (replay,) = sources.build(Settings(), only="history")
+    assert isinstance(replay, ReplayConnector) and replay.path == tmp_path / "m.jsonl"
+    assert (replay.speed, replay.reorder_window, replay.save_every) == (60, None, 5000)
+    assert replay.state is not None  # in Kafka, keyed connector:replay:history (the test below)
+    with pytest.raises(SourcesFileError) as caught:
+        sources.build(Settings())
+    assert caught.value.problems == [f"gone (replay): path: file not found: {tmp_path / 'missing.jsonl'}"]
+
+
+async def test_cli_replay_killed_with_sigkill_resumes_from_its_kafka_checkpoint(
+    settings: Settings, tmp_path: Path
+) -> None:
+    assert settings.bootstrap_servers
+    total, start = 400, datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    ids = [f"replay-{i:04d}" for i in range(total)]
+    with (tmp_path / "m.jsonl").open("w", encoding="utf-8") as out:
+        for i, mention_id in enumerate(ids):
+            created = (start + timedelta(seconds=i)).isoformat()
+            record = {"id": mention_id, "source": "news", "text": f"acme {i}", "created_at": created}
+            out.write(json.dumps(record) + "\n")
+    path = tmp_path / "sources.yaml"  # 400 s of event time at 100x: 4 s, a checkpoint every 40 records
+    path.write_text(
+        "sources:\n  - {name: history, kind: replay, path: m.jsonl, speed: 100, checkpoint_records: 40}\n",
+        encoding="utf-8",
+    )
+    env = connect_env(settings)
+    await ensure_topics(settings.bootstrap_servers, settings)
+    bootstrap, key = settings.bootstrap_servers, b"connector:replay:history"
+    mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
+
+    def done(records: list[Any]) -> list[int]:
+        return [json.loads(r.value)["state"]["done"] for r in records if r.key == key]
+
+    async with TopicWatch(bootstrap, mentions_topic) as raw, TopicWatch(bootstrap, checkpoints_topic) as saved:
+        first = await start_connect(path, "history", env)
+        try:
+            await saved.until(lambda rs: any(n >= 120 for n in done(rs)))
+        finally:
+            await kill(first)
+        await saved.until_end()
+        await raw.until_end()
+        resumed_from, sent_by_first = max(done(saved.records)), len(raw.records)
+        assert resumed_from < total and sent_by_first < total, "killed mid-file"
+        second = await start_connect(path, "history", env)
+        await asyncio.wait_for(second.wait(), 60)  # the replay ends, and so does the command
+        log = (tmp_path / "history.log").read_text(encoding="utf-8")
+        assert second.returncode == 0, log[-4000:]
+        await raw.until_end()
+        await saved.until_end()
+
+    assert f"replay m.jsonl: resuming after {resumed_from} records (checkpoint)" in log
+    got = raw.keys()
+    assert set(got) == set(ids), "nothing missing"
+    repeated = {mention_id for mention_id in got if got.count(mention_id) > 1}
+    assert repeated == set(ids[resumed_from:sent_by_first]), "repeats: exactly what was sent after the checkpoint"
+    assert all(got.count(mention_id) <= 2 for mention_id in repeated)
+    assert max(done(saved.records)) == total
