@@ -171,11 +171,13 @@ async def tail(
     as_json: bool = False,
     show_key: bool = False,
     out: TextIO | None = None,
+    err: TextIO | None = None,
     stop: asyncio.Event | None = None,
     on_caught_up: Callable[[], None] | None = None,
 ) -> int:
     """Print the records of ``topic`` (``last`` None: all of them); with ``follow``, until ``stop`` is set.
 
+    An empty topic says ``(no records)`` on ``err`` (stderr), so that silence is never ambiguous.
     Returns the number of records printed. The topic must exist (`crisiswatch.preflight.check_cluster`).
     """
     logical, name = resolve_topic(topic, settings)
@@ -222,6 +224,8 @@ async def tail(
         history.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
         for record in history if last is None else history[-last:] if last else []:
             emit(record)
+        if not history and last != 0:  # --last 0 asked for none: nothing to say
+            print("(no records yet; following)" if follow else "(no records)", file=err or sys.stderr, flush=True)
         if on_caught_up is not None:
             on_caught_up()
         if follow:

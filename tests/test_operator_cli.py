@@ -275,6 +275,29 @@ async def test_tail_prints_whole_records_and_verifies_control_records(settings: 
     assert await asyncio.wait_for(follow, 30) == 1
 
 
+async def test_tail_of_an_empty_topic_says_so_on_stderr(settings: Settings, env: dict[str, str]) -> None:
+    await ensure_topics(settings.bootstrap_servers or "", settings)
+    result = await asyncio.to_thread(cli, ["tail", "mentions.dlq"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr.strip().splitlines()[-1] == "(no records)"
+
+    out, err, stop, caught_up = io.StringIO(), io.StringIO(), asyncio.Event(), asyncio.Event()
+    follow = asyncio.create_task(
+        tail(settings, settings.bootstrap_servers or "", "mentions.dlq", follow=True, out=out, err=err, stop=stop,
+             on_caught_up=caught_up.set)
+    )  # fmt: skip
+    await asyncio.wait_for(caught_up.wait(), 30)
+    assert err.getvalue() == "(no records yet; following)\n" and out.getvalue() == ""
+    await produce(settings.bootstrap_servers or "", settings.topic("mentions.dlq"), b"k", b'{"n": 1}')
+    assert await wait_for(lambda: '"n": 1' in out.getvalue(), timeout=30)
+    stop.set()
+    assert await asyncio.wait_for(follow, 30) == 1
+
+    quiet = io.StringIO()  # --last 0 of a topic with records: nothing printed, and nothing to say
+    assert await tail(settings, settings.bootstrap_servers or "", "mentions.dlq", last=0, out=out, err=quiet) == 0
+    assert quiet.getvalue() == ""
+
+
 # --- serve without a brands file -----------------------------------------------------------------------
 async def serve_scopes(env: dict[str, str]) -> tuple[list[str], str]:
     """Start `crisiswatch serve`, read the scopes of /api/state, stop it (SIGTERM); (scopes, stderr)."""
