@@ -196,14 +196,17 @@ class MastodonServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/v1/streaming/hashtag", self.stream)
+        app.router.add_get("/api/v1/streaming/public", self.stream)
         app.router.add_get("/api/v1/timelines/tag/{tag}", self.timeline)
+        app.router.add_get("/api/v1/timelines/public", self.timeline)
         app.router.add_get("/api/v2/search", self.search)
         return app
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         self.connections += 1
         self.auth.append(request.headers.get("Authorization"))
-        assert request.query["tag"] == "acme"
+        if request.path.endswith("/hashtag"):
+            assert request.query["tag"] == "acme"
         plan = self.plan.pop(0) if self.plan else "live"
         if plan.startswith("hold:"):
             await self.release.wait()
@@ -332,6 +335,41 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
     searched_after = [q["min_id"] for q in server.search_queries]  # 45 hits: 40, then the 5 after the 40th
     assert searched_after == [reblog_id, str(MASTODON_BASE_ID + 49), live["id"]]
     assert counter("crisiswatch_connector_ignored_total", connector="mastodon", why="event_type") > ignored_before
+
+
+async def test_mastodon_public_timeline_hands_over_only_posts_naming_a_brand(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The public timeline is everything an instance sees: by default only posts naming a watched brand
+    are handed over (as on Bluesky); ``match_brands: false`` passes every post on."""
+    server = MastodonServer()
+    await ensure_topics(settings.bootstrap_servers, settings)
+    async with serve(server.app()) as http:
+        base = str(http.make_url("")).rstrip("/")
+        path = sources_file(
+            tmp_path,
+            f"  - {{name: m-public, kind: mastodon, base_url: '{base}', timeline: public}}\n"
+            f"  - {{name: m-all, kind: mastodon, base_url: '{base}', timeline: public, match_brands: false}}\n",
+        )
+        (connector,) = load_sources(path).build(fast(settings, tmp_path), only="m-public")
+        (unfiltered,) = load_sources(path).build(fast(settings, tmp_path), only="m-all")
+        assert isinstance(unfiltered, MastodonConnector) and unfiltered.matcher is None
+        ignored = counter("crisiswatch_connector_ignored_total", connector="mastodon", why="no_match")
+        async with sink_for(settings) as sink, running(connector, sink):
+            await wait_for(lambda: server.live >= 1)
+            texts = ["the weather today", "my Acme blender caught fire", "Acme tools are on sale", "#acme recall",
+                     "globex corp layoffs", "acmeville parade"]  # fmt: skip
+            posted = [server.post(server.status(n, text)) for n, text in enumerate(texts, start=1)]
+            await wait_for(
+                lambda: (
+                    counter("crisiswatch_connector_ignored_total", connector="mastodon", why="no_match") >= ignored + 3
+                    and sink.sent >= 3
+                )
+            )
+        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=3)
+    mentions, _ = split(records)
+    assert set(mentions) == {f"mastodon:127.0.0.1:{posted[i]['id']}" for i in (1, 3, 4)}  # excluded: "acme tools"
+    assert counter("crisiswatch_connector_ignored_total", connector="mastodon", why="no_match") == ignored + 3
 
 
 # --- Bluesky Jetstream -----------------------------------------------------------------------------------------

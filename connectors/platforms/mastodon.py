@@ -11,6 +11,12 @@ warning, ``spoiler_text``, goes first), ``language`` as ``lang``, the account as
 reblogs / replies as metrics and ``in_reply_to_id`` as reply context. A reblog *is* its original status:
 id, text and author are the original's, so every boost of one post is one mention.
 
+Brand filter: the public timeline is every post of the instance (or the federation), so by default only
+posts whose text names a watched brand of the brands file are handed over (the pipeline's own
+`detectors.brands.TermMatcher`, as for Bluesky; the rest are counted as ignored, ``why="no_match"``).
+Hashtag and list timelines pass every post on: choosing the tag or the list is the filter.
+``match_brands`` overrides either default.
+
 Catch-up: the checkpoint keeps the newest status id seen. Each time the stream (re)connects, after the
 stream answered and before its events are read, the REST timeline of the same stream
 (``/api/v1/timelines/tag/:hashtag``, ``/timelines/public``, ``/timelines/list/:id``) is read with
@@ -51,7 +57,8 @@ from connectors.mapping import MappingError, parse_timestamp
 from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint, catch_up_or_skip, newer, reset_delay
 from connectors.rss import html_to_text
 from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, SourceConfig, source_kind
+from connectors.sources import BuildContext, Duration, SourceConfig, SourcesFileError, source_kind
+from detectors.brands import TermMatcher
 from stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
@@ -112,6 +119,10 @@ class MastodonSource(SourceConfig):
     streaming_url: str | None = Field(None, description="Streaming server, when not at base_url.")
     idle_timeout: Duration = Field(90.0, gt=0)
     checkpoint_every: Duration = Field(SAVE_EVERY_SECONDS, gt=0, description="Checkpoint at most this often.")
+    match_brands: bool | None = Field(
+        None, description="Hand over only posts naming a brand of the brands file (default: public only)."
+    )
+    brands: list[str] | None = Field(None, description="With the brand filter: only these brand ids (default: all).")
     max_pages: int = Field(10, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -144,6 +155,7 @@ class MastodonConnector(Connector):
         idle_timeout: float = 90.0,
         max_pages: int = 10,
         checkpoint_every: float = SAVE_EVERY_SECONDS,
+        matcher: TermMatcher | None = None,
         state: StateStore | None = None,
         backoff: Backoff | None = None,
         timeout: float = 30.0,
@@ -157,6 +169,7 @@ class MastodonConnector(Connector):
         self.idle_timeout = idle_timeout
         self.max_pages = max_pages
         self.checkpoint = Checkpoint(state or StateStore(None), every=checkpoint_every)
+        self.matcher = matcher  # None: every post is handed over
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.headers = {"User-Agent": user_agent}
@@ -264,7 +277,10 @@ class MastodonConnector(Connector):
         except MappingError as exc:
             await handover.raw(json.dumps(status, ensure_ascii=False).encode(), str(exc))
         else:
-            await handover.mention(mention)
+            if self.matcher is not None and not self.matcher.match(mention.text):
+                metrics.IGNORED.labels(self.kind, "no_match").inc()
+            else:
+                await handover.mention(mention)
         return str(status.get("id") or "") or None
 
     # --- REST catch-up --------------------------------------------------------------------------------------
@@ -339,6 +355,17 @@ def _rate_limit_wait(response: httpx.Response) -> float | None:
     return retry if retry is not None else reset_delay(response.headers.get("x-ratelimit-reset"))
 
 
+def _matcher(config: MastodonSource, ctx: BuildContext) -> TermMatcher | None:
+    """The brand filter of an entry: on by default for the public timeline only."""
+    match = config.timeline == "public" if config.match_brands is None else config.match_brands
+    if not match:
+        return None
+    wanted = [b for b in ctx.brands().brands if config.brands is None or b.id in config.brands]
+    if not wanted:
+        raise SourcesFileError([f"{config.name} (mastodon): brands: none of {config.brands} is in the brands file"])
+    return TermMatcher(wanted)
+
+
 @source_kind("mastodon", MastodonSource)
 def build(config: MastodonSource, ctx: BuildContext) -> Connector:
     """The connector of a ``kind: mastodon`` entry."""
@@ -354,6 +381,7 @@ def build(config: MastodonSource, ctx: BuildContext) -> Connector:
         idle_timeout=config.idle_timeout,
         max_pages=config.max_pages,
         checkpoint_every=config.checkpoint_every,
+        matcher=_matcher(config, ctx),
         state=ctx.state(config),
         **ctx.http(),
     )
