@@ -288,7 +288,11 @@ class Settings(BaseSettings):
     # --- Connectors (`crisiswatch connect …`) -------------------------------------------------------
     connector_state_dir: Path | None = Field(
         default=None,
-        description="Folder for connector checkpoints (ETags, cursors, seen ids). Unset: in memory only.",
+        description=(
+            "Folder of connector checkpoint files: used with CRISISWATCH_CONNECTOR_CHECKPOINTS=file, and read once "
+            "as the starting point of a connector that has no checkpoint in Kafka yet (migration). Unset: no files; "
+            "checkpoints live in the connectors.checkpoints topic (the default)."
+        ),
     )
     connector_timeout_seconds: float = Field(30.0, gt=0, description="Connect/read timeout of one request.")
     connector_backoff_initial_seconds: float = Field(1.0, gt=0, description="First retry delay after an error.")
