@@ -14,7 +14,7 @@ of ``langs``, the DID as author id, ``https://bsky.app/profile/<did>/post/<rkey>
 
 Cursor resume: the checkpoint keeps the ``time_us`` of the last message processed (saved after a flush
 at most every 5 s) and the ids handed over recently. A reconnect — or a restart — asks for
-``cursor = last time_us - cursor_margin_seconds`` (Jetstream's advice: rewind a few seconds), and the
+``cursor = last time_us - cursor_margin`` (Jetstream's advice: rewind a few seconds), and the
 replayed overlap is dropped by id, so nothing is missed and nothing is counted twice. No frame for
 ``idle_timeout`` seconds is a stalled connection.
 """

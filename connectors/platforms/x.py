@@ -9,7 +9,7 @@ rules are added and rules carrying our tag prefix that no longer match the brand
 Stream: ``GET /2/tweets/search/stream`` with ``tweet.fields``, ``expansions=author_id`` and
 ``user.fields``: one JSON object per line (``{"data": {...}, "includes": {"users": [...]},
 "matching_rules": [...]}``), and an empty ``\\r\\n`` keep-alive line about every 20 s. No byte for
-``stall_seconds`` (default 3 × 20 s) is a stall: reconnect. An ``{"errors": [...]}`` line without
+``stall_timeout`` (default 3 × 20 s) is a stall: reconnect. An ``{"errors": [...]}`` line without
 ``data`` (an operational disconnect) ends the connection: reconnect.
 
 Reconnect backoff, as X documents it: network errors and stalls back off linearly (+250 ms per attempt,
