@@ -204,8 +204,15 @@ async def test_worker_resumes_by_itself_after_the_broker_restarts_empty(tmp_path
             assert worker.returncode == EXIT_STAGE_STOPPED, log.read_text()[-4000:]
             assert "stalled" in exit_reason(log), log.read_text()[-4000:]
             supervised = True
-            worker = start_worker(settings, bootstrap, env, tmp_path / "worker-restarted.log")
-            await until(all_caught_up, 150, "the restarted worker to catch up", poll=1)
+            restarted_log = tmp_path / "worker-restarted.log"
+            worker = start_worker(settings, bootstrap, env, restarted_log)
+            try:
+                await until(all_caught_up, 150, "the restarted worker to catch up", poll=1)
+            except AssertionError as again:
+                tail = restarted_log.read_text(errors="replace")[-3000:] if restarted_log.exists() else ""
+                raise AssertionError(
+                    f"{again}: drained, /readyz = {last}\n--- restarted worker log ---\n{tail}"
+                ) from None
         ids = {EnrichedMention.model_validate_json(v).id for v in await read_values(bootstrap, enriched)}
         assert ids == {f"after:{i}" for i in range(150)}
 
