@@ -47,8 +47,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from connectors import metrics
 from connectors.spool import Record, Spool, SpoolFull
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.batch_stage import new_producer
 from stream.records import Mention
 from stream.topics import MENTIONS_RAW
 
@@ -233,7 +233,7 @@ class MentionSink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._pump
             self._keep_undelivered()
-            from crisiswatch.control.follower import stop_quietly
+            from crisiswatch.follow import stop_quietly
 
             await stop_quietly(self.producer.stop, "mention sink")
 

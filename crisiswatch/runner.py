@@ -40,8 +40,9 @@ from connectors.replay import replay
 from connectors.sink import MentionSink
 from crisiswatch.broker import broker_for
 from crisiswatch.control.keys import generate_key_pair
-from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, ControlRejected, Keyring
+from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, Keyring
 from crisiswatch.control.metrics import ThrottledWarnings
+from crisiswatch.control.view import ControlView
 from crisiswatch.kafka import new_admin, new_consumer
 from crisiswatch.settings import Settings
 from stream.health import EXIT_LINE
@@ -131,7 +132,12 @@ def human_line(item: dict[str, Any]) -> str:
 
 
 class Watcher:
-    """Follows the output topics, prints what happens, and tells when the pipeline has gone quiet."""
+    """Follows the output topics, prints what happens, and tells when the pipeline has gone quiet.
+
+    Control records go through a `ControlView`, as in a gate. Its one consumer is driven by hand, not by a
+    `crisiswatch.follow.TopicFollower`: it reads four topics in one poll loop, so that within a batch the
+    alerts come before the control changes that name them, and it may start at the end of the topics.
+    """
 
     def __init__(
         self,
@@ -151,6 +157,8 @@ class Watcher:
         self.keyring = Keyring.from_settings(settings)
         self.verifier = self.keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
         """Public keys only: what verifies the control records printed."""
+        self.view = ControlView(self.verifier, settings.control_max_age_seconds)
+        """The control records read, verified and ordered exactly as a gate's view does it."""
         self.rejections = ThrottledWarnings(logging.getLogger("crisiswatch.runner"))
         self.report = RunReport()
         self.last_output = time.monotonic()
@@ -217,12 +225,15 @@ class Watcher:
     def _on_control(self, value: bytes | None, key: bytes | None = None) -> None:
         if value is None or key == HEARTBEAT_KEY.encode():
             return  # heartbeats re-sign the state: not changes
-        try:
-            message = self.verifier.verify_record(value, ControlMessage)
-        except ControlRejected as exc:  # counted; logged at most once a minute per reason
+        # Read as history (live=False): the printout judges no record by its age, only by the log.
+        result = self.view.ingest(key, value, live=False)
+        if result.rejected is not None:  # counted; logged at most once a minute per reason
+            exc = result.rejected
             self.rejections.rejected("run", exc.reason, f"ignored a control record that failed verification: {exc}")
             return
-        self.held.append((message, time.monotonic()))
+        if not result.changed or result.message is None:
+            return  # a duplicate or re-signed copy of a state already printed
+        self.held.append((result.message, time.monotonic()))
         self.release_held()
 
     def release_held(self, wait_seconds: float = 5.0, force: bool = False) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from crisiswatch.control.messages import (
     HEARTBEAT_KEY,
@@ -41,7 +41,7 @@ from crisiswatch.control.messages import (
     Keyring,
     Schedule,
 )
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
 from stream.topics import ALL_TOPICS, PUBLISHING_AUDIT, PUBLISHING_CONTROL, PUBLISHING_SCHEDULES
 
@@ -183,15 +183,6 @@ async def tail(
     logical, name = resolve_topic(topic, settings)
     out = out or sys.stdout  # at call time: the CLI's stdout may be redirected
     verifier = Verifier(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        client_id="crisiswatch-tail",
-        **client_options(settings),
-    )
-    await consumer.start()
     printed = 0
 
     def emit(record: ConsumerRecord) -> None:
@@ -200,27 +191,28 @@ async def tail(
         print(format_record(record, verdict, as_json=as_json, show_key=show_key), file=out, flush=True)
         printed += 1
 
+    history: list[ConsumerRecord] = []
+    newer: asyncio.Queue[ConsumerRecord] = asyncio.Queue()  # past the end seen at start: printed when following
+
+    def collect(record: ConsumerRecord, live: bool) -> None:
+        if live:
+            newer.put_nowait(record)
+        else:
+            history.append(record)
+
+    follower = TopicFollower(
+        bootstrap,
+        name,
+        collect,
+        name="tail",
+        settings=settings,
+        component="tail",
+        tail=None if last is None else (lambda _tp: last),
+        max_records=10_000,
+    )
+    await follower.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(name) or ())
-        if not partitions:
-            await consumer.topics()  # fresh metadata
-            partitions = sorted(consumer.partitions_for_topic(name) or ())
-        tps = [TopicPartition(name, p) for p in partitions]
-        consumer.assign(tps)
-        begin = await consumer.beginning_offsets(tps)
-        end = await consumer.end_offsets(tps)
-        for tp in tps:
-            start = begin[tp] if last is None else max(begin[tp], end[tp] - last)
-            consumer.seek(tp, start)
-        history: list[ConsumerRecord] = []
-        newer: list[ConsumerRecord] = []  # already past the end seen at start: printed first when following
-        idle = 0  # offsets at the end that hold no record (compaction, transaction markers) are never fetched
-        while idle < 4 and any([await consumer.position(tp) < end[tp] for tp in tps]):
-            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            idle = 0 if batches else idle + 1
-            for tp, records in batches.items():
-                history.extend(r for r in records if r.offset < end[tp])
-                newer.extend(r for r in records if r.offset >= end[tp])
+        await follower.caught_up_event.wait()
         history.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
         for record in history if last is None else history[-last:] if last else []:
             emit(record)
@@ -230,16 +222,19 @@ async def tail(
             on_caught_up()
         if follow:
             stop = stop or asyncio.Event()
-            for record in newer:
-                emit(record)
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-                for records in batches.values():
-                    for record in records:
-                        emit(record)
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                while not stop.is_set():
+                    got = asyncio.ensure_future(newer.get())
+                    await asyncio.wait({got, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    if got.done():
+                        emit(got.result())
+                    else:
+                        got.cancel()
+            finally:
+                stopped.cancel()
     finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+        await follower.stop()
     return printed
 
 

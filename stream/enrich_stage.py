@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
 from stream import metrics
 from stream.batch_stage import BatchStage
@@ -31,30 +31,23 @@ async def rewarm_seen_ids(
     settings: Settings | None = None,
 ) -> int:
     """Add the ids of the last ``per_partition`` records of each partition of ``topic`` to ``seen``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_options(settings)
-    )
-    await consumer.start()
     learned = 0
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, max(0, ends[tp] - per_partition))
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for tp, records in batches.items():
-                for record in records:
-                    for name, value in record.headers:
-                        if name == "mention-id":
-                            seen.first_time(value.decode())
-                            learned += 1
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+
+    def learn(record: ConsumerRecord) -> None:
+        nonlocal learned
+        for name, value in record.headers:
+            if name == "mention-id":
+                seen.first_time(value.decode())
+                learned += 1
+
+    await read_to_end(
+        settings,
+        topic,
+        learn,
+        bootstrap_servers=bootstrap_servers,
+        partitions=range(partition_count),
+        tail=per_partition,
+    )
     return learned
 
 

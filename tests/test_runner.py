@@ -54,7 +54,7 @@ def signal(minute: int, spike: bool, positive: int = 25) -> bytes:
 def test_a_pause_read_before_its_alert_waits_for_it_and_carries_the_decision_time() -> None:
     lines: list[dict] = []
     w = watcher(lines)
-    w._on_control(pause(w))
+    w._on_control(pause(w), b"global")
     assert lines == [] and len(w.held) == 1  # its alert is on another topic, not read yet
     w._on_alert(alert())
     w.release_held()
@@ -66,12 +66,12 @@ def test_a_pause_read_before_its_alert_waits_for_it_and_carries_the_decision_tim
 def test_a_pause_whose_alert_never_comes_is_printed_after_a_while_and_repeats_are_not() -> None:
     lines: list[dict] = []
     w = watcher(lines)
-    w._on_control(pause(w, alert_id="unknown"))
+    w._on_control(pause(w, alert_id="unknown"), b"global")
     w.release_held(wait_seconds=5.0)
     assert lines == []
     w.release_held(wait_seconds=0.0)
     assert len(lines) == 1 and lines[0]["alert_id"] == "unknown"
-    w._on_control(pause(w, alert_id="unknown"))  # the same seq re-asserted: not a change
+    w._on_control(pause(w, alert_id="unknown"), b"global")  # the same seq re-asserted: not a change
     w.release_held(force=True)
     assert len(lines) == 1
 
@@ -85,7 +85,7 @@ def test_forged_control_records_are_never_printed() -> None:
         issued_at=now, signed_at=now, on_resume="hold",
     )  # fmt: skip
     forged = Keyring({"k1": b"guessed"}).sign(resume)
-    w._on_control(forged.to_bytes())
+    w._on_control(forged.to_bytes(), b"global")
     w.release_held(force=True)
     assert lines == [] and w.held == []
 

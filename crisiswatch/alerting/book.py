@@ -9,22 +9,23 @@ dispatcher reads it and tells every channel who is on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from crisiswatch.alerting import render
 from crisiswatch.alerting.policy import SEVERITY_RANK
 from crisiswatch.alerting.records import AlertAck
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from stream.records import Alert
+from stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 
@@ -144,76 +145,33 @@ class AlertBook:
 
 
 class AlertFeed:
-    """Follows ``alerts`` and ``alerts.ack`` from the beginning into an `AlertBook`."""
+    """Follows ``alerts`` and ``alerts.ack`` from the beginning into an `AlertBook` (a `TopicFollower`)."""
 
     def __init__(self, settings: Settings, book: AlertBook | None = None):
         if not settings.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.book = book or AlertBook()
-        self.alerts_topic = settings.topic("alerts")
-        self.ack_topic = settings.topic("alerts.ack")
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._history_end: dict[TopicPartition, int] = {}
-        self.caught_up = asyncio.Event()
+        self.alerts_topic = settings.topic(ALERTS.name)
+        self.ack_topic = settings.topic(ALERTS_ACK.name)
+        self.follower = TopicFollower(
+            settings.bootstrap_servers,
+            (self.alerts_topic, self.ack_topic),
+            lambda record, _live: self._ingest(record.topic, record.value),
+            name="alert-feed",
+            fetch_max_wait_ms=200,
+            settings=settings,
+            component="alert-feed",
+            max_records=1000,
+        )
+        self.caught_up: asyncio.Event = self.follower.caught_up_event
+        """Set once the history of both topics has been read."""
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            client_id="crisiswatch-alert-feed",
-            **client_options(self.settings),
-        )
-        await consumer.start()
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer), name="alert-feed")
+        await self.follower.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            await consumer.topics()
-            tps = [
-                TopicPartition(topic, p)
-                for topic in (self.alerts_topic, self.ack_topic)
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if tps:
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
-                self._history_end = await consumer.end_offsets(tps)
-                return
-            await asyncio.sleep(1.0)  # topics not created yet
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        await self._assign(consumer)
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self._ingest(tp.topic, record.value)
-                if not self.caught_up.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in self._history_end}
-                    if all(positions[tp] >= end for tp, end in self._history_end.items()):
-                        self.caught_up.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alert feed: %s", exc)
-                await asyncio.sleep(1.0)
+        await self.follower.stop()
 
     def _ingest(self, topic: str, value: bytes | None) -> None:
         if value is None:
@@ -234,17 +192,11 @@ class AckPublisher:
         if not settings.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
-        self.topic = settings.topic("alerts.ack")
+        self.topic = settings.topic(ALERTS_ACK.name)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_idempotence=False,
-            acks="all",
-            client_id="crisiswatch-ack",
-            **client_options(self.settings),
-        )
+        self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-ack")
         await self._producer.start()
 
     async def stop(self) -> None:

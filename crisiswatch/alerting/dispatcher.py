@@ -39,9 +39,10 @@ from crisiswatch.alerting import metrics
 from crisiswatch.alerting.channels import Channel, DeliveryError, WebhookChannel, channels_from_settings
 from crisiswatch.alerting.policy import ESCALATION, PRIMARY, DeliveryPolicy, Notification, ReminderPolicy
 from crisiswatch.alerting.records import AlertAck
-from crisiswatch.kafka import client_options
+from crisiswatch.kafka import new_consumer
 from crisiswatch.settings import Settings
 from stream.records import Alert, utcnow
+from stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,11 @@ class ChannelWorker:
 
 
 class AlertDispatcher:
-    """Consumes alerts and acknowledgements; delivers notifications to every configured channel."""
+    """Consumes alerts and acknowledgements; delivers notifications to every configured channel.
+
+    Its consumer is driven by hand, not by a `crisiswatch.follow.TopicFollower`: it belongs to a consumer
+    group and commits what was delivered, replaying from the beginning only up to its committed offsets.
+    """
 
     def __init__(
         self,
@@ -242,8 +247,8 @@ class AlertDispatcher:
         self.retry = retry or RetryPolicy.from_settings(settings)
         self.group_id = group_id or f"{settings.app_id}-alerting"
         self.create_topics = create_topics
-        self.alerts_topic = settings.topic("alerts")
-        self.ack_topic = settings.topic("alerts.ack")
+        self.alerts_topic = settings.topic(ALERTS.name)
+        self.ack_topic = settings.topic(ALERTS_ACK.name)
         escalation = {n.strip() for n in (settings.alert_escalation_channels or "").split(",") if n.strip()}
         escalation.add(ESCALATION)
         self.workers = [
@@ -274,14 +279,12 @@ class AlertDispatcher:
             log.warning("no alert channel configured: alerts are read but delivered nowhere")
         for channel in self.channels:
             await channel.start()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = new_consumer(
+            settings=self.settings,
             group_id=self.group_id,
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,
             client_id="crisiswatch-alerting",
-            **client_options(self.settings),
         )
         await consumer.start()
         self._consumer = consumer
@@ -448,14 +451,14 @@ class AlertDispatcher:
         try:
             if topic == self.ack_topic:
                 ack = AlertAck.model_validate_json(value)
-                metrics.RECORDS.labels("alerts.ack", "ok").inc()
+                metrics.RECORDS.labels(ALERTS_ACK.name, "ok").inc()
                 return self.policy.on_ack(ack)
             alert = Alert.model_validate_json(value)
         except ValidationError as exc:
-            metrics.RECORDS.labels("alerts.ack" if topic == self.ack_topic else "alerts", "invalid").inc()
+            metrics.RECORDS.labels(ALERTS_ACK.name if topic == self.ack_topic else ALERTS.name, "invalid").inc()
             log.warning("skipping an invalid record on %s: %d error(s)", topic, exc.error_count())
             return None
-        metrics.RECORDS.labels("alerts", "ok").inc()
+        metrics.RECORDS.labels(ALERTS.name, "ok").inc()
         return self.policy.on_alert(alert)
 
     async def _replay_done(self) -> None:

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
 from stream.records import utcnow
+from stream.topics import PUBLISHING_AUDIT
 
 MAX_RECORDS = 10_000
 
@@ -94,50 +95,34 @@ async def read_audit(
 ) -> list[AuditEntry]:
     """The audit records appended since ``since`` (all: None), of ``scope`` (all: None), oldest first; at
     most the newest ``limit`` of them. Records it cannot verify are included and flagged."""
-    topic = settings.topic("publishing.audit")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
+    topic = settings.topic(PUBLISHING_AUDIT.name)
+    since_ms = int(since.timestamp() * 1000) if since is not None else -1
+    read: list[tuple[int, AuditEntry]] = []
+
+    def keep(r: ConsumerRecord) -> None:
+        if r.timestamp < since_ms:
+            return  # (a broker without a timestamp index starts earlier: filter here too)
+        entry = verify_entry(keyring, r.offset, r.timestamp, r.value)
+        if scope is None or entry.scope == scope or (entry.record is None and _key_is(r.key, scope)):
+            read.append((r.offset, entry))
+        if len(read) > MAX_RECORDS:
+            del read[: len(read) - MAX_RECORDS]
+
+    ends = await read_to_end(
+        settings,
+        topic,
+        keep,
+        partitions=[0],  # a single-partition topic (stream/topics.py: PUBLISHING_AUDIT)
+        since=since,
+        timeout=timeout,
+        max_records=2000,
         client_id="crisiswatch-audit-reader",
         request_timeout_ms=int(timeout * 1000),
-        **client_options(settings),
     )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, 0)]  # a single-partition topic (stream/topics.py: PUBLISHING_AUDIT)
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        if since is not None:
-            found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
-            for tp in tps:
-                at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
-        else:
-            for tp in tps:
-                consumer.seek(tp, starts[tp])
-        since_ms = int(since.timestamp() * 1000) if since is not None else -1
-        entries: list[AuditEntry] = []
-        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        deadline = utcnow() + timedelta(seconds=timeout)
-        while remaining:
-            if utcnow() > deadline:
-                raise TimeoutError(f"could not read {topic} within {timeout:.0f} s")
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
-            for tp, records in batches.items():
-                for r in records:
-                    if r.offset >= ends[tp] or r.timestamp < since_ms:
-                        continue  # (a broker without a timestamp index starts earlier: filter here too)
-                    entry = verify_entry(keyring, r.offset, r.timestamp, r.value)
-                    if scope is None or entry.scope == scope or (entry.record is None and _key_is(r.key, scope)):
-                        entries.append(entry)
-                if len(entries) > MAX_RECORDS:
-                    del entries[: len(entries) - MAX_RECORDS]
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-        entries.sort(key=lambda e: (e.timestamp, e.offset))
-        return entries[-limit:] if limit > 0 else entries
-    finally:
-        await consumer.stop()
+    end = ends.get(TopicPartition(topic, 0), 0)
+    entries = [entry for offset, entry in read if offset < end]  # not what was appended while reading
+    entries.sort(key=lambda e: (e.timestamp, e.offset))
+    return entries[-limit:] if limit > 0 else entries
 
 
 def _key_is(key: bytes | None, scope: str) -> bool:

@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crisiswatch.control.backlog import Backlog
-from crisiswatch.control.follower import TopicFollower, stop_quietly
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower, stop_quietly
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from stream.records import UtcDatetime, utcnow
 from stream.topics import PUBLISHING_HELD
@@ -85,12 +85,8 @@ class HeldReporter:
         self._last: tuple[dict[str, dict[str, int]], float] | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            enable_idempotence=False,
-            acks="all",
-            client_id="crisiswatch-held-reporter",
-            **client_options(self.settings),
+        self._producer = new_producer(
+            self.bootstrap_servers, settings=self.settings, linger_ms=0, client_id="crisiswatch-held-reporter"
         )
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name=f"held-report-{self.key}")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
+from crisiswatch.follow import LOG_RESETS  # noqa: F401  (defined with the follower that counts it)
+
 MESSAGES_REJECTED = Counter(
     "crisiswatch_control_messages_rejected",
     "Control records refused (forged, unsigned, stale, replayed, ...); they never change state.",
@@ -43,11 +45,6 @@ GATE_HEARTBEAT_AGE = Gauge(
     "crisiswatch_gate_heartbeat_age_seconds",
     "Seconds since the newest verified state heartbeat the gate holds was signed (-1: none).",
     ["gate"],
-)
-LOG_RESETS = Counter(
-    "crisiswatch_control_log_resets",
-    "Times a reader saw a control-plane topic go backwards (truncated, emptied, re-created) and re-read it.",
-    ["component"],
 )
 HEARTBEATS = Counter("crisiswatch_control_heartbeats", "State heartbeats written by this process.", ["writer"])
 BACKLOG_POSTS = Counter("crisiswatch_backlog_posts", "Posts deferred by a pause and what became of them.", ["outcome"])

@@ -49,7 +49,7 @@ from typing import Literal
 from aiokafka import AIOKafkaProducer
 
 from crisiswatch.control import metrics
-from crisiswatch.control.follower import ControlFeed, stop_quietly
+from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.messages import (
     DETECTOR,
     HEARTBEAT_KEY,
@@ -65,9 +65,11 @@ from crisiswatch.control.messages import (
     is_scope,
 )
 from crisiswatch.control.view import Ingested
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import stop_quietly
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from stream.records import utcnow
+from stream.topics import PUBLISHING_AUDIT, PUBLISHING_CONTROL
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,8 @@ class ControlPlane:
         """Names this process in its heartbeats."""
         self.create_topics = create_topics
         self.feed = ControlFeed(settings, self.keyring, component="plane")
-        self.control_topic = settings.topic("publishing.control")
-        self.audit_topic = settings.topic("publishing.audit")
+        self.control_topic = settings.topic(PUBLISHING_CONTROL.name)
+        self.audit_topic = settings.topic(PUBLISHING_AUDIT.name)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,14 +142,7 @@ class ControlPlane:
             from stream.topics import ensure_topics
 
             await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_idempotence=False,
-            acks="all",
-            linger_ms=0,
-            client_id="crisiswatch-control-plane",
-            **client_options(self.settings),
-        )
+        self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-control-plane")
         await self._producer.start()
         await self.feed.start()
         if not await self.feed.follower.wait_caught_up(timeout):

@@ -32,7 +32,6 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
 from crisiswatch.control import metrics
-from crisiswatch.control.follower import TopicFollower, stop_quietly
 from crisiswatch.control.messages import (
     SCHEDULER,
     AuditRecord,
@@ -45,9 +44,11 @@ from crisiswatch.control.messages import (
     schedule_id_of,
 )
 from crisiswatch.control.plane import ChangeResult, ControlPlane
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower, stop_quietly
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from stream.records import utcnow
+from stream.topics import PUBLISHING_AUDIT, PUBLISHING_SCHEDULES
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class ScheduleStore:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        self.topic = settings.topic("publishing.schedules")
+        self.topic = settings.topic(PUBLISHING_SCHEDULES.name)
         self.rejected: Counter[str] = Counter()
         self.changed = asyncio.Event()
         """Set whenever a schedule is added, replaced or removed."""
@@ -160,12 +161,7 @@ class ScheduleStore:
 
     async def _write(self, schedule: Schedule, action: str, reason: str) -> None:
         if self._producer is None:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                enable_idempotence=False,
-                acks="all",
-                **client_options(self.settings),
-            )
+            self._producer = new_producer(settings=self.settings, linger_ms=0)
             await self._producer.start()
         await self._producer.send_and_wait(self.topic, value=schedule.to_bytes(), key=schedule.id.encode())
         self._accept(schedule)
@@ -180,7 +176,7 @@ class ScheduleStore:
             kid=schedule.kid,
         )
         await self._producer.send_and_wait(
-            self.settings.topic("publishing.audit"),
+            self.settings.topic(PUBLISHING_AUDIT.name),
             value=self.keyring.sign(audit).to_bytes(),
             key=schedule.scope.encode(),
         )

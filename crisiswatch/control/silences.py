@@ -29,16 +29,16 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from crisiswatch.control import metrics
-from crisiswatch.control.follower import TopicFollower, stop_quietly
 from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, ControlRejected, Keyring, _Signed
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower, stop_quietly
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from stream.records import UtcDatetime, utcnow
-from stream.topics import PUBLISHING_AUDIT
+from stream.topics import PUBLISHING_AUDIT, PUBLISHING_SILENCES
 
 log = logging.getLogger(__name__)
 
-SILENCES_TOPIC = "publishing.silences"
+SILENCES_TOPIC = PUBLISHING_SILENCES.name
 SILENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 BRAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127}$"
 MAX_SILENCE = timedelta(days=31)
@@ -230,12 +230,7 @@ class SilenceStore:
     async def _write(self, silence: Silence, action: str, reason: str) -> None:
         """Store the signed silence, then its signed audit record on ``publishing.audit`` (scope: the brand)."""
         if self._producer is None:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                enable_idempotence=False,
-                acks="all",
-                **client_options(self.settings),
-            )
+            self._producer = new_producer(settings=self.settings, linger_ms=0)
             await self._producer.start()
         await self._producer.send_and_wait(self.topic, value=silence.to_bytes(), key=silence.id.encode())
         self._accept(silence)

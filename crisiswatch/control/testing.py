@@ -6,17 +6,18 @@ Nothing here is used in production paths.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from crisiswatch.control.follower import topic_partitions
 from crisiswatch.control.keys import KeyPair, key_pair_text
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import read_to_end
+from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 
 
@@ -56,39 +57,25 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interv
 async def read_records(
     bootstrap_servers: str, topic: str, timeout: float = 5.0, *, settings: Settings | None = None
 ) -> list[ConsumerRecord]:
-    """Every record of ``topic`` from the beginning to the current end (partition by partition)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, **client_options(settings)
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(position >= ends[tp] for position, tp in zip(positions, tps, strict=True)):
-                break
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp in tps:
-                records.extend(batch.get(tp, ()))
-        return records
-    finally:
-        await consumer.stop()
+    """Every record of ``topic`` from the beginning to the current end (partition by partition).
+
+    After ``timeout`` seconds, the records read so far.
+    """
+    by_partition: dict[int, list[ConsumerRecord]] = {}
+
+    def keep(record: ConsumerRecord) -> None:
+        by_partition.setdefault(record.partition, []).append(record)
+
+    with contextlib.suppress(TimeoutError):
+        await read_to_end(settings, topic, keep, bootstrap_servers=bootstrap_servers, timeout=timeout, poll_ms=200)
+    return [record for partition in sorted(by_partition) for record in by_partition[partition]]
 
 
 async def produce(
     bootstrap_servers: str, topic: str, key: bytes | None, value: bytes | None, *, settings: Settings | None = None
 ) -> None:
     """Write one raw record (e.g. a forged control message) to ``topic``."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, enable_idempotence=False, acks="all", **client_options(settings)
-    )
+    producer = new_producer(bootstrap_servers, settings=settings, linger_ms=0)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key)

@@ -21,18 +21,17 @@ newest window (plus the full evidence of the newest window only), and at most ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
-from crisiswatch.kafka import client_options
+from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
 from detectors.brands import BrandsFileError
 from detectors.evidence import Evidence, VolumeEvidence
@@ -411,72 +410,28 @@ class TimelineFeed:
             settings.topic(ALERTS.name): "alert",
             settings.topic(PUBLISHING_AUDIT.name): "audit",
         }
-        self.caught_up = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._history_end: dict[TopicPartition, int] = {}
+        self.follower = TopicFollower(
+            settings.bootstrap_servers,
+            tuple(self.topics),
+            self._on_record,
+            name="timelines",
+            fetch_max_wait_ms=300,
+            settings=settings,
+            component="timelines",
+            tail=lambda tp: start_limit if self.topics[tp.topic] == "signal" else 10 * start_limit,
+            max_records=2000,
+        )
+        self.caught_up: asyncio.Event = self.follower.caught_up_event
+        """Set once the recent history (``start_limit`` signals back, ten times that of the others) is read."""
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=300,
-            client_id="crisiswatch-timelines",
-            **client_options(self.settings),
-        )
-        await consumer.start()
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer), name="timeline-feed")
+        await self.follower.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        await self.follower.stop()
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            await consumer.topics()
-            tps = [
-                TopicPartition(topic, p)
-                for topic in self.topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if any(tp.topic == self.settings.topic(SIGNALS.name) for tp in tps):
-                consumer.assign(tps)
-                begin = await consumer.beginning_offsets(tps)
-                end = await consumer.end_offsets(tps)
-                for tp in tps:
-                    back = self.start_limit if self.topics[tp.topic] == "signal" else 10 * self.start_limit
-                    consumer.seek(tp, max(begin[tp], end[tp] - back))
-                self._history_end = end
-                return
-            await asyncio.sleep(1.0)  # topics not created yet
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        await self._assign(consumer)
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self._ingest(self.topics[tp.topic], record.value, record.timestamp / 1000.0)
-                    await asyncio.sleep(0)  # let requests in while a long history replays
-                if not self.caught_up.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in self._history_end}
-                    if all(positions[tp] >= end for tp, end in self._history_end.items()):
-                        self.caught_up.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("timeline feed: %s", exc)
-                await asyncio.sleep(1.0)
+    def _on_record(self, record: ConsumerRecord, live: bool) -> None:
+        self._ingest(self.topics[record.topic], record.value, record.timestamp / 1000.0)
 
     def _ingest(self, kind: str, value: bytes | None, written: float) -> None:
         if value is None:
