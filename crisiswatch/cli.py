@@ -506,9 +506,10 @@ def alerts(
 ) -> None:
     """Deliver alerts to Alertmanager, Slack, webhooks and e-mail (keep exactly one running)."""
     from crisiswatch.alerting import commands
+    from stream.topics import ALERTS, ALERTS_ACK
 
     if recent:
-        _preflight("alerts", "alerts.ack")
+        _preflight(ALERTS.name, ALERTS_ACK.name)
         commands.list_alerts(recent, as_json)
         return
     _logging(verbose)
@@ -524,8 +525,9 @@ def ack(
 ) -> None:
     """Acknowledge an alert: record who is on it (shown on the page and sent to every channel)."""
     from crisiswatch.alerting import commands
+    from stream.topics import ALERTS, ALERTS_ACK
 
-    _preflight("alerts", "alerts.ack")
+    _preflight(ALERTS.name, ALERTS_ACK.name)
     commands.acknowledge(alert_id, actor, note)
 
 

@@ -15,6 +15,7 @@ from crisiswatch.alerting.dispatcher import AlertDispatcher
 from crisiswatch.alerting.records import ACK_ACTOR_PATTERN, AlertAck
 from crisiswatch.settings import Settings
 from crisiswatch.tables import ID, TEXT, new_table, print_table
+from stream.topics import ALERTS
 
 
 def _fail(message: str) -> typer.Exit:
@@ -98,7 +99,7 @@ def list_alerts(limit: int, as_json: bool) -> None:
         typer.echo(json.dumps(episodes, indent=2, ensure_ascii=False))
         return
     if not episodes:
-        typer.echo(f"no alerts on {settings.topic('alerts')}")
+        typer.echo(f"no alerts on {settings.topic(ALERTS.name)}")
         return
     # The alert id starts with the brand, and is never cut (it is what `crisiswatch ack` takes).
     table = new_table(
