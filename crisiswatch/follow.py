@@ -110,7 +110,8 @@ async def read_to_end(
 
     ``partitions``: the ones to read (default: every partition of the topic; none if it does not exist).
     Reading starts at the beginning, or ``tail`` records before the end, or at the first record
-    written at or after ``since``. Records that arrive while reading may be handed over too (their
+    written at or after ``since`` (a broker without a timestamp index may start earlier: a handler that
+    cares filters on ``record.timestamp`` too). Records that arrive while reading may be handed over too (their
     offset is at or past the returned end). When nothing comes for `STALE_END_POLLS` polls, the end
     is asked again (the log may have been truncated under the reader). Returns the end offsets read
     up to; raises `TimeoutError` after ``timeout`` seconds (None: no limit). ``consumer_options`` go
