@@ -3,17 +3,14 @@ and no buttons it may not press; a second operator approves a two-person resume 
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from argon2 import PasswordHasher
+from browser_kit import BROWSER_MARKS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
@@ -21,39 +18,15 @@ from crisiswatch.settings import Settings
 from crisiswatch.web.server import WebServer
 from stream.topics import ensure_topics
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # test-sized Argon2id costs
 PASSWORDS = {"maria": "admin pass 1", "oscar": "operator pass 1", "olga": "operator pass 2", "vera": "viewer pass"}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-        reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="crisiswatch-chrome-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1400")
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chrome()
 
 
 @pytest.fixture
@@ -72,17 +45,12 @@ async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebS
         yield web
 
 
-async def in_thread(work: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, work)
-
-
 def basic(user: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode()}
 
 
 async def test_audit_log_roles_and_approval_on_the_page(server: WebServer, browser: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     async with aiohttp.ClientSession() as http:
         async with http.post(server.url + "api/pause", json={"reason": "leak story"}, headers=basic("maria")) as r:
@@ -90,16 +58,11 @@ async def test_audit_log_roles_and_approval_on_the_page(server: WebServer, brows
         async with http.post(server.url + "api/resume", json={"reason": "leak denied"}, headers=basic("oscar")) as r:
             assert r.status == 202
 
-    def wait(condition: Callable[[Any], Any], timeout: float = 30) -> Any:
-        return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+    wait = waiter(browser, 30)
 
     def sign_in(user: str) -> None:
         browser.delete_all_cookies()
-        browser.get(server.url)
-        wait(lambda d: d.find_element(By.ID, "username").is_displayed())
-        browser.find_element(By.ID, "username").send_keys(user)
-        browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
-        browser.find_element(By.ID, "login-button").click()
+        log_in_on_page(browser, wait, server.url, user, PASSWORDS[user], loaded=False)
 
     def audit_text(d: Any) -> str:
         return d.find_element(By.ID, "audit").text

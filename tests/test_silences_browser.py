@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_kit import BROWSER_MARKS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
 from crisiswatch.control.silences import new_silence
@@ -22,37 +19,12 @@ from stream.decisions import mark_silenced
 from stream.records import Alert, utcnow
 from stream.topics import ensure_topics
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-        reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="crisiswatch-chrome-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1400")
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chrome()
 
 
 @pytest.fixture
@@ -71,23 +43,13 @@ async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebS
         yield web
 
 
-async def in_thread(work: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, work)
-
-
 async def test_plan_and_remove_a_silence_on_the_page(server: WebServer, browser: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    def wait(condition: Callable[[Any], Any], timeout: float = 20) -> Any:
-        return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+    wait = waiter(browser, 20)
 
     def plan() -> str:
-        browser.get(server.url)
-        wait(lambda d: d.find_element(By.ID, "username").is_displayed())
-        browser.find_element(By.ID, "username").send_keys("maria")
-        browser.find_element(By.ID, "password").send_keys("correct horse battery")
-        browser.find_element(By.ID, "login-button").click()
+        log_in_on_page(browser, wait, server.url, "maria", "correct horse battery", loaded=False)
         section = wait(lambda d: d.find_element(By.ID, "silences") if d.find_element(By.ID, "silences").is_displayed()
                        and "No silences planned" in d.find_element(By.ID, "silences").text else None)  # fmt: skip
         section.find_element(By.TAG_NAME, "summary").click()

@@ -7,16 +7,14 @@ logging in.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from browser_kit import BROWSER_MARKS, QUIET_FLAGS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
@@ -26,47 +24,12 @@ from crisiswatch.web.server import WebServer
 from stream.records import Alert, utcnow
 from stream.topics import ensure_topics
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-        reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="crisiswatch-chrome-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1400")
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(10)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chrome(QUIET_FLAGS, script_timeout=10)
 
 
 @pytest.fixture
@@ -85,24 +48,13 @@ async def server(kafka_bootstrap: str, settings: Settings) -> AsyncIterator[WebS
         yield web
 
 
-async def in_thread(work: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, work)
-
-
 async def test_login_pause_all_and_the_signed_message(server: WebServer, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    def wait(condition: Callable[[Any], Any], timeout: float = 10) -> Any:
-        return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+    wait = waiter(browser, 10)
 
     def log_in() -> None:
-        browser.get(server.url)
-        wait(lambda d: d.find_element(By.ID, "username").is_displayed())
-        browser.find_element(By.ID, "username").send_keys("maria")
-        browser.find_element(By.ID, "password").send_keys("correct horse battery")
-        browser.find_element(By.ID, "login-button").click()
-        wait(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1")
+        log_in_on_page(browser, wait, server.url, "maria", "correct horse battery")
 
     s = server.settings
     hostile = "<img src=x onerror=alert(1)> acme lied"

@@ -10,17 +10,16 @@ with the held-post count and the hold/skip/review choice. Screenshots go to the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from browser_kit import BROWSER_MARKS, QUIET_FLAGS, chrome, in_thread, log_in_on_page, waiter
 from page_data import MID_CRISIS, publish_demo
 from pydantic import SecretStr
 
@@ -32,51 +31,15 @@ from crisiswatch.web.server import WebServer
 from stream.records import utcnow
 from stream.topics import ensure_topics
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--force-device-scale-factor=1",
-]
 PASSWORD = "correct horse battery"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-        reason="Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="crisiswatch-chrome-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1600")
-    options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(10)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    flags = [*QUIET_FLAGS, "--hide-scrollbars", "--force-device-scale-factor=1"]
+    yield from chrome(flags, window="1400,1600", script_timeout=10, browser_log=True)
 
 
 def page_settings(settings: Settings) -> Settings:
@@ -115,10 +78,6 @@ async def demo_page(kafka_bootstrap: str, settings: Settings, tmp_path: Path) ->
         yield web
 
 
-async def in_thread(work: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, work)
-
-
 OVERFLOW = """
     const root = document.documentElement;
     const wide = (node) => node.scrollWidth > node.clientWidth + 1;
@@ -149,22 +108,15 @@ def visible_text_outside_details(browser: Any, card: Any) -> str:
 
 async def test_demo_crisis_on_a_phone_and_a_laptop(demo_page: WebServer, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    def wait(condition: Callable[[Any], Any], timeout: float = 60) -> Any:
-        return WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition)
+    wait = waiter(browser, 60, poll=0.2)
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
     last = demo_page.demo_end["globex"]  # type: ignore[attr-defined]
 
     def log_in() -> None:
-        browser.get(demo_page.url)
-        wait(lambda d: d.find_element(By.ID, "username").is_displayed())
-        browser.find_element(By.ID, "username").send_keys("maria")
-        browser.find_element(By.ID, "password").send_keys(PASSWORD)
-        browser.find_element(By.ID, "login-button").click()
-        wait(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1")
+        log_in_on_page(browser, wait, demo_page.url, "maria", PASSWORD)
 
     def fetch(path: str) -> Any:
         script = """
