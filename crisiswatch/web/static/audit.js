@@ -20,32 +20,10 @@
   let root = null;
   let timer = null;
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v;
-      else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
+  const { el, request } = window.crisiswatch; // static/common.js
 
-  async function call(method, path, body) {
-    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    if (method !== "GET" && me && me.csrf_token) options.headers["X-CSRF-Token"] = me.csrf_token;
-    const response = await fetch(path, options);
-    let data = {};
-    try { data = await response.json(); } catch (_) { /* empty body */ }
-    if (!response.ok) {
-      const error = new Error(data.error || `${response.status} ${response.statusText}`);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
+  function call(method, path, body) {
+    return request(method, path, body, method !== "GET" && me ? me.csrf_token : null);
   }
 
   function when(iso) {

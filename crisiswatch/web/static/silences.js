@@ -9,38 +9,14 @@
   let csrf = null;
   let root = null;
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v;
-      else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
+  const { el, request } = window.crisiswatch; // static/common.js
 
   async function call(method, path, body) {
-    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+    if (method !== "GET" && !csrf) {
+      const me = await call("GET", "api/session");
+      csrf = me.csrf_token;
     }
-    if (method !== "GET") {
-      if (!csrf) {
-        const me = await call("GET", "api/session");
-        csrf = me.csrf_token;
-      }
-      if (csrf) options.headers["X-CSRF-Token"] = csrf;
-    }
-    const response = await fetch(path, options);
-    let data = {};
-    try { data = await response.json(); } catch (_) { /* empty body */ }
-    if (!response.ok) {
-      const error = new Error(data.error || `${response.status} ${response.statusText}`);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
+    return request(method, path, body, method !== "GET" ? csrf : null);
   }
 
   function when(iso) {
