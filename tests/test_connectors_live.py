@@ -16,16 +16,16 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import connector_servers as servers
 import httpx
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
+from connector_servers import read_topic, serve, split
 from prometheus_client import REGISTRY
 
 from connectors.base import Backoff, StateStore
@@ -43,15 +43,9 @@ from stream.topics import MENTIONS_RAW, ensure_topics
 FAST = Backoff(0.05, 0.2)
 
 
-# --- helpers ---------------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[TestServer]:
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
+# --- helpers (tests/connector_servers.py), with this file's time limits ----------------------------------------
+wait_for = partial(servers.wait_for, timeout=10.0)
+running = partial(servers.running, timeout=10)
 
 
 @contextlib.asynccontextmanager
@@ -61,65 +55,12 @@ async def sink_for(settings: Settings, bootstrap: str) -> AsyncIterator[MentionS
         yield sink
 
 
-async def read_topic(
-    bootstrap: str, topic: str, expect: int, timeout: float = 15.0, settle: float = 0.7
-) -> list[ConsumerRecord]:
-    """Records of ``topic`` from the start: stops at ``expect`` (then waits ``settle`` for extras) or timeout."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[ConsumerRecord] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < expect and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            out.extend(r for records in batches.values() for r in records)
-        batches = await consumer.getmany(timeout_ms=int(settle * 1000))
-        out.extend(r for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
-    return out
-
-
-def split(records: list[ConsumerRecord]) -> tuple[dict[str, Mention], list[bytes]]:
-    """Valid mentions by id, and the raw values that are not mentions."""
-    mentions: dict[str, Mention] = {}
-    raw: list[bytes] = []
-    for record in records:
-        try:
-            mention = Mention.model_validate_json(record.value)
-        except ValueError:
-            raw.append(record.value)
-            continue
-        assert record.key == mention.id.encode(), "mentions are keyed by id"
-        assert mention.id not in mentions, f"duplicate {mention.id}"
-        mentions[mention.id] = mention
-    return mentions, raw
-
-
 def utc_json(mention: Mention, field: str = "created_at") -> str:
     return json.loads(mention.model_dump_json())[field]
 
 
 def counter(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(connector: Any, sink: MentionSink) -> AsyncIterator[asyncio.Event]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(connector.run(sink, stop))
-    try:
-        yield stop
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 # --- RSS / Atom ------------------------------------------------------------------------------------

@@ -13,29 +13,28 @@ restarts it. Every test reads back ``mentions.raw`` and checks that each item ar
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import connector_servers as servers
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import read_all
+from connector_servers import checkpoint_of, kafka_sink, serve, split
 from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 
 from connectors.base import Backoff, ConnectorError
 from connectors.platforms.hackernews import HackerNewsConnector
 from connectors.platforms.reddit import Listing, RedditConnector
 from connectors.platforms.youtube import YouTubeConnector, seconds_until_quota_reset
-from connectors.sink import MentionSink
 from connectors.sources import SourcesFileError, load_sources
 from crisiswatch.settings import Settings
 from stream.records import Mention
@@ -43,6 +42,9 @@ from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 FAST = Backoff(0.05, 0.2)
+sink_for = kafka_sink
+wait_for = partial(servers.wait_for, timeout=60.0, what="condition")
+running = partial(servers.running, timeout=20)
 
 
 def fixture(name: str) -> Any:
@@ -51,26 +53,6 @@ def fixture(name: str) -> Any:
 
 def epoch(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[TestServer]:
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@contextlib.asynccontextmanager
-async def sink_for(settings: Settings) -> AsyncIterator[MentionSink]:
-    """A sink with checkpoints in the compacted Kafka topic, as ``crisiswatch connect`` runs it: a second
-    sink reads them back like a new process on another machine."""
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
-    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
-        yield sink
 
 
 def fast(settings: Settings) -> Settings:
@@ -85,50 +67,10 @@ def from_sources(tmp_path: Path, entry: str, settings: Settings, only: str | Non
     return connector
 
 
-async def checkpoint_of(settings: Settings, key: str) -> dict[str, Any]:
-    """The newest checkpoint record of ``key`` in ``connectors.checkpoints``."""
-    assert settings.bootstrap_servers
-    records = await read_all(settings.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), 1.0)
-    values = [json.loads(r.value) for r in records if r.key == key.encode()]
-    assert values, f"no checkpoint {key}"
-    return values[-1]["state"]
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(connector: Any, sink: MentionSink) -> AsyncIterator[asyncio.Event]:
-    """The connector's own run loop (interval, backoff, Retry-After) until the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(connector.run(sink, stop))
-    try:
-        yield stop
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-
-
 async def raw_topic(settings: Settings) -> tuple[dict[str, Mention], list[bytes]]:
     """Mentions on mentions.raw by id (a repeated id fails the test) and the raw values that are not mentions."""
     assert settings.bootstrap_servers
-    records = await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), 1.0)
-    mentions: dict[str, Mention] = {}
-    raw: list[bytes] = []
-    for record in records:
-        try:
-            mention = Mention.model_validate_json(record.value)
-        except ValueError:
-            raw.append(record.value)
-            continue
-        assert record.key == mention.id.encode()
-        assert mention.id not in mentions, f"{mention.id} arrived twice"
-        mentions[mention.id] = mention
-    return mentions, raw
+    return split(await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), 1.0))
 
 
 def drop_connection(request: web.Request) -> web.Response:

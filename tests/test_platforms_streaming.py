@@ -16,29 +16,25 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import connector_servers as servers
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
-from conftest import read_all
+from connector_servers import checkpoint_of, kafka_sink, serve, split
 from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 from prometheus_client import REGISTRY
 
-from connectors.base import Connector
 from connectors.platforms.bluesky import BlueskyConnector
 from connectors.platforms.mastodon import MastodonConnector
 from connectors.platforms.x import XFilteredStream, brand_rule
-from connectors.sink import MentionSink
 from connectors.sources import load_sources
 from crisiswatch.settings import Settings
 from detectors.brands import TermSet
-from stream.records import Mention
 from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
@@ -50,83 +46,11 @@ BRANDS = """brands:
     terms: ["globex", "globex corp"]
 """
 
-
-# --- helpers ---------------------------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[TestServer]:
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-@contextlib.asynccontextmanager
-async def sink_for(settings: Settings) -> AsyncIterator[MentionSink]:
-    """A sink with checkpoints in the compacted Kafka topic, as ``crisiswatch connect`` runs it: a new sink
-    reads them back, like a new process on another machine."""
-    await ensure_topics(settings.bootstrap_servers, settings)
-    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
-        yield sink
-
-
-async def checkpoint_of(settings: Settings, key: str) -> dict[str, Any]:
-    """The newest checkpoint record of ``key`` in ``connectors.checkpoints``."""
-    records = await read_all(settings.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), timeout=1.0)
-    values = [json.loads(r.value) for r in records if r.key == key.encode()]
-    assert values, f"no checkpoint {key}"
-    return values[-1]["state"]
-
-
-@contextlib.asynccontextmanager
-async def running(connector: Connector, sink: MentionSink) -> AsyncIterator[asyncio.Event]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(connector.run(sink, stop))
-    try:
-        yield stop
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
-async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[ConsumerRecord]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[ConsumerRecord] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < expect and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            out.extend(r for records in batches.values() for r in records)
-        batches = await consumer.getmany(timeout_ms=700)  # anything extra (a duplicate) shows up here
-        out.extend(r for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
-    return out
-
-
-def split(records: list[ConsumerRecord]) -> tuple[dict[str, Mention], list[bytes]]:
-    """Mentions by id (asserting each id arrives once) and the raw values."""
-    mentions: dict[str, Mention] = {}
-    raw: list[bytes] = []
-    for record in records:
-        try:
-            mention = Mention.model_validate_json(record.value)
-        except ValueError:
-            raw.append(record.value)
-            continue
-        assert record.key == mention.id.encode()
-        assert mention.id not in mentions, f"duplicate {mention.id}"
-        mentions[mention.id] = mention
-    return mentions, raw
+# --- helpers (tests/connector_servers.py), with this file's time limits ----------------------------------------
+sink_for = kafka_sink
+wait_for = partial(servers.wait_for, timeout=20.0)
+running = partial(servers.running, timeout=15)
+read_topic = partial(servers.read_topic, timeout=20.0)
 
 
 def counter(name: str, **labels: str) -> float:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from conftest import read_all
+from connector_servers import serve
 from kill_harness import TopicWatch, connect_env, kill, start_connect
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -222,16 +220,6 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>{name}</title><link>https://{name}.example/</link>
 <item><guid isPermaLink="false">{name}-1</guid><title>Acme story on {name}</title><link>https://{name}.example/1</link>
 <pubDate>Fri, 04 Dec 2026 09:00:00 GMT</pubDate></item></channel></rss>"""
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[TestServer]:
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 async def test_cli_connect_sources_only_one_entry(kafka_bootstrap: str, settings: Settings, tmp_path: Path) -> None:
