@@ -25,17 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
 from crisiswatch.control import metrics
 from crisiswatch.control.messages import (
     SCHEDULER,
     AuditRecord,
-    ControlRejected,
     Keyring,
     OnResume,
     Schedule,
@@ -44,11 +41,10 @@ from crisiswatch.control.messages import (
     schedule_id_of,
 )
 from crisiswatch.control.plane import ChangeResult, ControlPlane
-from crisiswatch.follow import TopicFollower, stop_quietly
-from crisiswatch.kafka import new_producer
+from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
 from stream.records import utcnow
-from stream.topics import PUBLISHING_AUDIT, PUBLISHING_SCHEDULES
+from stream.topics import PUBLISHING_SCHEDULES
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +92,16 @@ def new_schedule(
     )
 
 
-class ScheduleStore:
+class ScheduleStore(SignedStore[Schedule]):
     """Schedules by id, read from and written to the compacted ``publishing.schedules`` topic."""
 
+    record_type = Schedule
+    noun = "schedule"
+    follower_name = "schedules"
+    component = "scheduler"
+
     def __init__(self, settings: Settings, *, keyring: Keyring | None = None):
-        if not settings.bootstrap_servers:
-            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        self.topic = settings.topic(PUBLISHING_SCHEDULES.name)
-        self.rejected: Counter[str] = Counter()
-        self.changed = asyncio.Event()
-        """Set whenever a schedule is added, replaced or removed."""
-        self._schedules: dict[str, Schedule] = {}
-        self._follower = TopicFollower(
-            settings.bootstrap_servers,
-            self.topic,
-            self._on_record,
-            name="schedules",
-            settings=settings,
-            component="scheduler",
-        )
-        self._producer: AIOKafkaProducer | None = None
+        super().__init__(settings, settings.topic(PUBLISHING_SCHEDULES.name), keyring=keyring)
 
     async def start(self, timeout: float = 15.0) -> None:
         """Read every schedule before returning."""
@@ -126,19 +110,9 @@ class ScheduleStore:
             await self.stop()
             raise TimeoutError(f"could not read {self.topic} within {timeout} s")
 
-    async def stop(self) -> None:
-        await self._follower.stop()
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await stop_quietly(producer.stop, "schedule store")
-
     def schedules(self, *, include_removed: bool = False) -> list[Schedule]:
         """Known schedules, sorted by id."""
-        return sorted((s for s in self._schedules.values() if include_removed or not s.removed), key=lambda s: s.id)
-
-    def get(self, schedule_id: str) -> Schedule | None:
-        schedule = self._schedules.get(schedule_id)
-        return None if schedule is None or schedule.removed else schedule
+        return sorted((s for s in self._records.values() if include_removed or not s.removed), key=lambda s: s.id)
 
     async def add(self, schedule: Schedule, *, replace: bool = False) -> Schedule:
         """Sign and store ``schedule``; with ``replace=False`` an existing id is an error."""
@@ -160,46 +134,20 @@ class ScheduleStore:
         return current
 
     async def _write(self, schedule: Schedule, action: str, reason: str) -> None:
-        if self._producer is None:
-            self._producer = new_producer(settings=self.settings, linger_ms=0)
-            await self._producer.start()
-        await self._producer.send_and_wait(self.topic, value=schedule.to_bytes(), key=schedule.id.encode())
-        self._accept(schedule)
-        audit = AuditRecord(
-            action=action,  # type: ignore[arg-type]
-            scope=schedule.scope,
-            actor=schedule.created_by,
-            reason=reason,
-            at=schedule.signed_at,
-            schedule_id=schedule.id,
-            on_resume=schedule.on_resume,
-            kid=schedule.kid,
+        """Store the signed schedule, then its signed audit record on ``publishing.audit`` (scope: its scope)."""
+        await self._publish(schedule)
+        await self._audit(
+            AuditRecord(
+                action=action,  # type: ignore[arg-type]
+                scope=schedule.scope,
+                actor=schedule.created_by,
+                reason=reason,
+                at=schedule.signed_at,
+                schedule_id=schedule.id,
+                on_resume=schedule.on_resume,
+                kid=schedule.kid,
+            )
         )
-        await self._producer.send_and_wait(
-            self.settings.topic(PUBLISHING_AUDIT.name),
-            value=self.keyring.sign(audit).to_bytes(),
-            key=schedule.scope.encode(),
-        )
-
-    def _on_record(self, record: ConsumerRecord, live: bool) -> None:
-        try:
-            if record.value is None:
-                raise ControlRejected("tombstone", "unsigned deletion of a schedule")
-            schedule = self.keyring.verify_record(record.value, Schedule)
-            if record.key is None or record.key.decode(errors="replace") != schedule.id:
-                raise ControlRejected("key_mismatch", "record key differs from schedule id")
-            self._accept(schedule)
-        except ControlRejected as rejected:
-            self.rejected[rejected.reason] += 1
-            detail = f"schedule record offset {record.offset}: {rejected}"
-            metrics.REJECTIONS.rejected("scheduler", rejected.reason, detail)
-
-    def _accept(self, schedule: Schedule) -> None:
-        current = self._schedules.get(schedule.id)
-        if current is not None and schedule.signed_at <= current.signed_at:
-            return  # an older version (or our own write read back)
-        self._schedules[schedule.id] = schedule
-        self.changed.set()
 
 
 def _describe(schedule: Schedule) -> str:

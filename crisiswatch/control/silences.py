@@ -18,23 +18,18 @@ readers verify. Removal is a signed record with ``removed=True`` (never an unsig
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from crisiswatch.control import metrics
-from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, ControlRejected, Keyring, _Signed
-from crisiswatch.follow import TopicFollower, stop_quietly
-from crisiswatch.kafka import new_producer
+from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, Keyring, _Signed
+from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
 from stream.records import UtcDatetime, utcnow
-from stream.topics import PUBLISHING_AUDIT, PUBLISHING_SILENCES
+from stream.topics import PUBLISHING_SILENCES
 
 log = logging.getLogger(__name__)
 
@@ -143,27 +138,16 @@ def new_silence(
     )
 
 
-class SilenceStore:
+class SilenceStore(SignedStore[Silence]):
     """Silences by id, read from and written to the compacted ``publishing.silences`` topic."""
 
+    record_type = Silence
+    noun = "silence"
+    follower_name = "silences"
+    component = "silences"
+
     def __init__(self, settings: Settings, *, keyring: Keyring | None = None):
-        if not settings.bootstrap_servers:
-            raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        self.topic = settings.topic(SILENCES_TOPIC)
-        self.rejected: Counter[str] = Counter()
-        self.changed = asyncio.Event()
-        self._silences: dict[str, Silence] = {}
-        self._follower = TopicFollower(
-            settings.bootstrap_servers,
-            self.topic,
-            self._on_record,
-            name="silences",
-            settings=settings,
-            component="silences",
-        )
-        self._producer: AIOKafkaProducer | None = None
+        super().__init__(settings, settings.topic(SILENCES_TOPIC), keyring=keyring)
 
     async def start(self, timeout: float = 15.0, *, required: bool = True) -> None:
         """Read every silence before returning; without ``required`` a timeout only warns and the store keeps
@@ -180,12 +164,6 @@ class SilenceStore:
             await self.stop()
             raise TimeoutError(f"could not read {self.topic} within {timeout} s")
 
-    async def stop(self) -> None:
-        await self._follower.stop()
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await stop_quietly(producer.stop, "silence store")
-
     async def __aenter__(self) -> SilenceStore:
         await self.start()
         return self
@@ -196,16 +174,12 @@ class SilenceStore:
     def silences(self, *, include_past: bool = True, now: datetime | None = None) -> list[Silence]:
         """Known silences (not removed), by start; without ``include_past`` only those not over yet."""
         now = now or utcnow()
-        found = [s for s in self._silences.values() if not s.removed and (include_past or s.end > now)]
+        found = [s for s in self._records.values() if not s.removed and (include_past or s.end > now)]
         return sorted(found, key=lambda s: (s.start, s.id))
-
-    def get(self, silence_id: str) -> Silence | None:
-        silence = self._silences.get(silence_id)
-        return None if silence is None or silence.removed else silence
 
     def covering(self, brand: str, start: datetime, end: datetime) -> Silence | None:
         """The silence of ``brand`` that overlaps ``[start, end)`` (the one ending last), if any."""
-        found = [s for s in self._silences.values() if s.brand == brand and s.covers(start, end)]
+        found = [s for s in self._records.values() if s.brand == brand and s.covers(start, end)]
         return max(found, key=lambda s: (s.end, s.id)) if found else None
 
     async def add(self, silence: Silence) -> Silence:
@@ -229,45 +203,19 @@ class SilenceStore:
 
     async def _write(self, silence: Silence, action: str, reason: str) -> None:
         """Store the signed silence, then its signed audit record on ``publishing.audit`` (scope: the brand)."""
-        if self._producer is None:
-            self._producer = new_producer(settings=self.settings, linger_ms=0)
-            await self._producer.start()
-        await self._producer.send_and_wait(self.topic, value=silence.to_bytes(), key=silence.id.encode())
-        self._accept(silence)
-        scope = f"brand:{silence.brand}"
-        audit = AuditRecord(
-            action=action,  # type: ignore[arg-type]
-            scope=scope,
-            actor=silence.created_by,
-            reason=reason[:2000],
-            at=silence.signed_at,
-            silence_id=silence.id,
-            resume_at=silence.end,
-            kid=silence.kid,
+        await self._publish(silence)
+        await self._audit(
+            AuditRecord(
+                action=action,  # type: ignore[arg-type]
+                scope=f"brand:{silence.brand}",
+                actor=silence.created_by,
+                reason=reason[:2000],
+                at=silence.signed_at,
+                silence_id=silence.id,
+                resume_at=silence.end,
+                kid=silence.kid,
+            )
         )
-        await self._producer.send_and_wait(
-            self.settings.topic(PUBLISHING_AUDIT.name), value=self.keyring.sign(audit).to_bytes(), key=scope.encode()
-        )
-
-    def _on_record(self, record: ConsumerRecord, live: bool) -> None:
-        try:
-            if record.value is None:
-                raise ControlRejected("tombstone", "unsigned deletion of a silence")
-            silence = self.keyring.verify_record(record.value, Silence)
-            if record.key is None or record.key.decode(errors="replace") != silence.id:
-                raise ControlRejected("key_mismatch", "record key differs from silence id")
-            self._accept(silence)
-        except ControlRejected as rejected:
-            self.rejected[rejected.reason] += 1
-            detail = f"silence record offset {record.offset}: {rejected}"
-            metrics.REJECTIONS.rejected("silences", rejected.reason, detail)
-
-    def _accept(self, silence: Silence) -> None:
-        current = self._silences.get(silence.id)
-        if current is not None and silence.signed_at <= current.signed_at:
-            return  # an older version (or our own write read back)
-        self._silences[silence.id] = silence
-        self.changed.set()
 
 
 def silence_json(silence: Silence, now: datetime | None = None) -> dict[str, Any]:
