@@ -38,13 +38,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors import metrics
-from connectors.mapping import FieldMapping, MappingError
-from connectors.sink import MentionSink
-from stream.records import Mention
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.mapping import FieldMapping, MappingError
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.stream.records import Mention
 
 if TYPE_CHECKING:
-    from connectors.checkpoints import Checkpoints
+    from crisiswatch.connectors.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,7 +203,7 @@ class StateStore:
         """The store of one connector instance, named ``<kind>:<identity>`` (a hash of the identity when it
         is not a simple name: URLs may carry keys); its file is ``<state_dir>/<kind>-<hash>.json``.
         ``backend`` defaults to the active one (`connectors.checkpoints.active`)."""
-        from connectors import checkpoints
+        from crisiswatch.connectors import checkpoints
 
         backend = backend or checkpoints.active()
         path = Path(state_dir) / f"{kind}-{short_hash(identity)}.json" if state_dir is not None else None
@@ -224,7 +224,7 @@ class StateStore:
             return
         if self.path is None:
             return
-        from connectors.checkpoints import write_atomic
+        from crisiswatch.connectors.checkpoints import write_atomic
 
         write_atomic(self.path, json.dumps(self.data).encode())
 

@@ -31,13 +31,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors import metrics
-from stream.state_store import read_states
-from stream.topics import CONNECTOR_CHECKPOINTS
+from crisiswatch.connectors import metrics
+from crisiswatch.stream.state_store import read_states
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS
 
 if TYPE_CHECKING:
-    from connectors.base import StateStore
-    from connectors.sink import MentionSink
+    from crisiswatch.connectors.base import StateStore
+    from crisiswatch.connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
 STAGE = "connector"
@@ -154,7 +154,7 @@ class KafkaCheckpoints(Checkpoints):
         self.host = socket.gethostname()
 
     async def open(self) -> None:
-        from stream.topics import ensure_topics
+        from crisiswatch.stream.topics import ensure_topics
 
         started = time.monotonic()
         await ensure_topics(self.sink.bootstrap_servers, self.sink.settings)  # the topic must exist to be read

@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
-from connectors.base import Backoff, Connector, StateStore, run_connectors
-from connectors.mapping import FieldMapping
+from crisiswatch.connectors.base import Backoff, Connector, StateStore, run_connectors
+from crisiswatch.connectors.mapping import FieldMapping
 from crisiswatch.settings import Settings
 
 
@@ -25,7 +25,7 @@ def _fail(message: str) -> typer.Exit:
 
 def parse_headers(values: list[str]) -> dict[str, str]:
     """``Name: value`` strings to a dict; ``${VAR}`` in a value is read from the environment."""
-    from connectors.poll import expand_env
+    from crisiswatch.connectors.poll import expand_env
 
     headers: dict[str, str] = {}
     for value in values:
@@ -38,7 +38,7 @@ def parse_headers(values: list[str]) -> dict[str, str]:
 
 def file_headers(mapping: FieldMapping) -> dict[str, str]:
     """The mapping file's ``headers`` section, ``${VAR}`` expanded."""
-    from connectors.poll import expand_env
+    from crisiswatch.connectors.poll import expand_env
 
     return {str(k): expand_env(str(v)) for k, v in (mapping.extra.get("headers") or {}).items()}
 
@@ -83,9 +83,9 @@ def common(settings: Settings) -> dict[str, Any]:
 
 def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> None:
     """Build connectors from settings and run them on the configured cluster until SIGINT/SIGTERM."""
-    from connectors.sink import MentionSink
     from crisiswatch.broker import broker_for
-    from stream.topics import ensure_topics
+    from crisiswatch.connectors.sink import MentionSink
+    from crisiswatch.stream.topics import ensure_topics
 
     settings = Settings()
     checkpoints = settings.connector_checkpoints
@@ -114,7 +114,7 @@ def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> 
 
 def rss(urls: list[str], interval: float, source: str, metrics_port: int) -> None:
     """``crisiswatch connect rss``: one feed connector per URL."""
-    from connectors.rss import FeedConnector
+    from crisiswatch.connectors.rss import FeedConnector
 
     def build(settings: Settings) -> list[Connector]:
         return [
@@ -127,7 +127,7 @@ def rss(urls: list[str], interval: float, source: str, metrics_port: int) -> Non
 
 def webhook(host: str | None, port: int | None, mappings: list[str]) -> None:
     """``crisiswatch connect webhook``: the push receiver (serves its own /metrics)."""
-    from connectors.webhook import WebhookReceiver
+    from crisiswatch.connectors.webhook import WebhookReceiver
 
     per_source = {src: load_mapping(Path(file), src) for src, file in parse_pairs(mappings, "--mapping").items()}
 
@@ -154,7 +154,7 @@ def webhook(host: str | None, port: int | None, mappings: list[str]) -> None:
 
 def sse(url: str, mapping: Path, source: str | None, headers: list[str], events: list[str], metrics_port: int) -> None:
     """``crisiswatch connect sse``."""
-    from connectors.sse import SseConnector
+    from crisiswatch.connectors.sse import SseConnector
 
     field_mapping = load_mapping(mapping, source)
     header_map = {**file_headers(field_mapping), **parse_headers(headers)}
@@ -185,7 +185,7 @@ def websocket(
     metrics_port: int,
 ) -> None:
     """``crisiswatch connect websocket``."""
-    from connectors.websocket import WebSocketConnector
+    from crisiswatch.connectors.websocket import WebSocketConnector
 
     field_mapping = load_mapping(mapping, source)
     messages: list[Any] = list(field_mapping.extra.get("subscribe") or [])
@@ -224,7 +224,7 @@ def poll(
     metrics_port: int,
 ) -> None:
     """``crisiswatch connect poll``."""
-    from connectors.poll import JsonApiPoller
+    from crisiswatch.connectors.poll import JsonApiPoller
 
     field_mapping = load_mapping(mapping, source)
     param_map = parse_pairs(params, "--param")
@@ -250,7 +250,7 @@ def poll(
 
 def sources(path: Path, only: str | None, metrics_port: int) -> None:
     """``crisiswatch connect --sources FILE [--only NAME]``: every entry of a sources file (or one)."""
-    from connectors.sources import SourcesFileError, load_sources
+    from crisiswatch.connectors.sources import SourcesFileError, load_sources
 
     try:
         sources_file = load_sources(path)

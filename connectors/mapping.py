@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from stream.records import Mention
+from crisiswatch.stream.records import Mention
 
 MISSING = object()
 MAX_ID_CHARS = 512

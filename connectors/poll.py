@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Backoff,
     ConnectorError,
     Handover,
@@ -40,8 +40,8 @@ from connectors.base import (
     safe_url,
     sleep_or_stop,
 )
-from connectors.mapping import MISSING, FieldMapping, MappingError, get_path
-from connectors.sink import MentionSink
+from crisiswatch.connectors.mapping import MISSING, FieldMapping, MappingError, get_path
+from crisiswatch.connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_RETRIES = 5

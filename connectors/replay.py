@@ -41,9 +41,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors import metrics
-from connectors.base import Connector, StateStore, until_stopped
-from connectors.sink import MentionSink
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import Connector, StateStore, until_stopped
+from crisiswatch.connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
 DEFAULT_REORDER_WINDOW = 50_000

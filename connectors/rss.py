@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 
-from connectors.base import (
+from crisiswatch.connectors.base import (
     Backoff,
     ConnectorError,
     Handover,
@@ -39,9 +39,9 @@ from connectors.base import (
     short_hash,
     utcnow,
 )
-from connectors.mapping import MappingError, parse_timestamp, qualified_id
-from connectors.sink import MentionSink
-from stream.records import Author, Mention
+from crisiswatch.connectors.mapping import MappingError, parse_timestamp, qualified_id
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.stream.records import Author, Mention
 
 log = logging.getLogger(__name__)
 SEEN_PER_FEED = 5000

@@ -45,12 +45,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from connectors import metrics
-from connectors.spool import Record, Spool, SpoolFull
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.spool import Record, Spool, SpoolFull
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.records import Mention
-from stream.topics import MENTIONS_RAW
+from crisiswatch.stream.records import Mention
+from crisiswatch.stream.topics import MENTIONS_RAW
 
 log = logging.getLogger(__name__)
 _PARTITIONER = DefaultPartitioner()
@@ -209,7 +209,7 @@ class MentionSink:
         await self.producer.start()
         self._pump = asyncio.create_task(self._run(), name="mention-sink-pump")
         if self.checkpoint_mode is not None:
-            from connectors.checkpoints import open_checkpoints
+            from crisiswatch.connectors.checkpoints import open_checkpoints
 
             self.checkpoints = await open_checkpoints(self, self.checkpoint_mode)
 
@@ -528,7 +528,7 @@ class MentionSink:
             delay = min(delay * 2, self.options.retry_max_seconds)
 
     async def _broker_answers(self) -> bool:
-        from stream.topics import ensure_topics
+        from crisiswatch.stream.topics import ensure_topics
 
         try:
             created = await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.settings), 10.0)

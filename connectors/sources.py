@@ -46,12 +46,12 @@ from pydantic import (
     field_validator,
 )
 
-from connectors.base import Backoff, Connector, StateStore
-from connectors.mapping import FieldMapping
-from connectors.replay import DEFAULT_REORDER_WINDOW
+from crisiswatch.connectors.base import Backoff, Connector, StateStore
+from crisiswatch.connectors.mapping import FieldMapping
+from crisiswatch.connectors.replay import DEFAULT_REORDER_WINDOW
+from crisiswatch.detectors.brands import BrandsConfig, BrandsFileError
 from crisiswatch.durations import DurationError, parse_duration
 from crisiswatch.settings import Settings
-from detectors.brands import BrandsConfig, BrandsFileError
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -190,7 +190,7 @@ class BuildContext:
     def brands(self) -> BrandsConfig:
         """The brands file: the sources file's ``brands``, else ``CRISISWATCH_BRANDS_FILE`` (read once)."""
         if self._brands is None:
-            from stream.brands_file import load_brands
+            from crisiswatch.stream.brands_file import load_brands
 
             path = self.brands_path or self.settings.brands_file
             try:
@@ -233,7 +233,7 @@ def source_kind(kind: str, model: type[C]) -> Callable[[Callable[[C, BuildContex
 
 @functools.cache
 def _load_platforms() -> None:
-    import connectors.platforms as package
+    import crisiswatch.connectors.platforms as package
 
     for module in pkgutil.iter_modules(package.__path__):
         if not module.name.startswith("_"):
@@ -425,14 +425,14 @@ class ReplaySource(SourceConfig):
 
 
 def _expand(values: dict[str, str]) -> dict[str, str]:
-    from connectors.poll import expand_env
+    from crisiswatch.connectors.poll import expand_env
 
     return {k: expand_env(v) for k, v in values.items()}
 
 
 @source_kind("rss", RssSource)
 def _build_rss(config: RssSource, ctx: BuildContext) -> Connector:
-    from connectors.rss import FeedConnector
+    from crisiswatch.connectors.rss import FeedConnector
 
     return FeedConnector(
         config.url, source=config.source, interval=config.interval, state=ctx.state(config), **ctx.http()
@@ -441,7 +441,7 @@ def _build_rss(config: RssSource, ctx: BuildContext) -> Connector:
 
 @source_kind("sse", SseSource)
 def _build_sse(config: SseSource, ctx: BuildContext) -> Connector:
-    from connectors.sse import SseConnector
+    from crisiswatch.connectors.sse import SseConnector
 
     mapping = ctx.mapping(config, config.mapping, config.source)
     headers = _expand({**(mapping.extra.get("headers") or {}), **config.headers})
@@ -451,7 +451,7 @@ def _build_sse(config: SseSource, ctx: BuildContext) -> Connector:
 
 @source_kind("websocket", WebSocketSource)
 def _build_websocket(config: WebSocketSource, ctx: BuildContext) -> Connector:
-    from connectors.websocket import WebSocketConnector
+    from crisiswatch.connectors.websocket import WebSocketConnector
 
     mapping = ctx.mapping(config, config.mapping, config.source)
     headers = _expand({**(mapping.extra.get("headers") or {}), **config.headers})
@@ -463,7 +463,7 @@ def _build_websocket(config: WebSocketSource, ctx: BuildContext) -> Connector:
 
 @source_kind("poll", PollSource)
 def _build_poll(config: PollSource, ctx: BuildContext) -> Connector:
-    from connectors.poll import JsonApiPoller
+    from crisiswatch.connectors.poll import JsonApiPoller
 
     mapping = ctx.mapping(config, config.mapping, config.source)
     return JsonApiPoller(
@@ -479,7 +479,7 @@ def _build_poll(config: PollSource, ctx: BuildContext) -> Connector:
 
 @source_kind("replay", ReplaySource)
 def _build_replay(config: ReplaySource, ctx: BuildContext) -> Connector:
-    from connectors.replay import ReplayConnector
+    from crisiswatch.connectors.replay import ReplayConnector
 
     path = ctx.path(config.path)
     if not path.is_file():
@@ -495,7 +495,7 @@ def _build_replay(config: ReplaySource, ctx: BuildContext) -> Connector:
 
 @source_kind("webhook", WebhookSource)
 def _build_webhook(config: WebhookSource, ctx: BuildContext) -> Connector:
-    from connectors.webhook import WebhookReceiver
+    from crisiswatch.connectors.webhook import WebhookReceiver
 
     settings = ctx.settings
     secret = ctx.secret(config, config.secret_env) if config.secret_env else None

@@ -21,8 +21,8 @@ import time
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -34,8 +34,8 @@ from connectors.base import (
     sleep_or_stop,
     until_stopped,
 )
-from connectors.mapping import FieldMapping
-from connectors.sink import MentionSink
+from crisiswatch.connectors.mapping import FieldMapping
+from crisiswatch.connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 5.0

@@ -34,10 +34,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors import metrics
-from connectors.base import Connector, Handover
-from connectors.mapping import FieldMapping
-from connectors.sink import MentionSink, SinkClosed
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import Connector, Handover
+from crisiswatch.connectors.mapping import FieldMapping
+from crisiswatch.connectors.sink import MentionSink, SinkClosed
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Crisiswatch-Signature"

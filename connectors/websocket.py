@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from connectors.base import (
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -38,8 +38,8 @@ from connectors.base import (
     sleep_or_stop,
     until_stopped,
 )
-from connectors.mapping import MISSING, FieldMapping, get_path
-from connectors.sink import MentionSink
+from crisiswatch.connectors.mapping import MISSING, FieldMapping, get_path
+from crisiswatch.connectors.sink import MentionSink
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 5.0

@@ -150,7 +150,7 @@ def worker(
 ) -> None:
     """Run a stream worker (enrich, window, risk stages). Scale out by starting more."""
     from crisiswatch.broker import broker_for
-    from stream.app import run_worker
+    from crisiswatch.stream.app import run_worker
 
     settings = Settings()
     _preflight(settings=settings)
@@ -165,8 +165,8 @@ def topics(
     """List the topic contracts (name, key, partitions, configs); with --create, create them."""
     import asyncio
 
+    from crisiswatch.stream.topics import ALL_TOPICS, ensure_topics, partitions_for
     from crisiswatch.tables import ID, TEXT, new_table, print_table
-    from stream.topics import ALL_TOPICS, ensure_topics, partitions_for
 
     settings = Settings()
     if create and settings.bootstrap_servers:
@@ -506,7 +506,7 @@ def alerts(
 ) -> None:
     """Deliver alerts to Alertmanager, Slack, webhooks and e-mail (keep exactly one running)."""
     from crisiswatch.alerting import commands
-    from stream.topics import ALERTS, ALERTS_ACK
+    from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
     if recent:
         _preflight(ALERTS.name, ALERTS_ACK.name)
@@ -525,7 +525,7 @@ def ack(
 ) -> None:
     """Acknowledge an alert: record who is on it (shown on the page and sent to every channel)."""
     from crisiswatch.alerting import commands
-    from stream.topics import ALERTS, ALERTS_ACK
+    from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
     _preflight(ALERTS.name, ALERTS_ACK.name)
     commands.acknowledge(alert_id, actor, note)
@@ -575,7 +575,7 @@ def connect_sources(
     if sources is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0 if only is None else 2)
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -597,7 +597,7 @@ def connect_rss(
     verbose: bool = True,
 ) -> None:
     """Poll RSS/Atom feeds (conditional GET) and publish new entries."""
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -612,7 +612,7 @@ def connect_webhook(
     verbose: bool = True,
 ) -> None:
     """Receive pushed mentions on POST /webhooks/{source} (HMAC signature or bearer token)."""
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -630,7 +630,7 @@ def connect_sse(
     verbose: bool = True,
 ) -> None:
     """Follow a Server-Sent Events stream (reconnects with Last-Event-ID)."""
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -649,7 +649,7 @@ def connect_websocket(
     verbose: bool = True,
 ) -> None:
     """Follow a WebSocket stream (subscribe on connect, ping/pong, reconnect with backoff)."""
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -668,7 +668,7 @@ def connect_poll(
     verbose: bool = True,
 ) -> None:
     """Poll a JSON HTTP API (cursor/since pagination, honours Retry-After)."""
-    from connectors import commands
+    from crisiswatch.connectors import commands
 
     _logging(verbose)
     _preflight()
@@ -699,8 +699,8 @@ def train_sentiment(
     """Train a sentiment model, print a per-language validation report and save the model."""
     import json
 
+    from crisiswatch.detectors.sentiment_features import HashedFeatures
     from crisiswatch.offline.training import DataError, format_report, train_sentiment
-    from detectors.sentiment_features import HashedFeatures
 
     options = {"C": c, "nb_weight": nb_weight, "static_weight": static_weight, "lexicon": lexicon}
     try:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from detectors.spikes import SpikeAlerter, SpikeResult
+from crisiswatch.detectors.spikes import SpikeAlerter, SpikeResult
 
 
 class SeriesFormatError(ValueError):

@@ -377,7 +377,7 @@ class Settings(BaseSettings):
     @field_validator("risk_policy")
     @classmethod
     def _check_risk_policy(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from detectors.risk import RiskPolicy
+        from crisiswatch.detectors.risk import RiskPolicy
 
         RiskPolicy.from_settings(None, **value)  # unknown fields and bad values fail here, at start-up
         return value

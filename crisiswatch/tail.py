@@ -43,7 +43,7 @@ from crisiswatch.control.messages import (
 )
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from stream.topics import ALL_TOPICS, PUBLISHING_AUDIT, PUBLISHING_CONTROL, PUBLISHING_SCHEDULES
+from crisiswatch.stream.topics import ALL_TOPICS, PUBLISHING_AUDIT, PUBLISHING_CONTROL, PUBLISHING_SCHEDULES
 
 DEFAULT_LAST = 10
 SIGNED_TOPICS = {PUBLISHING_CONTROL.name, PUBLISHING_AUDIT.name, PUBLISHING_SCHEDULES.name}

@@ -77,7 +77,7 @@ def parse_brands(data: Any) -> BrandsConfig:
 
 def _policies(items: list[Any]) -> dict[str, Any]:
     """The ``policy`` mapping of each brand entry that has one, validated (`detectors.risk.BrandPolicy`)."""
-    from detectors.risk import BrandPolicy  # the matching alone needs none of the risk code
+    from crisiswatch.detectors.risk import BrandPolicy  # the matching alone needs none of the risk code
 
     policies = {}
     for item in items:

@@ -29,7 +29,7 @@ def concerning(sentiment: str | None, text: str | None = None, terms: Iterable[s
         return any(True for _ in terms)
     if not text:
         return False
-    from detectors.lexicon import find_crisis_terms  # the lexicon compiles on first use
+    from crisiswatch.detectors.lexicon import find_crisis_terms  # the lexicon compiles on first use
 
     return bool(find_crisis_terms(text))
 

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from detectors.citing import keep_cited, mention_concerning, reach_of
-from detectors.volume import SpikeResult
+from crisiswatch.detectors.citing import keep_cited, mention_concerning, reach_of
+from crisiswatch.detectors.volume import SpikeResult
 
 if TYPE_CHECKING:
-    from detectors.window import WindowAggregate
+    from crisiswatch.detectors.window import WindowAggregate
 
 INT64_MAX = 2**63 - 1
 """Every count and reach in a record fits a signed 64-bit integer (what Kafka-side consumers in any language hold)."""

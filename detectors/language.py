@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from detectors.text import strip_social_noise_batch
+from crisiswatch.detectors.text import strip_social_noise_batch
 
 UND = "und"
 """The code for a text that carries no language (ISO 639-2 'undetermined')."""

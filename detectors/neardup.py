@@ -36,7 +36,7 @@ import unicodedata
 from itertools import islice
 from operator import xor
 
-from detectors.text import HANDLE_RE, URL_RE
+from crisiswatch.detectors.text import HANDLE_RE, URL_RE
 
 PREFIX_TOKENS = 16
 """Only the first words of a text take part in its key."""

@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from detectors.volume import DAY, SpikeResult, VolumeSpikeDetector, evidence
+from crisiswatch.detectors.volume import DAY, SpikeResult, VolumeSpikeDetector, evidence
 
 
 def _log_pmf(x: int, n: int, a: float, b: float) -> float:

@@ -37,11 +37,11 @@ from typing import Any, Literal
 
 from scipy.special import gammainc
 
-from detectors.citing import cited, mention_concerning, reach_of
-from detectors.closed import ClosedWindow
-from detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
-from detectors.episodes import EpisodeTracker
-from detectors.evidence import (
+from crisiswatch.detectors.citing import cited, mention_concerning, reach_of
+from crisiswatch.detectors.closed import ClosedWindow
+from crisiswatch.detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
+from crisiswatch.detectors.episodes import EpisodeTracker
+from crisiswatch.detectors.evidence import (
     CitedMention,
     Components,
     CrisisEvidence,
@@ -50,8 +50,8 @@ from detectors.evidence import (
     SpikeEvidence,
     VolumeEvidence,
 )
-from detectors.lexicon import CONCEPTS, concept_weight
-from detectors.volume import SpikeResult
+from crisiswatch.detectors.lexicon import CONCEPTS, concept_weight
+from crisiswatch.detectors.volume import SpikeResult
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from detectors.sentiment_features import HashedFeatures
-from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon
+from crisiswatch.detectors.sentiment_features import HashedFeatures
+from crisiswatch.detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 DEFAULT_ARTIFACT = "sentiment-v1.npz"

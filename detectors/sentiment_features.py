@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import scipy.sparse as sp
 
-from detectors.text import EMOJI_RE, URL_RE
+from crisiswatch.detectors.text import EMOJI_RE, URL_RE
 
 SEPARATOR = "\ue000"  # private-use code point between the texts of a batch: not \s, not \w
 NEGATION_MARK = "¬"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.episodes import EpisodeTracker, EpisodeUpdate
-from detectors.negativity import NegativeSpikeDetector
-from detectors.volume import SpikeResult, VolumeSpikeDetector, evidence, nb_upper_tail
+from crisiswatch.detectors.episodes import EpisodeTracker, EpisodeUpdate
+from crisiswatch.detectors.negativity import NegativeSpikeDetector
+from crisiswatch.detectors.volume import SpikeResult, VolumeSpikeDetector, evidence, nb_upper_tail
 
 __all__ = [
     "NegativeSpikeDetector",

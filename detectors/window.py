@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from detectors.citing import concerning, dict_concerning, keep_cited
+from crisiswatch.detectors.citing import concerning, dict_concerning, keep_cited
 
 DISTINCT_K = 1024
 VOICES_PER_STORY = 8

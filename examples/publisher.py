@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 from crisiswatch.control import PublishingGate
 from crisiswatch.settings import Settings
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger("example.publisher")
 

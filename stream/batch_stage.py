@@ -45,11 +45,11 @@ from mode import Service
 
 from crisiswatch.kafka import new_consumer, new_producer
 from crisiswatch.settings import Settings
-from stream import metrics
-from stream.dead_letters import DeadLetterLog, dead_letter
-from stream.health import WorkerHealth
-from stream.records import DeadLetterReason
-from stream.topics import MENTIONS_DLQ
+from crisiswatch.stream import metrics
+from crisiswatch.stream.dead_letters import DeadLetterLog, dead_letter
+from crisiswatch.stream.health import WorkerHealth
+from crisiswatch.stream.records import DeadLetterReason
+from crisiswatch.stream.topics import MENTIONS_DLQ
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from detectors.brands import BrandsConfig, BrandsFileError, parse_brands
-from detectors.risk import BrandPolicy
+from crisiswatch.detectors.brands import BrandsConfig, BrandsFileError, parse_brands
+from crisiswatch.detectors.risk import BrandPolicy
 
 log = logging.getLogger(__name__)
 

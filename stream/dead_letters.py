@@ -23,8 +23,15 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from stream import metrics
-from stream.records import DEAD_LETTER_REASONS, DeadLetter, DeadLetterReason, EventTimeBounds, Mention, utcnow
+from crisiswatch.stream import metrics
+from crisiswatch.stream.records import (
+    DEAD_LETTER_REASONS,
+    DeadLetter,
+    DeadLetterReason,
+    EventTimeBounds,
+    Mention,
+    utcnow,
+)
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 """Default of how far ahead of now a mention's ``created_at`` may be (``CRISISWATCH_RECORD_MAX_FUTURE_SECONDS``)."""

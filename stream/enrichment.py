@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from detectors import language, lexicon, sentiment
-from detectors.brands import BrandMatcher, BrandsConfig
-from detectors.neardup import story_key
-from stream.records import EnrichedMention, Mention, utcnow
+from crisiswatch.detectors import language, lexicon, sentiment
+from crisiswatch.detectors.brands import BrandMatcher, BrandsConfig
+from crisiswatch.detectors.neardup import story_key
+from crisiswatch.stream.records import EnrichedMention, Mention, utcnow
 
 LABELS = ("negative", "neutral", "positive")
 _MENTION_FIELDS = tuple(name for name in Mention.model_fields if name != "lang")

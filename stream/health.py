@@ -32,7 +32,7 @@ from typing import Any
 
 from mode import Service
 
-from stream import metrics
+from crisiswatch.stream import metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Record contracts of the crisiswatch topics.
 
 The pydantic models here are the single source of truth; the versioned JSON Schema files in
-``stream/schemas/`` are generated from them (``python -m stream.schemas``) and a test keeps the two in
+``stream/schemas/`` are generated from them (``python -m crisiswatch.stream.schema_files``) and a test keeps the two in
 sync. Consumers validate on consume with ``Model.model_validate_json``. Timestamps are timezone-aware
 and travel as UTC ISO-8601 strings.
 """
@@ -15,12 +15,12 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from detectors.closed import INT64_MAX as INT64_MAX  # the records' basic types live with the closed window
-from detectors.closed import ClosedWindow, _to_utc
-from detectors.closed import Count as Count
-from detectors.closed import Sentiment as Sentiment
-from detectors.closed import UtcDatetime as UtcDatetime
-from detectors.evidence import Evidence
+from crisiswatch.detectors.closed import INT64_MAX as INT64_MAX  # the records' basic types live with the closed window
+from crisiswatch.detectors.closed import ClosedWindow, _to_utc
+from crisiswatch.detectors.closed import Count as Count
+from crisiswatch.detectors.closed import Sentiment as Sentiment
+from crisiswatch.detectors.closed import UtcDatetime as UtcDatetime
+from crisiswatch.detectors.evidence import Evidence
 
 SCHEMA_VERSION = 1
 

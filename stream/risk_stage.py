@@ -24,15 +24,15 @@ from aiokafka import AIOKafkaProducer
 
 from crisiswatch.control import ControlPlane
 from crisiswatch.control.silences import SilenceStore, open_silences
+from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from detectors.risk import RiskPolicy
-from stream import metrics
-from stream.brands_file import BrandsWatch
-from stream.decisions import RiskBook
-from stream.records import Alert, Signal
-from stream.state_store import Checkpoint, read_states
-from stream.topics import ALERTS, STATE
+from crisiswatch.stream import metrics
+from crisiswatch.stream.brands_file import BrandsWatch
+from crisiswatch.stream.decisions import RiskBook
+from crisiswatch.stream.records import Alert, Signal
+from crisiswatch.stream.state_store import Checkpoint, read_states
+from crisiswatch.stream.topics import ALERTS, STATE
 
 log = logging.getLogger(__name__)
 

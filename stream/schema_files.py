@@ -1,6 +1,6 @@
 """Generate the versioned JSON Schema files in ``stream/schemas/`` from the record models.
 
-Run ``python -m stream.schema_files`` after changing a record model; `tests/test_records.py` fails when
+Run ``python -m crisiswatch.stream.schema_files`` after changing a record model; `tests/test_records.py` fails when
 a file is out of date. Each file name carries the schema version (``mention.v1.json``).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from stream import records
+from crisiswatch.stream import records
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 

@@ -35,15 +35,15 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from crisiswatch.kafka import new_admin
-from stream import metrics
-from stream.batch_stage import BatchStage
-from stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
-from stream.decisions import mention_facts
-from stream.lag import committed_lag
-from stream.records import WindowedMention
-from stream.state_store import Checkpoint, read_states, split_restored
-from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
-from stream.windowing import (
+from crisiswatch.stream import metrics
+from crisiswatch.stream.batch_stage import BatchStage
+from crisiswatch.stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
+from crisiswatch.stream.decisions import mention_facts
+from crisiswatch.stream.lag import committed_lag
+from crisiswatch.stream.records import WindowedMention
+from crisiswatch.stream.state_store import Checkpoint, read_states, split_restored
+from crisiswatch.stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
+from crisiswatch.stream.windowing import (
     BrandWindows,
     ClosedWindow,
     ClosingPolicy,

@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from detectors.closed import ClosedWindow
-from detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
-from detectors.window import MentionFacts, WindowAggregate, tumbling_window
+from crisiswatch.detectors.closed import ClosedWindow
+from crisiswatch.detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
+from crisiswatch.detectors.window import MentionFacts, WindowAggregate, tumbling_window
 
 MAX_GAP_WINDOWS = 60
 """At most this many empty windows are closed after a silence; beyond, time jumps forward."""

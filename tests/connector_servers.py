@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from conftest import read_all
 
-from connectors.sink import MentionSink
+from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.settings import Settings
-from stream.records import Mention
-from stream.topics import CONNECTOR_CHECKPOINTS, ensure_topics
+from crisiswatch.stream.records import Mention
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, ensure_topics
 
 
 @contextlib.asynccontextmanager

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.base import StateStore
-from connectors.replay import replay
-from connectors.sink import MentionSink
+from crisiswatch.connectors.base import StateStore
+from crisiswatch.connectors.replay import replay
+from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.settings import Settings
 
 

@@ -18,11 +18,11 @@ from crisiswatch import demo
 from crisiswatch.backtest.engine import Backtest, read_enriched
 from crisiswatch.backtest.enriched import enrich_file
 from crisiswatch.control.plane import ControlPlane
+from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
-from detectors.risk import RiskPolicy
-from stream.decisions import Decided, RiskBook
-from stream.records import Alert, Signal
-from stream.risk_stage import policy_from
+from crisiswatch.stream.decisions import Decided, RiskBook
+from crisiswatch.stream.records import Alert, Signal
+from crisiswatch.stream.risk_stage import policy_from
 
 
 class RecordingBook(RiskBook):

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from crisiswatch.alerting import AckPublisher, AlertAck, AlertDispatcher
 from crisiswatch.alerting.policy import DeliveryPolicy, ReminderPolicy
 from crisiswatch.settings import Settings
-from stream.records import Alert, utcnow
-from stream.topics import ensure_topics
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ensure_topics
 
 MIN = timedelta(minutes=1)
 

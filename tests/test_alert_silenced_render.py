@@ -11,8 +11,8 @@ from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import headline, plain_text, silenced
 from crisiswatch.control.silences import new_silence
 from crisiswatch.settings import Settings
-from stream.decisions import mark_silenced
-from stream.records import Alert
+from crisiswatch.stream.decisions import mark_silenced
+from crisiswatch.stream.records import Alert
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

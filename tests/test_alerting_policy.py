@@ -9,8 +9,8 @@ from crisiswatch.alerting import render
 from crisiswatch.alerting.channels import slack_payload, webhook_payload
 from crisiswatch.alerting.policy import DeliveryPolicy, Notification
 from crisiswatch.alerting.records import AlertAck
-from detectors.evidence import Evidence
-from stream.records import Alert
+from crisiswatch.detectors.evidence import Evidence
+from crisiswatch.stream.records import Alert
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

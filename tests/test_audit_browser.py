@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
-from stream.topics import ensure_topics
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # test-sized Argon2id costs
 PASSWORDS = {"maria": "admin pass 1", "oscar": "operator pass 1", "olga": "operator pass 2", "vera": "viewer pass"}

@@ -18,9 +18,9 @@ from crisiswatch.backtest.report import run_backtest
 from crisiswatch.backtest.scoring import score
 from crisiswatch.runner import run_pipeline
 from crisiswatch.settings import Settings
-from stream.records import Alert
-from stream.risk_stage import policy_from
-from stream.topics import ALERTS, ensure_topics
+from crisiswatch.stream.records import Alert
+from crisiswatch.stream.risk_stage import policy_from
+from crisiswatch.stream.topics import ALERTS, ensure_topics
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 

@@ -21,15 +21,15 @@ from crisiswatch.control.silences import (
     parse_when,
 )
 from crisiswatch.control.testing import read_records, with_test_keys
+from crisiswatch.detectors.brands import BrandsFileError, parse_brands
+from crisiswatch.detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPolicy, apply_sensitivity
 from crisiswatch.settings import Settings
-from detectors.brands import BrandsFileError, parse_brands
-from detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPolicy, apply_sensitivity
-from stream.brands_file import BrandsWatch
-from stream.decisions import RiskBook, mention_facts
-from stream.records import Alert, Signal, utcnow
-from stream.risk_stage import RiskStage, policy_from
-from stream.topics import ALERTS, ensure_topics
-from stream.windowing import BrandWindows
+from crisiswatch.stream.brands_file import BrandsWatch
+from crisiswatch.stream.decisions import RiskBook, mention_facts
+from crisiswatch.stream.records import Alert, Signal, utcnow
+from crisiswatch.stream.risk_stage import RiskStage, policy_from
+from crisiswatch.stream.topics import ALERTS, ensure_topics
+from crisiswatch.stream.windowing import BrandWindows
 
 CRISIS_START = demo.CRISIS[1]
 CUT = CRISIS_START + timedelta(minutes=4)
@@ -169,7 +169,7 @@ def test_brands_watch_reloads_a_changed_file_and_keeps_the_previous_policy_when_
     path.write_text(brands_yaml({"acme": "{sensitivity: sensitive, pause_scope: global}"}))
     changed = watch.poll()
     assert changed is not None and changed["acme"].to_dict() == {"pause_scope": "global", "sensitivity": "sensitive"}
-    with caplog.at_level(logging.ERROR, logger="stream.brands_file"):
+    with caplog.at_level(logging.ERROR, logger="crisiswatch.stream.brands_file"):
         path.write_text(brands_yaml({"acme": "{sensitivity: extreme}"}))
         assert watch.poll() is None
     assert watch.policies["acme"].sensitivity == "sensitive"
@@ -262,7 +262,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
             decide_all(stage.book, as_brand(history[1:], brand))
         path.write_text(brands_yaml({"calm": "{sensitivity: quiet}", "edgy": "{sensitivity: sensitive}",
                                      "launch": "{sensitivity: sensitive}"}))  # fmt: skip
-        with caplog.at_level(logging.WARNING, logger="stream.risk_stage"):
+        with caplog.at_level(logging.WARNING, logger="crisiswatch.stream.risk_stage"):
             for signal in live:
                 for brand in ("calm", "edgy", "launch"):
                     await stage.handle(signal.model_copy(update={"brand": brand}), 0)
@@ -350,7 +350,7 @@ def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> N
 
 
 def test_the_example_brands_file_loads_with_its_policies() -> None:
-    from stream.brands_file import load_brand_policies
+    from crisiswatch.stream.brands_file import load_brand_policies
 
     path = Path(__file__).resolve().parents[1] / "examples" / "brands.yaml"
     book = RiskBook(RiskPolicy(), load_brand_policies(path))

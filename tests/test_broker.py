@@ -6,7 +6,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crisiswatch.broker import EmbeddedBroker
 from crisiswatch.settings import Settings
-from stream.topics import ALL_TOPICS, ensure_topics
+from crisiswatch.stream.topics import ALL_TOPICS, ensure_topics
 
 
 async def test_produce_and_consume_round_trip(kafka_bootstrap: str, settings: Settings) -> None:

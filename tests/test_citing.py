@@ -8,12 +8,12 @@ from pathlib import Path
 from page_data import demo_records
 
 from crisiswatch.alerting.render import explain
-from detectors.citing import TOP_CITED, cited, concerning, keep_cited, mention_concerning, reach_of
-from detectors.closed import ClosedWindow, TopMention
-from detectors.evidence import Evidence
-from detectors.risk import RiskAssessor
-from detectors.volume import SpikeResult
-from detectors.window import MentionFacts, WindowAggregate
+from crisiswatch.detectors.citing import TOP_CITED, cited, concerning, keep_cited, mention_concerning, reach_of
+from crisiswatch.detectors.closed import ClosedWindow, TopMention
+from crisiswatch.detectors.evidence import Evidence
+from crisiswatch.detectors.risk import RiskAssessor
+from crisiswatch.detectors.volume import SpikeResult
+from crisiswatch.detectors.window import MentionFacts, WindowAggregate
 
 QUIET = SpikeResult(observed=1.0, expected=1.0, score=0.0, p_value=1.0, spike=False)
 

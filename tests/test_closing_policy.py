@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from crisiswatch.detectors.window import MentionFacts
 from crisiswatch.settings import Settings
-from detectors.window import MentionFacts
-from stream.windowing import (
+from crisiswatch.stream.windowing import (
     DEFAULT_SOURCE_LATENESS,
     OTHER_SOURCES,
     BrandWindows,

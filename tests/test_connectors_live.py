@@ -28,17 +28,17 @@ from aiohttp import WSMsgType, web
 from connector_servers import read_topic, serve, split
 from prometheus_client import REGISTRY
 
-from connectors.base import Backoff, StateStore
-from connectors.mapping import FieldMapping
-from connectors.poll import JsonApiPoller
-from connectors.rss import FeedConnector
-from connectors.sink import MentionSink
-from connectors.sse import SseConnector
-from connectors.webhook import SIGNATURE_HEADER, WebhookReceiver, sign
-from connectors.websocket import WebSocketConnector
+from crisiswatch.connectors.base import Backoff, StateStore
+from crisiswatch.connectors.mapping import FieldMapping
+from crisiswatch.connectors.poll import JsonApiPoller
+from crisiswatch.connectors.rss import FeedConnector
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sse import SseConnector
+from crisiswatch.connectors.webhook import SIGNATURE_HEADER, WebhookReceiver, sign
+from crisiswatch.connectors.websocket import WebSocketConnector
 from crisiswatch.settings import Settings
-from stream.records import Mention
-from stream.topics import MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.records import Mention
+from crisiswatch.stream.topics import MENTIONS_RAW, ensure_topics
 
 FAST = Backoff(0.05, 0.2)
 

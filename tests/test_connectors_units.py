@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Backoff, SeenIds, StateStore, retry_after_seconds
-from connectors.mapping import MISSING, FieldMapping, MappingError, get_path, parse_timestamp, qualified_id
-from connectors.poll import Pagination, expand_env
-from connectors.rss import entry_text, html_to_text
-from connectors.webhook import sign, split_body
+from crisiswatch.connectors.base import Backoff, SeenIds, StateStore, retry_after_seconds
+from crisiswatch.connectors.mapping import MISSING, FieldMapping, MappingError, get_path, parse_timestamp, qualified_id
+from crisiswatch.connectors.poll import Pagination, expand_env
+from crisiswatch.connectors.rss import entry_text, html_to_text
+from crisiswatch.connectors.webhook import sign, split_body
 
 FETCHED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

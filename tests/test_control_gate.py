@@ -14,8 +14,8 @@ from crisiswatch.broker import EmbeddedBroker
 from crisiswatch.control import ControlPlane, Keyring, PublishingGate, SyncPublishingGate
 from crisiswatch.control.testing import fixed_key_pair, produce, wait_for, with_public_keys, with_test_keys
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.topics import ensure_topics
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import ensure_topics
 
 
 @pytest.fixture

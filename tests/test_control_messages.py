@@ -27,8 +27,8 @@ from crisiswatch.control.messages import (
 from crisiswatch.control.metrics import ScopePausedTracker, ThrottledWarnings
 from crisiswatch.control.view import ControlView, scopes_for
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.schema_files import SCHEMA_DIR, registry, render
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.schema_files import SCHEMA_DIR, registry, render
 
 K1, K2 = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 OLD = Keyring({"k1": K1})
@@ -323,7 +323,8 @@ def test_schema_files_are_registered_and_current() -> None:
     assert set(SCHEMA_FILES) <= set(registry())
     for name, model in SCHEMA_FILES.items():
         path = SCHEMA_DIR / name
-        assert path.read_text(encoding="utf-8") == render(name, model), f"run python -m stream.schema_files ({name})"
+        expected = render(name, model)
+        assert path.read_text(encoding="utf-8") == expected, f"run python -m crisiswatch.stream.schema_files ({name})"
 
 
 def _schedule(**kw) -> Schedule:

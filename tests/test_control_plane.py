@@ -11,7 +11,7 @@ from crisiswatch.control import AuditRecord, ControlMessage, ControlPlane, Publi
 from crisiswatch.control.messages import Heartbeat, Keyring, SigningUnavailable
 from crisiswatch.control.testing import produce, read_records, wait_for, with_test_keys
 from crisiswatch.settings import Settings
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 
 @pytest.fixture

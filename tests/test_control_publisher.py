@@ -10,7 +10,7 @@ from crisiswatch.control import ControlPlane, PublishingGate
 from crisiswatch.control.testing import with_public_keys, with_test_keys
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 
 async def test_example_publisher_defers_during_a_pause_and_releases_after(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from detectors.crisis import CrisisGate, CrisisPolicy
+from crisiswatch.detectors.crisis import CrisisGate, CrisisPolicy
 
 MINUTE = 60.0
 

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import StateStore
-from connectors.checkpoints import STAGE
-from connectors.replay import ReplayConnector, ReplayItem, ReplayReport, reordered, replay
-from connectors.sink import MentionSink, SinkOptions
-from connectors.spool import Spool, encode_record
+from crisiswatch.connectors.base import StateStore
+from crisiswatch.connectors.checkpoints import STAGE
+from crisiswatch.connectors.replay import ReplayConnector, ReplayItem, ReplayReport, reordered, replay
+from crisiswatch.connectors.sink import MentionSink, SinkOptions
+from crisiswatch.connectors.spool import Spool, encode_record
 from crisiswatch.settings import Settings
-from stream.state_store import read_states
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.state_store import read_states
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 from tests.conftest import read_all
 
 CHILD = Path(__file__).with_name("delivery_child.py")
@@ -241,8 +241,8 @@ async def test_a_websocket_cursor_is_checkpointed_and_sent_on_the_next_start(
 ) -> None:
     from aiohttp import WSMsgType, web
 
-    from connectors.mapping import FieldMapping
-    from connectors.websocket import WebSocketConnector
+    from crisiswatch.connectors.mapping import FieldMapping
+    from crisiswatch.connectors.websocket import WebSocketConnector
 
     await ensure_topics(kafka_bootstrap, settings)
     cursors: list[str | None] = []

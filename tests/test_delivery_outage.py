@@ -23,16 +23,16 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from connectors.base import Backoff, StateStore
-from connectors.checkpoints import STAGE
-from connectors.mapping import FieldMapping
-from connectors.poll import JsonApiPoller
-from connectors.sink import MentionSink, SinkOptions
-from connectors.webhook import WebhookReceiver
 from crisiswatch.broker import EmbeddedBroker, free_port
+from crisiswatch.connectors.base import Backoff, StateStore
+from crisiswatch.connectors.checkpoints import STAGE
+from crisiswatch.connectors.mapping import FieldMapping
+from crisiswatch.connectors.poll import JsonApiPoller
+from crisiswatch.connectors.sink import MentionSink, SinkOptions
+from crisiswatch.connectors.webhook import WebhookReceiver
 from crisiswatch.settings import Settings
-from stream.state_store import read_states
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.state_store import read_states
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 from tests.conftest import read_all
 
 OUTAGE_SECONDS = float(os.environ.get("CRISISWATCH_TEST_OUTAGE_SECONDS", "60"))

@@ -16,9 +16,9 @@ from crisiswatch.control import ControlPlane, PublishingGate
 from crisiswatch.control.held import HeldBoard, describe_held
 from crisiswatch.control.testing import TEST_KEYS, wait_for, with_public_keys, with_test_keys
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
-from stream.records import utcnow
-from stream.topics import ensure_topics
 
 TOKEN = "t0ken-for-the-held-posts-test-0123"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -14,8 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from crisiswatch.follow import TopicFollower, read_to_end, topic_partitions
 from crisiswatch.kafka import PRODUCER_DEFAULTS, new_admin, new_consumer, new_producer
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.topics import ALERTS, ALERTS_ACK, MENTIONS_DLQ, ensure_topics
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import ALERTS, ALERTS_ACK, MENTIONS_DLQ, ensure_topics
 
 
 async def write(settings: Settings, topic: str, values: list[tuple[int, bytes]]) -> None:

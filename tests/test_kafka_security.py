@@ -25,7 +25,7 @@ from pydantic import SecretStr, ValidationError
 
 from crisiswatch.kafka import client_options, faust_credentials, new_producer
 from crisiswatch.settings import Settings
-from stream.topics import ensure_topics
+from crisiswatch.stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pa55-w0rd-never-logged"
@@ -189,7 +189,7 @@ def test_faust_credentials_match_the_client_options(tls_files: tuple[Path, Path]
 
 
 def test_the_worker_app_gets_the_credentials(tls_files: tuple[Path, Path], tmp_path: Path) -> None:
-    from stream.app import create_app
+    from crisiswatch.stream.app import create_app
 
     settings = sasl("SASL_SSL", "SCRAM-SHA-512", kafka_ssl_cafile=tls_files[0])
     app = create_app(settings, settings.bootstrap_servers or "", str(tmp_path))

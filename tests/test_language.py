@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import language
-from detectors.language import LanguageDetector
+from crisiswatch.detectors import language
+from crisiswatch.detectors.language import LanguageDetector
 
 SENTENCES = {
     "en": "I have been waiting for my order for three weeks and nobody answers the phone.",
@@ -226,7 +226,7 @@ def test_accuracy_smoke_on_umsab_val_tweets(shared_data: Path, fast: LanguageDet
 
 
 def test_batch_cleaning_equals_cleaning_each_text() -> None:
-    from detectors.text import strip_social_noise_batch
+    from crisiswatch.detectors.text import strip_social_noise_batch
 
     texts = ["line one\nline two #Tag", "", "\n", "@a\r\n@b https://x.y/z soooo 😀 12,5", "  spaced\tout  ", "ok"]
     expected = ["line one line two Tag", "", "", "soo", "spaced out", "ok"]

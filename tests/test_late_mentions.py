@@ -15,14 +15,14 @@ from aiokafka import AIOKafkaProducer
 from conftest import read_all
 from prometheus_client import REGISTRY
 
+from crisiswatch.detectors.spikes import SpikeResult
 from crisiswatch.settings import Settings
-from detectors.spikes import SpikeResult
-from stream.decisions import RiskBook
-from stream.records import DeadLetter, Signal
-from stream.risk_stage import RiskStage, policy_from
-from stream.state_store import read_states
-from stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
-from stream.window_stage import WindowStage
+from crisiswatch.stream.decisions import RiskBook
+from crisiswatch.stream.records import DeadLetter, Signal
+from crisiswatch.stream.risk_stage import RiskStage, policy_from
+from crisiswatch.stream.state_store import read_states
+from crisiswatch.stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
+from crisiswatch.stream.window_stage import WindowStage
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

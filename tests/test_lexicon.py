@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from detectors.lexicon import (
+from crisiswatch.detectors.lexicon import (
     CONCEPTS,
     LANGUAGES,
     Concept,

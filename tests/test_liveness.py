@@ -33,18 +33,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
-from connectors.sink import MentionSink
 from crisiswatch import demo
 from crisiswatch.broker import EmbeddedBroker, free_port
+from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.runner import drained, exit_reason, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
-from stream.app import EXIT_STAGE_STOPPED
-from stream.health import EXIT_LINE, STALL_SECONDS, BrokerWatch, HealthMonitor, WorkerHealth
-from stream.records import EnrichedMention
-from stream.state_store import state_key
-from stream.topics import MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
-from stream.window_stage import WindowStage
+from crisiswatch.stream.app import EXIT_STAGE_STOPPED
+from crisiswatch.stream.health import EXIT_LINE, STALL_SECONDS, BrokerWatch, HealthMonitor, WorkerHealth
+from crisiswatch.stream.records import EnrichedMention
+from crisiswatch.stream.state_store import state_key
+from crisiswatch.stream.topics import MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
+from crisiswatch.stream.window_stage import WindowStage
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.25) -> None:

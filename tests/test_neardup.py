@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from detectors.neardup import story_body, story_key, story_tokens
-from detectors.window import DistinctCounter
+from crisiswatch.detectors.neardup import story_body, story_key, story_tokens
+from crisiswatch.detectors.window import DistinctCounter
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = "Acme recalls two million strollers after reports of broken brakes and injured toddlers"

@@ -25,10 +25,10 @@ from crisiswatch.control.testing import TEST_KEYS, TEST_PUBLIC_KEYS, produce, wa
 from crisiswatch.durations import DurationError, format_duration, parse_duration
 from crisiswatch.preflight import EXIT_KAFKA_UNREACHABLE, EXIT_TOPICS_MISSING
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.tables import ID, TEXT, new_table, print_table
 from crisiswatch.tail import tail
-from stream.records import Alert, utcnow
-from stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -13,15 +13,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import read_all
 
-from connectors.base import Backoff
-from connectors.platforms.youtube import YouTubeConnector
-from connectors.sink import MentionSink
+from crisiswatch.connectors.base import Backoff
+from crisiswatch.connectors.platforms.youtube import YouTubeConnector
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.detectors.brands import parse_brands
 from crisiswatch.settings import Settings
-from detectors.brands import parse_brands
-from stream.enrich_stage import EnrichStage
-from stream.enrichment import Enricher
-from stream.records import EnrichedMention, Mention
-from stream.topics import MENTIONS_ENRICHED, ensure_topics
+from crisiswatch.stream.enrich_stage import EnrichStage
+from crisiswatch.stream.enrichment import Enricher
+from crisiswatch.stream.records import EnrichedMention, Mention
+from crisiswatch.stream.topics import MENTIONS_ENRICHED, ensure_topics
 
 BRANDS = parse_brands({"brands": [{"id": "acme", "terms": ["acme"]}, {"id": "globex", "terms": ["globex"]}]})
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from conftest import read_all
 
-from connectors.sink import MentionSink
 from crisiswatch import demo
+from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.control import PublishingGate
 from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
-from stream.records import DeadLetter, EnrichedMention, Signal, utcnow
-from stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
+from crisiswatch.stream.records import DeadLetter, EnrichedMention, Signal, utcnow
+from crisiswatch.stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
 
 
 async def window_counts(bootstrap: str, settings: Settings) -> dict[tuple[str, datetime], int]:

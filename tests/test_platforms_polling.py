@@ -31,14 +31,14 @@ from conftest import read_all
 from connector_servers import checkpoint_of, kafka_sink, serve, split
 from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 
-from connectors.base import Backoff, ConnectorError
-from connectors.platforms.hackernews import HackerNewsConnector
-from connectors.platforms.reddit import Listing, RedditConnector
-from connectors.platforms.youtube import YouTubeConnector, seconds_until_quota_reset
-from connectors.sources import SourcesFileError, load_sources
+from crisiswatch.connectors.base import Backoff, ConnectorError
+from crisiswatch.connectors.platforms.hackernews import HackerNewsConnector
+from crisiswatch.connectors.platforms.reddit import Listing, RedditConnector
+from crisiswatch.connectors.platforms.youtube import YouTubeConnector, seconds_until_quota_reset
+from crisiswatch.connectors.sources import SourcesFileError, load_sources
 from crisiswatch.settings import Settings
-from stream.records import Mention
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.records import Mention
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 FAST = Backoff(0.05, 0.2)
@@ -559,7 +559,7 @@ async def test_youtube_quota_exceeded_pauses_until_midnight_pacific(
     async with serve(youtube.app()) as server, sink_for(youtube_env) as sink:
         connector = from_sources(tmp_path, youtube_entry(server), youtube_env)
         with (
-            caplog.at_level(logging.WARNING, logger="connectors.platforms.youtube"),
+            caplog.at_level(logging.WARNING, logger="crisiswatch.connectors.platforms.youtube"),
             pytest.raises(ConnectorError) as raised,
         ):
             await connector.poll_once(sink)

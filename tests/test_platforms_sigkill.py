@@ -37,7 +37,7 @@ from test_platforms_polling import fixture as polling_fixture
 from test_platforms_streaming import MastodonServer, XServer, serve, sources_file
 
 from crisiswatch.settings import Settings
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 EVERY = "checkpoint_every: 0.001s"  # streams: a checkpoint after every post (the default is 5s)
 POLL = "interval: 0.1s\n    backfill: null"  # polled feeds: a cycle (and its checkpoint) every 0.1 s

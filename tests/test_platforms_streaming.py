@@ -29,13 +29,13 @@ from connector_servers import checkpoint_of, kafka_sink, serve, split
 from kill_harness import TopicWatch, connect_env, kill, start_connect, stop_cleanly
 from prometheus_client import REGISTRY
 
-from connectors.platforms.bluesky import BlueskyConnector
-from connectors.platforms.mastodon import MastodonConnector
-from connectors.platforms.x import XFilteredStream, brand_rule
-from connectors.sources import load_sources
+from crisiswatch.connectors.platforms.bluesky import BlueskyConnector
+from crisiswatch.connectors.platforms.mastodon import MastodonConnector
+from crisiswatch.connectors.platforms.x import XFilteredStream, brand_rule
+from crisiswatch.connectors.sources import load_sources
+from crisiswatch.detectors.brands import TermSet
 from crisiswatch.settings import Settings
-from detectors.brands import TermSet
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 BRANDS = """brands:

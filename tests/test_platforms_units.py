@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mapping import MappingError
-from connectors.platforms._common import newer, reset_delay
-from connectors.platforms.bluesky import post_to_mention
-from connectors.platforms.mastodon import MastodonConnector, status_to_mention
-from connectors.platforms.x import XBackoff, XReconnect, brand_rule, tweet_to_mention
-from detectors.brands import TermSet
+from crisiswatch.connectors.mapping import MappingError
+from crisiswatch.connectors.platforms._common import newer, reset_delay
+from crisiswatch.connectors.platforms.bluesky import post_to_mention
+from crisiswatch.connectors.platforms.mastodon import MastodonConnector, status_to_mention
+from crisiswatch.connectors.platforms.x import XBackoff, XReconnect, brand_rule, tweet_to_mention
+from crisiswatch.detectors.brands import TermSet
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 STATUS = json.loads((FIXTURES / "mastodon_status.json").read_text(encoding="utf-8"))

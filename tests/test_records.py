@@ -10,14 +10,14 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from stream.records import INT64_MAX, EventTimeBounds, Mention, Signal
-from stream.schema_files import SCHEMA_DIR, registry, render
+from crisiswatch.stream.records import INT64_MAX, EventTimeBounds, Mention, Signal
+from crisiswatch.stream.schema_files import SCHEMA_DIR, registry, render
 
 
 def test_schema_files_match_the_models() -> None:
     for name, model in registry().items():
         path = SCHEMA_DIR / name
-        assert path.is_file(), f"{name} missing: run python -m stream.schema_files"
+        assert path.is_file(), f"{name} missing: run python -m crisiswatch.stream.schema_files"
         assert path.read_text(encoding="utf-8") == render(name, model), f"{name} is stale"
 
 

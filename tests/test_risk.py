@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from detectors.closed import ClosedWindow, TopMention
-from detectors.lexicon import find_crisis_terms_batch
-from detectors.neardup import story_key
-from detectors.risk import BrandRiskMonitor, RiskAssessor, RiskPolicy, RiskWeights
-from detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
-from detectors.window import MentionFacts, WindowAggregate
+from crisiswatch.detectors.closed import ClosedWindow, TopMention
+from crisiswatch.detectors.lexicon import find_crisis_terms_batch
+from crisiswatch.detectors.neardup import story_key
+from crisiswatch.detectors.risk import BrandRiskMonitor, RiskAssessor, RiskPolicy, RiskWeights
+from crisiswatch.detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
+from crisiswatch.detectors.window import MentionFacts, WindowAggregate
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 SIZE = 60.0
@@ -448,7 +448,7 @@ def test_any_policy_field_is_configuration() -> None:
     from pydantic import ValidationError
 
     from crisiswatch.settings import Settings
-    from stream.risk_stage import policy_from
+    from crisiswatch.stream.risk_stage import policy_from
 
     settings = Settings(risk_policy={"warning_at": 35, "cooldown_seconds": 600}, min_mentions_to_pause=7)
     policy = policy_from(settings)

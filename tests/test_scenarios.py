@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from connectors.replay import read_items
+from crisiswatch.connectors.replay import read_items
+from crisiswatch.detectors.brands import BrandMatcher, parse_brands
+from crisiswatch.detectors.lexicon import find_crisis_terms
 from crisiswatch.scenarios import phrases
 from crisiswatch.scenarios.generate import MENTIONS_FILE, generate_corpus, plan_corpus
 from crisiswatch.scenarios.labels import CRISIS_NAMES, DECOY_NAMES, load_labels
@@ -27,9 +29,7 @@ from crisiswatch.scenarios.profiles import NAMES
 from crisiswatch.scenarios.seeds import SPLITS
 from crisiswatch.scenarios.texts import FOLDERS, load_pools
 from crisiswatch.scenarios.volume import gap_minutes, load_series, minute_rates
-from detectors.brands import BrandMatcher, parse_brands
-from detectors.lexicon import find_crisis_terms
-from stream.records import Mention
+from crisiswatch.stream.records import Mention
 
 SMALL = {"split": "tune", "days": 2, "brands": 3}
 

@@ -15,13 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
+from crisiswatch.detectors import sentiment
+from crisiswatch.detectors.sentiment import LABELS, SentimentModel, load_default, predict_batch, predict_proba_batch
+from crisiswatch.detectors.sentiment_features import HashedFeatures, normalise_batch, tokens
+from crisiswatch.detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon, word_hashes
+from crisiswatch.detectors.text import normalise_social
 from crisiswatch.offline import lexicon as lexicon_build
 from crisiswatch.offline.training import DataError, evaluate, read_labelled, read_umsab
-from detectors import sentiment
-from detectors.sentiment import LABELS, SentimentModel, load_default, predict_batch, predict_proba_batch
-from detectors.sentiment_features import HashedFeatures, normalise_batch, tokens
-from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon, word_hashes
-from detectors.text import normalise_social
 
 ARTIFACT = Path(sentiment.__file__).parent / "models" / sentiment.DEFAULT_ARTIFACT
 LEXICON = ARTIFACT.parent / DEFAULT_LEXICON

@@ -14,10 +14,10 @@ from crisiswatch.control.silences import new_silence
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
+from crisiswatch.stream.decisions import mark_silenced
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
-from stream.decisions import mark_silenced
-from stream.records import Alert, utcnow
-from stream.topics import ensure_topics
 
 pytestmark = BROWSER_MARKS
 

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from crisiswatch.control.silences import Silence, SilenceStore
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
-from stream.topics import ensure_topics
 
 TOKEN = "t0ken-for-the-silences-api-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,19 +21,19 @@ from kill_harness import TopicWatch, connect_env, kill, start_connect
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from connectors.platforms.bluesky import BlueskyConnector
-from connectors.platforms.hackernews import HackerNewsConnector
-from connectors.platforms.mastodon import MastodonConnector
-from connectors.platforms.reddit import RedditConnector
-from connectors.platforms.x import XFilteredStream
-from connectors.platforms.youtube import YouTubeConnector
-from connectors.replay import ReplayConnector
-from connectors.rss import FeedConnector
-from connectors.sources import SourcesFileError, is_duration, kinds, load_sources, parse_sources
-from connectors.webhook import WebhookReceiver
+from crisiswatch.connectors.platforms.bluesky import BlueskyConnector
+from crisiswatch.connectors.platforms.hackernews import HackerNewsConnector
+from crisiswatch.connectors.platforms.mastodon import MastodonConnector
+from crisiswatch.connectors.platforms.reddit import RedditConnector
+from crisiswatch.connectors.platforms.x import XFilteredStream
+from crisiswatch.connectors.platforms.youtube import YouTubeConnector
+from crisiswatch.connectors.replay import ReplayConnector
+from crisiswatch.connectors.rss import FeedConnector
+from crisiswatch.connectors.sources import SourcesFileError, is_duration, kinds, load_sources, parse_sources
+from crisiswatch.connectors.webhook import WebhookReceiver
 from crisiswatch.settings import Settings
-from stream.records import Mention
-from stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
+from crisiswatch.stream.records import Mention
+from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "sources.yaml"

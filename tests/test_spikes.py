@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
+from crisiswatch.detectors.spikes import NegativeSpikeDetector, SpikeAlerter, VolumeSpikeDetector
 from crisiswatch.series import SeriesFormatError, detect, parse_duration, read_series
-from detectors.spikes import NegativeSpikeDetector, SpikeAlerter, VolumeSpikeDetector
 
 MINUTE = 60.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400  # a UTC midnight

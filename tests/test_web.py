@@ -19,10 +19,10 @@ from crisiswatch.alerting.records import AlertAck
 from crisiswatch.control.messages import ControlMessage, Keyring
 from crisiswatch.control.testing import fixed_key_pair, produce
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import Authenticator, ConfigError, RateLimiter, parse_users
 from crisiswatch.web.server import SESSION_COOKIE, WebServer
-from stream.records import Alert, utcnow
-from stream.topics import ensure_topics
 
 TOKEN = "t0ken-for-the-api-0123456789"
 # Argon2id hashes with test-sized costs (the parameters travel in the hash; production uses the defaults).

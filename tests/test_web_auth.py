@@ -17,9 +17,9 @@ from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import LoginGuard, allowed_origins, origin_of
 from crisiswatch.web.server import DEVICE_COOKIE, WebServer
-from stream.topics import ensure_topics
 
 TOKEN = "t0ken-for-the-api-0123456789"
 MARIA = {"username": "maria", "password": "correct horse"}

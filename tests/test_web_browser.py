@@ -20,9 +20,9 @@ from pydantic import SecretStr
 from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
-from stream.records import Alert, utcnow
-from stream.topics import ensure_topics
 
 pytestmark = BROWSER_MARKS
 

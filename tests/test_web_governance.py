@@ -25,11 +25,11 @@ from crisiswatch.control.audit import parse_since
 from crisiswatch.control.messages import AuditRecord
 from crisiswatch.control.testing import fixed_key_pair, produce
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import Authenticator, ConfigError, parse_users
 from crisiswatch.web.governance import Denied, Policy, ResumeRequests, highest_role, parse_roles
 from crisiswatch.web.server import WebServer
-from stream.records import utcnow
-from stream.topics import ensure_topics
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # test-sized Argon2id costs
 PASSWORDS = {"maria": "admin pass 1", "oscar": "operator pass 1", "olga": "operator pass 2", "vera": "viewer pass"}

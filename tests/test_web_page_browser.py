@@ -26,10 +26,10 @@ from pydantic import SecretStr
 from crisiswatch import demo
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import LoginGuard
 from crisiswatch.web.server import WebServer
-from stream.records import utcnow
-from stream.topics import ensure_topics
 
 PASSWORD = "correct horse battery"
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from crisiswatch.settings import Settings
-from stream.records import Signal
-from stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
-from stream.window_stage import WindowStage
+from crisiswatch.stream.records import Signal
+from crisiswatch.stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
+from crisiswatch.stream.window_stage import WindowStage
 
 
 async def signals_of(settings: Settings, brand: str) -> list[Signal]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from detectors.window import MentionFacts, tumbling_window
-from stream.windowing import MAX_GAP_WINDOWS, BrandWindows
+from crisiswatch.detectors.window import MentionFacts, tumbling_window
+from crisiswatch.stream.windowing import MAX_GAP_WINDOWS, BrandWindows
 
 T0 = 1_772_438_400.0  # 2026-03-02T08:00:00Z, a window boundary
 
@@ -83,7 +83,7 @@ def test_state_round_trip_gives_identical_decisions() -> None:
 
 
 def test_watermark_waits_for_the_slowest_upstream_partition() -> None:
-    from stream.windowing import ClosingPolicy, Watermark
+    from crisiswatch.stream.windowing import ClosingPolicy, Watermark
 
     w = Watermark(ClosingPolicy(idle_flush_seconds=5, upstream_idle_factor=1))
     w.observe(0, T0 + 600, now=0.0)  # raw partition 0 read far ahead

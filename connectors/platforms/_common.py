@@ -6,10 +6,10 @@ import logging
 import time
 from collections.abc import Awaitable
 
-from connectors import metrics
-from connectors.base import ConnectorError, StateStore
-from connectors.mapping import parse_timestamp
-from connectors.sink import MentionSink
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import ConnectorError, StateStore
+from crisiswatch.connectors.mapping import parse_timestamp
+from crisiswatch.connectors.sink import MentionSink
 
 SAVE_EVERY_SECONDS = 5.0
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     PollingConnector,
@@ -34,7 +34,7 @@ from connectors.base import (
     safe_url,
     sleep_or_stop,
 )
-from stream.records import Mention
+from crisiswatch.stream.records import Mention
 
 log = logging.getLogger(__name__)
 MAX_WAITS = 5

@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 from pydantic import Field
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -43,12 +43,12 @@ from connectors.base import (
     until_stopped,
     utcnow,
 )
-from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
-from detectors.brands import BrandsConfig, TermMatcher
-from stream.records import Author, Context, Mention
+from crisiswatch.connectors.mapping import MappingError, parse_timestamp
+from crisiswatch.connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
+from crisiswatch.detectors.brands import BrandsConfig, TermMatcher
+from crisiswatch.stream.records import Author, Context, Mention
 
 log = logging.getLogger(__name__)
 POST = "app.bsky.feed.post"

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from connectors.base import (
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -33,11 +33,11 @@ from connectors.base import (
     check_response,
     utcnow,
 )
-from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
-from connectors.rss import html_to_text
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
-from stream.records import Mention
+from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
+from crisiswatch.connectors.rss import html_to_text
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
+from crisiswatch.stream.records import Mention
 
 log = logging.getLogger(__name__)
 ALGOLIA_URL = "https://hn.algolia.com/api/v1"

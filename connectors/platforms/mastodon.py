@@ -38,8 +38,8 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 from pydantic import Field, model_validator
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -53,13 +53,19 @@ from connectors.base import (
     until_stopped,
     utcnow,
 )
-from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint, catch_up_or_skip, newer, reset_delay
-from connectors.rss import html_to_text
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, SourceConfig, SourcesFileError, source_kind
-from detectors.brands import TermMatcher
-from stream.records import Author, Context, Mention, Metrics
+from crisiswatch.connectors.mapping import MappingError, parse_timestamp
+from crisiswatch.connectors.platforms._common import (
+    SAVE_EVERY_SECONDS,
+    Checkpoint,
+    catch_up_or_skip,
+    newer,
+    reset_delay,
+)
+from crisiswatch.connectors.rss import html_to_text
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig, SourcesFileError, source_kind
+from crisiswatch.detectors.brands import TermMatcher
+from crisiswatch.stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 40  # the largest page the timeline endpoints give

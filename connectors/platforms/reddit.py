@@ -35,8 +35,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, ValidationError, model_validator
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -47,10 +47,10 @@ from connectors.base import (
     sleep_or_stop,
     utcnow,
 )
-from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send, stop_event
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
-from stream.records import Mention
+from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send, stop_event
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
+from crisiswatch.stream.records import Mention
 
 log = logging.getLogger(__name__)
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"

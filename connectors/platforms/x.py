@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors import metrics
-from connectors.base import (
+from crisiswatch.connectors import metrics
+from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
@@ -49,12 +49,18 @@ from connectors.base import (
     until_stopped,
     utcnow,
 )
-from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint, catch_up_or_skip, newer, reset_delay
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, SourceConfig, source_kind
-from detectors.brands import BrandsConfig, TermSet
-from stream.records import Author, Context, Mention, Metrics
+from crisiswatch.connectors.mapping import MappingError, parse_timestamp
+from crisiswatch.connectors.platforms._common import (
+    SAVE_EVERY_SECONDS,
+    Checkpoint,
+    catch_up_or_skip,
+    newer,
+    reset_delay,
+)
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig, source_kind
+from crisiswatch.detectors.brands import BrandsConfig, TermSet
+from crisiswatch.stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
 TWEET_FIELDS = "created_at,lang,public_metrics,author_id,conversation_id,referenced_tweets"

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import (
+from crisiswatch.connectors.base import (
     Backoff,
     Connector,
     ConnectorError,
@@ -52,11 +52,18 @@ from connectors.base import (
     check_response,
     utcnow,
 )
-from connectors.mapping import MappingError, parse_timestamp
-from connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
-from connectors.sink import MentionSink
-from connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, SourcesFileError, source_kind
-from stream.records import Mention
+from crisiswatch.connectors.mapping import MappingError, parse_timestamp
+from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
+from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.connectors.sources import (
+    BuildContext,
+    Duration,
+    DurationOrZero,
+    SourceConfig,
+    SourcesFileError,
+    source_kind,
+)
+from crisiswatch.stream.records import Mention
 
 log = logging.getLogger(__name__)
 API_URL = "https://www.googleapis.com/youtube/v3"

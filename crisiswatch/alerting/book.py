@@ -24,8 +24,8 @@ from crisiswatch.alerting.records import AlertAck
 from crisiswatch.follow import TopicFollower
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.records import Alert
-from stream.topics import ALERTS, ALERTS_ACK
+from crisiswatch.stream.records import Alert
+from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import aiohttp
 from crisiswatch.alerting import render
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.settings import Settings
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger(__name__)
 

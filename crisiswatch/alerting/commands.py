@@ -14,8 +14,8 @@ from crisiswatch.alerting.book import AckPublisher, AlertFeed
 from crisiswatch.alerting.dispatcher import AlertDispatcher
 from crisiswatch.alerting.records import ACK_ACTOR_PATTERN, AlertAck
 from crisiswatch.settings import Settings
+from crisiswatch.stream.topics import ALERTS
 from crisiswatch.tables import ID, TEXT, new_table, print_table
-from stream.topics import ALERTS
 
 
 def _fail(message: str) -> typer.Exit:

@@ -41,8 +41,8 @@ from crisiswatch.alerting.policy import ESCALATION, PRIMARY, DeliveryPolicy, Not
 from crisiswatch.alerting.records import AlertAck
 from crisiswatch.kafka import new_consumer
 from crisiswatch.settings import Settings
-from stream.records import Alert, utcnow
-from stream.topics import ALERTS, ALERTS_ACK
+from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class AlertDispatcher:
     async def start(self) -> None:
         """Connect, assign every partition, start the channel workers and the consume loop."""
         if self.create_topics:
-            from stream.topics import ensure_topics
+            from crisiswatch.stream.topics import ensure_topics
 
             await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
         if not self.channels:

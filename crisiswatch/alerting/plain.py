@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.evidence import Evidence
-from detectors.lexicon import concept_weight
+from crisiswatch.detectors.evidence import Evidence
+from crisiswatch.detectors.lexicon import concept_weight
 
 TOPICS: dict[str, str] = {
     "data_leak": "a data breach",

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from crisiswatch.alerting.records import AlertAck
-from stream.records import Alert, utcnow
+from crisiswatch.stream.records import Alert, utcnow
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 NotificationEvent = Literal["opened", "escalated", "resolved", "acknowledged", "reminder", "escalation"]

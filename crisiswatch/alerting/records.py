@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from stream.records import UtcDatetime, utcnow
+from crisiswatch.stream.records import UtcDatetime, utcnow
 
 ACK_ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,127}$"
 

@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
-from detectors.risk import RiskPolicy
-from stream.risk_stage import policy_from
+from crisiswatch.stream.risk_stage import policy_from
 
 from .report import BacktestRun, run_backtest
 

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crisiswatch.detectors.risk import BrandPolicy, RiskAssessment, RiskPolicy
 from crisiswatch.settings import Settings
-from detectors.risk import BrandPolicy, RiskAssessment, RiskPolicy
-from stream.brands_file import load_brand_policies
-from stream.decisions import RiskBook, mention_facts
-from stream.records import Alert, WindowedMention
-from stream.windowing import BrandWindows, ClosingPolicy, Watermark
+from crisiswatch.stream.brands_file import load_brand_policies
+from crisiswatch.stream.decisions import RiskBook, mention_facts
+from crisiswatch.stream.records import Alert, WindowedMention
+from crisiswatch.stream.windowing import BrandWindows, ClosingPolicy, Watermark
 
 REORDER_SECONDS = 3600.0
 """Mentions up to this much older than the newest one read are put back in order on the fly."""

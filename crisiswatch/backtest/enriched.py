@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors.replay import read_items
+from crisiswatch.connectors.replay import read_items
+from crisiswatch.detectors import sentiment
 from crisiswatch.settings import Settings
-from detectors import sentiment
-from stream.brands_file import load_brands
-from stream.dead_letters import RejectedRecord, decode_mention
-from stream.dedupe import SeenIds
-from stream.enrichment import Enricher
-from stream.records import Mention, utcnow
+from crisiswatch.stream.brands_file import load_brands
+from crisiswatch.stream.dead_letters import RejectedRecord, decode_mention
+from crisiswatch.stream.dedupe import SeenIds
+from crisiswatch.stream.enrichment import Enricher
+from crisiswatch.stream.records import Mention, utcnow
 
 BATCH = 2000
 CACHE_VERSION = 1

@@ -20,7 +20,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
-from detectors.risk import RiskPolicy
+from crisiswatch.detectors.risk import RiskPolicy
 
 from .engine import PauseEvent, Timeline
 from .scoring import Episode

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
-from detectors.risk import RiskPolicy
 
 from .engine import Backtest, BacktestResult, iso, read_enriched
 from .enriched import EnrichedFile, enrich_file

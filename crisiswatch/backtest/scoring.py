@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from crisiswatch.offline import nab
-from stream.records import Alert
+from crisiswatch.stream.records import Alert
 
 from .engine import BacktestResult, PauseEvent
 

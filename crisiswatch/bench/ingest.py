@@ -71,9 +71,9 @@ def cpu_seconds() -> float:
 
 # --- part 1: replay -----------------------------------------------------------------------------------
 async def _replay_part(bootstrap: str, prefix: str, mentions: int, folder: str) -> dict[str, Any]:
-    from connectors.replay import ReplayReport, replay
-    from connectors.sink import MentionSink, SinkOptions
-    from stream.topics import ensure_topics
+    from crisiswatch.connectors.replay import ReplayReport, replay
+    from crisiswatch.connectors.sink import MentionSink, SinkOptions
+    from crisiswatch.stream.topics import ensure_topics
 
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     await ensure_topics(bootstrap, settings)
@@ -109,10 +109,10 @@ async def _replay_part(bootstrap: str, prefix: str, mentions: int, folder: str) 
 
 # --- part 2: the webhook -------------------------------------------------------------------------------
 async def _webhook_part(bootstrap: str, prefix: str, mentions: int, clients: int, batch: int) -> dict[str, Any]:
-    from connectors.sink import MentionSink, SinkOptions
-    from connectors.webhook import WebhookReceiver
     from crisiswatch.broker import free_port
-    from stream.topics import ensure_topics
+    from crisiswatch.connectors.sink import MentionSink, SinkOptions
+    from crisiswatch.connectors.webhook import WebhookReceiver
+    from crisiswatch.stream.topics import ensure_topics
 
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     await ensure_topics(bootstrap, settings)

@@ -35,8 +35,8 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from detectors import language
-from detectors.text import strip_social_noise, strip_social_noise_batch
+from crisiswatch.detectors import language
+from crisiswatch.detectors.text import strip_social_noise, strip_social_noise_batch
 
 LANGUAGES = {
     "arabic": "ar", "english": "en", "french": "fr", "german": "de",

@@ -35,8 +35,8 @@ from crisiswatch.demo import CALM, CHATTER, CRISIS_TEXTS
 from crisiswatch.kafka import new_consumer, new_producer
 from crisiswatch.runner import drained, start_worker, stop_process
 from crisiswatch.settings import Settings
-from stream.records import Signal
-from stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
+from crisiswatch.stream.records import Signal
+from crisiswatch.stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
 
 BRANDS = [f"Brand{i:02d}" for i in range(20)]
 

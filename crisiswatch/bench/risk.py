@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from crisiswatch import demo
-from detectors.lexicon import find_crisis_terms, find_crisis_terms_batch, lexicon_stats
-from detectors.neardup import story_key
-from detectors.risk import SEVERITY_RANK, BrandRiskMonitor, RiskPolicy
-from detectors.window import MentionFacts, WindowAggregate
-from stream.windowing import BrandWindows
+from crisiswatch.detectors.lexicon import find_crisis_terms, find_crisis_terms_batch, lexicon_stats
+from crisiswatch.detectors.neardup import story_key
+from crisiswatch.detectors.risk import SEVERITY_RANK, BrandRiskMonitor, RiskPolicy
+from crisiswatch.detectors.window import MentionFacts, WindowAggregate
+from crisiswatch.stream.windowing import BrandWindows
 
 WINDOW = 60.0
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC).timestamp()

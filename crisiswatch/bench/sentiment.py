@@ -35,7 +35,7 @@ REBUILD_COMMANDS = {
 def _throughput(texts: list[str]) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
-    from detectors.sentiment import predict_batch
+    from crisiswatch.detectors.sentiment import predict_batch
 
     batches = [texts[i : i + BATCH] for i in range(0, len(texts) - BATCH + 1, BATCH)]
     seconds: list[float] = []
@@ -57,8 +57,8 @@ def _throughput(texts: list[str]) -> dict[str, float]:
 
 def run(data_dir: Path) -> dict[str, Any]:
     """Evaluate the shipped model on ``data_dir``'s validation split and time it; a JSON-able dict."""
+    from crisiswatch.detectors.sentiment import DEFAULT_ARTIFACT, load_default
     from crisiswatch.offline.training import evaluate, read_umsab
-    from detectors.sentiment import DEFAULT_ARTIFACT, load_default
 
     model = load_default()
     val = read_umsab(data_dir, "val")

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from crisiswatch.detectors.spikes import NegativeSpikeDetector, SpikeAlerter, SpikeResult, VolumeSpikeDetector
+from crisiswatch.detectors.volume import VolumeConfig
 from crisiswatch.offline import nab
 from crisiswatch.series import parse_timestamp, read_series
-from detectors.spikes import NegativeSpikeDetector, SpikeAlerter, SpikeResult, VolumeSpikeDetector
-from detectors.volume import VolumeConfig
 
 BUCKET = 300.0
 MONTH = 30 * 86400.0

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
 from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.topics import PUBLISHING_AUDIT
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import PUBLISHING_AUDIT
 
 MAX_RECORDS = 10_000
 

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from crisiswatch.control import metrics
 from crisiswatch.control.messages import ControlMessage, OnResume
 from crisiswatch.control.view import Decision, scopes_for
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 PostStatus = Literal["waiting", "ready", "skipped", "review", "released"]
 

@@ -520,7 +520,7 @@ def audit_table(entries: list[AuditEntry]) -> Table:
 
 # --- helpers -------------------------------------------------------------------------------------
 async def _ensure_topics(settings: Settings) -> None:
-    from stream.topics import ensure_topics
+    from crisiswatch.stream.topics import ensure_topics
 
     await ensure_topics(settings.bootstrap_servers or "", settings)
 

@@ -18,7 +18,7 @@ from crisiswatch.control.messages import ControlMessage, Keyring
 from crisiswatch.control.view import ControlView, Ingested
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from stream.topics import PUBLISHING_CONTROL
+from crisiswatch.stream.topics import PUBLISHING_CONTROL
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from crisiswatch.control.backlog import Backlog
 from crisiswatch.follow import TopicFollower, stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.records import UtcDatetime, utcnow
-from stream.topics import PUBLISHING_HELD
+from crisiswatch.stream.records import UtcDatetime, utcnow
+from crisiswatch.stream.topics import PUBLISHING_HELD
 
 log = logging.getLogger(__name__)
 

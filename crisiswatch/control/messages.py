@@ -50,7 +50,7 @@ from crisiswatch.control.keys import (
     parse_public_keys,
 )
 from crisiswatch.settings import Settings
-from stream.records import UtcDatetime, utcnow
+from crisiswatch.stream.records import UtcDatetime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -488,4 +488,4 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "schedule.v1.json": Schedule,
     "control_heartbeat.v1.json": Heartbeat,
 }
-"""Picked up by ``python -m stream.schema_files``."""
+"""Picked up by ``python -m crisiswatch.stream.schema_files``."""

@@ -68,8 +68,8 @@ from crisiswatch.control.view import Ingested
 from crisiswatch.follow import stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.topics import PUBLISHING_AUDIT, PUBLISHING_CONTROL
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import PUBLISHING_AUDIT, PUBLISHING_CONTROL
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class ControlPlane:
     async def start(self, timeout: float = 15.0) -> None:
         """Connect, and read the current state of every scope before accepting changes."""
         if self.create_topics:
-            from stream.topics import ensure_topics
+            from crisiswatch.stream.topics import ensure_topics
 
             await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
         self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-control-plane")

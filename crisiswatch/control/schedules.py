@@ -43,8 +43,8 @@ from crisiswatch.control.messages import (
 from crisiswatch.control.plane import ChangeResult, ControlPlane
 from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
-from stream.records import utcnow
-from stream.topics import PUBLISHING_SCHEDULES
+from crisiswatch.stream.records import utcnow
+from crisiswatch.stream.topics import PUBLISHING_SCHEDULES
 
 log = logging.getLogger(__name__)
 

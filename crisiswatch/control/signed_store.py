@@ -16,7 +16,7 @@ from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring, 
 from crisiswatch.follow import TopicFollower, stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from stream.topics import PUBLISHING_AUDIT
+from crisiswatch.stream.topics import PUBLISHING_AUDIT
 
 
 class _Stored(Protocol):

@@ -21,7 +21,7 @@ _ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="CRISISWATCH_US
 
 
 async def _ensure_topics(settings: object) -> None:
-    from stream.topics import ensure_topics
+    from crisiswatch.stream.topics import ensure_topics
 
     await ensure_topics(settings.bootstrap_servers or "", settings)  # type: ignore[attr-defined]
 
@@ -39,7 +39,7 @@ def add_silence(
 
     from crisiswatch.control.commands import checked_settings, fail, person, run_async
     from crisiswatch.control.silences import SilenceStore, new_silence, parse_when
-    from stream.records import utcnow
+    from crisiswatch.stream.records import utcnow
 
     who = person(actor)
     now = utcnow()
@@ -72,8 +72,8 @@ def list_silences(include_past: bool, as_json: bool) -> list[Silence]:
     """Print the silences (not over yet, unless ``include_past``)."""
     from crisiswatch.control.commands import checked_settings, run_async
     from crisiswatch.control.silences import SilenceStore, silence_json
+    from crisiswatch.stream.records import utcnow
     from crisiswatch.tables import ID, TEXT, new_table, print_table
-    from stream.records import utcnow
 
     settings, keyring = checked_settings(signing=False)
 

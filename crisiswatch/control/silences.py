@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, Keyring, _Signed
 from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
-from stream.records import UtcDatetime, utcnow
-from stream.topics import PUBLISHING_SILENCES
+from crisiswatch.stream.records import UtcDatetime, utcnow
+from crisiswatch.stream.topics import PUBLISHING_SILENCES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Silence(_Signed):
 
 
 SCHEMA_FILES: dict[str, type[BaseModel]] = {"silence.v1.json": Silence}
-"""Picked up by ``python -m stream.schema_files``."""
+"""Picked up by ``python -m crisiswatch.stream.schema_files``."""
 
 
 def parse_duration(text: str) -> float:

@@ -45,7 +45,7 @@ from crisiswatch.control.messages import (
     OnResume,
     is_scope,
 )
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 Outcome = Literal["applied", "reasserted", "duplicate", "heartbeat"]
 UNVERIFIABLE = frozenset({"malformed", "unsigned", "unknown_kid", "bad_signature", "tombstone", "key_mismatch"})

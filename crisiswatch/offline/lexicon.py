@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from detectors.sentiment_features import (
+from crisiswatch.detectors.sentiment_features import (
     _NOT_A_FEATURE_HASHES,
     _SEPARATOR_HASH,
     _TOKEN_RE,
@@ -31,7 +31,7 @@ from detectors.sentiment_features import (
     _negated,
     normalise_batch,
 )
-from detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, word_hashes
+from crisiswatch.detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, word_hashes
 
 WORDFREQ_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "ar", "hi")
 WORDFREQ_TOP = 20_000

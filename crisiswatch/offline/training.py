@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.sentiment import LABELS, SentimentModel, label_index
+from crisiswatch.detectors.sentiment import LABELS, SentimentModel, label_index
 
 UNKNOWN_LANG = "all"
 FEATURE_CHUNK = 2_000

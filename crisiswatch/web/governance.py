@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from crisiswatch.settings import Settings
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")

@@ -23,10 +23,10 @@ from pydantic import Field
 from crisiswatch.control.audit import parse_since, read_audit
 from crisiswatch.control.messages import AuditRecord, ControlMessage, SigningUnavailable
 from crisiswatch.control.plane import ResumeRefused
+from crisiswatch.stream.records import utcnow
 from crisiswatch.web.auth import Principal
 from crisiswatch.web.governance import Denied, RequestExpired, RequestGone, ResumeRequest
 from crisiswatch.web.server import Api, _Body, _check_scope, _error, _parse, scope_json
-from stream.records import utcnow
 
 AUDIT_READS_AT_ONCE = 2
 

@@ -45,6 +45,7 @@ from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavai
 from crisiswatch.control.plane import ControlPlane, ResumeRefused
 from crisiswatch.control.schedules import ScheduleStore, new_schedule
 from crisiswatch.settings import Settings
+from crisiswatch.stream.records import utcnow
 from crisiswatch.web import charts
 from crisiswatch.web.auth import (
     Authenticator,
@@ -59,7 +60,6 @@ from crisiswatch.web.auth import (
 )
 from crisiswatch.web.governance import Denied, Policy, ResumeRequests
 from crisiswatch.web.timeline import TimelineFeed
-from stream.records import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
         log.warning("no brands file (CRISISWATCH_BRANDS_FILE): the page lists no brand scopes until one is set")
         return []
     try:
-        from stream.brands_file import load_brands
+        from crisiswatch.stream.brands_file import load_brands
 
         return [(b.id, b.name or b.id) for b in load_brands(settings.brands_file).brands]
     except Exception as exc:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crisiswatch.control.messages import SigningUnavailable
 from crisiswatch.control.silences import SilenceStore, new_silence, parse_when, silence_json
-from stream.records import utcnow
+from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -31,15 +31,15 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
+from crisiswatch.detectors.brands import BrandsFileError
+from crisiswatch.detectors.evidence import Evidence, VolumeEvidence
+from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from detectors.brands import BrandsFileError
-from detectors.evidence import Evidence, VolumeEvidence
-from detectors.risk import RiskPolicy
-from stream.brands_file import BrandsWatch
-from stream.decisions import RiskBook
-from stream.records import Alert, Signal
-from stream.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
+from crisiswatch.stream.brands_file import BrandsWatch
+from crisiswatch.stream.decisions import RiskBook
+from crisiswatch.stream.records import Alert, Signal
+from crisiswatch.stream.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ class TimelineFeed:
         if not settings.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         if policy is None:
-            from stream.risk_stage import policy_from
+            from crisiswatch.stream.risk_stage import policy_from
 
             policy = policy_from(settings)
         self.settings = settings
