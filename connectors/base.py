@@ -1,6 +1,6 @@
 """Common machinery of the live connectors.
 
-A connector fetches or receives mentions, normalises them to `stream.records.Mention` and hands them
+A connector fetches or receives mentions, normalises them to `crisiswatch.contracts.records.Mention` and hands them
 to ``mentions.raw`` through `connectors.sink.MentionSink`; nothing more (no enrichment). What it cannot
 normalise it hands over raw (`Handover.raw`) so the pipeline dead-letters it with a reason.
 
@@ -30,7 +30,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -41,7 +41,8 @@ import httpx
 from crisiswatch.connectors import metrics
 from crisiswatch.connectors.mapping import FieldMapping, MappingError
 from crisiswatch.connectors.sink import MentionSink
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.vocabulary import utcnow
 
 if TYPE_CHECKING:
     from crisiswatch.connectors.checkpoints import Checkpoints
@@ -119,11 +120,6 @@ def check_response(response: httpx.Response) -> None:
 def short_hash(text: str) -> str:
     """A stable 16-hex-digit hash (for ids of items without one of their own)."""
     return hashlib.sha1(text.encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class Backoff:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crisiswatch.connectors import metrics
-from crisiswatch.stream.state_store import read_states
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS
+from crisiswatch.follow import read_states
 
 if TYPE_CHECKING:
     from crisiswatch.connectors.base import StateStore
@@ -154,7 +154,7 @@ class KafkaCheckpoints(Checkpoints):
         self.host = socket.gethostname()
 
     async def open(self) -> None:
-        from crisiswatch.stream.topics import ensure_topics
+        from crisiswatch.kafka import ensure_topics
 
         started = time.monotonic()
         await ensure_topics(self.sink.bootstrap_servers, self.sink.settings)  # the topic must exist to be read

@@ -85,7 +85,7 @@ def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> 
     """Build connectors from settings and run them on the configured cluster until SIGINT/SIGTERM."""
     from crisiswatch.broker import broker_for
     from crisiswatch.connectors.sink import MentionSink
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     settings = Settings()
     checkpoints = settings.connector_checkpoints

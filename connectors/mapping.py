@@ -1,4 +1,4 @@
-"""Field mapping: turn one JSON item of a source's own shape into a `stream.records.Mention`.
+"""Field mapping: turn one JSON item of a source's own shape into a `crisiswatch.contracts.records.Mention`.
 
 A mapping file (YAML or JSON) names, for each mention field, a dotted path into the item
 (``user.screen_name``; list elements by index: ``entities.urls.0.expanded_url``; alternatives with
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
 
 MISSING = object()
 MAX_ID_CHARS = 512

@@ -1,6 +1,6 @@
 """Replay connector: publish mentions from a JSONL or CSV file, preserving event time.
 
-JSONL: one mention object per line (fields of `stream.records.Mention`; ``author``, ``url`` and
+JSONL: one mention object per line (fields of `crisiswatch.contracts.records.Mention`; ``author``, ``url`` and
 ``metrics`` optional). CSV: a header row with at least ``id,source,text,created_at``; optional columns
 ``url``, ``lang``, ``author_id``, ``author_handle``, ``followers``, ``likes``, ``shares``, ``replies``,
 ``reach``.

@@ -37,11 +37,11 @@ from crisiswatch.connectors.base import (
     check_response,
     safe_url,
     short_hash,
-    utcnow,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp, qualified_id
 from crisiswatch.connectors.sink import MentionSink
-from crisiswatch.stream.records import Author, Mention
+from crisiswatch.contracts.records import Author, Mention
+from crisiswatch.contracts.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
 SEEN_PER_FEED = 5000

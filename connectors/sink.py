@@ -47,10 +47,10 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from crisiswatch.connectors import metrics
 from crisiswatch.connectors.spool import Record, Spool, SpoolFull
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import MENTIONS_RAW
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Mention
-from crisiswatch.stream.topics import MENTIONS_RAW
 
 log = logging.getLogger(__name__)
 _PARTITIONER = DefaultPartitioner()
@@ -528,7 +528,7 @@ class MentionSink:
             delay = min(delay * 2, self.options.retry_max_seconds)
 
     async def _broker_answers(self) -> bool:
-        from crisiswatch.stream.topics import ensure_topics
+        from crisiswatch.kafka import ensure_topics
 
         try:
             created = await asyncio.wait_for(ensure_topics(self.bootstrap_servers, self.settings), 10.0)

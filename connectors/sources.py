@@ -190,7 +190,7 @@ class BuildContext:
     def brands(self) -> BrandsConfig:
         """The brands file: the sources file's ``brands``, else ``CRISISWATCH_BRANDS_FILE`` (read once)."""
         if self._brands is None:
-            from crisiswatch.stream.brands_file import load_brands
+            from crisiswatch.brands_file import load_brands
 
             path = self.brands_path or self.settings.brands_file
             try:

@@ -165,7 +165,8 @@ def topics(
     """List the topic contracts (name, key, partitions, configs); with --create, create them."""
     import asyncio
 
-    from crisiswatch.stream.topics import ALL_TOPICS, ensure_topics, partitions_for
+    from crisiswatch.contracts.topics import ALL_TOPICS
+    from crisiswatch.kafka import ensure_topics, partitions_for
     from crisiswatch.tables import ID, TEXT, new_table, print_table
 
     settings = Settings()
@@ -179,7 +180,7 @@ def topics(
             settings.topic(spec.name),
             str(partitions_for(spec, settings)),
             "yes" if spec.compacted else "no",
-            f"stream/schemas/{spec.schema}" if spec.schema else "— (internal)",
+            f"crisiswatch/contracts/schemas/{spec.schema}" if spec.schema else "— (internal)",
             spec.key,
             spec.description,
         )
@@ -506,7 +507,7 @@ def alerts(
 ) -> None:
     """Deliver alerts to Alertmanager, Slack, webhooks and e-mail (keep exactly one running)."""
     from crisiswatch.alerting import commands
-    from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
+    from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK
 
     if recent:
         _preflight(ALERTS.name, ALERTS_ACK.name)
@@ -525,7 +526,7 @@ def ack(
 ) -> None:
     """Acknowledge an alert: record who is on it (shown on the page and sent to every channel)."""
     from crisiswatch.alerting import commands
-    from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
+    from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK
 
     _preflight(ALERTS.name, ALERTS_ACK.name)
     commands.acknowledge(alert_id, actor, note)

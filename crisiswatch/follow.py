@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -386,3 +388,28 @@ class TopicFollower:
         self.caught_up_at = min(polled) / 1000
         self.reset_reason = None
         self._caught_up.set()
+
+
+async def read_states(
+    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: Settings | None = None
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """Latest state per key of ``stage`` in the given partitions: ``{partition: {name: state}}``.
+
+    ``settings`` (default: the process-wide settings) gives the Kafka security options.
+    """
+    wanted = sorted(set(partitions))
+    result: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in wanted}
+    if not wanted:
+        return result
+    prefix = f"{stage}:".encode()
+
+    def keep(record: ConsumerRecord) -> None:
+        if record.key and record.key.startswith(prefix):
+            name = record.key[len(prefix) :].decode()
+            if record.value is None:
+                result[record.partition].pop(name, None)
+            else:
+                result[record.partition][name] = json.loads(record.value)
+
+    await read_to_end(settings, topic, keep, bootstrap_servers=bootstrap_servers, partitions=wanted)
+    return result

@@ -16,14 +16,20 @@ whose ``repr`` is masked, so logging the options never prints it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
+from crisiswatch.contracts.topics import ALL_TOPICS, TopicSpec
 from crisiswatch.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # faust is imported lazily: publishing services that embed a gate do not need it
     from faust.types.auth import CredentialsT
@@ -150,7 +156,7 @@ def faust_credentials(settings: Settings | None = None) -> CredentialsT | None:
 def forbid_topic_auto_creation() -> None:
     """Make every aiokafka client of this process ask the broker NOT to create a topic it looks up.
 
-    crisiswatch creates its topics itself (`stream.topics.ensure_topics`: partition counts, compaction,
+    crisiswatch creates its topics itself (`ensure_topics`: partition counts, compaction,
     single-partition topics). A broker with auto-creation on (Apache Kafka's default, and the embedded
     broker) would otherwise re-create a topic that vanished (deleted, or a memory-only broker restarted
     empty) the moment a client asked for its metadata, with the broker's default partition count and
@@ -173,3 +179,31 @@ def forbid_topic_auto_creation() -> None:
 
     aiokafka.client.MetadataRequest = _NoAutoCreate  # type: ignore[misc]
     aiokafka.admin.client.MetadataRequest = _NoAutoCreate  # type: ignore[misc]
+
+
+def partitions_for(spec: TopicSpec, settings: Settings) -> int:
+    return 1 if spec.single_partition else settings.partitions
+
+
+async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
+    """Create every crisiswatch topic that does not exist yet; return the names created."""
+    admin = new_admin(bootstrap_servers, settings=settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = []
+        for spec in ALL_TOPICS:
+            name = settings.topic(spec.name)
+            if name in existing:
+                continue
+            configs = dict(spec.configs)
+            if spec.compacted:
+                configs["cleanup.policy"] = "compact"
+            new.append(NewTopic(name, partitions_for(spec, settings), settings.replication_factor, None, configs))
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # raced with another process: fine
+                await admin.create_topics(new)
+            log.info("created topics: %s", ", ".join(t.name for t in new))
+        return [t.name for t in new]
+    finally:
+        await admin.close()

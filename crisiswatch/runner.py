@@ -39,24 +39,24 @@ from aiokafka.errors import KafkaError
 from crisiswatch.broker import broker_for
 from crisiswatch.connectors.replay import replay
 from crisiswatch.connectors.sink import MentionSink
-from crisiswatch.control.keys import generate_key_pair
-from crisiswatch.control.messages import HEARTBEAT_KEY, ControlMessage, Keyring
-from crisiswatch.control.metrics import ThrottledWarnings
-from crisiswatch.control.view import ControlView
-from crisiswatch.kafka import new_admin, new_consumer
-from crisiswatch.settings import Settings
-from crisiswatch.stream.health import EXIT_LINE
-from crisiswatch.stream.lag import committed_lag
-from crisiswatch.stream.records import Alert, Signal
-from crisiswatch.stream.topics import (
+from crisiswatch.contracts.control import HEARTBEAT_KEY, ControlMessage
+from crisiswatch.contracts.records import Alert, Signal
+from crisiswatch.contracts.topics import (
     ALERTS,
     MENTIONS_DLQ,
     MENTIONS_ENRICHED,
     MENTIONS_RAW,
     PUBLISHING_CONTROL,
     SIGNALS,
-    ensure_topics,
 )
+from crisiswatch.control.keys import generate_key_pair
+from crisiswatch.control.messages import Keyring
+from crisiswatch.control.metrics import ThrottledWarnings
+from crisiswatch.control.view import ControlView
+from crisiswatch.kafka import ensure_topics, new_admin, new_consumer
+from crisiswatch.settings import Settings
+from crisiswatch.stream.health import EXIT_LINE
+from crisiswatch.stream.lag import committed_lag
 
 
 class Stopped(Exception):
@@ -352,7 +352,7 @@ def stop_on_signals() -> Iterator[list[int]]:
 
 async def delete_rehearsal_topics(settings: Settings, bootstrap: str, prefix: str) -> list[str]:
     """Delete the crisiswatch topics named ``prefix`` + a registry name (nothing else); returns their names."""
-    from crisiswatch.stream.topics import ALL_TOPICS
+    from crisiswatch.contracts.topics import ALL_TOPICS
 
     names = {prefix + spec.name for spec in ALL_TOPICS}
     admin = new_admin(bootstrap, settings=settings)

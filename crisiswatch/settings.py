@@ -23,6 +23,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from crisiswatch.contracts.vocabulary import Severity
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_BRANDS_FILE = PACKAGE_DIR / "data" / "brands.yaml"
 
@@ -187,7 +189,7 @@ class Settings(BaseSettings):
     relay_max_attempts: int = Field(10, ge=1, description="Delivery attempts per change and URL.")
 
     # --- Alert delivery (`crisiswatch alerts`) ------------------------------------------------------
-    alert_min_severity: Literal["info", "warning", "critical"] = Field(
+    alert_min_severity: Severity = Field(
         "warning", description="Lowest alert severity that is delivered to people."
     )
     alert_cooldown_seconds: float = Field(

@@ -1,6 +1,6 @@
 """`crisiswatch tail TOPIC`: look at the records of a topic, by its logical name.
 
-``TOPIC`` is a name from the topic registry (`stream.topics.ALL_TOPICS`: ``alerts``,
+``TOPIC`` is a name from the topic registry (`crisiswatch.contracts.topics.ALL_TOPICS`: ``alerts``,
 ``publishing.control``, ...); the configured ``CRISISWATCH_TOPIC_PREFIX`` is applied (the full name is
 accepted too). By default the last 10 records are printed, oldest first; ``--last N`` prints N,
 ``--from-beginning`` every record, and ``--follow`` then keeps printing new ones until Ctrl-C.
@@ -32,18 +32,11 @@ from typing import Any, TextIO
 
 from aiokafka import ConsumerRecord
 
-from crisiswatch.control.messages import (
-    HEARTBEAT_KEY,
-    AuditRecord,
-    ControlMessage,
-    ControlRejected,
-    Heartbeat,
-    Keyring,
-    Schedule,
-)
+from crisiswatch.contracts.control import HEARTBEAT_KEY, AuditRecord, ControlMessage, Heartbeat, Schedule
+from crisiswatch.contracts.topics import ALL_TOPICS, PUBLISHING_AUDIT, PUBLISHING_CONTROL, PUBLISHING_SCHEDULES
+from crisiswatch.control.messages import ControlRejected, Keyring
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ALL_TOPICS, PUBLISHING_AUDIT, PUBLISHING_CONTROL, PUBLISHING_SCHEDULES
 
 DEFAULT_LAST = 10
 SIGNED_TOPICS = {PUBLISHING_CONTROL.name, PUBLISHING_AUDIT.name, PUBLISHING_SCHEDULES.name}

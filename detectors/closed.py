@@ -2,7 +2,7 @@
 
 `ClosedWindow` is built once, when a window closes (`ClosedWindow.of` a `detectors.window.WindowAggregate`
 and the two detectors' `detectors.volume.SpikeResult` verdicts). The window stage publishes it as is (it
-*is* the ``signals`` record: `stream.records.Signal` is this class), the risk stage validates it back
+*is* the ``signals`` record: `crisiswatch.contracts.records.Signal` is this class), the risk stage validates it back
 from the topic and hands it straight to `detectors.risk.BrandRiskMonitor.observe`, and the backtest
 hands it over without the topic in between. There is no other shape of a closed window.
 
@@ -10,7 +10,7 @@ A new window field lands in two places: the aggregate that counts it (`WindowAgg
 state) and its declaration here. `ClosedWindow.of` copies every field the aggregate has under the same
 name, and `ClosedWindow.with_late` adds counts and merges mixes generically.
 
-Pure: pydantic and the standard library only (no Kafka, no ``stream``).
+Pure: pydantic, the standard library and the shared vocabulary (`crisiswatch.contracts.vocabulary`) only.
 """
 
 from __future__ import annotations
@@ -18,46 +18,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
+from crisiswatch.contracts.vocabulary import INT64_MAX, Count, SaturatedCount, Sentiment, UtcDatetime
 from crisiswatch.detectors.citing import keep_cited, mention_concerning, reach_of
 from crisiswatch.detectors.volume import SpikeResult
 
 if TYPE_CHECKING:
     from crisiswatch.detectors.window import WindowAggregate
 
-INT64_MAX = 2**63 - 1
-"""Every count and reach in a record fits a signed 64-bit integer (what Kafka-side consumers in any language hold)."""
 TOP_MENTIONS = 5
 """Mentions a window cites as evidence."""
-
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+14:00 is before datetime.min in UTC
-        raise PydanticCustomError("datetime_out_of_range", "timestamp cannot be expressed in UTC") from None
-
-
-def _saturate(value: Any) -> Any:
-    return min(value, INT64_MAX) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware timestamp, normalised to UTC when validated, so it serialises as ``2026-11-23T12:00:00Z``.
-
-(Models built with ``model_construct`` skip validation: give them UTC datetimes, e.g. `utcnow`.)"""
-
-Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
-"""A non-negative count that fits a signed 64-bit integer."""
-
-SaturatedCount = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_saturate)]
-"""A sum of counts: larger than `INT64_MAX` becomes `INT64_MAX` (it saturates rather than overflow)."""
-
-Sentiment = Literal["negative", "neutral", "positive"]
 
 
 class TopMention(BaseModel):

@@ -1,7 +1,7 @@
 """The evidence of one risk decision: what an alert's ``evidence`` carries, typed, with a JSON Schema.
 
 `detectors.risk.RiskAssessor` builds an `Evidence` for every window it assesses; the risk stage puts it on
-the alert (`stream.records.Alert.evidence`), a silence marks it (``silence``), and the renderers
+the alert (`crisiswatch.contracts.records.Alert.evidence`), a silence marks it (``silence``), and the renderers
 (`crisiswatch.alerting.render`, `crisiswatch.alerting.plain`), the web timeline and charts and the backtest
 read its attributes. The keys (and so the JSON of an alert) are those the evidence has always had.
 
@@ -14,9 +14,11 @@ Pure: pydantic and the standard library only.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from crisiswatch.contracts.vocabulary import Severity
 
 
 def _term_counts(value: Any) -> Any:
@@ -134,7 +136,7 @@ class Evidence(_Part):
     components: Components | None = None
     gates: list[str] = Field(default_factory=list, description="Why the risk was capped, one line each.")
     risk: float | None = Field(None, ge=0, le=100)
-    severity: Literal["info", "warning", "critical"] | None = None
+    severity: Severity | None = None
     pause: bool | None = None
     window_start: float | None = Field(None, description="Epoch seconds.")
     window_end: float | None = Field(None, description="Epoch seconds.")

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from scipy.special import gammainc
 
+from crisiswatch.contracts.vocabulary import SEVERITIES, SEVERITY_RANK, Severity
 from crisiswatch.detectors.citing import cited, mention_concerning, reach_of
 from crisiswatch.detectors.closed import ClosedWindow
 from crisiswatch.detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
@@ -53,10 +54,7 @@ from crisiswatch.detectors.evidence import (
 from crisiswatch.detectors.lexicon import CONCEPTS, concept_weight
 from crisiswatch.detectors.volume import SpikeResult
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
-PAUSE_SEVERITIES = ("info", "warning", "critical", "never")
+PAUSE_SEVERITIES = (*SEVERITIES, "never")
 PAUSE_SCOPES = ("brand", "global", "none")
 ACCELERATION_WINDOWS = 10
 """Acceleration compares a window's stories with the median of this many windows before it."""

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from crisiswatch.contracts.vocabulary import SENTIMENTS
 from crisiswatch.detectors.sentiment_features import HashedFeatures
 from crisiswatch.detectors.sentiment_static import DEFAULT_LEXICON, Lexicon, load_lexicon
 
-LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+LABELS = SENTIMENTS
 DEFAULT_ARTIFACT = "sentiment-v1.npz"
 FORMAT = "crisiswatch-sentiment/1"
 # What a text without a single feature (empty, only spaces/separators) gets: no evidence -> neutral.

@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import PublishingGate
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger("example.publisher")
 

@@ -27,15 +27,15 @@ import faust
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from crisiswatch.contracts.records import DeadLetterReason, Signal
+from crisiswatch.contracts.topics import MENTIONS_DLQ, SIGNALS
 from crisiswatch.kafka import faust_credentials, forbid_topic_auto_creation
 from crisiswatch.settings import Settings
 from crisiswatch.stream import metrics
 from crisiswatch.stream.dead_letters import DeadLetterLog, is_outage, publish_dead_letter
 from crisiswatch.stream.enrich_stage import EnrichStage
 from crisiswatch.stream.health import EXIT_LINE, BrokerWatch, HealthMonitor, WorkerHealth
-from crisiswatch.stream.records import DeadLetterReason, Signal
 from crisiswatch.stream.risk_stage import RiskStage
-from crisiswatch.stream.topics import MENTIONS_DLQ, SIGNALS
 from crisiswatch.stream.window_stage import WindowStage
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ EXIT_GRACE_SECONDS = 15.0
 
 async def ensure_worker_topics(bootstrap_servers: str, settings: Settings) -> None:
     """Create the topics a worker needs (at start-up, and again whenever the broker comes back)."""
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     created = await ensure_topics(bootstrap_servers, settings)
     if created:

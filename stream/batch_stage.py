@@ -43,13 +43,13 @@ from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
+from crisiswatch.contracts.records import DeadLetterReason
+from crisiswatch.contracts.topics import MENTIONS_DLQ
 from crisiswatch.kafka import new_consumer, new_producer
 from crisiswatch.settings import Settings
 from crisiswatch.stream import metrics
 from crisiswatch.stream.dead_letters import DeadLetterLog, dead_letter
 from crisiswatch.stream.health import WorkerHealth
-from crisiswatch.stream.records import DeadLetterReason
-from crisiswatch.stream.topics import MENTIONS_DLQ
 
 log = logging.getLogger(__name__)
 

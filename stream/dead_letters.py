@@ -1,7 +1,7 @@
 """Decoding raw records, and what happens to the ones that cannot be processed.
 
 `decode_mention` turns the bytes of a ``mentions.raw`` record into a `Mention` or raises
-`RejectedRecord` with a short machine-readable reason (one of `stream.records.DeadLetterReason`) and a
+`RejectedRecord` with a short machine-readable reason (one of `crisiswatch.contracts.records.DeadLetterReason`) and a
 human-readable detail. It never raises anything else, whatever the bytes. `dead_letter` wraps the
 original bytes and the reason into a ``mentions.dlq`` record, truncating the copy of the original so
 that the dead letter stays under a maximum message size (a dead letter too large for the broker would
@@ -23,15 +23,9 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from crisiswatch.contracts.records import DEAD_LETTER_REASONS, DeadLetter, DeadLetterReason, EventTimeBounds, Mention
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.stream import metrics
-from crisiswatch.stream.records import (
-    DEAD_LETTER_REASONS,
-    DeadLetter,
-    DeadLetterReason,
-    EventTimeBounds,
-    Mention,
-    utcnow,
-)
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 """Default of how far ahead of now a mention's ``created_at`` may be (``CRISISWATCH_RECORD_MAX_FUTURE_SECONDS``)."""

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from crisiswatch.contracts.records import Alert, Signal, WindowedMention
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.evidence import SilenceMark
 from crisiswatch.detectors.neardup import story_key
 from crisiswatch.detectors.risk import BrandPolicy, BrandRiskMonitor, RiskDecision, RiskPolicy
 from crisiswatch.detectors.window import MentionFacts
-from crisiswatch.stream.records import Alert, Signal, WindowedMention, utcnow
 
 
 def mention_facts(mention: WindowedMention) -> MentionFacts:

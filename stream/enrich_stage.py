@@ -7,16 +7,17 @@ from datetime import timedelta
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from crisiswatch.brands_file import load_brands
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import MENTIONS_ENRICHED, MENTIONS_RAW
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
 from crisiswatch.stream import metrics
 from crisiswatch.stream.batch_stage import BatchStage
-from crisiswatch.stream.brands_file import load_brands
 from crisiswatch.stream.dead_letters import DeadLetterLog, RejectedRecord, decode_mention, reason_of
 from crisiswatch.stream.dedupe import SeenIds
 from crisiswatch.stream.enrichment import Enricher, Enrichment
-from crisiswatch.stream.records import Mention, utcnow
-from crisiswatch.stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,13 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from crisiswatch.contracts.records import EnrichedMention, Mention
+from crisiswatch.contracts.vocabulary import SENTIMENTS, utcnow
 from crisiswatch.detectors import language, lexicon, sentiment
 from crisiswatch.detectors.brands import BrandMatcher, BrandsConfig
 from crisiswatch.detectors.neardup import story_key
-from crisiswatch.stream.records import EnrichedMention, Mention, utcnow
 
-LABELS = ("negative", "neutral", "positive")
+LABELS = SENTIMENTS
 _MENTION_FIELDS = tuple(name for name in Mention.model_fields if name != "lang")
 _JSON = TypeAdapter(dict[str, Any])
 

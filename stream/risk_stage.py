@@ -22,17 +22,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from crisiswatch.brands_file import BrandsWatch
+from crisiswatch.contracts.records import Alert, Signal
+from crisiswatch.contracts.topics import ALERTS, STATE
 from crisiswatch.control import ControlPlane
 from crisiswatch.control.silences import SilenceStore, open_silences
 from crisiswatch.detectors.risk import RiskPolicy
+from crisiswatch.follow import read_states
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
 from crisiswatch.stream import metrics
-from crisiswatch.stream.brands_file import BrandsWatch
 from crisiswatch.stream.decisions import RiskBook
-from crisiswatch.stream.records import Alert, Signal
-from crisiswatch.stream.state_store import Checkpoint, read_states
-from crisiswatch.stream.topics import ALERTS, STATE
+from crisiswatch.stream.state_store import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,7 @@ what a state says (`stream.windowing.BrandWindows.from_state`, `stream.decisions
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
-
-from aiokafka import ConsumerRecord
-
-from crisiswatch.follow import read_to_end
-from crisiswatch.settings import Settings
 
 OFFSET_KEY = "offset"
 """Name prefix of a partition's position record: ``<stage>:offset:<partition>``."""
@@ -46,31 +40,6 @@ def state_key(stage: str, name: str) -> bytes:
 
 def encode_state(state: dict[str, Any]) -> bytes:
     return json.dumps(state, separators=(",", ":")).encode()
-
-
-async def read_states(
-    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: Settings | None = None
-) -> dict[int, dict[str, dict[str, Any]]]:
-    """Latest state per key of ``stage`` in the given partitions: ``{partition: {name: state}}``.
-
-    ``settings`` (default: the process-wide settings) gives the Kafka security options.
-    """
-    wanted = sorted(set(partitions))
-    result: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in wanted}
-    if not wanted:
-        return result
-    prefix = f"{stage}:".encode()
-
-    def keep(record: ConsumerRecord) -> None:
-        if record.key and record.key.startswith(prefix):
-            name = record.key[len(prefix) :].decode()
-            if record.value is None:
-                result[record.partition].pop(name, None)
-            else:
-                result[record.partition][name] = json.loads(record.value)
-
-    await read_to_end(settings, topic, keep, bootstrap_servers=bootstrap_servers, partitions=wanted)
-    return result
 
 
 class Checkpoint:

@@ -34,15 +34,16 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from crisiswatch.contracts.records import WindowedMention
+from crisiswatch.contracts.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
+from crisiswatch.follow import read_states
 from crisiswatch.kafka import new_admin
 from crisiswatch.stream import metrics
 from crisiswatch.stream.batch_stage import BatchStage
 from crisiswatch.stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
 from crisiswatch.stream.decisions import mention_facts
 from crisiswatch.stream.lag import committed_lag
-from crisiswatch.stream.records import WindowedMention
-from crisiswatch.stream.state_store import Checkpoint, read_states, split_restored
-from crisiswatch.stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, STATE
+from crisiswatch.stream.state_store import Checkpoint, split_restored
 from crisiswatch.stream.windowing import (
     BrandWindows,
     ClosedWindow,

@@ -21,9 +21,10 @@ from aiokafka.structs import ConsumerRecord
 from conftest import read_all
 
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Mention
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, ensure_topics
 
 
 @contextlib.asynccontextmanager

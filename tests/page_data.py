@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from crisiswatch import demo
 from crisiswatch.backtest.engine import Backtest, read_enriched
 from crisiswatch.backtest.enriched import enrich_file
+from crisiswatch.contracts.records import Alert, Signal
 from crisiswatch.control.plane import ControlPlane
 from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import Decided, RiskBook
-from crisiswatch.stream.records import Alert, Signal
 from crisiswatch.stream.risk_stage import policy_from
 
 

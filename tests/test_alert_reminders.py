@@ -19,9 +19,10 @@ from pydantic import SecretStr
 
 from crisiswatch.alerting import AckPublisher, AlertAck, AlertDispatcher
 from crisiswatch.alerting.policy import DeliveryPolicy, ReminderPolicy
+from crisiswatch.contracts.records import Alert
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ensure_topics
 
 MIN = timedelta(minutes=1)
 

@@ -9,10 +9,10 @@ from pydantic import SecretStr
 from crisiswatch.alerting.channels import EmailChannel, slack_payload
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import headline, plain_text, silenced
+from crisiswatch.contracts.records import Alert
 from crisiswatch.control.silences import new_silence
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import mark_silenced
-from crisiswatch.stream.records import Alert
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -44,10 +44,10 @@ from crisiswatch.alerting import (
 )
 from crisiswatch.alerting.channels import EmailChannel, webhook_signature
 from crisiswatch.broker import free_port
+from crisiswatch.contracts.records import Alert
 from crisiswatch.detectors.evidence import Evidence, VolumeEvidence
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert
-from crisiswatch.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

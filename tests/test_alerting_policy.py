@@ -8,15 +8,14 @@ from typing import Any
 from crisiswatch.alerting import render
 from crisiswatch.alerting.channels import slack_payload, webhook_payload
 from crisiswatch.alerting.policy import DeliveryPolicy, Notification
-from crisiswatch.alerting.records import AlertAck
+from crisiswatch.contracts.records import Alert, AlertAck
 from crisiswatch.detectors.evidence import Evidence
-from crisiswatch.stream.records import Alert
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def evidence() -> dict[str, Any]:
-    """Evidence shaped like a dumped `stream.records.Signal`."""
+    """Evidence shaped like a dumped `crisiswatch.contracts.records.Signal`."""
     return {
         "mentions": 1240,
         "negative": 893,

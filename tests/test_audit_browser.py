@@ -14,8 +14,8 @@ from browser_kit import BROWSER_MARKS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # test-sized Argon2id costs

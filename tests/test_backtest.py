@@ -16,11 +16,12 @@ from crisiswatch import demo
 from crisiswatch.backtest.engine import BacktestResult, PauseEvent
 from crisiswatch.backtest.report import run_backtest
 from crisiswatch.backtest.scoring import score
+from crisiswatch.contracts.records import Alert
+from crisiswatch.contracts.topics import ALERTS
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.runner import run_pipeline
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert
 from crisiswatch.stream.risk_stage import policy_from
-from crisiswatch.stream.topics import ALERTS, ensure_topics
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 

@@ -12,23 +12,20 @@ import pytest
 from crisiswatch import demo
 from crisiswatch.backtest.engine import Backtest, read_enriched
 from crisiswatch.backtest.enriched import enrich_file
-from crisiswatch.control.messages import ControlMessage, Keyring
-from crisiswatch.control.silences import (
-    Silence,
-    SilenceStore,
-    new_silence,
-    parse_duration,
-    parse_when,
-)
+from crisiswatch.brands_file import BrandsWatch
+from crisiswatch.contracts.control import ControlMessage, Silence
+from crisiswatch.contracts.records import Alert, Signal
+from crisiswatch.contracts.topics import ALERTS
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import Keyring
+from crisiswatch.control.silences import SilenceStore, new_silence, parse_duration, parse_when
 from crisiswatch.control.testing import read_records, with_test_keys
 from crisiswatch.detectors.brands import BrandsFileError, parse_brands
 from crisiswatch.detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPolicy, apply_sensitivity
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.brands_file import BrandsWatch
 from crisiswatch.stream.decisions import RiskBook, mention_facts
-from crisiswatch.stream.records import Alert, Signal, utcnow
 from crisiswatch.stream.risk_stage import RiskStage, policy_from
-from crisiswatch.stream.topics import ALERTS, ensure_topics
 from crisiswatch.stream.windowing import BrandWindows
 
 CRISIS_START = demo.CRISIS[1]
@@ -169,7 +166,7 @@ def test_brands_watch_reloads_a_changed_file_and_keeps_the_previous_policy_when_
     path.write_text(brands_yaml({"acme": "{sensitivity: sensitive, pause_scope: global}"}))
     changed = watch.poll()
     assert changed is not None and changed["acme"].to_dict() == {"pause_scope": "global", "sensitivity": "sensitive"}
-    with caplog.at_level(logging.ERROR, logger="crisiswatch.stream.brands_file"):
+    with caplog.at_level(logging.ERROR, logger="crisiswatch.brands_file"):
         path.write_text(brands_yaml({"acme": "{sensitivity: extreme}"}))
         assert watch.poll() is None
     assert watch.policies["acme"].sensitivity == "sensitive"
@@ -350,7 +347,7 @@ def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> N
 
 
 def test_the_example_brands_file_loads_with_its_policies() -> None:
-    from crisiswatch.stream.brands_file import load_brand_policies
+    from crisiswatch.brands_file import load_brand_policies
 
     path = Path(__file__).resolve().parents[1] / "examples" / "brands.yaml"
     book = RiskBook(RiskPolicy(), load_brand_policies(path))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from crisiswatch.brands_file import load_brands
 from crisiswatch.detectors.brands import BrandMatcher, BrandsFileError, parse_brands
-from crisiswatch.stream.brands_file import load_brands
 
 CONFIG = {
     "brands": [

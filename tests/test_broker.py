@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crisiswatch.broker import EmbeddedBroker
+from crisiswatch.contracts.topics import ALL_TOPICS
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ALL_TOPICS, ensure_topics
 
 
 async def test_produce_and_consume_round_trip(kafka_bootstrap: str, settings: Settings) -> None:

@@ -36,9 +36,10 @@ from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sse import SseConnector
 from crisiswatch.connectors.webhook import SIGNATURE_HEADER, WebhookReceiver, sign
 from crisiswatch.connectors.websocket import WebSocketConnector
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import MENTIONS_RAW
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Mention
-from crisiswatch.stream.topics import MENTIONS_RAW, ensure_topics
 
 FAST = Backoff(0.05, 0.2)
 

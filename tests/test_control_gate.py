@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from crisiswatch.broker import EmbeddedBroker
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import ControlPlane, Keyring, PublishingGate, SyncPublishingGate
 from crisiswatch.control.testing import fixed_key_pair, produce, wait_for, with_public_keys, with_test_keys
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import ensure_topics
 
 
 @pytest.fixture

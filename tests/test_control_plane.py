@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from crisiswatch.contracts.control import Heartbeat
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import AuditRecord, ControlMessage, ControlPlane, PublishingGate, ResumeRefused
-from crisiswatch.control.messages import Heartbeat, Keyring, SigningUnavailable
+from crisiswatch.control.messages import Keyring, SigningUnavailable
 from crisiswatch.control.testing import produce, read_records, wait_for, with_test_keys
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import asyncio
 from datetime import datetime, timedelta
 from types import ModuleType
 
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import ControlPlane, PublishingGate
 from crisiswatch.control.testing import with_public_keys, with_test_keys
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 
 async def test_example_publisher_defers_during_a_pause_and_releases_after(

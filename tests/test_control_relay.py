@@ -64,7 +64,7 @@ async def test_relay_retries_with_backoff_and_sends_idempotency_keys(settings: S
         keys = {key for key, _ in flaky.calls}
         assert keys == {f"global:{paused.seq}"} == {paused.change_key}
         delivered = ControlMessage.model_validate(flaky.accepted[0][1])
-        delivered.verify(plane.keyring)  # the receiver can check the signature
+        plane.keyring.verify_record(delivered, ControlMessage)  # the receiver can check the signature
         assert delivered == paused
 
         await plane.reassert()  # a re-assertion is not a new change: not sent again

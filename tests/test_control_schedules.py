@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import ControlMessage, ControlPlane, PublishingGate
 from crisiswatch.control.schedules import Scheduler, ScheduleStore, new_schedule
 from crisiswatch.control.testing import read_records, wait_for, with_test_keys
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 TOLERANCE_S = 0.6  # broker round trips + the gate's fetch wait, on a loaded 2-core machine
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from crisiswatch.contracts.records import DEAD_LETTER_REASONS, DeadLetter
 from crisiswatch.stream.dead_letters import DeadLetterLog, RejectedRecord, dead_letter, decode_mention, reason_of
 from crisiswatch.stream.dedupe import SeenIds
-from crisiswatch.stream.records import DEAD_LETTER_REASONS, DeadLetter
 
 GOOD = {"id": "x:1", "source": "twitter", "text": "hello", "created_at": "2026-03-02T10:00:00+02:00"}
 README = Path(__file__).resolve().parents[1] / "README.md"

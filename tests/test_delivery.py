@@ -20,9 +20,10 @@ from crisiswatch.connectors.checkpoints import STAGE
 from crisiswatch.connectors.replay import ReplayConnector, ReplayItem, ReplayReport, reordered, replay
 from crisiswatch.connectors.sink import MentionSink, SinkOptions
 from crisiswatch.connectors.spool import Spool, encode_record
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
+from crisiswatch.follow import read_states
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.state_store import read_states
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 from tests.conftest import read_all
 
 CHILD = Path(__file__).with_name("delivery_child.py")

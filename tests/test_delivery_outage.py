@@ -30,9 +30,10 @@ from crisiswatch.connectors.mapping import FieldMapping
 from crisiswatch.connectors.poll import JsonApiPoller
 from crisiswatch.connectors.sink import MentionSink, SinkOptions
 from crisiswatch.connectors.webhook import WebhookReceiver
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
+from crisiswatch.follow import read_states
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.state_store import read_states
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 from tests.conftest import read_all
 
 OUTAGE_SECONDS = float(os.environ.get("CRISISWATCH_TEST_OUTAGE_SECONDS", "60"))

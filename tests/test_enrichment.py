@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from crisiswatch.contracts.records import EnrichedMention, Mention
 from crisiswatch.detectors.brands import parse_brands
 from crisiswatch.stream.enrichment import Enricher
-from crisiswatch.stream.records import EnrichedMention, Mention
 
 BRANDS = parse_brands({
     "brands": [{"id": "acme", "terms": ["acme"]}, {"id": "globex", "terms": ["globex"]}],

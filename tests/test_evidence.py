@@ -10,8 +10,8 @@ import pytest
 
 from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.render import explain
+from crisiswatch.contracts.records import Alert
 from crisiswatch.detectors.evidence import Evidence
-from crisiswatch.stream.records import Alert
 
 OLD_ALERTS = Path(__file__).parent / "fixtures" / "alerts-old-shape.jsonl"
 """Alerts as the risk stage wrote them when ``evidence`` was a plain dict: a critical one (from a backtest of

@@ -12,12 +12,12 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import ControlPlane, PublishingGate
 from crisiswatch.control.held import HeldBoard, describe_held
 from crisiswatch.control.testing import TEST_KEYS, wait_for, with_public_keys, with_test_keys
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 
 TOKEN = "t0ken-for-the-held-posts-test-0123"

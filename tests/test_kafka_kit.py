@@ -11,11 +11,11 @@ import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK, MENTIONS_DLQ
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.follow import TopicFollower, read_to_end, topic_partitions
-from crisiswatch.kafka import PRODUCER_DEFAULTS, new_admin, new_consumer, new_producer
+from crisiswatch.kafka import PRODUCER_DEFAULTS, ensure_topics, new_admin, new_consumer, new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import ALERTS, ALERTS_ACK, MENTIONS_DLQ, ensure_topics
 
 
 async def write(settings: Settings, topic: str, values: list[tuple[int, bytes]]) -> None:

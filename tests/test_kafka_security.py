@@ -23,9 +23,8 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr, ValidationError
 
-from crisiswatch.kafka import client_options, faust_credentials, new_producer
+from crisiswatch.kafka import client_options, ensure_topics, faust_credentials, new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pa55-w0rd-never-logged"

@@ -15,13 +15,14 @@ from aiokafka import AIOKafkaProducer
 from conftest import read_all
 from prometheus_client import REGISTRY
 
+from crisiswatch.contracts.records import DeadLetter, Signal
+from crisiswatch.contracts.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE
 from crisiswatch.detectors.spikes import SpikeResult
+from crisiswatch.follow import read_states
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import RiskBook
-from crisiswatch.stream.records import DeadLetter, Signal
 from crisiswatch.stream.risk_stage import RiskStage, policy_from
-from crisiswatch.stream.state_store import read_states
-from crisiswatch.stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
 from crisiswatch.stream.window_stage import WindowStage
 
 

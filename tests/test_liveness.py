@@ -36,14 +36,15 @@ from prometheus_client import REGISTRY
 from crisiswatch import demo
 from crisiswatch.broker import EmbeddedBroker, free_port
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.contracts.records import EnrichedMention
+from crisiswatch.contracts.topics import MENTIONS_ENRICHED, SIGNALS, STATE
 from crisiswatch.control.keys import generate_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.runner import drained, exit_reason, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
 from crisiswatch.stream.app import EXIT_STAGE_STOPPED
 from crisiswatch.stream.health import EXIT_LINE, STALL_SECONDS, BrokerWatch, HealthMonitor, WorkerHealth
-from crisiswatch.stream.records import EnrichedMention
 from crisiswatch.stream.state_store import state_key
-from crisiswatch.stream.topics import MENTIONS_ENRICHED, SIGNALS, STATE, ensure_topics
 from crisiswatch.stream.window_stage import WindowStage
 
 

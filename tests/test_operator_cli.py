@@ -19,14 +19,16 @@ from typer.testing import CliRunner
 
 from crisiswatch.broker import free_port
 from crisiswatch.cli import app
+from crisiswatch.contracts.control import ControlMessage
+from crisiswatch.contracts.records import Alert
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import ControlPlane
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.testing import TEST_KEYS, TEST_PUBLIC_KEYS, produce, wait_for, with_test_keys
 from crisiswatch.durations import DurationError, format_duration, parse_duration
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.preflight import EXIT_KAFKA_UNREACHABLE, EXIT_TOPICS_MISSING
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.tables import ID, TEXT, new_table, print_table
 from crisiswatch.tail import tail
 

@@ -16,11 +16,11 @@ import httpx
 
 from crisiswatch import demo
 from crisiswatch.broker import free_port
+from crisiswatch.contracts.topics import ALL_TOPICS
 from crisiswatch.control.testing import TEST_KEYS, read_records
 from crisiswatch.preflight import EXIT_TERMINATED, existing_topics
 from crisiswatch.runner import rehearsal_env
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,12 +16,13 @@ from conftest import read_all
 from crisiswatch.connectors.base import Backoff
 from crisiswatch.connectors.platforms.youtube import YouTubeConnector
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.contracts.records import EnrichedMention, Mention
+from crisiswatch.contracts.topics import MENTIONS_ENRICHED
 from crisiswatch.detectors.brands import parse_brands
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
 from crisiswatch.stream.enrich_stage import EnrichStage
 from crisiswatch.stream.enrichment import Enricher
-from crisiswatch.stream.records import EnrichedMention, Mention
-from crisiswatch.stream.topics import MENTIONS_ENRICHED, ensure_topics
 
 BRANDS = parse_brands({"brands": [{"id": "acme", "terms": ["acme"]}, {"id": "globex", "terms": ["globex"]}]})
 

@@ -18,11 +18,13 @@ from conftest import read_all
 
 from crisiswatch import demo
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.contracts.records import DeadLetter, EnrichedMention, Signal
+from crisiswatch.contracts.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import PublishingGate
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import DeadLetter, EnrichedMention, Signal, utcnow
-from crisiswatch.stream.topics import ALERTS, MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
 
 
 async def window_counts(bootstrap: str, settings: Settings) -> dict[tuple[str, datetime], int]:

@@ -36,9 +36,10 @@ from crisiswatch.connectors.platforms.hackernews import HackerNewsConnector
 from crisiswatch.connectors.platforms.reddit import Listing, RedditConnector
 from crisiswatch.connectors.platforms.youtube import YouTubeConnector, seconds_until_quota_reset
 from crisiswatch.connectors.sources import SourcesFileError, load_sources
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Mention
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 FAST = Backoff(0.05, 0.2)

@@ -36,8 +36,9 @@ from test_platforms_polling import CLIENT_ID, CLIENT_SECRET, OWNED_CHANNEL, REDD
 from test_platforms_polling import fixture as polling_fixture
 from test_platforms_streaming import MastodonServer, XServer, serve, sources_file
 
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 EVERY = "checkpoint_every: 0.001s"  # streams: a checkpoint after every post (the default is 5s)
 POLL = "interval: 0.1s\n    backfill: null"  # polled feeds: a cycle (and its checkpoint) every 0.1 s

@@ -33,9 +33,10 @@ from crisiswatch.connectors.platforms.bluesky import BlueskyConnector
 from crisiswatch.connectors.platforms.mastodon import MastodonConnector
 from crisiswatch.connectors.platforms.x import XFilteredStream, brand_rule
 from crisiswatch.connectors.sources import load_sources
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
 from crisiswatch.detectors.brands import TermSet
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
 BRANDS = """brands:

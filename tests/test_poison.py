@@ -23,11 +23,13 @@ from conftest import read_all
 from crisiswatch import demo
 from crisiswatch.broker import free_port
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.contracts.records import DeadLetter, EnrichedMention, Signal
+from crisiswatch.contracts.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.runner import drained, run_pipeline, start_worker, stop_process
 from crisiswatch.settings import Settings
 from crisiswatch.stream.dead_letters import RejectedRecord, dead_letter, decode_mention
-from crisiswatch.stream.records import DeadLetter, EnrichedMention, Signal, utcnow
-from crisiswatch.stream.topics import MENTIONS_DLQ, MENTIONS_ENRICHED, SIGNALS, ensure_topics
 from crisiswatch.stream.window_stage import WindowStage
 
 MAX_RECORD_BYTES = 256 * 1024  # the default of CRISISWATCH_MAX_RECORD_BYTES

@@ -10,15 +10,20 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from crisiswatch.stream.records import INT64_MAX, EventTimeBounds, Mention, Signal
-from crisiswatch.stream.schema_files import SCHEMA_DIR, registry, render
+from crisiswatch.contracts.records import EventTimeBounds, Mention, Signal
+from crisiswatch.contracts.schema_files import SCHEMA_DIR, registry, render
+from crisiswatch.contracts.topics import ALL_TOPICS
+from crisiswatch.contracts.vocabulary import INT64_MAX
 
 
 def test_schema_files_match_the_models() -> None:
     for name, model in registry().items():
         path = SCHEMA_DIR / name
-        assert path.is_file(), f"{name} missing: run python -m crisiswatch.stream.schema_files"
+        assert path.is_file(), f"{name} missing: run python -m crisiswatch.contracts.schema_files"
         assert path.read_text(encoding="utf-8") == render(name, model), f"{name} is stale"
+    on_disk = {path.name for path in SCHEMA_DIR.glob("*.json")}
+    assert on_disk == set(registry()), "a schema file without a model, or the reverse"
+    assert {spec.schema for spec in ALL_TOPICS if spec.schema} <= set(registry()), "a topic names an unknown schema"
 
 
 def test_a_serialised_mention_validates_against_its_schema() -> None:

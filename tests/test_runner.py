@@ -10,12 +10,14 @@ import aiohttp
 from pydantic import SecretStr
 
 from crisiswatch.broker import free_port
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.contracts.control import ControlMessage
+from crisiswatch.contracts.records import Alert, Signal
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.detectors.spikes import SpikeResult
 from crisiswatch.runner import Watcher, human_line, open_page
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, Signal, utcnow
 
 DECIDED = datetime(2026, 3, 2, 11, 3, tzinfo=UTC)
 
@@ -104,7 +106,7 @@ def test_the_first_window_of_each_volume_spike_is_noted_once() -> None:
 
 async def test_the_run_serves_the_page_on_its_port_or_a_free_one(settings: Settings) -> None:
     """`crisiswatch run` serves the one-button page; a second run on the same machine gets a free port."""
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     s = settings.model_copy(
         update={"control_keys": SecretStr(fixed_key_pair("k1", "page").private),

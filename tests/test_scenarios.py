@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from crisiswatch.connectors.replay import read_items
+from crisiswatch.contracts.records import Mention
 from crisiswatch.detectors.brands import BrandMatcher, parse_brands
 from crisiswatch.detectors.lexicon import find_crisis_terms
 from crisiswatch.scenarios import phrases
@@ -29,7 +30,6 @@ from crisiswatch.scenarios.profiles import NAMES
 from crisiswatch.scenarios.seeds import SPLITS
 from crisiswatch.scenarios.texts import FOLDERS, load_pools
 from crisiswatch.scenarios.volume import gap_minutes, load_series, minute_rates
-from crisiswatch.stream.records import Mention
 
 SMALL = {"split": "tune", "days": 2, "brands": 3}
 

@@ -10,13 +10,13 @@ import pytest
 from browser_kit import BROWSER_MARKS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
+from crisiswatch.contracts.records import Alert
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.silences import new_silence
 from crisiswatch.control.testing import fixed_key_pair
-from crisiswatch.kafka import new_producer
+from crisiswatch.kafka import ensure_topics, new_producer
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import mark_silenced
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 
 pytestmark = BROWSER_MARKS

@@ -11,10 +11,11 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from crisiswatch.control.silences import Silence, SilenceStore
+from crisiswatch.contracts.control import Silence
+from crisiswatch.control.silences import SilenceStore
 from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 
 TOKEN = "t0ken-for-the-silences-api-0123456789"

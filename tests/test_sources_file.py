@@ -31,9 +31,10 @@ from crisiswatch.connectors.replay import ReplayConnector
 from crisiswatch.connectors.rss import FeedConnector
 from crisiswatch.connectors.sources import SourcesFileError, is_duration, kinds, load_sources, parse_sources
 from crisiswatch.connectors.webhook import WebhookReceiver
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Mention
-from crisiswatch.stream.topics import CONNECTOR_CHECKPOINTS, MENTIONS_RAW, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "sources.yaml"

@@ -15,12 +15,13 @@ from argon2 import PasswordHasher
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from crisiswatch.alerting.records import AlertAck
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.contracts.control import ControlMessage
+from crisiswatch.contracts.records import Alert, AlertAck
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.testing import fixed_key_pair, produce
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import Authenticator, ConfigError, RateLimiter, parse_users
 from crisiswatch.web.server import SESSION_COOKIE, WebServer
 

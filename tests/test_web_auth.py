@@ -16,8 +16,8 @@ from argon2 import PasswordHasher
 from pydantic import SecretStr
 
 from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import LoginGuard, allowed_origins, origin_of
 from crisiswatch.web.server import DEVICE_COOKIE, WebServer
 

@@ -17,11 +17,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from browser_kit import BROWSER_MARKS, QUIET_FLAGS, chrome, in_thread, log_in_on_page, waiter
 from pydantic import SecretStr
 
-from crisiswatch.control.messages import ControlMessage, ControlRejected, Keyring
+from crisiswatch.contracts.control import ControlMessage
+from crisiswatch.contracts.records import Alert
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import ControlRejected, Keyring
 from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 
 pytestmark = BROWSER_MARKS

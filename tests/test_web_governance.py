@@ -21,12 +21,12 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from crisiswatch.cli import app
+from crisiswatch.contracts.control import AuditRecord
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.audit import parse_since
-from crisiswatch.control.messages import AuditRecord
 from crisiswatch.control.testing import fixed_key_pair, produce
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import Authenticator, ConfigError, parse_users
 from crisiswatch.web.governance import Denied, Policy, ResumeRequests, highest_role, parse_roles
 from crisiswatch.web.server import WebServer

@@ -24,10 +24,10 @@ from page_data import MID_CRISIS, publish_demo
 from pydantic import SecretStr
 
 from crisiswatch import demo
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.testing import fixed_key_pair
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.auth import LoginGuard
 from crisiswatch.web.server import WebServer
 

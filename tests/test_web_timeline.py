@@ -18,15 +18,16 @@ from crisiswatch.alerting.channels import slack_payload
 from crisiswatch.alerting.plain import plain_headline, share_words, times_usual, topic_phrase
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.alerting.render import plain_text
-from crisiswatch.control.messages import AuditRecord, Keyring
+from crisiswatch.brands_file import BrandsWatch
+from crisiswatch.contracts.control import AuditRecord
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.testing import fixed_key_pair
 from crisiswatch.detectors.evidence import Evidence
 from crisiswatch.detectors.risk import BrandPolicy
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.brands_file import BrandsWatch
 from crisiswatch.stream.decisions import RiskBook
 from crisiswatch.stream.risk_stage import policy_from
-from crisiswatch.stream.topics import ensure_topics
 from crisiswatch.web.server import WebServer
 from crisiswatch.web.timeline import Point, TimelineFeed, TimelineStore, trend
 
@@ -148,7 +149,7 @@ def test_plain_words() -> None:
 def test_the_email_says_it_in_plain_words_too() -> None:
     from datetime import UTC, datetime
 
-    from crisiswatch.stream.records import Alert
+    from crisiswatch.contracts.records import Alert
 
     now = datetime(2026, 3, 2, 11, 3, tzinfo=UTC)
     alert = Alert(

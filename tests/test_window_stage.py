@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from crisiswatch.contracts.records import Signal
+from crisiswatch.contracts.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS
+from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Signal
-from crisiswatch.stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
 from crisiswatch.stream.window_stage import WindowStage
 
 

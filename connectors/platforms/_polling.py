@@ -34,7 +34,7 @@ from crisiswatch.connectors.base import (
     safe_url,
     sleep_or_stop,
 )
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
 
 log = logging.getLogger(__name__)
 MAX_WAITS = 5

@@ -41,14 +41,14 @@ from crisiswatch.connectors.base import (
     safe_url,
     sleep_or_stop,
     until_stopped,
-    utcnow,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
+from crisiswatch.contracts.records import Author, Context, Mention
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import BrandsConfig, TermMatcher
-from crisiswatch.stream.records import Author, Context, Mention
 
 log = logging.getLogger(__name__)
 POST = "app.bsky.feed.post"

@@ -31,13 +31,13 @@ from crisiswatch.connectors.base import (
     PollingConnector,
     StateStore,
     check_response,
-    utcnow,
 )
 from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
 from crisiswatch.connectors.rss import html_to_text
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
 ALGOLIA_URL = "https://hn.algolia.com/api/v1"

@@ -51,7 +51,6 @@ from crisiswatch.connectors.base import (
     safe_url,
     sleep_or_stop,
     until_stopped,
-    utcnow,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import (
@@ -64,8 +63,9 @@ from crisiswatch.connectors.platforms._common import (
 from crisiswatch.connectors.rss import html_to_text
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig, SourcesFileError, source_kind
+from crisiswatch.contracts.records import Author, Context, Mention, Metrics
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import TermMatcher
-from crisiswatch.stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 40  # the largest page the timeline endpoints give

@@ -45,12 +45,12 @@ from crisiswatch.connectors.base import (
     StateStore,
     check_response,
     sleep_or_stop,
-    utcnow,
 )
 from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send, stop_event
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZero, SourceConfig, source_kind
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"

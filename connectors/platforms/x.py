@@ -47,7 +47,6 @@ from crisiswatch.connectors.base import (
     safe_url,
     sleep_or_stop,
     until_stopped,
-    utcnow,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import (
@@ -59,8 +58,9 @@ from crisiswatch.connectors.platforms._common import (
 )
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig, source_kind
+from crisiswatch.contracts.records import Author, Context, Mention, Metrics
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import BrandsConfig, TermSet
-from crisiswatch.stream.records import Author, Context, Mention, Metrics
 
 log = logging.getLogger(__name__)
 TWEET_FIELDS = "created_at,lang,public_metrics,author_id,conversation_id,referenced_tweets"

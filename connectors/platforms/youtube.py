@@ -50,7 +50,6 @@ from crisiswatch.connectors.base import (
     PollingConnector,
     StateStore,
     check_response,
-    utcnow,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._polling import FeedMark, Walk, as_int, epoch_now, json_of, send
@@ -63,7 +62,8 @@ from crisiswatch.connectors.sources import (
     SourcesFileError,
     source_kind,
 )
-from crisiswatch.stream.records import Mention
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
 API_URL = "https://www.googleapis.com/youtube/v3"

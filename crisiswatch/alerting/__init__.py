@@ -22,7 +22,7 @@ from crisiswatch.alerting.channels import (
 )
 from crisiswatch.alerting.dispatcher import AlertDispatcher, RetryPolicy
 from crisiswatch.alerting.policy import DeliveryPolicy, Notification
-from crisiswatch.alerting.records import AlertAck
+from crisiswatch.contracts.records import AlertAck
 
 __all__ = [
     "AckPublisher",

@@ -19,13 +19,12 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from crisiswatch.alerting import render
-from crisiswatch.alerting.policy import SEVERITY_RANK
-from crisiswatch.alerting.records import AlertAck
+from crisiswatch.contracts.records import Alert, AlertAck
+from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK
+from crisiswatch.contracts.vocabulary import SEVERITY_RANK
 from crisiswatch.follow import TopicFollower
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert
-from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 

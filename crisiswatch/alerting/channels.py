@@ -26,8 +26,8 @@ import aiohttp
 
 from crisiswatch.alerting import render
 from crisiswatch.alerting.policy import Notification
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import typer
 
 from crisiswatch.alerting.book import AckPublisher, AlertFeed
 from crisiswatch.alerting.dispatcher import AlertDispatcher
-from crisiswatch.alerting.records import ACK_ACTOR_PATTERN, AlertAck
+from crisiswatch.contracts.records import ACK_ACTOR_PATTERN, AlertAck
+from crisiswatch.contracts.topics import ALERTS
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import ALERTS
 from crisiswatch.tables import ID, TEXT, new_table, print_table
 
 

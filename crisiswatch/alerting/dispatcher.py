@@ -38,11 +38,11 @@ from pydantic import ValidationError
 from crisiswatch.alerting import metrics
 from crisiswatch.alerting.channels import Channel, DeliveryError, WebhookChannel, channels_from_settings
 from crisiswatch.alerting.policy import ESCALATION, PRIMARY, DeliveryPolicy, Notification, ReminderPolicy
-from crisiswatch.alerting.records import AlertAck
+from crisiswatch.contracts.records import Alert, AlertAck
+from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.kafka import new_consumer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Alert, utcnow
-from crisiswatch.stream.topics import ALERTS, ALERTS_ACK
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class AlertDispatcher:
     async def start(self) -> None:
         """Connect, assign every partition, start the channel workers and the consume loop."""
         if self.create_topics:
-            from crisiswatch.stream.topics import ensure_topics
+            from crisiswatch.kafka import ensure_topics
 
             await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
         if not self.channels:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from crisiswatch.alerting.records import AlertAck
-from crisiswatch.stream.records import Alert, utcnow
+from crisiswatch.contracts.records import Alert, AlertAck
+from crisiswatch.contracts.vocabulary import utcnow
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 NotificationEvent = Literal["opened", "escalated", "resolved", "acknowledged", "reminder", "escalation"]

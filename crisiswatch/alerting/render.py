@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.policy import Notification
+from crisiswatch.contracts.records import Alert
 from crisiswatch.detectors.citing import cited, mention_concerning, reach_of
 from crisiswatch.detectors.evidence import Evidence
-from crisiswatch.stream.records import Alert
 
 MAX_TOP_MENTIONS = 5
 MAX_MENTION_CHARS = 240

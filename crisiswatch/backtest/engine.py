@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crisiswatch.brands_file import load_brand_policies
+from crisiswatch.contracts.records import Alert, WindowedMention
 from crisiswatch.detectors.risk import BrandPolicy, RiskAssessment, RiskPolicy
 from crisiswatch.settings import Settings
-from crisiswatch.stream.brands_file import load_brand_policies
 from crisiswatch.stream.decisions import RiskBook, mention_facts
-from crisiswatch.stream.records import Alert, WindowedMention
 from crisiswatch.stream.windowing import BrandWindows, ClosingPolicy, Watermark
 
 REORDER_SECONDS = 3600.0

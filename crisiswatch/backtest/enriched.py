@@ -17,14 +17,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crisiswatch.brands_file import load_brands
 from crisiswatch.connectors.replay import read_items
+from crisiswatch.contracts.records import Mention
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors import sentiment
 from crisiswatch.settings import Settings
-from crisiswatch.stream.brands_file import load_brands
 from crisiswatch.stream.dead_letters import RejectedRecord, decode_mention
 from crisiswatch.stream.dedupe import SeenIds
 from crisiswatch.stream.enrichment import Enricher
-from crisiswatch.stream.records import Mention, utcnow
 
 BATCH = 2000
 CACHE_VERSION = 1

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from crisiswatch.contracts.records import Alert
 from crisiswatch.offline import nab
-from crisiswatch.stream.records import Alert
 
 from .engine import BacktestResult, PauseEvent
 

@@ -42,7 +42,7 @@ def run(corpus: Path, out: Path) -> dict[str, Any]:
     needle = f'"brand":"{busiest}"'.encode()
     with gzip.open(second.enriched.path, "rb") as handle:
         lines = [line for line in handle if needle in line]
-    from crisiswatch.stream.records import WindowedMention
+    from crisiswatch.contracts.records import WindowedMention
 
     started = time.perf_counter()
     busy = Backtest(settings, policy).run(lambda: (WindowedMention.model_validate_json(x) for x in lines))

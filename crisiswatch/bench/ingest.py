@@ -73,7 +73,7 @@ def cpu_seconds() -> float:
 async def _replay_part(bootstrap: str, prefix: str, mentions: int, folder: str) -> dict[str, Any]:
     from crisiswatch.connectors.replay import ReplayReport, replay
     from crisiswatch.connectors.sink import MentionSink, SinkOptions
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     await ensure_topics(bootstrap, settings)
@@ -112,7 +112,7 @@ async def _webhook_part(bootstrap: str, prefix: str, mentions: int, clients: int
     from crisiswatch.broker import free_port
     from crisiswatch.connectors.sink import MentionSink, SinkOptions
     from crisiswatch.connectors.webhook import WebhookReceiver
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     await ensure_topics(bootstrap, settings)

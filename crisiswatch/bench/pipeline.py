@@ -30,13 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from crisiswatch.broker import broker_for, free_port
+from crisiswatch.contracts.records import Signal
+from crisiswatch.contracts.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS
 from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.demo import CALM, CHATTER, CRISIS_TEXTS
-from crisiswatch.kafka import new_consumer, new_producer
+from crisiswatch.kafka import ensure_topics, new_consumer, new_producer
 from crisiswatch.runner import drained, start_worker, stop_process
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import Signal
-from crisiswatch.stream.topics import MENTIONS_ENRICHED, MENTIONS_RAW, SIGNALS, ensure_topics
 
 BRANDS = [f"Brand{i:02d}" for i in range(20)]
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from crisiswatch import demo
+from crisiswatch.contracts.vocabulary import SEVERITY_RANK
 from crisiswatch.detectors.lexicon import find_crisis_terms, find_crisis_terms_batch, lexicon_stats
 from crisiswatch.detectors.neardup import story_key
-from crisiswatch.detectors.risk import SEVERITY_RANK, BrandRiskMonitor, RiskPolicy
+from crisiswatch.detectors.risk import BrandRiskMonitor, RiskPolicy
 from crisiswatch.detectors.window import MentionFacts, WindowAggregate
 from crisiswatch.stream.windowing import BrandWindows
 

@@ -10,18 +10,10 @@
   ``keys.py``: key pairs (writers hold private keys, gates only public keys).
 """
 
+from crisiswatch.contracts.control import AuditRecord, ControlMessage, Heartbeat, Schedule, scope_of
 from crisiswatch.control.backlog import Backlog, DeferredPost
 from crisiswatch.control.gate import PublishingGate, SyncPublishingGate
-from crisiswatch.control.messages import (
-    AuditRecord,
-    ControlMessage,
-    ControlRejected,
-    Heartbeat,
-    Keyring,
-    Schedule,
-    SigningUnavailable,
-    scope_of,
-)
+from crisiswatch.control.messages import ControlRejected, Keyring, SigningUnavailable
 from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
 from crisiswatch.control.view import Decision
 

@@ -18,11 +18,12 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
+from crisiswatch.contracts.control import AuditRecord
+from crisiswatch.contracts.topics import PUBLISHING_AUDIT
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import ControlRejected, Keyring
 from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import PUBLISHING_AUDIT
 
 MAX_RECORDS = 10_000
 
@@ -112,7 +113,7 @@ async def read_audit(
         settings,
         topic,
         keep,
-        partitions=[0],  # a single-partition topic (stream/topics.py: PUBLISHING_AUDIT)
+        partitions=[0],  # a single-partition topic (crisiswatch/contracts/topics.py: PUBLISHING_AUDIT)
         since=since,
         timeout=timeout,
         max_records=2000,

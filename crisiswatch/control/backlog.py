@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from crisiswatch.contracts.control import ControlMessage, OnResume
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import ControlMessage, OnResume
 from crisiswatch.control.view import Decision, scopes_for
-from crisiswatch.stream.records import utcnow
 
 PostStatus = Literal["waiting", "ready", "skipped", "review", "released"]
 

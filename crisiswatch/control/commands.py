@@ -24,21 +24,13 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from crisiswatch import durations
+from crisiswatch.contracts.control import ACTOR_PATTERN, ControlMessage, OnResume, Schedule, is_person, is_scope
 from crisiswatch.control.audit import AuditEntry
 from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.gate import heartbeat_problem
 from crisiswatch.control.held import describe_held, read_held
 from crisiswatch.control.keys import generate_key_pair
-from crisiswatch.control.messages import (
-    ACTOR_PATTERN,
-    ControlMessage,
-    Keyring,
-    OnResume,
-    Schedule,
-    SigningUnavailable,
-    is_person,
-    is_scope,
-)
+from crisiswatch.control.messages import Keyring, SigningUnavailable
 from crisiswatch.control.plane import ChangeResult, ControlPlane, ResumeRefused
 from crisiswatch.durations import format_duration
 from crisiswatch.settings import Settings
@@ -520,7 +512,7 @@ def audit_table(entries: list[AuditEntry]) -> Table:
 
 # --- helpers -------------------------------------------------------------------------------------
 async def _ensure_topics(settings: Settings) -> None:
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     await ensure_topics(settings.bootstrap_servers or "", settings)
 

@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from aiokafka import ConsumerRecord
 
+from crisiswatch.contracts.control import ControlMessage
+from crisiswatch.contracts.topics import PUBLISHING_CONTROL
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import ControlView, Ingested
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import PUBLISHING_CONTROL
 
 log = logging.getLogger(__name__)
 

@@ -41,11 +41,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+from crisiswatch.contracts.control import ControlMessage
 from crisiswatch.control import metrics
 from crisiswatch.control.backlog import Backlog
 from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.held import HeldReporter
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import Decision, Ingested, scopes_for
 from crisiswatch.settings import Settings
 

@@ -22,39 +22,20 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from crisiswatch.contracts.control import HeldCounts, HeldReport
+from crisiswatch.contracts.topics import PUBLISHING_HELD
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.backlog import Backlog
 from crisiswatch.follow import TopicFollower, stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import UtcDatetime, utcnow
-from crisiswatch.stream.topics import PUBLISHING_HELD
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 60.0
 """An unchanged backlog is reported again this often, so readers can tell a live gate from a dead one."""
-
-
-class HeldCounts(BaseModel):
-    """Posts of one scope in one gate's backlog."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    waiting: int = Field(0, ge=0, description="Blocked by the pause: their fate is decided at resume.")
-    review: int = Field(0, ge=0, description="Waiting for a person to approve or drop them.")
-    ready: int = Field(0, ge=0, description="Released (held), going out under the rate limit.")
-
-
-class HeldReport(BaseModel):
-    """One gate's backlog counts per scope (``publishing.held``, key: ``gate``)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    gate: str = Field(min_length=1, max_length=256, description="host/pid/name of the reporting gate.")
-    at: UtcDatetime
-    scopes: dict[str, HeldCounts] = Field(default_factory=dict)
 
 
 class ScopeHeld(BaseModel):

@@ -48,28 +48,26 @@ from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
-from crisiswatch.control import metrics
-from crisiswatch.control.follower import ControlFeed
-from crisiswatch.control.messages import (
+from crisiswatch.contracts.control import (
     DETECTOR,
     HEARTBEAT_KEY,
     SCHEDULER,
     AuditRecord,
     ControlMessage,
-    ControlRejected,
     Heartbeat,
-    Keyring,
     OnResume,
-    SigningUnavailable,
     is_person,
     is_scope,
 )
+from crisiswatch.contracts.topics import PUBLISHING_AUDIT, PUBLISHING_CONTROL
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control import metrics
+from crisiswatch.control.follower import ControlFeed
+from crisiswatch.control.messages import ControlRejected, Keyring, SigningUnavailable
 from crisiswatch.control.view import Ingested
 from crisiswatch.follow import stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import PUBLISHING_AUDIT, PUBLISHING_CONTROL
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +137,7 @@ class ControlPlane:
     async def start(self, timeout: float = 15.0) -> None:
         """Connect, and read the current state of every scope before accepting changes."""
         if self.create_topics:
-            from crisiswatch.stream.topics import ensure_topics
+            from crisiswatch.kafka import ensure_topics
 
             await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
         self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-control-plane")

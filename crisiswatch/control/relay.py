@@ -25,9 +25,10 @@ from collections import Counter
 import aiohttp
 from yarl import URL
 
+from crisiswatch.contracts.control import ControlMessage
 from crisiswatch.control import metrics
 from crisiswatch.control.follower import ControlFeed
-from crisiswatch.control.messages import ControlMessage, Keyring
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import Ingested
 from crisiswatch.settings import Settings
 

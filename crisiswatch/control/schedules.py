@@ -29,22 +29,14 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from crisiswatch.contracts.control import SCHEDULER, AuditRecord, OnResume, Schedule, Window, is_person, schedule_id_of
+from crisiswatch.contracts.topics import PUBLISHING_SCHEDULES
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import (
-    SCHEDULER,
-    AuditRecord,
-    Keyring,
-    OnResume,
-    Schedule,
-    Window,
-    is_person,
-    schedule_id_of,
-)
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.plane import ChangeResult, ControlPlane
 from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
-from crisiswatch.stream.topics import PUBLISHING_SCHEDULES
 
 log = logging.getLogger(__name__)
 

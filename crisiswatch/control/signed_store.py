@@ -11,12 +11,13 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from crisiswatch.contracts.control import AuditRecord, SignedRecord
+from crisiswatch.contracts.topics import PUBLISHING_AUDIT
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring, _Signed
+from crisiswatch.control.messages import ControlRejected, Keyring
 from crisiswatch.follow import TopicFollower, stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
-from crisiswatch.stream.topics import PUBLISHING_AUDIT
 
 
 class _Stored(Protocol):
@@ -25,13 +26,13 @@ class _Stored(Protocol):
     removed: bool
 
 
-RecordT = TypeVar("RecordT", bound=_Signed)
+RecordT = TypeVar("RecordT", bound=SignedRecord)
 
 
 class SignedStore(Generic[RecordT]):
     """Signed records by id, read from and written to one compacted topic (a subclass names the record)."""
 
-    record_type: ClassVar[type[_Signed]]
+    record_type: ClassVar[type[SignedRecord]]
     noun: ClassVar[str]
     """What one record is, in messages: "silence", "schedule"."""
     follower_name: ClassVar[str]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # the CLI imports this module at start: Kafka and friends only when a command runs
-    from crisiswatch.control.silences import Silence
+    from crisiswatch.contracts.control import Silence
 
 silence_app = typer.Typer(
     help="Silences for planned events: the brand's alerts are marked silenced and never pause.", no_args_is_help=True
@@ -21,7 +21,7 @@ _ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="CRISISWATCH_US
 
 
 async def _ensure_topics(settings: object) -> None:
-    from crisiswatch.stream.topics import ensure_topics
+    from crisiswatch.kafka import ensure_topics
 
     await ensure_topics(settings.bootstrap_servers or "", settings)  # type: ignore[attr-defined]
 
@@ -37,9 +37,9 @@ def add_silence(
     """Validate, sign and store a silence; print one line."""
     from pydantic import ValidationError
 
+    from crisiswatch.contracts.vocabulary import utcnow
     from crisiswatch.control.commands import checked_settings, fail, person, run_async
     from crisiswatch.control.silences import SilenceStore, new_silence, parse_when
-    from crisiswatch.stream.records import utcnow
 
     who = person(actor)
     now = utcnow()
@@ -70,9 +70,9 @@ def add_silence(
 
 def list_silences(include_past: bool, as_json: bool) -> list[Silence]:
     """Print the silences (not over yet, unless ``include_past``)."""
+    from crisiswatch.contracts.vocabulary import utcnow
     from crisiswatch.control.commands import checked_settings, run_async
     from crisiswatch.control.silences import SilenceStore, silence_json
-    from crisiswatch.stream.records import utcnow
     from crisiswatch.tables import ID, TEXT, new_table, print_table
 
     settings, keyring = checked_settings(signing=False)

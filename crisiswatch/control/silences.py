@@ -21,65 +21,20 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
-
-from crisiswatch.control.messages import ACTOR_PATTERN, AuditRecord, Keyring, _Signed
+from crisiswatch.contracts.control import AuditRecord, Silence
+from crisiswatch.contracts.topics import PUBLISHING_SILENCES
+from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.control.messages import Keyring
 from crisiswatch.control.signed_store import SignedStore
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import UtcDatetime, utcnow
-from crisiswatch.stream.topics import PUBLISHING_SILENCES
 
 log = logging.getLogger(__name__)
-
-SILENCES_TOPIC = PUBLISHING_SILENCES.name
-SILENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-BRAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127}$"
-MAX_SILENCE = timedelta(days=31)
-"""The longest silence: a planned event, not a way to switch a brand off (use ``pause_scope: none``)."""
 
 _DURATION = re.compile(r"^\+?((?:\d+(?:\.\d+)?[dhms])+)$")
 
 
-class Silence(_Signed):
-    """A planned event on ``publishing.silences`` (key: ``id``): the brand's alerts are marked, never pause."""
-
-    id: Annotated[str, StringConstraints(pattern=SILENCE_ID_PATTERN)]
-    brand: Annotated[str, StringConstraints(pattern=BRAND_PATTERN)] = Field(description="Brand id.")
-    start: UtcDatetime = Field(description="Event time the silence begins (inclusive).")
-    end: UtcDatetime = Field(description="Event time the silence ends (exclusive).")
-    reason: str = Field(min_length=1, max_length=2000, description="The planned event.")
-    created_by: Annotated[str, StringConstraints(pattern=ACTOR_PATTERN)] = Field(description="Who planned it.")
-    created_at: UtcDatetime
-    signed_at: UtcDatetime
-    removed: bool = False
-
-    @model_validator(mode="after")
-    def _window(self) -> Silence:
-        if self.end <= self.start:
-            raise ValueError("a silence needs start < end")
-        if self.end - self.start > MAX_SILENCE:
-            raise ValueError(f"a silence lasts at most {MAX_SILENCE.days} days")
-        return self
-
-    def covers(self, start: datetime, end: datetime) -> bool:
-        """Whether the window ``[start, end)`` overlaps this silence (a removed silence covers nothing)."""
-        return not self.removed and start < self.end and end > self.start
-
-    def mark(self) -> dict[str, Any]:
-        """What an alert carries in ``evidence.silence``."""
-        return {
-            "id": self.id,
-            "reason": self.reason,
-            "by": self.created_by,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-        }
-
-
-SCHEMA_FILES: dict[str, type[BaseModel]] = {"silence.v1.json": Silence}
-"""Picked up by ``python -m crisiswatch.stream.schema_files``."""
 
 
 def parse_duration(text: str) -> float:
@@ -147,7 +102,7 @@ class SilenceStore(SignedStore[Silence]):
     component = "silences"
 
     def __init__(self, settings: Settings, *, keyring: Keyring | None = None):
-        super().__init__(settings, settings.topic(SILENCES_TOPIC), keyring=keyring)
+        super().__init__(settings, settings.topic(PUBLISHING_SILENCES.name), keyring=keyring)
 
     async def start(self, timeout: float = 15.0, *, required: bool = True) -> None:
         """Read every silence before returning; without ``required`` a timeout only warns and the store keeps

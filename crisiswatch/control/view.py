@@ -35,17 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from crisiswatch.contracts.control import HEARTBEAT_KEY, ControlMessage, Heartbeat, OnResume, is_scope
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control import metrics
-from crisiswatch.control.messages import (
-    HEARTBEAT_KEY,
-    ControlMessage,
-    ControlRejected,
-    Heartbeat,
-    Keyring,
-    OnResume,
-    is_scope,
-)
-from crisiswatch.stream.records import utcnow
+from crisiswatch.control.messages import ControlRejected, Keyring
 
 Outcome = Literal["applied", "reasserted", "duplicate", "heartbeat"]
 UNVERIFIABLE = frozenset({"malformed", "unsigned", "unknown_kid", "bad_signature", "tombstone", "key_mismatch"})

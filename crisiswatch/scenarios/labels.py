@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crisiswatch.stream.records import UtcDatetime
+from crisiswatch.contracts.vocabulary import UtcDatetime
 
 CRISIS_NAMES = ("sudden_explosion", "slow_burn", "one_language", "high_reach", "sparse_crisis")
 DECOY_NAMES = (

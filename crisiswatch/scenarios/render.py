@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from crisiswatch.contracts.vocabulary import SENTIMENTS
 from crisiswatch.scenarios.events import Component, bot_text
 from crisiswatch.scenarios.phrases import (
     BOT,
@@ -49,7 +50,7 @@ _SYLLABLES = (
     "ka", "lo", "mi", "ra", "ten", "vo", "zu", "bel", "dan", "fi", "gro", "ha", "jo", "kev", "lin", "mar", "nel",
     "ori", "pat", "que", "ros", "sam", "tia", "ul", "val", "wen", "xa", "yan", "zed", "ami", "bo", "cru",
 )  # fmt: skip
-LABEL_NAMES = ("negative", "neutral", "positive")
+LABEL_NAMES = SENTIMENTS
 
 
 def handle_of(index: int) -> str:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from crisiswatch.contracts.vocabulary import SENTIMENTS
 from crisiswatch.scenarios.phrases import EMOJI, HASHTAGS, LANGS
 
 FOLDERS = {
@@ -24,7 +25,7 @@ FOLDERS = {
     "ar": "arabic",
     "hi": "hindi",
 }
-LABELS = ("negative", "neutral", "positive")
+LABELS = SENTIMENTS
 MAX_CHARS = 260
 _USER = re.compile(r"@user\b", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")

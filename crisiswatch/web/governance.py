@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")

@@ -15,28 +15,32 @@ The rules are in `crisiswatch.web.governance`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import Field
 
+from crisiswatch.contracts.control import AuditRecord, ControlMessage
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.audit import parse_since, read_audit
-from crisiswatch.control.messages import AuditRecord, ControlMessage, SigningUnavailable
+from crisiswatch.control.messages import SigningUnavailable
 from crisiswatch.control.plane import ResumeRefused
-from crisiswatch.stream.records import utcnow
 from crisiswatch.web.auth import Principal
 from crisiswatch.web.governance import Denied, RequestExpired, RequestGone, ResumeRequest
-from crisiswatch.web.server import Api, _Body, _check_scope, _error, _parse, scope_json
+from crisiswatch.web.http import Body, check_scope, error, parse, scope_json
+
+if TYPE_CHECKING:
+    from crisiswatch.web.server import Api
 
 AUDIT_READS_AT_ONCE = 2
 
 
-class DecisionBody(_Body):
+class DecisionBody(Body):
     reason: str | None = Field(default=None, max_length=2000)
 
 
 def denied(exc: Denied) -> web.HTTPException:
-    return _error(web.HTTPForbidden, str(exc))
+    return error(web.HTTPForbidden, str(exc))
 
 
 class GovernanceApi:
@@ -59,16 +63,16 @@ class GovernanceApi:
             since = parse_since(query.get("since", "24h"))
             limit = max(1, min(1000, int(query.get("limit", "200"))))
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from exc
+            raise error(web.HTTPBadRequest, str(exc)) from exc
         scope = query.get("scope") or None
         if scope is not None:
-            _check_scope(scope)
+            check_scope(scope)
         plane = self.api.s.plane
         try:
             async with self._audit_slots:
                 entries = await read_audit(self.api.settings, plane.keyring, since=since, scope=scope, limit=limit)
         except TimeoutError as exc:
-            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+            raise error(web.HTTPServiceUnavailable, str(exc)) from exc
         return web.json_response(
             {
                 "since": since.isoformat(),
@@ -91,7 +95,7 @@ class GovernanceApi:
         pending = requests.for_scope(scope)
         if pending is not None and pending.seq == current.seq:
             if pending.user != principal.user:
-                raise _error(
+                raise error(
                     web.HTTPConflict,
                     f"{pending.user} already asked to resume {scope}: approve their request {pending.id} instead",
                 )
@@ -129,13 +133,13 @@ class GovernanceApi:
         try:
             return self.api.requests.get(request_id)
         except RequestExpired as exc:
-            raise _error(web.HTTPGone, str(exc)) from exc
+            raise error(web.HTTPGone, str(exc)) from exc
         except RequestGone as exc:
-            raise _error(web.HTTPNotFound, str(exc)) from exc
+            raise error(web.HTTPNotFound, str(exc)) from exc
 
     async def approve(self, request: web.Request, principal: Principal) -> web.Response:
         pending = self._pending(request)
-        body = await _parse(request, DecisionBody)
+        body = await parse(request, DecisionBody)
         policy = self.api.policy
         try:
             policy.check_approve(principal.role, principal.user, pending)
@@ -143,12 +147,12 @@ class GovernanceApi:
         except Denied as exc:
             raise denied(exc) from exc
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from exc
+            raise error(web.HTTPBadRequest, str(exc)) from exc
         plane = self.api.s.plane
         current = plane.get(pending.scope)
         if current is None or not current.paused or current.seq != pending.seq:
             self.api.requests.remove(pending.id)
-            raise _error(
+            raise error(
                 web.HTTPConflict,
                 f"{pending.scope} changed since {pending.user} asked to resume it: ask again if it should resume",
             )
@@ -162,9 +166,9 @@ class GovernanceApi:
                 on_resume=pending.on_resume,  # type: ignore[arg-type]
             )
         except ResumeRefused as exc:
-            raise _error(web.HTTPForbidden, str(exc)) from exc
+            raise error(web.HTTPForbidden, str(exc)) from exc
         except SigningUnavailable as exc:
-            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+            raise error(web.HTTPServiceUnavailable, str(exc)) from exc
         await self._audit(pending, "resume_approved", principal.user, approval, current, result.message)
         return web.json_response(
             {
@@ -178,7 +182,7 @@ class GovernanceApi:
 
     async def cancel(self, request: web.Request, principal: Principal) -> web.Response:
         pending = self._pending(request)
-        body = await _parse(request, DecisionBody)
+        body = await parse(request, DecisionBody)
         try:
             self.api.policy.check_cancel(principal.role, principal.user, pending)
         except Denied as exc:
@@ -217,4 +221,4 @@ class GovernanceApi:
         try:
             await self.api.s.plane.append_audit(record)
         except SigningUnavailable as exc:
-            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+            raise error(web.HTTPServiceUnavailable, str(exc)) from exc

@@ -36,16 +36,17 @@ from typing import Any, Literal
 from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
 from crisiswatch.alerting.book import AckPublisher, AlertFeed
-from crisiswatch.alerting.records import AlertAck
+from crisiswatch.contracts.control import Schedule
+from crisiswatch.contracts.records import AlertAck
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.held import HeldBoard
-from crisiswatch.control.messages import ControlMessage, Schedule, SigningUnavailable, is_scope
+from crisiswatch.control.messages import SigningUnavailable
 from crisiswatch.control.plane import ControlPlane, ResumeRefused
 from crisiswatch.control.schedules import ScheduleStore, new_schedule
 from crisiswatch.settings import Settings
-from crisiswatch.stream.records import utcnow
 from crisiswatch.web import charts
 from crisiswatch.web.auth import (
     Authenticator,
@@ -59,6 +60,9 @@ from crisiswatch.web.auth import (
     secrets_equal,
 )
 from crisiswatch.web.governance import Denied, Policy, ResumeRequests
+from crisiswatch.web.governance_api import GovernanceApi
+from crisiswatch.web.http import Body, check_scope, error, first_error, parse, scope_json
+from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
 from crisiswatch.web.timeline import TimelineFeed
 
 log = logging.getLogger(__name__)
@@ -82,29 +86,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # --- request bodies -----------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class LoginBody(_Body):
+class LoginBody(Body):
     username: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
 
 
-class PauseBody(_Body):
+class PauseBody(Body):
     scope: str = "global"
     reason: str | None = Field(default=None, max_length=2000)
     resume_at: AwareDatetime | None = None
     on_resume: Literal["hold", "skip", "review"] | None = None
 
 
-class ResumeBody(_Body):
+class ResumeBody(Body):
     scope: str = "global"
     reason: str | None = Field(default=None, max_length=2000)
     on_resume: Literal["hold", "skip", "review"] | None = None
 
 
-class ScheduleBody(_Body):
+class ScheduleBody(Body):
     id: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=2000)
     scope: str = "global"
@@ -117,7 +117,7 @@ class ScheduleBody(_Body):
     replace: bool = False
 
 
-class AckBody(_Body):
+class AckBody(Body):
     note: str = Field("", max_length=2000)
 
 
@@ -150,37 +150,12 @@ def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
         log.warning("no brands file (CRISISWATCH_BRANDS_FILE): the page lists no brand scopes until one is set")
         return []
     try:
-        from crisiswatch.stream.brands_file import load_brands
+        from crisiswatch.brands_file import load_brands
 
         return [(b.id, b.name or b.id) for b in load_brands(settings.brands_file).brands]
     except Exception as exc:
         log.warning("brands file not readable, brand scopes appear once paused: %s", exc)
         return []
-
-
-def scope_json(scope: str, message: ControlMessage | None, name: str | None = None) -> dict[str, Any]:
-    """One scope as the page shows it (a scope without any message is active)."""
-    kind, _, ident = scope.partition(":")
-    out: dict[str, Any] = {
-        "scope": scope,
-        "kind": kind,
-        "name": name or ident or "All publishing",
-        "paused": bool(message and message.paused),
-        "state": message.state if message else "active",
-    }
-    if message is not None:
-        out.update(
-            actor=message.actor,
-            reason=message.reason,
-            since=message.issued_at.isoformat(),
-            resume_at=message.resume_at.isoformat() if message.resume_at else None,
-            on_resume=message.on_resume,
-            alert_id=message.alert_id,
-            episode=message.episode,
-            seq=message.seq,
-            kid=message.kid,
-        )
-    return out
 
 
 def schedule_json(schedule: Schedule, now: datetime) -> dict[str, Any]:
@@ -211,8 +186,6 @@ class Api:
         self.auth = authenticator or Authenticator(services.settings)
         self.policy = Policy.from_settings(services.settings)
         self.requests = resume_requests or ResumeRequests()
-        from crisiswatch.web.governance_api import GovernanceApi  # built on this module's helpers
-
         self.governance = GovernanceApi(self)
         self.control_limiter = RateLimiter(self.settings.web_rate_limit_per_minute)
         self.token_limiter = RateLimiter(TOKEN_FAILURES_PER_MINUTE)
@@ -258,7 +231,7 @@ class Api:
             found = self.auth.proxy_identity(request.remote, request.headers)
         except ConfigError as exc:
             log.warning("trusted proxy %s sent an unusable identity: %s", request.remote, exc)
-            raise _error(web.HTTPForbidden, "the proxy named an invalid user") from exc
+            raise error(web.HTTPForbidden, "the proxy named an invalid user") from exc
         return Principal(found[0], "proxy", role=found[1]) if found else None
 
     def _check_role(self, check: Callable[[], Any]) -> Any:
@@ -266,13 +239,13 @@ class Api:
         try:
             return check()
         except Denied as exc:
-            raise _error(web.HTTPForbidden, str(exc)) from exc
+            raise error(web.HTTPForbidden, str(exc)) from exc
 
     def _reason(self, given: str | None, default: str) -> str:
         try:
             return self.policy.reason(given, default)
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from exc
+            raise error(web.HTTPBadRequest, str(exc)) from exc
 
     def _client(self, request: web.Request) -> str:
         return request.remote or "unknown"
@@ -281,7 +254,7 @@ class Api:
         """Start a password attempt: 429 (before the password is checked) while its client must wait."""
         attempt = self.guard.attempt(user, self._client(request), request.cookies.get(DEVICE_COOKIE))
         if attempt.wait > 0:
-            raise _error(
+            raise error(
                 web.HTTPTooManyRequests,
                 "too many failed logins, wait before trying again",
                 {"Retry-After": str(max(1, math.ceil(attempt.wait)))},
@@ -316,17 +289,17 @@ class Api:
             async def run(request: web.Request) -> web.StreamResponse:
                 principal = await self.principal(request)
                 if principal is None:
-                    raise _error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
+                    raise error(web.HTTPUnauthorized, "authentication required", {"WWW-Authenticate": "Bearer"})
                 if principal.role is None:  # CRISISWATCH_WEB_DEFAULT_ROLE=none and not in CRISISWATCH_WEB_ROLES
-                    raise _error(web.HTTPForbidden, f"{principal.user} has no role here: ask an admin for one")
+                    raise error(web.HTTPForbidden, f"{principal.user} has no role here: ask an admin for one")
                 if change:
                     if not self.origin_ok(request):
-                        raise _error(web.HTTPForbidden, "cross-origin request refused")
+                        raise error(web.HTTPForbidden, "cross-origin request refused")
                     expected = self._csrf_token(principal)
                     if expected is not None:
                         token = request.headers.get(CSRF_HEADER, "")
                         if not token or not secrets_equal(token, expected):
-                            raise _error(web.HTTPForbidden, f"missing or wrong {CSRF_HEADER} header")
+                            raise error(web.HTTPForbidden, f"missing or wrong {CSRF_HEADER} header")
                     if limited:
                         self._throttle(self.control_limiter, principal.user)
                 return await handler(request, principal)
@@ -346,7 +319,7 @@ class Api:
     def _throttle(self, limiter: RateLimiter, key: str) -> None:
         wait = limiter.take(key)
         if wait > 0:
-            raise _error(web.HTTPTooManyRequests, "too many requests, slow down", {"Retry-After": str(math.ceil(wait))})
+            raise error(web.HTTPTooManyRequests, "too many requests, slow down", {"Retry-After": str(math.ceil(wait))})
 
     # --- open endpoints --------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.StreamResponse:
@@ -377,15 +350,15 @@ class Api:
     # --- session -----------------------------------------------------------------------------------------
     async def login(self, request: web.Request) -> web.Response:
         if not self.origin_ok(request):
-            raise _error(web.HTTPForbidden, "cross-origin request refused")
-        body = await _parse(request, LoginBody)
+            raise error(web.HTTPForbidden, "cross-origin request refused")
+        body = await parse(request, LoginBody)
         attempt = self._login_attempt(request, body.username)
         if not await self.auth.verify_password(body.username, body.password):
             self._login_failed(attempt)
-            raise _error(web.HTTPUnauthorized, "wrong user name or password")
+            raise error(web.HTTPUnauthorized, "wrong user name or password")
         self.guard.succeeded(attempt)
         if self.auth.role_for(body.username) is None:
-            raise _error(web.HTTPForbidden, f"{body.username} has no role here: ask an admin for one")
+            raise error(web.HTTPForbidden, f"{body.username} has no role here: ask an admin for one")
         cookie, session = self.auth.create_session(body.username)
         log.info("%s logged in", body.username)
         you = self.governance_view(principal=None, user=session.user)
@@ -457,8 +430,8 @@ class Api:
         )
 
     async def pause(self, request: web.Request, principal: Principal) -> web.Response:
-        body = await _parse(request, PauseBody)
-        _check_scope(body.scope)
+        body = await parse(request, PauseBody)
+        check_scope(body.scope)
         self._check_role(lambda: self.policy.check_pause(principal.role, body.scope))
         reason = self._reason(body.reason, "manual pause from the crisiswatch page")
         try:
@@ -466,16 +439,16 @@ class Api:
                 body.scope, reason=reason, actor=principal.user, resume_at=body.resume_at, on_resume=body.on_resume
             )
         except SigningUnavailable as exc:
-            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+            raise error(web.HTTPServiceUnavailable, str(exc)) from exc
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from exc
+            raise error(web.HTTPBadRequest, str(exc)) from exc
         return web.json_response(
             {"changed": result.changed, "note": result.note, "state": scope_json(body.scope, result.message)}
         )
 
     async def resume(self, request: web.Request, principal: Principal) -> web.Response:
-        body = await _parse(request, ResumeBody)
-        _check_scope(body.scope)
+        body = await parse(request, ResumeBody)
+        check_scope(body.scope)
         how = self._check_role(lambda: self.policy.check_resume(principal.role, body.scope))
         reason = self._reason(body.reason, "manual resume from the crisiswatch page")
         if how == "request":  # two-person resume: this records the request, a second person approves it
@@ -485,11 +458,11 @@ class Api:
                 body.scope, reason=reason, actor=principal.user, on_resume=body.on_resume
             )
         except ResumeRefused as exc:
-            raise _error(web.HTTPForbidden, str(exc)) from exc
+            raise error(web.HTTPForbidden, str(exc)) from exc
         except SigningUnavailable as exc:
-            raise _error(web.HTTPServiceUnavailable, str(exc)) from exc
+            raise error(web.HTTPServiceUnavailable, str(exc)) from exc
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, str(exc)) from exc
+            raise error(web.HTTPBadRequest, str(exc)) from exc
         return web.json_response(
             {"changed": result.changed, "note": result.note, "state": scope_json(body.scope, result.message)}
         )
@@ -497,7 +470,7 @@ class Api:
     async def held(self, request: web.Request, principal: Principal) -> web.Response:
         """Posts the publishing gates hold per scope, with each scope's current resume choice."""
         if self.s.held is None:
-            raise _error(web.HTTPNotFound, "held-post counts are not followed by this server")
+            raise error(web.HTTPNotFound, "held-post counts are not followed by this server")
         summary = self.s.held.summary()
         states = self.s.plane.status()
         for scope, row in summary["scopes"].items():
@@ -512,8 +485,8 @@ class Api:
         return web.json_response({"schedules": [schedule_json(s, now) for s in self.s.schedules.schedules()]})
 
     async def add_schedule(self, request: web.Request, principal: Principal) -> web.Response:
-        body = await _parse(request, ScheduleBody)
-        _check_scope(body.scope)
+        body = await parse(request, ScheduleBody)
+        check_scope(body.scope)
         self._check_role(lambda: self.policy.check_operate(principal.role, body.scope, "plan pauses"))
         try:
             schedule = new_schedule(
@@ -529,11 +502,11 @@ class Api:
                 on_resume=body.on_resume,
             )
         except ValidationError as exc:
-            raise _error(web.HTTPBadRequest, _first_error(exc)) from exc
+            raise error(web.HTTPBadRequest, first_error(exc)) from exc
         try:
             stored = await self.s.schedules.add(schedule, replace=body.replace)
         except ValueError as exc:
-            raise _error(web.HTTPConflict, str(exc)) from exc
+            raise error(web.HTTPConflict, str(exc)) from exc
         return web.json_response({"schedule": schedule_json(stored, utcnow())}, status=201)
 
     async def remove_schedule(self, request: web.Request, principal: Principal) -> web.Response:
@@ -544,7 +517,7 @@ class Api:
         reason = request.query.get("reason", f"removed by {principal.user} from the crisiswatch page")[:2000]
         removed = await self.s.schedules.remove(schedule_id, actor=principal.user, reason=reason)
         if removed is None:
-            raise _error(web.HTTPNotFound, f"no schedule {schedule_id!r}")
+            raise error(web.HTTPNotFound, f"no schedule {schedule_id!r}")
         return web.json_response({"removed": schedule_id})
 
     # --- alerts --------------------------------------------------------------------------------------------
@@ -552,7 +525,7 @@ class Api:
         try:
             limit = max(1, min(200, int(request.query.get("limit", "50"))))
         except ValueError as exc:
-            raise _error(web.HTTPBadRequest, "limit must be a number") from exc
+            raise error(web.HTTPBadRequest, "limit must be a number") from exc
         episodes = self.s.alerts.book.recent(limit)
         return web.json_response(
             {
@@ -564,32 +537,14 @@ class Api:
     async def ack(self, request: web.Request, principal: Principal) -> web.Response:
         alert_id = request.match_info["alert_id"]
         self._check_role(lambda: self.policy.check_operate(principal.role, "brand:x", "acknowledge alerts"))
-        body = await _parse(request, AckBody)
+        body = await parse(request, AckBody)
         episode = self.s.alerts.book.get(alert_id)
         if episode is None:
-            raise _error(web.HTTPNotFound, f"no alert {alert_id!r}")
+            raise error(web.HTTPNotFound, f"no alert {alert_id!r}")
         ack = AlertAck(alert_id=alert_id, brand=episode.brand, actor=principal.user, note=body.note)
         await self.s.acks.publish(ack)
         self.s.alerts.book.add_ack(ack)
         return web.json_response({"ack": ack.model_dump(mode="json")}, status=201)
-
-
-def _error(kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
-    return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
-
-
-async def _parse(request: web.Request, model: type[_Body]) -> Any:
-    try:
-        raw = await request.read()
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        raise _error(web.HTTPBadRequest, _first_error(exc)) from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
 
 
 def _allows(check: Callable[[], object]) -> bool:
@@ -599,12 +554,6 @@ def _allows(check: Callable[[], object]) -> bool:
     except Denied:
         return False
     return result is None or bool(result)
-
-
-def _check_scope(scope: str) -> None:
-    if not is_scope(scope):
-        hint = "use global, brand:<id>, channel:<name> or account:<id>"
-        raise _error(web.HTTPBadRequest, f"invalid scope {scope!r}: {hint}")
 
 
 @web.middleware
@@ -673,8 +622,6 @@ def create_app(
     app.router.add_delete("/api/schedules/{schedule_id}", change(api.remove_schedule))
     app.router.add_get("/api/alerts", read(api.alerts))
     app.router.add_post("/api/alerts/{alert_id}/ack", change(api.ack))
-    from crisiswatch.web.silences_api import add_silence_routes  # GET|POST /api/silences, DELETE .../{id}
-
     add_silence_routes(app, api)
     api.governance.add_routes(app, read, change)
     charts.add_routes(app, services, read)

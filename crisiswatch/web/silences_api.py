@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.messages import SigningUnavailable
 from crisiswatch.control.silences import SilenceStore, new_silence, parse_when, silence_json
-from crisiswatch.stream.records import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -30,16 +30,17 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from crisiswatch.control.messages import AuditRecord, ControlRejected, Keyring
+from crisiswatch.brands_file import BrandsWatch
+from crisiswatch.contracts.control import AuditRecord
+from crisiswatch.contracts.records import Alert, Signal
+from crisiswatch.contracts.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
+from crisiswatch.control.messages import ControlRejected, Keyring
 from crisiswatch.detectors.brands import BrandsFileError
 from crisiswatch.detectors.evidence import Evidence, VolumeEvidence
 from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.follow import TopicFollower
 from crisiswatch.settings import Settings
-from crisiswatch.stream.brands_file import BrandsWatch
 from crisiswatch.stream.decisions import RiskBook
-from crisiswatch.stream.records import Alert, Signal
-from crisiswatch.stream.topics import ALERTS, PUBLISHING_AUDIT, SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class BrandTimeline:
 class TimelineStore:
     """The in-memory timelines: feed it signals, alerts and audit records in topic order.
 
-    ``brands`` (optional) is the brands file's `stream.brands_file.BrandsWatch`: each brand's windows are
+    ``brands`` (optional) is the brands file's `crisiswatch.brands_file.BrandsWatch`: each brand's windows are
     assessed under its own policy, and a changed file applies from the brand's next window on, as in the risk
     stage (its only I/O: one ``stat`` per signal and per chart request).
     """

@@ -1,6 +1,6 @@
-"""Generate the versioned JSON Schema files in ``stream/schemas/`` from the record models.
+"""Generate the versioned JSON Schema files in ``crisiswatch/contracts/schemas/`` from the record models.
 
-Run ``python -m crisiswatch.stream.schema_files`` after changing a record model; `tests/test_records.py` fails when
+Run ``python -m crisiswatch.contracts.schema_files`` after changing a record model; `tests/test_records.py` fails when
 a file is out of date. Each file name carries the schema version (``mention.v1.json``).
 """
 
@@ -11,30 +11,27 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from crisiswatch.stream import records
+from crisiswatch.contracts import control, records
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
 def registry() -> dict[str, type[BaseModel]]:
     """Schema file name -> the model it is generated from."""
-    models: dict[str, type[BaseModel]] = {
+    return {
         "mention.v1.json": records.Mention,
         "enriched_mention.v1.json": records.EnrichedMention,
         "dead_letter.v1.json": records.DeadLetter,
         "signal.v1.json": records.Signal,
         "alert.v1.json": records.Alert,
+        "alert_ack.v1.json": records.AlertAck,
+        "control.v1.json": control.ControlMessage,
+        "control_heartbeat.v1.json": control.Heartbeat,
+        "audit.v1.json": control.AuditRecord,
+        "schedule.v1.json": control.Schedule,
+        "silence.v1.json": control.Silence,
+        "held_report.v1.json": control.HeldReport,
     }
-    from crisiswatch.alerting import records as alerting_records
-    from crisiswatch.control import held, messages
-
-    models.update(messages.SCHEMA_FILES)
-    models["held_report.v1.json"] = held.HeldReport
-    models.update(alerting_records.SCHEMA_FILES)
-    from crisiswatch.control import silences
-
-    models.update(silences.SCHEMA_FILES)
-    return models
 
 
 def render(name: str, model: type[BaseModel]) -> str:

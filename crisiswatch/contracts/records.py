@@ -1,9 +1,9 @@
 """Record contracts of the crisiswatch topics.
 
 The pydantic models here are the single source of truth; the versioned JSON Schema files in
-``stream/schemas/`` are generated from them (``python -m crisiswatch.stream.schema_files``) and a test keeps the two in
-sync. Consumers validate on consume with ``Model.model_validate_json``. Timestamps are timezone-aware
-and travel as UTC ISO-8601 strings.
+``crisiswatch/contracts/schemas/`` are generated from them (``python -m crisiswatch.contracts.schema_files``)
+and a test keeps the two in sync. Consumers validate on consume with ``Model.model_validate_json``.
+Timestamps are timezone-aware and travel as UTC ISO-8601 strings.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from crisiswatch.detectors.closed import INT64_MAX as INT64_MAX  # the records' basic types live with the closed window
-from crisiswatch.detectors.closed import ClosedWindow, _to_utc
-from crisiswatch.detectors.closed import Count as Count
-from crisiswatch.detectors.closed import Sentiment as Sentiment
-from crisiswatch.detectors.closed import UtcDatetime as UtcDatetime
+from crisiswatch.contracts.vocabulary import INT64_MAX, Count, Sentiment, Severity, UtcDatetime, to_utc, utcnow
+from crisiswatch.detectors.closed import ClosedWindow
 from crisiswatch.detectors.evidence import Evidence
 
 SCHEMA_VERSION = 1
@@ -44,7 +41,7 @@ class EventTimeBounds:
 
 
 def _bounded_time(value: datetime) -> datetime:
-    value = _to_utc(value)
+    value = to_utc(value)
     if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
         raise PydanticCustomError(
             "datetime_out_of_range",
@@ -55,7 +52,7 @@ def _bounded_time(value: datetime) -> datetime:
 
 
 def _event_time(value: datetime, info: ValidationInfo) -> datetime:
-    value = _to_utc(value)
+    value = to_utc(value)
     bounds = info.context.get("event_time_bounds") if isinstance(info.context, dict) else None
     if isinstance(bounds, EventTimeBounds):
         if value - bounds.now > bounds.max_future:
@@ -82,7 +79,6 @@ EventTime = Annotated[AwareDatetime, AfterValidator(_event_time)]
 CleanStr = Annotated[str, AfterValidator(_no_nul)]
 """Text without NUL characters (they truncate strings in C-based consumers and databases)."""
 
-Severity = Literal["info", "warning", "critical"]
 
 
 class _Record(BaseModel):
@@ -275,6 +271,22 @@ class DeadLetter(_Record):
     failed_at: UtcDatetime
 
 
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
+ACK_ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,127}$"
+
+
+class AlertAck(BaseModel):
+    """A person's acknowledgement of an alert episode: who, when, and an optional note."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["ack"] = "ack"
+    alert_id: str = Field(min_length=1, max_length=256, description="The episode acknowledged.")
+    brand: str | None = Field(default=None, max_length=256)
+    actor: Annotated[str, StringConstraints(pattern=ACK_ACTOR_PATTERN)] = Field(
+        description="User name of the person who acknowledged."
+    )
+    note: str = Field("", max_length=2000, description="What they are doing about it.")
+    at: UtcDatetime = Field(default_factory=utcnow)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()

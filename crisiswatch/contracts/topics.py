@@ -1,22 +1,13 @@
-"""The topic contracts: names, keys, schemas, partitioning and retention of every crisiswatch topic.
+"""The topic registry: names, keys, schemas, compaction and retention of every crisiswatch topic.
 
-Topics are created explicitly (``ensure_topics``) with partition counts from settings; nothing relies
-on broker auto-creation.
+Every topic name in the code comes from here (``settings.topic(SPEC.name)`` adds the deployment's
+prefix). Topics are created explicitly (`crisiswatch.kafka.ensure_topics`, partition counts from
+settings); nothing relies on broker auto-creation.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from dataclasses import dataclass, field
-
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
-from crisiswatch.kafka import new_admin
-from crisiswatch.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,7 +16,7 @@ class TopicSpec:
 
     name: str
     schema: str
-    """File name under ``stream/schemas/``; empty for an internal topic with no public contract."""
+    """File name under ``crisiswatch/contracts/schemas/``; empty for an internal topic with no public contract."""
     key: str
     description: str
     compacted: bool = False
@@ -124,31 +115,3 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STATE,
     CONNECTOR_CHECKPOINTS,
 )
-
-
-def partitions_for(spec: TopicSpec, settings: Settings) -> int:
-    return 1 if spec.single_partition else settings.partitions
-
-
-async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
-    """Create every crisiswatch topic that does not exist yet; return the names created."""
-    admin = new_admin(bootstrap_servers, settings=settings)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        new = []
-        for spec in ALL_TOPICS:
-            name = settings.topic(spec.name)
-            if name in existing:
-                continue
-            configs = dict(spec.configs)
-            if spec.compacted:
-                configs["cleanup.policy"] = "compact"
-            new.append(NewTopic(name, partitions_for(spec, settings), settings.replication_factor, None, configs))
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):  # raced with another process: fine
-                await admin.create_topics(new)
-            log.info("created topics: %s", ", ".join(t.name for t in new))
-        return [t.name for t in new]
-    finally:
-        await admin.close()
