@@ -226,7 +226,7 @@ async def open_checkpoints(sink: MentionSink, mode: str = "kafka") -> Checkpoint
     if mode == "kafka":
         backend = KafkaCheckpoints(sink)
     elif mode == "file":
-        if getattr(sink.settings, "connector_state_dir", None) is None:
+        if sink.settings.connectors.connector_state_dir is None:
             raise ValueError("file checkpoints need CRISISWATCH_CONNECTOR_STATE_DIR")
         backend = FileCheckpoints(sink)
     else:

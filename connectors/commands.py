@@ -65,19 +65,21 @@ def load_mapping(path: Path, source: str | None) -> FieldMapping:
 
 
 def backoff(settings: Settings) -> Backoff:
-    return Backoff(settings.connector_backoff_initial_seconds, settings.connector_backoff_max_seconds)
+    return Backoff(
+        settings.connectors.connector_backoff_initial_seconds, settings.connectors.connector_backoff_max_seconds
+    )
 
 
 def state(settings: Settings, kind: str, identity: str) -> StateStore:
-    return StateStore.for_connector(settings.connector_state_dir, kind, identity)
+    return StateStore.for_connector(settings.connectors.connector_state_dir, kind, identity)
 
 
 def common(settings: Settings) -> dict[str, Any]:
     """Keyword arguments every HTTP connector takes from settings."""
     return {
         "backoff": backoff(settings),
-        "timeout": settings.connector_timeout_seconds,
-        "user_agent": settings.connector_user_agent,
+        "timeout": settings.connectors.connector_timeout_seconds,
+        "user_agent": settings.connectors.connector_user_agent,
     }
 
 
@@ -88,12 +90,12 @@ def run(build: Callable[[Settings], list[Connector]], metrics_port: int = 0) -> 
     from crisiswatch.kafka import ensure_topics
 
     settings = Settings()
-    checkpoints = settings.connector_checkpoints
+    checkpoints = settings.connectors.connector_checkpoints
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs (API keys in queries)
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=settings.web_host)
+        start_http_server(metrics_port, addr=settings.web.web_host)
 
     async def main() -> None:
         with broker_for(settings) as bootstrap:
@@ -132,17 +134,17 @@ def webhook(host: str | None, port: int | None, mappings: list[str]) -> None:
     per_source = {src: load_mapping(Path(file), src) for src, file in parse_pairs(mappings, "--mapping").items()}
 
     def build(settings: Settings) -> list[Connector]:
-        secret = settings.connector_webhook_secret
-        token = settings.connector_webhook_token
+        secret = settings.connectors.connector_webhook_secret
+        token = settings.connectors.connector_webhook_token
         if secret is None and token is None:
             raise _fail("set CRISISWATCH_CONNECTOR_WEBHOOK_SECRET (HMAC) or CRISISWATCH_CONNECTOR_WEBHOOK_TOKEN")
-        sources = settings.connector_webhook_sources
+        sources = settings.connectors.connector_webhook_sources
         receiver = WebhookReceiver(
             secret=secret.get_secret_value().encode() if secret else None,
             token=token.get_secret_value() if token else None,
-            host=host or settings.connector_webhook_host,
-            port=settings.connector_webhook_port if port is None else port,
-            max_bytes=settings.connector_webhook_max_bytes,
+            host=host or settings.connectors.connector_webhook_host,
+            port=settings.connectors.connector_webhook_port if port is None else port,
+            max_bytes=settings.connectors.connector_webhook_max_bytes,
             sources=[s.strip() for s in sources.split(",") if s.strip()] if sources else None,
             mappings=per_source,
         )
@@ -206,8 +208,8 @@ def websocket(
                 heartbeat=heartbeat,
                 state=state(settings, "websocket", url),
                 backoff=backoff(settings),
-                timeout=settings.connector_timeout_seconds,
-                user_agent=settings.connector_user_agent,
+                timeout=settings.connectors.connector_timeout_seconds,
+                user_agent=settings.connectors.connector_user_agent,
             )
         ]
 

@@ -90,12 +90,12 @@ class SinkOptions:
         """Options from the ``CRISISWATCH_CONNECTOR_*`` settings (default: the process-wide settings)."""
         s = settings if settings is not None else Settings()
         return cls(
-            buffer_records=s.connector_buffer_records,
-            spool_dir=s.connector_spool_dir,
-            spool_max_bytes=s.connector_spool_max_bytes,
-            spool_max_age_seconds=s.connector_spool_max_age_seconds,
-            spill_after_seconds=s.connector_spill_after_seconds,
-            enable_idempotence=s.connector_enable_idempotence,
+            buffer_records=s.connectors.connector_buffer_records,
+            spool_dir=s.connectors.connector_spool_dir,
+            spool_max_bytes=s.connectors.connector_spool_max_bytes,
+            spool_max_age_seconds=s.connectors.connector_spool_max_age_seconds,
+            spill_after_seconds=s.connectors.connector_spill_after_seconds,
+            enable_idempotence=s.connectors.connector_enable_idempotence,
         )
 
 

@@ -163,17 +163,18 @@ class BuildContext:
 
     def state(self, config: SourceConfig) -> StateStore:
         """The checkpoint of an entry, keyed by its kind and name."""
-        return StateStore.for_connector(self.settings.connector_state_dir, config.kind, config.name)
+        return StateStore.for_connector(self.settings.connectors.connector_state_dir, config.kind, config.name)
 
     def backoff(self) -> Backoff:
-        return Backoff(self.settings.connector_backoff_initial_seconds, self.settings.connector_backoff_max_seconds)
+        connectors = self.settings.connectors
+        return Backoff(connectors.connector_backoff_initial_seconds, connectors.connector_backoff_max_seconds)
 
     def http(self) -> dict[str, Any]:
         """``backoff``, ``timeout`` and ``user_agent`` keyword arguments from settings."""
         return {
             "backoff": self.backoff(),
-            "timeout": self.settings.connector_timeout_seconds,
-            "user_agent": self.settings.connector_user_agent,
+            "timeout": self.settings.connectors.connector_timeout_seconds,
+            "user_agent": self.settings.connectors.connector_user_agent,
         }
 
     def secret(self, config: SourceConfig, env_name: str | None, *, required: bool = True) -> str | None:
@@ -192,7 +193,7 @@ class BuildContext:
         if self._brands is None:
             from crisiswatch.brands_file import load_brands
 
-            path = self.brands_path or self.settings.brands_file
+            path = self.brands_path or self.settings.worker.brands_file
             try:
                 self._brands = load_brands(path)
             except BrandsFileError as exc:
@@ -500,18 +501,18 @@ def _build_webhook(config: WebhookSource, ctx: BuildContext) -> Connector:
     settings = ctx.settings
     secret = ctx.secret(config, config.secret_env) if config.secret_env else None
     token = ctx.secret(config, config.token_env) if config.token_env else None
-    if secret is None and settings.connector_webhook_secret is not None:
-        secret = settings.connector_webhook_secret.get_secret_value()
-    if token is None and settings.connector_webhook_token is not None:
-        token = settings.connector_webhook_token.get_secret_value()
+    if secret is None and settings.connectors.connector_webhook_secret is not None:
+        secret = settings.connectors.connector_webhook_secret.get_secret_value()
+    if token is None and settings.connectors.connector_webhook_token is not None:
+        token = settings.connectors.connector_webhook_token.get_secret_value()
     if secret is None and token is None:
         raise SourcesFileError([f"{config.name} (webhook): name secret_env or token_env (HMAC secret / bearer token)"])
     return WebhookReceiver(
         secret=secret.encode() if secret else None,
         token=token,
-        host=config.host or settings.connector_webhook_host,
-        port=settings.connector_webhook_port if config.port is None else config.port,
-        max_bytes=settings.connector_webhook_max_bytes,
+        host=config.host or settings.connectors.connector_webhook_host,
+        port=settings.connectors.connector_webhook_port if config.port is None else config.port,
+        max_bytes=settings.connectors.connector_webhook_max_bytes,
         sources=config.sources,
         mappings={src: ctx.mapping(config, file, src) for src, file in config.mappings.items()},
     )

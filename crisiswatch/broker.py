@@ -120,8 +120,8 @@ class EmbeddedBroker:
 @contextlib.contextmanager
 def broker_for(settings: Settings) -> Iterator[str]:
     """Yield bootstrap servers: the configured cluster, or a freshly launched embedded broker."""
-    if settings.bootstrap_servers:
-        yield settings.bootstrap_servers
+    if settings.kafka.bootstrap_servers:
+        yield settings.kafka.bootstrap_servers
         return
     with EmbeddedBroker() as broker:
         yield broker.bootstrap_servers

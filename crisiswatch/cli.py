@@ -45,10 +45,10 @@ def _preflight(*topics: str, settings: Settings | None = None) -> None:
     from crisiswatch.preflight import OperatorError, check_cluster, quiet_shutdown
 
     settings = settings or Settings()
-    if not settings.bootstrap_servers:
+    if not settings.kafka.bootstrap_servers:
         return
     try:
-        asyncio.run(check_cluster(settings, settings.bootstrap_servers, topics))
+        asyncio.run(check_cluster(settings, settings.kafka.bootstrap_servers, topics))
     except OperatorError as exc:
         quiet_shutdown()
         typer.echo(f"error: {exc.message}", err=True)
@@ -155,7 +155,7 @@ def worker(
     settings = Settings()
     _preflight(settings=settings)
     with broker_for(settings) as bootstrap:
-        run_worker(settings, bootstrap, loglevel=loglevel or settings.log_level)
+        run_worker(settings, bootstrap, loglevel=loglevel or settings.worker.log_level)
 
 
 @app.command()
@@ -170,7 +170,7 @@ def topics(
     from crisiswatch.tables import ID, TEXT, new_table, print_table
 
     settings = Settings()
-    if create and settings.bootstrap_servers:
+    if create and settings.kafka.bootstrap_servers:
         _preflight(settings=settings)
     table = new_table(
         ("topic", ID), ("partitions", ID), ("compacted", ID), ("schema", TEXT), ("key", TEXT), ("what", TEXT)
@@ -186,10 +186,10 @@ def topics(
         )
     print_table(table)
     if create:
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             typer.echo("error: set KAFKA_BOOTSTRAP_SERVERS to create topics", err=True)
             raise typer.Exit(2)
-        created = asyncio.run(ensure_topics(settings.bootstrap_servers, settings))
+        created = asyncio.run(ensure_topics(settings.kafka.bootstrap_servers, settings))
         typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
 
 
@@ -213,7 +213,7 @@ def tail(
     except UnknownTopic as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not settings.bootstrap_servers:
+    if not settings.kafka.bootstrap_servers:
         typer.echo("error: no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS", err=True)
         raise typer.Exit(1)
     _preflight(logical, settings=settings)
@@ -544,7 +544,7 @@ def serve(
     _logging(verbose)
     settings = Settings()
     _preflight(settings=settings)
-    if "brands_file" not in settings.model_fields_set:  # the default is the demo's brands file, not yours
+    if "brands_file" not in settings.worker.model_fields_set:  # the default is the demo's brands file, not yours
         typer.echo(
             "no brands file: the page lists no brand scopes (a paused brand still shows); set "
             "CRISISWATCH_BRANDS_FILE to your brands file to list them",

@@ -46,12 +46,12 @@ class _Password(str):
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context of the SSL and SASL_SSL protocols (server certificate and host name verified)."""
-    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+    if settings.kafka.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
     return create_ssl_context(
-        cafile=settings.kafka_ssl_cafile,
-        certfile=settings.kafka_ssl_certfile,
-        keyfile=settings.kafka_ssl_keyfile,
+        cafile=settings.kafka.kafka_ssl_cafile,
+        certfile=settings.kafka.kafka_ssl_certfile,
+        keyfile=settings.kafka.kafka_ssl_keyfile,
     )
 
 
@@ -62,15 +62,15 @@ def client_options(settings: Settings | None = None) -> dict[str, Any]:
     callers pass them (they may come from the embedded broker).
     """
     settings = settings if settings is not None else get_settings()
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    options: dict[str, Any] = {"security_protocol": settings.kafka.kafka_security_protocol}
     context = ssl_context(settings)
     if context is not None:
         options["ssl_context"] = context
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        assert settings.kafka_sasl_password is not None  # Settings validates it
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = _Password(settings.kafka_sasl_password.get_secret_value())
+    if settings.kafka.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka.kafka_sasl_password is not None  # Settings validates it
+        options["sasl_mechanism"] = settings.kafka.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka.kafka_sasl_username
+        options["sasl_plain_password"] = _Password(settings.kafka.kafka_sasl_password.get_secret_value())
     return options
 
 
@@ -90,7 +90,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"enable_auto_commit": False}
 
 def _servers(bootstrap_servers: str | None, settings: Settings) -> str | None:
     """The servers a caller passed (e.g. the embedded broker's), else the configured ones."""
-    return bootstrap_servers if bootstrap_servers is not None else settings.bootstrap_servers
+    return bootstrap_servers if bootstrap_servers is not None else settings.kafka.bootstrap_servers
 
 
 def new_producer(
@@ -98,7 +98,7 @@ def new_producer(
 ) -> AIOKafkaProducer:
     """A producer with `PRODUCER_DEFAULTS` and the security options, then ``overrides``.
 
-    ``settings`` defaults to the process-wide settings; ``bootstrap_servers`` to ``settings.bootstrap_servers``.
+    ``settings`` defaults to the process-wide settings; ``bootstrap_servers`` to ``settings.kafka.bootstrap_servers``.
     """
     settings = settings if settings is not None else get_settings()
     options: dict[str, Any] = {
@@ -182,7 +182,7 @@ def forbid_topic_auto_creation() -> None:
 
 
 def partitions_for(spec: TopicSpec, settings: Settings) -> int:
-    return 1 if spec.single_partition else settings.partitions
+    return 1 if spec.single_partition else settings.kafka.partitions
 
 
 async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
@@ -199,7 +199,7 @@ async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]
             configs = dict(spec.configs)
             if spec.compacted:
                 configs["cleanup.policy"] = "compact"
-            new.append(NewTopic(name, partitions_for(spec, settings), settings.replication_factor, None, configs))
+            new.append(NewTopic(name, partitions_for(spec, settings), settings.kafka.replication_factor, None, configs))
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # raced with another process: fine
                 await admin.create_topics(new)

@@ -55,7 +55,7 @@ class KafkaUnreachable(OperatorError):
     exit_code = EXIT_KAFKA_UNREACHABLE
 
     def __init__(self, bootstrap: str, settings: Settings | None = None):
-        protocol = settings.kafka_security_protocol if settings is not None else "PLAINTEXT"
+        protocol = settings.kafka.kafka_security_protocol if settings is not None else "PLAINTEXT"
         via = "" if protocol == "PLAINTEXT" else f", security protocol {protocol}"
         super().__init__(
             f"cannot reach Kafka at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS{via}): connection refused or timed out; "
@@ -121,7 +121,7 @@ def operator_error(exc: BaseException, settings: Settings | None = None) -> Oper
             return current
         if isinstance(current, KafkaConnectionError):
             settings = settings or _settings_or_none()
-            bootstrap = (settings.bootstrap_servers if settings else None) or "the configured cluster"
+            bootstrap = (settings.kafka.bootstrap_servers if settings else None) or "the configured cluster"
             return KafkaUnreachable(bootstrap, settings)
         current = current.__cause__ or current.__context__
     return None

@@ -155,9 +155,9 @@ class Watcher:
         self.held: list[tuple[ControlMessage, float]] = []
         """Control changes that name an alert not seen yet (another topic may be read later), with arrival."""
         self.keyring = Keyring.from_settings(settings)
-        self.verifier = self.keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        self.verifier = self.keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         """Public keys only: what verifies the control records printed."""
-        self.view = ControlView(self.verifier, settings.control_max_age_seconds)
+        self.view = ControlView(self.verifier, settings.control.control_max_age_seconds)
         """The control records read, verified and ordered exactly as a gate's view does it."""
         self.rejections = ThrottledWarnings(logging.getLogger("crisiswatch.runner"))
         self.report = RunReport()
@@ -255,9 +255,9 @@ class Watcher:
 async def drained(settings: Settings, bootstrap: str) -> bool:
     """True when every stage's consumer group has committed up to the end of its input topic."""
     groups = {
-        f"{settings.app_id}-enrich": MENTIONS_RAW.name,
-        f"{settings.app_id}-window": MENTIONS_ENRICHED.name,
-        settings.app_id: SIGNALS.name,
+        f"{settings.kafka.app_id}-enrich": MENTIONS_RAW.name,
+        f"{settings.kafka.app_id}-window": MENTIONS_ENRICHED.name,
+        settings.kafka.app_id: SIGNALS.name,
     }
     admin = new_admin(bootstrap, settings=settings)
     consumer = new_consumer(bootstrap_servers=bootstrap, settings=settings)
@@ -265,7 +265,7 @@ async def drained(settings: Settings, bootstrap: str) -> bool:
     await consumer.start()
     try:
         for group, topic in groups.items():
-            if await committed_lag(admin, consumer, group, settings.topic(topic), settings.partitions):
+            if await committed_lag(admin, consumer, group, settings.topic(topic), settings.kafka.partitions):
                 return False
         return True
     finally:
@@ -373,9 +373,10 @@ def _raise_stopped(signum: int, frame: object) -> None:
 def rehearsal_env(settings: Settings, live: bool) -> tuple[dict[str, str], str]:
     """The environment that isolates a rehearsal (empty when ``live``), and the line that says so."""
     if live:
-        return {}, (f"LIVE run on the configured topics (prefix {settings.topic_prefix!r}): its pauses are real pauses")
-    prefix = settings.rehearsal_prefix or f"rehearsal-{secrets.token_hex(4)}."
-    app_id = f"{settings.app_id}-{re.sub(r'[^A-Za-z0-9_-]+', '-', prefix).strip('-')}"
+        prefix = settings.kafka.topic_prefix
+        return {}, f"LIVE run on the configured topics (prefix {prefix!r}): its pauses are real pauses"
+    prefix = settings.kafka.rehearsal_prefix or f"rehearsal-{secrets.token_hex(4)}."
+    app_id = f"{settings.kafka.app_id}-{re.sub(r'[^A-Za-z0-9_-]+', '-', prefix).strip('-')}"
     env = {"CRISISWATCH_TOPIC_PREFIX": prefix, "CRISISWATCH_APP_ID": app_id}
     return env, (
         f"REHEARSAL on topics {prefix}* (consumer groups {app_id}-*): isolated from the configured topics, "
@@ -458,7 +459,7 @@ async def _run_pipeline(
                 watcher.report.replayed = await replay(replay_path, sink, speed)
             if not until_idle:
                 print(f"replay done ({watcher.report.replayed} records); still running: Ctrl-C stops", file=sys.stderr)
-            quiet_for = settings.idle_flush_seconds + 4.0
+            quiet_for = settings.worker.idle_flush_seconds + 4.0
             deadline = time.monotonic() + idle_timeout
             while True:
                 await asyncio.sleep(1.0)
@@ -524,13 +525,13 @@ def _run_command(
     # prefix is meant to be reused; the embedded broker forgets everything anyway).
     throwaway = (
         env_extra.get("CRISISWATCH_TOPIC_PREFIX")
-        if settings.bootstrap_servers and not settings.rehearsal_prefix
+        if settings.kafka.bootstrap_servers and not settings.kafka.rehearsal_prefix
         else None
     )
     print(banner + ("; its topics are deleted at the end" if throwaway else ""), file=sys.stderr, flush=True)
     show_page = (not until_idle) if page is None else page
     sign_in = "with CRISISWATCH_WEB_USERS / CRISISWATCH_API_TOKEN"
-    if show_page and settings.web_users is None and settings.api_token is None:
+    if show_page and settings.web.web_users is None and settings.web.api_token is None:
         # A demo user for this run only; a real deployment sets CRISISWATCH_WEB_USERS.
         password = secrets.token_urlsafe(12)
         from crisiswatch.web.auth import hash_password
@@ -545,7 +546,7 @@ def _run_command(
         brands = brands or demo_brands
     if brands is not None:
         env_extra["CRISISWATCH_BRANDS_FILE"] = str(brands)
-    if settings.control_keys is None:
+    if settings.control.control_keys is None:
         # The demo needs a key pair; a real deployment sets CRISISWATCH_CONTROL_KEYS (writers) and
         # CRISISWATCH_CONTROL_PUBLIC_KEYS (readers) from `crisiswatch keys generate`.
         demo_pair = generate_key_pair("demo")

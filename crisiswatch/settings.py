@@ -1,10 +1,17 @@
-"""The one typed settings object: environment variables, then an optional YAML file, then defaults.
+"""The one typed settings object, in sections: environment variables, then an optional YAML file, then defaults.
 
-Every knob of crisiswatch lives here. Environment variables use the ``CRISISWATCH_`` prefix
-(``CRISISWATCH_WINDOW_SECONDS=30``), except the Kafka bootstrap servers, which also answer to the
-conventional ``KAFKA_BOOTSTRAP_SERVERS``. A YAML file named by ``CRISISWATCH_CONFIG`` supplies
-anything the environment does not. Secrets are ``SecretStr`` so that they never appear in a repr
-or a log line.
+`Settings` holds one section per concern: `kafka` (`KafkaSettings`), `worker` (`WorkerSettings`), `risk`
+(`RiskSettings`), `control` (`ControlSettings`), `alerts` (`AlertSettings`), `web` (`WebSettings`) and
+`connectors` (`ConnectorSettings`). A part of crisiswatch takes only the sections it needs: a publishing
+gate, for example, is built from ``kafka`` and ``control`` alone (no SMTP, Slack or page users).
+
+The environment names are flat and unchanged: ``CRISISWATCH_<FIELD>`` (``CRISISWATCH_WINDOW_SECONDS=30``
+sets ``settings.worker.window_seconds``), except the Kafka bootstrap servers, which also answer to the
+conventional ``KAFKA_BOOTSTRAP_SERVERS``. A YAML file named by ``CRISISWATCH_CONFIG`` supplies anything
+the environment does not, with the same flat keys (``window_seconds: 30``) or by section
+(``worker: {window_seconds: 30}``). ``Settings(window_seconds=30)`` and
+``settings.model_copy(update={"window_seconds": 30})`` route flat names to their section too. Secrets
+are ``SecretStr`` so that they never appear in a repr or a log line.
 """
 
 from __future__ import annotations
@@ -12,25 +19,30 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from crisiswatch.contracts.vocabulary import Severity
+
+if TYPE_CHECKING:  # the risk code (scipy) loads only when a policy is built: gates do not need it
+    from crisiswatch.detectors.risk import RiskPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_BRANDS_FILE = PACKAGE_DIR / "data" / "brands.yaml"
 
 
-class Settings(BaseSettings):
-    """All configuration of a crisiswatch process (worker, connectors, CLI, gate)."""
+class Section(BaseSettings):
+    """One section of the settings. Built alone (``ControlSettings()``), it reads its own fields from the
+    environment; inside `Settings` it is filled from the environment and the file by `Settings`."""
 
     model_config = SettingsConfigDict(
         env_prefix="CRISISWATCH_",
@@ -40,7 +52,10 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    # --- Kafka -----------------------------------------------------------------------------------
+
+class KafkaSettings(Section):
+    """The cluster, topic names and the security of every Kafka client."""
+
     bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CRISISWATCH_BOOTSTRAP_SERVERS"),
@@ -54,19 +69,6 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, description="Partitions of the data topics.")
     replication_factor: int = Field(1, ge=1)
-    max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
-    record_max_age_days: float = Field(
-        20 * 365.0, gt=0, description="Mentions whose created_at is older than this go to the DLQ (stale_timestamp)."
-    )
-    record_max_future_seconds: float = Field(
-        300.0, ge=0, description="Mentions whose created_at is further ahead of now go to the DLQ (future_timestamp)."
-    )
-    dead_letter_max_bytes: int = Field(
-        512 * 1024, ge=16384, description="A dead letter's original bytes are truncated to keep it under this size."
-    )
-    dead_letter_log_seconds: float = Field(
-        10.0, ge=0, description="At most one dead-letter WARNING per reason this often (the rest are counted)."
-    )
     # Security of every Kafka client (built in one place: `crisiswatch.kafka.client_options`).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How clients talk to the cluster: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
@@ -82,9 +84,66 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Private key of the client certificate (PEM).")
 
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _check_ssl_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CRISISWATCH_{str(info.field_name).upper()}: no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> KafkaSettings:
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs CRISISWATCH_KAFKA_SASL_USERNAME "
+                "and CRISISWATCH_KAFKA_SASL_PASSWORD"
+            )
+        # Settings that the protocol would silently ignore are a mistake: refuse them rather than run unprotected.
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SASL_USERNAME/_PASSWORD are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "does not use SASL (use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        if not tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile):
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SSL_* files are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "does not use TLS (use SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("CRISISWATCH_KAFKA_SSL_KEYFILE needs CRISISWATCH_KAFKA_SSL_CERTFILE (the certificate)")
+        if protocol != "PLAINTEXT" and not self.bootstrap_servers:
+            raise ValueError(
+                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_BOOTSTRAP_SERVERS "
+                "(the embedded broker speaks PLAINTEXT only)"
+            )
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic name (applies ``topic_prefix``)."""
+        return f"{self.topic_prefix}{name}"
+
+
+class WorkerSettings(Section):
+    """The stream worker: records and dead letters, batches, de-duplication, windows and their closing."""
+
+    max_record_bytes: int = Field(256 * 1024, description="Raw records larger than this go to the DLQ.")
+    record_max_age_days: float = Field(
+        20 * 365.0, gt=0, description="Mentions whose created_at is older than this go to the DLQ (stale_timestamp)."
+    )
+    record_max_future_seconds: float = Field(
+        300.0, ge=0, description="Mentions whose created_at is further ahead of now go to the DLQ (future_timestamp)."
+    )
+    dead_letter_max_bytes: int = Field(
+        512 * 1024, ge=16384, description="A dead letter's original bytes are truncated to keep it under this size."
+    )
+    dead_letter_log_seconds: float = Field(
+        10.0, ge=0, description="At most one dead-letter WARNING per reason this often (the rest are counted)."
+    )
     log_level: str = Field("warn", description="Worker log level: warn, info or debug.")
 
-    # --- Processing --------------------------------------------------------------------------------
     batch_size: int = Field(2000, ge=1, description="Max records a stage processes at once.")
     batch_seconds: float = Field(0.05, gt=0, description="Max wait to fill a batch.")
     dedupe_ttl_seconds: float = Field(3600.0, gt=0)
@@ -136,7 +195,10 @@ class Settings(BaseSettings):
     brands_file: Path = Field(DEFAULT_BRANDS_FILE)
     language_backend: str = Field("fast", description="'fast' (default batch path) or 'langdetect'.")
 
-    # --- Risk policy -----------------------------------------------------------------------------
+
+class RiskSettings(Section):
+    """The global risk and pause policy (`policy`); each brand may refine it in the brands file."""
+
     pause_severity: str = Field("critical", description="Lowest severity that pauses publishing.")
     pause_scope: Literal["brand", "global", "none"] = Field(
         "brand",
@@ -150,7 +212,31 @@ class Settings(BaseSettings):
         description="Any other `detectors.risk.RiskPolicy` field, e.g. {'warning_at': 35, 'cooldown_seconds': 3600}.",
     )
 
-    # --- Control plane ---------------------------------------------------------------------------
+    @field_validator("risk_policy")
+    @classmethod
+    def _check_risk_policy(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from crisiswatch.detectors.risk import RiskPolicy
+
+        RiskPolicy.from_fields(value)  # unknown fields and bad values fail here, at start-up
+        return value
+
+    def policy(self, overrides: dict[str, Any] | None = None) -> RiskPolicy:
+        """The global `RiskPolicy`: the four named fields, then ``risk_policy``, then ``overrides`` (e.g. a
+        backtest's policy file). This is the one place the settings become a policy."""
+        from crisiswatch.detectors.risk import RiskPolicy
+
+        named = {
+            "pause_severity": self.pause_severity,
+            "pause_scope": self.pause_scope,
+            "min_mentions_to_pause": self.min_mentions_to_pause,
+            "min_sources_to_pause": self.min_sources_to_pause,
+        }
+        return RiskPolicy.from_fields({**named, **self.risk_policy, **(overrides or {})})
+
+
+class ControlSettings(Section):
+    """The publishing control plane: keys, freshness rules of gates, held posts, the relay."""
+
     control_keys: SecretStr | None = Field(
         default=None,
         description="Private signing keys of writers, 'kid:ed25519:<base64>[,...]' (`crisiswatch keys generate`); "
@@ -187,8 +273,20 @@ class Settings(BaseSettings):
         default_factory=list, description="Webhook URLs told about every pause/resume (comma-separated)."
     )
     relay_max_attempts: int = Field(10, ge=1, description="Delivery attempts per change and URL.")
+    control_require_reason: bool = Field(True, description="Pause and resume (page, API, CLI) need a reason.")
 
-    # --- Alert delivery (`crisiswatch alerts`) ------------------------------------------------------
+    @field_validator("relay_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+
+
+class AlertSettings(Section):
+    """Alert delivery (`crisiswatch alerts`): routing, retries, reminders and the channels."""
+
     alert_min_severity: Severity = Field(
         "warning", description="Lowest alert severity that is delivered to people."
     )
@@ -232,11 +330,15 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = Field(default=None, description="CA bundle to trust for the SMTP server's TLS.")
     alert_email_from: str = Field("crisiswatch@localhost")
     alert_email_to: str | None = Field(default=None, description="Recipients, comma-separated.")
+
+
+class WebSettings(Section):
+    """The page and its HTTP API: addresses, users and roles, sessions, origins, rate limits."""
+
     public_url: str | None = Field(
         default=None, description="Where people open the page (links in alerts); default http://web_host:page_port/."
     )
 
-    # --- HTTP --------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1")
     web_port: int = Field(6066, description="Each worker's /metrics and /healthz.")
     page_port: int = Field(8066, description="The page and HTTP API of `crisiswatch serve`.")
@@ -267,7 +369,6 @@ class Settings(BaseSettings):
     web_proxy_role_header: str | None = Field(
         default=None, description="SSO: header with the user's role or groups (e.g. X-Forwarded-Groups); unset: roles."
     )
-    control_require_reason: bool = Field(True, description="Pause and resume (page, API, CLI) need a reason.")
     web_operator_pause_global: bool = Field(
         True, description="Operators may pause global (the emergency stop); false: admins only."
     )
@@ -287,7 +388,10 @@ class Settings(BaseSettings):
     )
     web_rate_limit_per_minute: int = Field(20, ge=1, description="Control requests per user (or IP) per minute.")
 
-    # --- Connectors (`crisiswatch connect …`) -------------------------------------------------------
+
+class ConnectorSettings(Section):
+    """Connectors (`crisiswatch connect …`): HTTP behaviour, the webhook, delivery, spool and checkpoints."""
+
     connector_state_dir: Path | None = Field(
         default=None,
         description=(
@@ -332,57 +436,93 @@ class Settings(BaseSettings):
         default=None, description="Allowed {source} names of POST /webhooks/{source}, comma-separated (unset: any)."
     )
 
-    @field_validator("relay_urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [url.strip() for url in value.split(",") if url.strip()]
-        return value
 
-    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
-    @classmethod
-    def _check_ssl_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"CRISISWATCH_{str(info.field_name).upper()}: no such file: {value}")
-        return value
+SECTIONS: dict[str, type[Section]] = {
+    "kafka": KafkaSettings,
+    "worker": WorkerSettings,
+    "risk": RiskSettings,
+    "control": ControlSettings,
+    "alerts": AlertSettings,
+    "web": WebSettings,
+    "connectors": ConnectorSettings,
+}
+"""Section name (the attribute of `Settings`) -> its model."""
 
-    @model_validator(mode="after")
-    def _check_kafka_security(self) -> Settings:
-        protocol = self.kafka_security_protocol
-        sasl = protocol.startswith("SASL_")
-        tls = protocol in ("SSL", "SASL_SSL")
-        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError(
-                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs CRISISWATCH_KAFKA_SASL_USERNAME "
-                "and CRISISWATCH_KAFKA_SASL_PASSWORD"
-            )
-        # Settings that the protocol would silently ignore are a mistake: refuse them rather than run unprotected.
-        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
-            raise ValueError(
-                f"CRISISWATCH_KAFKA_SASL_USERNAME/_PASSWORD are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
-                "does not use SASL (use SASL_SSL or SASL_PLAINTEXT)"
-            )
-        if not tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile):
-            raise ValueError(
-                f"CRISISWATCH_KAFKA_SSL_* files are set but CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} "
-                "does not use TLS (use SSL or SASL_SSL)"
-            )
-        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
-            raise ValueError("CRISISWATCH_KAFKA_SSL_KEYFILE needs CRISISWATCH_KAFKA_SSL_CERTFILE (the certificate)")
-        if protocol != "PLAINTEXT" and not self.bootstrap_servers:
-            raise ValueError(
-                f"CRISISWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_BOOTSTRAP_SERVERS "
-                "(the embedded broker speaks PLAINTEXT only)"
-            )
-        return self
+FIELD_SECTION: dict[str, str] = {field: name for name, model in SECTIONS.items() for field in model.model_fields}
+"""Every flat field name -> the section that holds it."""
 
-    @field_validator("risk_policy")
-    @classmethod
-    def _check_risk_policy(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from crisiswatch.detectors.risk import RiskPolicy
 
-        RiskPolicy.from_settings(None, **value)  # unknown fields and bad values fail here, at start-up
-        return value
+def route(values: dict[str, Any]) -> dict[str, Any]:
+    """Flat field names sorted into their sections (section dicts given as such merge with them)."""
+    routed: dict[str, Any] = {}
+    for key, value in values.items():
+        section = FIELD_SECTION.get(key)
+        if section is None:
+            if key in SECTIONS and isinstance(routed.get(key), dict):
+                value = {**_as_dict(value), **routed[key]}
+            routed[key] = value
+            continue
+        current = routed.setdefault(section, {})
+        if not isinstance(current, dict):
+            current = routed[section] = _as_dict(current)
+        current[key] = value
+    return routed
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {k: getattr(value, k) for k in type(value).model_fields}
+
+
+class _SectionedEnvironment(PydanticBaseSettingsSource):
+    """``CRISISWATCH_<FIELD>`` environment variables, read per section (so the names stay flat)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self.sources = {name: EnvSettingsSource(model) for name, model in SECTIONS.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ reads whole sections
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: source() for name, source in self.sources.items()}
+
+
+class _SettingsFile(PydanticBaseSettingsSource):
+    """The YAML file named by ``CRISISWATCH_CONFIG``: flat keys, or one mapping per section."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"CRISISWATCH_CONFIG={self.path}: expected a mapping of settings")
+        return route(data)
+
+
+class Settings(BaseSettings):
+    """All configuration of a crisiswatch process (worker, connectors, CLI, gate), in sections."""
+
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings.model_validate({}))
+    worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings.model_validate({}))
+    risk: RiskSettings = Field(default_factory=lambda: RiskSettings.model_validate({}))
+    control: ControlSettings = Field(default_factory=lambda: ControlSettings.model_validate({}))
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings.model_validate({}))
+    web: WebSettings = Field(default_factory=lambda: WebSettings.model_validate({}))
+    connectors: ConnectorSettings = Field(default_factory=lambda: ConnectorSettings.model_validate({}))
+
+    SECTIONS: ClassVar[dict[str, type[Section]]] = SECTIONS
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**route(values))
 
     @classmethod
     def settings_customise_sources(
@@ -393,15 +533,29 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _SectionedEnvironment(settings_cls)]
         config_file = os.environ.get("CRISISWATCH_CONFIG")
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_SettingsFile(settings_cls, Path(config_file)))
         return tuple(sources)
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Settings:
+        """A copy with ``update`` applied; flat field names update their section (a copy of it)."""
+        copy = super().model_copy(deep=deep)
+        for name, values in route(update or {}).items():
+            if name in SECTIONS and isinstance(values, dict):
+                values = getattr(copy, name).model_copy(update=values)
+            setattr(copy, name, values)
+        return copy
+
+    @classmethod
+    def fields(cls) -> dict[str, tuple[str, Any]]:
+        """Every setting: flat name -> (section, its pydantic ``FieldInfo``)."""
+        return {field: (name, SECTIONS[name].model_fields[field]) for field, name in FIELD_SECTION.items()}
+
     def topic(self, name: str) -> str:
-        """Full topic name for a logical topic name (applies ``topic_prefix``)."""
-        return f"{self.topic_prefix}{name}"
+        """Full topic name for a logical topic name (applies ``kafka.topic_prefix``)."""
+        return self.kafka.topic(name)
 
 
 @lru_cache(maxsize=1)

@@ -52,11 +52,11 @@ def resolve_topic(name: str, settings: Settings) -> tuple[str, str]:
     if name in logical:
         return name, settings.topic(name)
     if (
-        settings.topic_prefix
-        and name.startswith(settings.topic_prefix)
-        and name[len(settings.topic_prefix) :] in logical
+        settings.kafka.topic_prefix
+        and name.startswith(settings.kafka.topic_prefix)
+        and name[len(settings.kafka.topic_prefix) :] in logical
     ):
-        return name[len(settings.topic_prefix) :], name
+        return name[len(settings.kafka.topic_prefix) :], name
     raise UnknownTopic(f"unknown topic {name!r}: use one of {', '.join(spec.name for spec in ALL_TOPICS)}")
 
 
@@ -79,7 +79,7 @@ class Verifier:
             self.keyring: Keyring | None = None
             self.problem = f"the configured keys are invalid ({exc})"
             return
-        self.keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        self.keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         self.problem = (
             ""
             if self.keyring
@@ -234,7 +234,7 @@ async def tail(
 def tail_command(topic: str, *, last: int | None, follow: bool, as_json: bool, show_key: bool) -> int:
     """The body of `crisiswatch tail` (the CLI has checked the cluster and the topic)."""
     settings = Settings()
-    bootstrap = settings.bootstrap_servers or ""
+    bootstrap = settings.kafka.bootstrap_servers or ""
 
     async def main() -> int:
         stop = asyncio.Event()

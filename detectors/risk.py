@@ -168,21 +168,14 @@ class RiskPolicy:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> RiskPolicy:
-        """The policy named by a `crisiswatch.settings.Settings` (read by attribute, so no import here).
-
-        ``overrides`` may set any other field; an unknown name is a `ValueError` that lists the known ones.
-        """
+    def from_fields(cls, values: Mapping[str, Any]) -> RiskPolicy:
+        """A policy from named fields (the rest keep their defaults); an unknown name is a `ValueError` that
+        lists the known ones. `crisiswatch.settings.RiskSettings.policy` builds the global policy with it."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown risk policy field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = {
-            name: getattr(settings, name)
-            for name in ("pause_severity", "pause_scope", "min_mentions_to_pause", "min_sources_to_pause")
-            if hasattr(settings, name)
-        }
-        return cls(**{**values, **overrides})
+        return cls(**values)
 
 
 SENSITIVITIES = ("sensitive", "balanced", "quiet")

@@ -66,12 +66,12 @@ def create_app(
 
     ``on_fatal(stage, reason, detail)`` is called once when a stage stopped (`run_worker`: exit non-zero)."""
     app = faust.App(
-        settings.app_id,
+        settings.kafka.app_id,
         broker=f"kafka://{bootstrap_servers}",
         broker_credentials=faust_credentials(settings),  # TLS/SASL, the same as every other client
         store="memory://",
         datadir=datadir or tempfile.mkdtemp(prefix="crisiswatch-faust-"),
-        topic_partitions=settings.partitions,
+        topic_partitions=settings.kafka.partitions,
         topic_allow_declare=False,
         topic_disable_leader=True,  # no on_leader timers; and no topic that only auto-creation would make
         consumer_auto_offset_reset="earliest",
@@ -79,19 +79,19 @@ def create_app(
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,
         web_enabled=True,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
+        web_host=settings.web.web_host,
+        web_port=settings.web.web_port,
         web_in_thread=False,
     )
     health = WorkerHealth(STAGES)
     risk = RiskStage(settings, bootstrap_servers)
-    risk_dead_letters = DeadLetterLog(log, settings.dead_letter_log_seconds)
+    risk_dead_letters = DeadLetterLog(log, settings.worker.dead_letter_log_seconds)
 
     async def reject_signal(message: Any, reason: DeadLetterReason, exc: Exception) -> None:
         assert risk.producer is not None
         await publish_dead_letter(
             risk.producer, settings.topic(MENTIONS_DLQ.name), risk_dead_letters, message, reason,
-            f"{type(exc).__name__}: {exc}", stage="risk", max_bytes=settings.dead_letter_max_bytes,
+            f"{type(exc).__name__}: {exc}", stage="risk", max_bytes=settings.worker.dead_letter_max_bytes,
         )  # fmt: skip
 
     @app.service

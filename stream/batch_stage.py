@@ -153,7 +153,7 @@ class BatchStage(Service):
 
     @property
     def group_id(self) -> str:
-        return f"{self.settings.app_id}-{self.stage_name}"
+        return f"{self.settings.kafka.app_id}-{self.stage_name}"
 
     async def on_start(self) -> None:
         self.producer = new_producer(self.bootstrap_servers, settings=self.settings)
@@ -171,7 +171,7 @@ class BatchStage(Service):
             rebalance_timeout_ms=10_000,
             max_poll_interval_ms=60_000,
             # A fetch returns at once when records are there; when none are, the broker holds it this long.
-            fetch_max_wait_ms=max(10, int(self.settings.batch_seconds * 1000)),
+            fetch_max_wait_ms=max(10, int(self.settings.worker.batch_seconds * 1000)),
         )
         await self.consumer.start()
         # Subscribing after start() lets the group join run in the background (start() would wait for the
@@ -205,7 +205,7 @@ class BatchStage(Service):
             offset=record.offset,
             value=record.value,
             key=record.key,
-            max_bytes=self.settings.dead_letter_max_bytes,
+            max_bytes=self.settings.worker.dead_letter_max_bytes,
         )
         await self.send(MENTIONS_DLQ.name, value, key=record.key[:1024] if record.key else record.key)
 
@@ -414,9 +414,9 @@ class BatchStage(Service):
                     await self._rewind()
             if self._stop_reason is not None:
                 raise self._stop_reason
-        timeout_ms = int(self.settings.batch_seconds * 1000)
+        timeout_ms = int(self.settings.worker.batch_seconds * 1000)
         seen_changes = self.assignment_changes
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size)
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.worker.batch_size)
         records = [r for part in batches.values() for r in part]
         if not records:
             async with self.batch_lock:

@@ -63,9 +63,9 @@ class EnrichStage(BatchStage):
     input_topic = MENTIONS_RAW.name
 
     async def on_start(self) -> None:
-        self.enricher = Enricher(load_brands(self.settings.brands_file), self.settings.language_backend)
-        self.seen = SeenIds(self.settings.dedupe_ttl_seconds, self.settings.dedupe_max_ids)
-        self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
+        self.enricher = Enricher(load_brands(self.settings.worker.brands_file), self.settings.worker.language_backend)
+        self.seen = SeenIds(self.settings.worker.dedupe_ttl_seconds, self.settings.worker.dedupe_max_ids)
+        self.dead_letters = DeadLetterLog(log, self.settings.worker.dead_letter_log_seconds)
         await super().on_start()
 
     async def on_assigned(self, partitions: list[TopicPartition]) -> None:
@@ -74,8 +74,8 @@ class EnrichStage(BatchStage):
             self.seen,
             self.bootstrap_servers,
             self.settings.topic(MENTIONS_ENRICHED.name),
-            self.settings.partitions,
-            self.settings.dedupe_rewarm_records,
+            self.settings.kafka.partitions,
+            self.settings.worker.dedupe_rewarm_records,
             settings=self.settings,
         )
         log.info("enrich stage: re-learned %d recent mention ids", count)
@@ -89,12 +89,12 @@ class EnrichStage(BatchStage):
         origin: dict[str, tuple[bytes, bytes]] = {}  # mention id -> (raw timestamp ms, raw partition)
         duplicates = 0
         now = utcnow()
-        max_age = timedelta(days=self.settings.record_max_age_days)
-        max_future = timedelta(seconds=self.settings.record_max_future_seconds)
+        max_age = timedelta(days=self.settings.worker.record_max_age_days)
+        max_future = timedelta(seconds=self.settings.worker.record_max_future_seconds)
         for record in records:
             try:
                 mention = decode_mention(
-                    record.value, self.settings.max_record_bytes, now, max_age=max_age, max_future=max_future
+                    record.value, self.settings.worker.max_record_bytes, now, max_age=max_age, max_future=max_future
                 )
             except RejectedRecord as exc:
                 await self.reject(record, exc.reason, exc.detail)

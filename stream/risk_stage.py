@@ -27,7 +27,6 @@ from crisiswatch.contracts.records import Alert, Signal
 from crisiswatch.contracts.topics import ALERTS, STATE
 from crisiswatch.control import ControlPlane
 from crisiswatch.control.silences import SilenceStore, open_silences
-from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.follow import read_states
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import Settings
@@ -42,19 +41,14 @@ MAX_CORRECTED_WINDOWS = 1440
 """Windows per brand whose last correction revision is remembered (a day of one-minute windows)."""
 
 
-def policy_from(settings: Settings) -> RiskPolicy:
-    """The risk policy the settings describe (``risk_policy`` may set any other field of `RiskPolicy`)."""
-    return RiskPolicy.from_settings(settings, **settings.risk_policy)
-
-
 class RiskStage:
     """Holds the per-brand monitors, the producer and the control plane of the risk agent."""
 
     def __init__(self, settings: Settings, bootstrap_servers: str):
         self.settings = settings
         self.bootstrap_servers = bootstrap_servers
-        self.policy = policy_from(settings)
-        self.brands = BrandsWatch(settings.brands_file)
+        self.policy = settings.risk.policy()
+        self.brands = BrandsWatch(settings.worker.brands_file)
         self.book = RiskBook(self.policy, self.brands.policies)
         self.silences: SilenceStore | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -70,7 +64,7 @@ class RiskStage:
     async def start(self) -> None:
         self.producer = new_producer(self.bootstrap_servers, settings=self.settings, linger_ms=0)
         await self.producer.start()
-        if self.settings.control_keys is not None:
+        if self.settings.control.control_keys is not None:
             self.control = ControlPlane(self.settings)
             await self.control.start()
         else:
@@ -95,7 +89,7 @@ class RiskStage:
     async def _load(self) -> None:
         """Restore the brands of the assigned partitions only (their state lives in the same partition of
         the state topic); the configured policy wins over the stored one (`RiskBook.restore`)."""
-        partitions = range(self.settings.partitions) if self.assigned is None else self.assigned
+        partitions = range(self.settings.kafka.partitions) if self.assigned is None else self.assigned
         states = await read_states(
             self.bootstrap_servers, self.settings.topic(STATE.name), STAGE, partitions, settings=self.settings
         )
@@ -136,7 +130,7 @@ class RiskStage:
         state["carry"] = held.model_dump(mode="json") if held is not None else None
         state["corrected"] = [[start, n] for start, n in self.corrected.get(brand, {}).items()]
         checkpoint = Checkpoint(STAGE)
-        checkpoint.state(brand, state, partition % self.settings.partitions)
+        checkpoint.state(brand, state, partition % self.settings.kafka.partitions)
         for key, value, part in checkpoint.records:
             await self.producer.send_and_wait(self.settings.topic(STATE.name), value, key=key, partition=part)
 

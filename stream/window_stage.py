@@ -79,9 +79,9 @@ class WindowStage(BatchStage):
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
         self.quiet_checked: tuple[float, bool] = (float("-inf"), False)
-        self.closing = ClosingPolicy.from_settings(self.settings)
+        self.closing = ClosingPolicy.from_settings(self.settings.worker)
         self.sources: SourcePolicy = self.closing.sources
-        self.dead_letters = DeadLetterLog(log, self.settings.dead_letter_log_seconds)
+        self.dead_letters = DeadLetterLog(log, self.settings.worker.dead_letter_log_seconds)
         self.admin = new_admin(self.bootstrap_servers, settings=self.settings)
         await self.admin.start()
         await super().on_start()
@@ -91,17 +91,19 @@ class WindowStage(BatchStage):
         await self.admin.close()
 
     def _new_watermark(self) -> Watermark:
-        return Watermark(self.closing, None, self.settings.partitions, time.monotonic())
+        return Watermark(self.closing, None, self.settings.kafka.partitions, time.monotonic())
 
     def _new_brand(self, brand: str) -> BrandWindows:
         s = self.settings
-        return BrandWindows(brand, s.window_seconds, correction_horizon=s.correction_horizon_seconds)
+        return BrandWindows(brand, s.worker.window_seconds, correction_horizon=s.worker.correction_horizon_seconds)
 
     def _restore_brand(self, state: dict[str, Any]) -> BrandWindows | None:
         """A brand's windows from its checkpoint under the configured size; None when the size changed."""
         s = self.settings
         try:
-            return BrandWindows.from_state(state, s.window_seconds, correction_horizon=s.correction_horizon_seconds)
+            return BrandWindows.from_state(
+                state, s.worker.window_seconds, correction_horizon=s.worker.correction_horizon_seconds
+            )
         except StateMismatch:
             return None
 
@@ -133,7 +135,7 @@ class WindowStage(BatchStage):
                     "window stage: partition %s: %d brands (%s) have window state of another size than "
                     "CRISISWATCH_WINDOW_SECONDS=%s; the configuration wins: they start afresh (their open windows "
                     "are dropped and their detectors learn again)",
-                    tp.partition, len(reset), ", ".join(sorted(reset)[:5]), self.settings.window_seconds,
+                    tp.partition, len(reset), ", ".join(sorted(reset)[:5]), self.settings.worker.window_seconds,
                 )  # fmt: skip
             now = time.monotonic()
             self.last_seen[tp.partition] = now
@@ -181,7 +183,8 @@ class WindowStage(BatchStage):
         # Only the future is checked here (the enrich stage judged the age): a far-future event time would
         # drag the watermark ahead and make every later mention too late.
         bounds = event_time_bounds(
-            max_age=timedelta(days=365_000), max_future=timedelta(seconds=self.settings.record_max_future_seconds)
+            max_age=timedelta(days=365_000),
+            max_future=timedelta(seconds=self.settings.worker.record_max_future_seconds),
         ).context()
         for record in records:
             p = record.partition
@@ -205,7 +208,7 @@ class WindowStage(BatchStage):
                 await self.reject(record, *reason_of(exc, "window_error"))
                 continue
             if placement == "too_late":
-                horizon = self.settings.correction_horizon_seconds
+                horizon = self.settings.worker.correction_horizon_seconds
                 await self.reject(
                     record,
                     "too_late",
@@ -268,7 +271,7 @@ class WindowStage(BatchStage):
             offset=-1,
             value=summary,
             key=w.brand.encode()[:1024],
-            max_bytes=self.settings.dead_letter_max_bytes,
+            max_bytes=self.settings.worker.dead_letter_max_bytes,
         )
         await self.send(MENTIONS_DLQ.name, value, key=w.brand.encode()[:1024])
 
@@ -343,9 +346,9 @@ class WindowStage(BatchStage):
             lag = await committed_lag(
                 self.admin,
                 self.consumer,
-                f"{self.settings.app_id}-{UPSTREAM_STAGE}",
+                f"{self.settings.kafka.app_id}-{UPSTREAM_STAGE}",
                 self.settings.topic(MENTIONS_RAW.name),
-                self.settings.partitions,
+                self.settings.kafka.partitions,
             )
             if not lag:
                 assigned = list(self.consumer.assignment())
@@ -361,7 +364,7 @@ class WindowStage(BatchStage):
     async def checkpoint(self, force: bool = False) -> None:
         """Queue a `Checkpoint` (dirty brand states, then each partition's offset and watermark) after the
         outputs already queued; the offsets are committed once the broker acknowledged all of it."""
-        if not force and time.monotonic() - self.last_checkpoint < self.settings.state_checkpoint_seconds:
+        if not force and time.monotonic() - self.last_checkpoint < self.settings.worker.state_checkpoint_seconds:
             return
         self.last_checkpoint = time.monotonic()
         checkpoint = Checkpoint(STAGE)

@@ -26,11 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from crisiswatch.detectors.closed import ClosedWindow
 from crisiswatch.detectors.spikes import NegativeSpikeDetector, SpikeResult, VolumeSpikeDetector
 from crisiswatch.detectors.window import MentionFacts, WindowAggregate, tumbling_window
+
+if TYPE_CHECKING:
+    from crisiswatch.settings import WorkerSettings
 
 MAX_GAP_WINDOWS = 60
 """At most this many empty windows are closed after a silence; beyond, time jumps forward."""
@@ -61,7 +64,7 @@ DEFAULT_SOURCE_LATENESS: dict[str, float] = {
     "bluesky": 30.0,
     "x": 30.0,
 }
-"""Built-in allowed lateness per source kind, seconds (`Settings.source_lateness` overrides entries)."""
+"""Built-in allowed lateness per source kind, seconds (`WorkerSettings.source_lateness` overrides entries)."""
 
 DEFAULT_SOURCE_IDLE: dict[str, float] = {
     "rss": 1800.0,
@@ -75,14 +78,7 @@ DEFAULT_SOURCE_IDLE: dict[str, float] = {
     "bluesky": 60.0,
     "x": 60.0,
 }
-"""Built-in idle limits per source kind, seconds of wall clock (`Settings.source_idle_seconds` overrides)."""
-
-
-class _SourceSettings(Protocol):
-    allowed_lateness_seconds: int
-    source_lateness: dict[str, float]
-    source_idle_seconds: dict[str, float]
-    source_idle_default_seconds: float
+"""Built-in idle limits per source kind, seconds of wall clock (`WorkerSettings.source_idle_seconds` overrides)."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +120,13 @@ class SourcePolicy:
         return cls(rules, SourceRule(float(default_lateness), float(default_idle)))
 
     @classmethod
-    def from_settings(cls, settings: _SourceSettings) -> SourcePolicy:
+    def from_settings(cls, worker: WorkerSettings) -> SourcePolicy:
+        """The policy of the worker settings (``CRISISWATCH_SOURCE_LATENESS`` and friends)."""
         return cls.of(
-            settings.allowed_lateness_seconds,
-            settings.source_idle_default_seconds,
-            settings.source_lateness,
-            settings.source_idle_seconds,
+            worker.allowed_lateness_seconds,
+            worker.source_idle_default_seconds,
+            worker.source_lateness,
+            worker.source_idle_seconds,
         )
 
     def key(self, source: str) -> str:
@@ -182,12 +179,13 @@ class ClosingPolicy:
     counting those mentions one window later (``CRISISWATCH_MAX_WINDOW_HOLD_SECONDS``)."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ClosingPolicy:
+    def from_settings(cls, worker: WorkerSettings) -> ClosingPolicy:
+        """The closing rule of the worker settings."""
         return cls(
-            settings.idle_flush_seconds,
-            settings.upstream_idle_factor,
-            SourcePolicy.from_settings(settings),
-            getattr(settings, "max_window_hold_seconds", None),
+            worker.idle_flush_seconds,
+            worker.upstream_idle_factor,
+            SourcePolicy.from_settings(worker),
+            worker.max_window_hold_seconds,
         )
 
     @property

@@ -49,9 +49,9 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 def worker_env(settings: Settings, brands: Path) -> dict[str, str]:
     """The environment of a ``crisiswatch worker`` process bound to ``settings`` (also set in this process)."""
     env = {
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_APP_ID": settings.app_id,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CRISISWATCH_APP_ID": settings.kafka.app_id,
+        "CRISISWATCH_PARTITIONS": str(settings.kafka.partitions),
         "CRISISWATCH_BRANDS_FILE": str(brands),
         "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_WEB_PORT": str(free_port()),
@@ -68,7 +68,7 @@ def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
     saved = dict(os.environ)  # before worker_env sets its variables here too
     env = worker_env(settings, brands)
     try:
-        yield Settings(bootstrap_servers=settings.bootstrap_servers), env, data
+        yield Settings(bootstrap_servers=settings.kafka.bootstrap_servers), env, data
     finally:
         os.environ.clear()
         os.environ.update(saved)

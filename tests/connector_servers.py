@@ -42,16 +42,16 @@ async def serve(app: web.Application) -> AsyncIterator[TestServer]:
 async def kafka_sink(settings: Settings) -> AsyncIterator[MentionSink]:
     """A sink with checkpoints in the compacted Kafka topic, as ``crisiswatch connect`` runs it: a new sink
     reads them back, like a new process on another machine."""
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
-    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
+    assert settings.kafka.bootstrap_servers
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
+    async with MentionSink(settings, settings.kafka.bootstrap_servers, checkpoints="kafka") as sink:
         yield sink
 
 
 async def checkpoint_of(settings: Settings, key: str) -> dict[str, Any]:
     """The newest checkpoint record of ``key`` in ``connectors.checkpoints``."""
-    assert settings.bootstrap_servers
-    records = await read_all(settings.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), timeout=1.0)
+    assert settings.kafka.bootstrap_servers
+    records = await read_all(settings.kafka.bootstrap_servers, settings.topic(CONNECTOR_CHECKPOINTS.name), timeout=1.0)
     values = [json.loads(r.value) for r in records if r.key == key.encode()]
     assert values, f"no checkpoint {key}"
     return values[-1]["state"]

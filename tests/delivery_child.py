@@ -22,8 +22,8 @@ from crisiswatch.settings import Settings
 
 async def main(argv: list[str]) -> None:
     settings = Settings()
-    assert settings.bootstrap_servers
-    async with MentionSink(settings, settings.bootstrap_servers, checkpoints="kafka") as sink:
+    assert settings.kafka.bootstrap_servers
+    async with MentionSink(settings, settings.kafka.bootstrap_servers, checkpoints="kafka") as sink:
         if argv[0] == "checkpoint":
             print(json.dumps(StateStore.for_connector(None, argv[1], argv[2]).data), flush=True)
             return

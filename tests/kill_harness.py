@@ -73,12 +73,12 @@ class TopicWatch:
 def connect_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a ``crisiswatch connect`` subprocess on the test broker: fast generic backoff,
     checkpoints in Kafka only."""
-    assert settings.bootstrap_servers
+    assert settings.kafka.bootstrap_servers
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CRISISWATCH_PARTITIONS": str(settings.kafka.partitions),
         "CRISISWATCH_CONNECTOR_BACKOFF_INITIAL_SECONDS": "0.05",
         "CRISISWATCH_CONNECTOR_BACKOFF_MAX_SECONDS": "0.2",
         **extra,

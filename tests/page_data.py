@@ -22,7 +22,6 @@ from crisiswatch.control.plane import ControlPlane
 from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import Decided, RiskBook
-from crisiswatch.stream.risk_stage import policy_from
 
 
 class RecordingBook(RiskBook):
@@ -53,7 +52,7 @@ def demo_records(workdir: str) -> tuple[list[Signal], list[Alert]]:
     data, brands = demo.write_demo(folder)
     settings = Settings(brands_file=brands)
     enriched = enrich_file(data, settings, folder / "cache")
-    backtest = RecordingBacktest(settings, policy_from(settings), timelines=False)
+    backtest = RecordingBacktest(settings, settings.risk.policy(), timelines=False)
     result = backtest.run(lambda: read_enriched(enriched.path))
     assert isinstance(backtest.book, RecordingBook)
     return backtest.book.signals, result.alerts
@@ -79,7 +78,9 @@ async def publish_demo(
 
     signals = [s for s in signals if inside(s.window_end)]
     alerts = [a for a in alerts if inside(a.event_time)]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False, linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=False, linger_ms=20
+    )
     await producer.start()
     try:
         for signal in signals:

@@ -314,7 +314,7 @@ def make_alert(severity: str, status: str = "firing", *, alert_id: str = "acme:1
 
 
 async def produce(settings: Settings, *records: Alert | AlertAck) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=False)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         for record in records:

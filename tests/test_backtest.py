@@ -21,7 +21,6 @@ from crisiswatch.contracts.topics import ALERTS
 from crisiswatch.kafka import ensure_topics
 from crisiswatch.runner import run_pipeline
 from crisiswatch.settings import Settings
-from crisiswatch.stream.risk_stage import policy_from
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -46,7 +45,7 @@ async def test_backtest_and_worker_make_the_same_decisions_on_the_same_stream(
         log_path=tmp_path / "worker.log", idle_timeout=240,
     )  # fmt: skip
     from_worker = await read_alerts(kafka_bootstrap, settings.topic(ALERTS.name))
-    run = run_backtest(data, settings, policy_from(settings), tmp_path / "backtest", pictures=False)
+    run = run_backtest(data, settings, settings.risk.policy(), tmp_path / "backtest", pictures=False)
     assert from_worker, "the worker raised no alert on the demo"
     in_process, on_kafka = decisions(run.result.alerts), decisions(from_worker)
     assert len(in_process) == len(on_kafka), (len(in_process), len(on_kafka))
@@ -64,14 +63,14 @@ async def test_backtest_and_worker_make_the_same_decisions_on_the_same_stream(
 def test_backtest_writes_its_report_pictures_and_a_reusable_cache(tmp_path: Path) -> None:
     data, brands = demo.write_demo(tmp_path)
     settings = Settings(brands_file=brands)
-    first = run_backtest(data, settings, policy_from(settings), tmp_path / "out")
+    first = run_backtest(data, settings, settings.risk.policy(), tmp_path / "out")
     assert not first.enriched.cached
     assert (tmp_path / "out" / "report.md").read_text().startswith("# Backtest report")
     assert (tmp_path / "out" / "timeline-globex.png").read_bytes()[:4] == b"\x89PNG"
     timelines = json.loads((tmp_path / "out" / "timelines.json").read_text())
     assert set(timelines) == {"acme", "globex", "initech"}
     assert len(timelines["globex"]["start"]) == len(timelines["globex"]["risk"]) > 300
-    second = run_backtest(data, settings, policy_from(settings), tmp_path / "out", pictures=False)
+    second = run_backtest(data, settings, settings.risk.policy(), tmp_path / "out", pictures=False)
     assert second.enriched.cached
     assert decisions(second.result.alerts) == decisions(first.result.alerts)
 
@@ -152,7 +151,7 @@ async def test_two_days_of_realistic_traffic_pause_for_the_crisis_only_and_worke
             env_extra=env, log_path=tmp_path / "worker.log", idle_timeout=400,
         )  # fmt: skip
         from_worker = await read_alerts(kafka_bootstrap, worker_settings.topic(ALERTS.name))
-        policy = policy_from(worker_settings)
+        policy = worker_settings.risk.policy()
         run = run_backtest(mentions, worker_settings, policy, tmp_path / "bt", events, pictures=False)
     finally:
         os.environ.clear()

@@ -25,7 +25,7 @@ from crisiswatch.detectors.risk import SENSITIVITY_PRESETS, BrandPolicy, RiskPol
 from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import RiskBook, mention_facts
-from crisiswatch.stream.risk_stage import RiskStage, policy_from
+from crisiswatch.stream.risk_stage import RiskStage
 from crisiswatch.stream.windowing import BrandWindows
 
 CRISIS_START = demo.CRISIS[1]
@@ -54,13 +54,13 @@ def flare(tmp_path_factory: pytest.TempPathFactory) -> list[Signal]:
         (m for m in read_enriched(enriched.path) if m.brand == "globex" and m.created_at < CUT),
         key=lambda m: m.created_at,
     )
-    windows = BrandWindows("globex", settings.window_seconds, settings.allowed_lateness_seconds)
+    windows = BrandWindows("globex", settings.worker.window_seconds, settings.worker.allowed_lateness_seconds)
     signals: list[Signal] = []
     for mention in mentions:
         t = mention.created_at.timestamp()
         signals += windows.close_until(t)
         windows.add(t, mention_facts(mention))
-    signals += windows.close_until(CUT.timestamp() + settings.allowed_lateness_seconds)
+    signals += windows.close_until(CUT.timestamp() + settings.worker.allowed_lateness_seconds)
     return signals
 
 
@@ -235,7 +235,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
     path.write_text(brands_yaml({"calm": "{sensitivity: quiet}", "edgy": "{sensitivity: quiet}",
                                  "launch": "{sensitivity: sensitive}"}))  # fmt: skip
     settings = with_test_keys(settings, brands_file=path)
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     async with SilenceStore(settings) as store:
         await store.add(
             Silence(
@@ -249,7 +249,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
                 signed_at=utcnow(),
             )
         )
-    stage = RiskStage(settings, settings.bootstrap_servers or "")
+    stage = RiskStage(settings, settings.kafka.bootstrap_servers or "")
     await stage.start()
     try:
         assert stage.silences is not None and stage.silences.get("launch-day") is not None
@@ -271,14 +271,14 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
     keyring = Keyring.from_settings(settings)
     controls = [
         keyring.verify_record(r.value, ControlMessage)
-        for r in await read_records(settings.bootstrap_servers or "", settings.topic("publishing.control"))
+        for r in await read_records(settings.kafka.bootstrap_servers or "", settings.topic("publishing.control"))
         if r.key != b"heartbeat"
     ]
     paused = {m.scope for m in controls if m.paused}
     assert paused == {"brand:edgy"}, paused
     alerts = [
         Alert.model_validate_json(r.value)
-        for r in await read_records(settings.bootstrap_servers or "", settings.topic(ALERTS.name))
+        for r in await read_records(settings.kafka.bootstrap_servers or "", settings.topic(ALERTS.name))
     ]
     launch = [a for a in alerts if a.brand == "launch"]
     assert any(a.severity == "critical" for a in launch), [(a.severity, a.risk) for a in launch]
@@ -287,7 +287,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
 
 
 def test_policy_from_settings_is_the_global_policy() -> None:
-    assert policy_from(Settings()) == RiskPolicy()
+    assert Settings().risk.policy() == RiskPolicy()
 
 
 def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> None:
@@ -298,8 +298,8 @@ def test_silence_commands_add_list_remove_on_the_broker(settings: Settings) -> N
     from crisiswatch.control.testing import TEST_KEYS
 
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
         "CRISISWATCH_USER": "alice",
     }

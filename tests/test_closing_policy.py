@@ -46,7 +46,7 @@ def test_settings_override_the_defaults_entry_by_entry(monkeypatch: pytest.Monke
     monkeypatch.setenv("CRISISWATCH_SOURCE_LATENESS", '{"rss": 900, "forum": 120}')
     monkeypatch.setenv("CRISISWATCH_SOURCE_IDLE_SECONDS", '{"forum": 600}')
     monkeypatch.setenv("CRISISWATCH_UPSTREAM_IDLE_FACTOR", "4")
-    closing = ClosingPolicy.from_settings(Settings())
+    closing = ClosingPolicy.from_settings(Settings().worker)
     assert closing.sources.rule("rss").lateness == 900.0
     assert closing.sources.key("forum:x") == "forum"
     assert (closing.sources.rule("forum").lateness, closing.sources.rule("forum").idle) == (120.0, 600.0)
@@ -88,7 +88,7 @@ def test_a_hold_cap_closes_a_brand_behind_a_slow_feed_and_its_items_become_corre
     assert w.closing_point({"mastodon", "rss"}, now=1.0) == T0 + 1200 - 120  # not T0 + 300: capped
     assert w.closing_point({"mastodon"}, now=1.0) == T0 + 1170  # a fast source is not slowed by the cap
     assert Watermark(policy()).policy.max_hold_seconds is None  # off unless configured
-    assert ClosingPolicy.from_settings(Settings(max_window_hold_seconds=90)).max_hold_seconds == 90
+    assert ClosingPolicy.from_settings(Settings(max_window_hold_seconds=90).worker).max_hold_seconds == 90
 
     brand = BrandWindows("acme", 60.0)
     brand.sources.update({"mastodon", "rss"})

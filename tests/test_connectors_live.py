@@ -198,7 +198,7 @@ async def test_cli_connect_rss_runs_until_sigint(kafka_bootstrap: str, settings:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CRISISWATCH_PARTITIONS": "2",
         "CRISISWATCH_CONNECTOR_STATE_DIR": str(tmp_path / "state"),
         "CRISISWATCH_CONNECTOR_CHECKPOINTS": "file",  # this test reads the checkpoint file

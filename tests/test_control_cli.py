@@ -17,8 +17,8 @@ runner = CliRunner()
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
         "CRISISWATCH_USER": "alice",
     }

@@ -49,13 +49,13 @@ async def test_forged_unsigned_and_deleting_records_never_change_state(control) 
     topic = settings.topic("publishing.control")
     resume = pause.model_copy(update={"state": "active", "seq": pause.seq + 1, "signed_at": utcnow()})
     forged = Keyring.generate("test1").sign(resume)  # right kid, another private key
-    await produce(settings.bootstrap_servers, topic, b"global", forged.to_bytes())
+    await produce(settings.kafka.bootstrap_servers, topic, b"global", forged.to_bytes())
     hmac_forged = Keyring({"test1": b"a guessed secret"}).sign(resume)  # the old scheme
-    await produce(settings.bootstrap_servers, topic, b"global", hmac_forged.to_bytes())
+    await produce(settings.kafka.bootstrap_servers, topic, b"global", hmac_forged.to_bytes())
     unsigned = resume.model_copy(update={"kid": None, "sig": None})
-    await produce(settings.bootstrap_servers, topic, b"global", unsigned.to_bytes())
-    await produce(settings.bootstrap_servers, topic, b"global", None)  # tombstone: would delete the pause
-    await produce(settings.bootstrap_servers, topic, b"global", b"{not json")
+    await produce(settings.kafka.bootstrap_servers, topic, b"global", unsigned.to_bytes())
+    await produce(settings.kafka.bootstrap_servers, topic, b"global", None)  # tombstone: would delete the pause
+    await produce(settings.kafka.bootstrap_servers, topic, b"global", b"{not json")
 
     assert await wait_for(lambda: sum(gate.rejected.values()) >= 5)
     assert gate.rejected == {"bad_signature": 2, "unsigned": 1, "tombstone": 1, "malformed": 1}
@@ -71,11 +71,13 @@ async def test_late_resume_is_ignored_but_a_fresh_one_applies(control) -> None:
     pause = (await plane.pause("brand:acme", reason="crisis", actor="detector", alert_id="a-2")).message
     assert await wait_for(lambda: not gate.allowed(brand="acme").allowed)
     # A genuinely signed resume, but signed 10 minutes ago: held back, or replayed.
-    old = utcnow() - timedelta(seconds=settings.control_max_age_seconds * 2)
+    old = utcnow() - timedelta(seconds=settings.control.control_max_age_seconds * 2)
     late = plane.keyring.sign(
         pause.model_copy(update={"state": "active", "actor": "alice", "seq": pause.seq + 1, "signed_at": old})
     )
-    await produce(settings.bootstrap_servers, settings.topic("publishing.control"), b"brand:acme", late.to_bytes())
+    await produce(
+        settings.kafka.bootstrap_servers, settings.topic("publishing.control"), b"brand:acme", late.to_bytes()
+    )
     assert await wait_for(lambda: gate.rejected["stale"] == 1)
     assert not gate.allowed(brand="acme").allowed
 
@@ -123,7 +125,7 @@ async def test_fails_closed_while_the_control_topic_does_not_exist(settings: Set
     await gate.start()
     await asyncio.sleep(1.0)
     assert not gate.allowed(channel="twitter").allowed  # no topic, no knowledge: closed
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     assert await gate.wait_ready(10)
     decision = gate.allowed(channel="twitter")  # an empty topic, and nobody vouches for it: closed
     assert not decision.allowed and "no signed state heartbeat" in decision.reason
@@ -294,7 +296,7 @@ async def test_a_gate_with_a_wrong_key_fails_closed_and_says_why(control) -> Non
         for post in ({"channel": "twitter"}, {"brand": "acme"}, {"brand": "globex", "account": "x"}):
             decision = gate.allowed(**post)
             assert not decision.allowed, post
-        assert time.monotonic() - started < settings.gate_max_staleness_seconds
+        assert time.monotonic() - started < settings.control.gate_max_staleness_seconds
         reason = gate.allowed(channel="twitter").reason
         assert "cannot verify the control state" in reason and "bad_signature" in reason, reason
         assert gate.status() == {}
@@ -336,12 +338,12 @@ async def test_a_gate_fails_closed_after_the_broker_comes_back_empty(settings: S
 
         # The rule: closed within the staleness limit (the moment it notices the log went backwards it
         # re-reads; until then its old view is still within its limit), and closed from then on.
-        assert await wait_for(closed_for_the_new_pause, timeout=settings.gate_max_staleness_seconds)
+        assert await wait_for(closed_for_the_new_pause, timeout=settings.control.gate_max_staleness_seconds)
         for _ in range(20):  # and it stays closed
             await asyncio.sleep(0.05)
             assert not gate.allowed(channel="twitter").allowed
         closed_at = next(t for t, allowed, _ in decisions if not allowed)
-        assert closed_at <= settings.gate_max_staleness_seconds, decisions
+        assert closed_at <= settings.control.gate_max_staleness_seconds, decisions
         assert not any(allowed for t, allowed, _ in decisions if t > closed_at), decisions
         assert gate.feed.follower.resets >= 1
         # The plane that ran through the outage put back what the log lost; the new pause still wins.
@@ -370,14 +372,22 @@ async def test_a_late_resume_loses_for_readers_that_start_later(settings: Settin
         pause = (await plane.pause("global", reason="crisis", actor="detector", alert_id="a-6")).message
         now = utcnow()
         late = plane.keyring.sign(
-            pause.model_copy(update={"state": "active", "actor": "alice", "reason": "all clear",
-                                     "seq": pause.seq + 1, "issued_at": now, "signed_at": now})
+            pause.model_copy(
+                update={
+                    "state": "active",
+                    "actor": "alice",
+                    "reason": "all clear",
+                    "seq": pause.seq + 1,
+                    "issued_at": now,
+                    "signed_at": now,
+                }
+            )
         )  # fmt: skip   (genuinely signed, then held back)
-        beyond = late.signed_at + timedelta(seconds=settings.control_max_age_seconds + 0.5)
+        beyond = late.signed_at + timedelta(seconds=settings.control.control_max_age_seconds + 0.5)
         assert await wait_for(lambda: (hb := plane.feed.view.heartbeat) is not None and hb.signed_at > beyond, 10)
     finally:
         await plane.stop()  # nobody is left to re-sign or repair anything
-    await produce(settings.bootstrap_servers, settings.topic("publishing.control"), b"global", late.to_bytes())
+    await produce(settings.kafka.bootstrap_servers, settings.topic("publishing.control"), b"global", late.to_bytes())
     assert await wait_for(lambda: running.rejected["stale"] == 1)
     assert not running.allowed(channel="twitter").allowed
     await running.stop()
@@ -407,7 +417,7 @@ async def test_a_gate_fails_closed_when_nobody_signs_the_state_any_more(settings
         await plane.stop()
         stopped = time.monotonic()
         assert await wait_for(lambda: not gate.allowed().allowed, timeout=5)
-        assert time.monotonic() - stopped <= settings.control_heartbeat_max_age_seconds + 0.5
+        assert time.monotonic() - stopped <= settings.control.control_heartbeat_max_age_seconds + 0.5
         reason = gate.allowed().reason
         assert "heartbeat" in reason and "failing closed" in reason
         assert gate.view_age_seconds is not None and gate.view_age_seconds < 1.0  # the view itself is fresh

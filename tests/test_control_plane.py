@@ -25,7 +25,7 @@ async def plane(settings: Settings):
 
 async def control_records(plane: ControlPlane) -> list[ControlMessage]:
     """The changes on the control topic (heartbeats and re-signed copies of a state left out)."""
-    records = await read_records(plane.settings.bootstrap_servers, plane.control_topic)
+    records = await read_records(plane.settings.kafka.bootstrap_servers, plane.control_topic)
     messages = [plane.keyring.verify_record(r.value, ControlMessage) for r in records if r.key != b"heartbeat"]
     seen: set[tuple[str, int]] = set()
     changes = []
@@ -37,7 +37,7 @@ async def control_records(plane: ControlPlane) -> list[ControlMessage]:
 
 
 async def audit_records(plane: ControlPlane) -> list[AuditRecord]:
-    records = await read_records(plane.settings.bootstrap_servers, plane.audit_topic)
+    records = await read_records(plane.settings.kafka.bootstrap_servers, plane.audit_topic)
     return [AuditRecord.model_validate_json(r.value) for r in records]
 
 
@@ -132,11 +132,11 @@ async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Set
             )
         )  # fmt: skip
         forged = Keyring({"test1": b"guess"}).sign(pause.model_copy(update={"state": "active", "seq": pause.seq + 2}))
-        await produce(settings.bootstrap_servers, guardian.control_topic, b"global", late.to_bytes())
-        await produce(settings.bootstrap_servers, guardian.control_topic, b"global", forged.to_bytes())
+        await produce(settings.kafka.bootstrap_servers, guardian.control_topic, b"global", late.to_bytes())
+        await produce(settings.kafka.bootstrap_servers, guardian.control_topic, b"global", forged.to_bytes())
 
         async def last_genuine() -> ControlMessage | None:
-            records = await read_records(settings.bootstrap_servers, guardian.control_topic)
+            records = await read_records(settings.kafka.bootstrap_servers, guardian.control_topic)
             last = [r for r in records if r.key == b"global"][-1]  # what compaction keeps for the key
             try:
                 return guardian.keyring.verify_record(last.value, ControlMessage)
@@ -191,7 +191,7 @@ async def test_the_workers_plane_heartbeats_when_no_scheduler_runs_and_stands_by
             await scheduler.stop()
         stopped = utcnow()
         assert await wait_for(lambda: worker.feed.view.heartbeat.writer == worker.writer_id, timeout=4)
-        records = await read_records(settings.bootstrap_servers, worker.control_topic)
+        records = await read_records(settings.kafka.bootstrap_servers, worker.control_topic)
         beats = [Heartbeat.model_validate_json(r.value) for r in records if r.key == b"heartbeat"]
         while_scheduling = [b for b in beats if handed_over < b.signed_at < stopped]
         by_scheduler = [b for b in while_scheduling if b.writer == scheduler.writer_id]

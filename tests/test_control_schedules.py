@@ -73,7 +73,7 @@ async def add(settings: Settings, **kw) -> None:
 
 async def control_messages(settings: Settings) -> list[ControlMessage]:
     """The changes on the control topic (heartbeats and re-signed copies of a state left out)."""
-    records = await read_records(settings.bootstrap_servers, settings.topic("publishing.control"))
+    records = await read_records(settings.kafka.bootstrap_servers, settings.topic("publishing.control"))
     messages = [ControlMessage.model_validate_json(r.value) for r in records if r.key != b"heartbeat"]
     return list({(m.scope, m.seq): m for m in reversed(messages)}.values())[::-1]
 

@@ -50,9 +50,9 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def child_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CRISISWATCH_PARTITIONS": str(settings.kafka.partitions),
     }
 
 

@@ -28,7 +28,7 @@ import crisiswatch.connectors.metrics
 import crisiswatch.control.metrics
 import crisiswatch.stream.metrics
 from crisiswatch.cli import app as cli_app
-from crisiswatch.settings import Settings
+from crisiswatch.settings import Settings, WebSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -90,9 +90,9 @@ def module_families() -> set[str]:
 
 def settings_env_names() -> set[str]:
     """Environment variable names `Settings` reads (prefix + field, or the field's validation aliases)."""
-    prefix = Settings.model_config.get("env_prefix", "")
+    prefix = "CRISISWATCH_"
     names = set()
-    for field_name, field in Settings.model_fields.items():
+    for field_name, (_, field) in Settings.fields().items():
         alias = field.validation_alias
         if alias is None:
             names.add(f"{prefix}{field_name}".upper())
@@ -375,8 +375,7 @@ def test_env_example_and_config_map_only_set_settings() -> None:
 
 # --- Kubernetes, systemd, Dockerfile ---------------------------------------------------------------------
 def test_kubernetes_containers_match_the_cli_and_settings() -> None:
-    defaults = Settings.model_fields
-    web_port, page_port = defaults["web_port"].default, defaults["page_port"].default
+    web_port, page_port = WebSettings.model_fields["web_port"].default, WebSettings.model_fields["page_port"].default
     assert (web_port, page_port) == (6066, 8066)
     config = next(doc for doc in manifest_docs() if doc["kind"] == "ConfigMap")["data"]
     assert int(config.get("CRISISWATCH_WEB_PORT", web_port)) == web_port
@@ -459,7 +458,7 @@ def test_dockerfile_is_consistent() -> None:
     assert 'CMD ["worker"]' in lines
     parse_cli(["worker"])
     exposed = {int(port) for line in lines if line.startswith("EXPOSE") for port in line.split()[1:]}
-    assert exposed == {Settings.model_fields["web_port"].default, Settings.model_fields["page_port"].default}
+    assert exposed == {WebSettings.model_fields["web_port"].default, WebSettings.model_fields["page_port"].default}
     users = [line.split()[1] for line in lines if line.startswith("USER")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert any(line.startswith("HEALTHCHECK") for line in lines)

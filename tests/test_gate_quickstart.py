@@ -34,8 +34,8 @@ async def test_the_example_defers_a_paused_brand_and_publishes_it_after_the_resu
         await plane.heartbeat()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CRISISWATCH_", "KAFKA_"))}
         env.update({
-            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-            "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+            "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
             "CRISISWATCH_CONTROL_PUBLIC_KEYS": TEST_PUBLIC_KEYS,  # a publishing service holds public keys only
             "CRISISWATCH_BACKLOG_RELEASE_PER_SECOND": "50",
         })  # fmt: skip

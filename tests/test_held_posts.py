@@ -28,7 +28,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 async def held_setup(settings: Settings) -> AsyncIterator[tuple[Settings, ControlPlane, PublishingGate, WebServer]]:
     """A heartbeating plane, a gate that reports every 0.1 s, and the page server."""
     settings = with_test_keys(settings, gate_held_report_seconds=0.1)
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     plane = ControlPlane(settings)
     await plane.start()
     gate = PublishingGate(with_public_keys(settings, gate_held_report_seconds=0.1), name="shop-publisher")
@@ -71,8 +71,8 @@ async def test_the_page_and_the_cli_show_what_is_held_before_a_resume(held_setup
 
     # the CLI says the same before it resumes, and the person chooses `hold` instead of the scope's `review`
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
         "CRISISWATCH_USER": "bob",
     }

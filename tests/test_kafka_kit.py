@@ -43,8 +43,8 @@ async def test_factories_apply_defaults_then_the_overrides_of_the_site() -> None
 
 
 async def test_read_to_end_reads_what_was_there_and_returns(settings: Settings) -> None:
-    await ensure_topics(settings.bootstrap_servers or "", settings)
-    topic = settings.topic(MENTIONS_DLQ.name)  # settings.partitions (2) partitions
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
+    topic = settings.topic(MENTIONS_DLQ.name)  # settings.kafka.partitions (2) partitions
     await write(settings, topic, [(0, b"a0"), (1, b"b0"), (0, b"a1"), (1, b"b1"), (0, b"a2")])
     seen: list[ConsumerRecord] = []
     ends = await read_to_end(settings, topic, seen.append, timeout=30)
@@ -73,13 +73,13 @@ async def test_read_to_end_of_a_missing_topic_reads_nothing_and_creates_nothing(
 
 
 async def test_a_follower_of_two_topics_sees_history_then_live_records(settings: Settings) -> None:
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     alerts, acks = settings.topic(ALERTS.name), settings.topic(ALERTS_ACK.name)
     await write(settings, alerts, [(0, b"old-alert")])
     await write(settings, acks, [(0, b"old-ack")])
     seen: list[tuple[str, bytes, bool]] = []
     follower = TopicFollower(
-        settings.bootstrap_servers,
+        settings.kafka.bootstrap_servers,
         (alerts, acks),
         lambda r, live: seen.append((r.topic, r.value, live)),
         name="kit-test",
@@ -101,12 +101,16 @@ async def test_a_follower_of_two_topics_sees_history_then_live_records(settings:
 
 
 async def test_a_follower_can_start_from_the_last_records(settings: Settings) -> None:
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     topic = settings.topic(ALERTS.name)
     await write(settings, topic, [(0, b"1"), (0, b"2"), (0, b"3"), (1, b"x")])
     seen: list[bytes] = []
     follower = TopicFollower(
-        settings.bootstrap_servers, topic, lambda r, live: seen.append(r.value), settings=settings, tail=lambda tp: 1
+        settings.kafka.bootstrap_servers,
+        topic,
+        lambda r, live: seen.append(r.value),
+        settings=settings,
+        tail=lambda tp: 1,
     )
     await follower.start()
     try:
@@ -121,7 +125,7 @@ async def test_a_follower_cancelled_while_its_admin_client_closes_stops(
 ) -> None:
     """aiokafka's clients await their own tasks under ``suppress(CancelledError)`` when they close, which also
     swallows a cancellation of the task closing them (the page test hung on it): the follower still stops."""
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     closing = asyncio.Event()
     close = AIOKafkaAdminClient.close
 
@@ -133,7 +137,7 @@ async def test_a_follower_cancelled_while_its_admin_client_closes_stops(
 
     monkeypatch.setattr(AIOKafkaAdminClient, "close", slow_close)
     follower = TopicFollower(
-        settings.bootstrap_servers, settings.topic(ALERTS.name), lambda r, live: None, settings=settings
+        settings.kafka.bootstrap_servers, settings.topic(ALERTS.name), lambda r, live: None, settings=settings
     )
     await follower.start()
     await asyncio.wait_for(closing.wait(), 30)

@@ -64,7 +64,7 @@ def sasl(protocol: str = "SASL_SSL", mechanism: str = "SCRAM-SHA-512", **values:
 # --- client_options, per protocol ------------------------------------------------------------------------
 def test_plaintext_is_the_default_and_changes_nothing() -> None:
     settings = Settings()
-    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.kafka.kafka_security_protocol == "PLAINTEXT"
     assert client_options(settings) == {"security_protocol": "PLAINTEXT"}  # aiokafka's own default
     assert faust_credentials(settings) is None
 
@@ -106,7 +106,7 @@ def test_sasl_ssl_options_use_the_system_cas_without_a_cafile(tls_files: tuple[P
 
 async def test_the_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     settings = sasl()
-    assert isinstance(settings.kafka_sasl_password, SecretStr)
+    assert isinstance(settings.kafka.kafka_sasl_password, SecretStr)
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
     assert PASSWORD not in settings.model_dump_json()
     caplog.set_level(logging.DEBUG)
@@ -160,8 +160,8 @@ def test_security_settings_come_from_the_environment(
     }.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
-    assert settings.kafka_sasl_password == SecretStr(PASSWORD)
-    assert (settings.kafka_ssl_cafile, settings.kafka_ssl_keyfile) == (cert, key)
+    assert settings.kafka.kafka_sasl_password == SecretStr(PASSWORD)
+    assert (settings.kafka.kafka_ssl_cafile, settings.kafka.kafka_ssl_keyfile) == (cert, key)
     options = client_options(settings)
     assert options["sasl_mechanism"] == "SCRAM-SHA-256" and options["security_protocol"] == "SASL_SSL"
 
@@ -191,7 +191,7 @@ def test_the_worker_app_gets_the_credentials(tls_files: tuple[Path, Path], tmp_p
     from crisiswatch.stream.app import create_app
 
     settings = sasl("SASL_SSL", "SCRAM-SHA-512", kafka_ssl_cafile=tls_files[0])
-    app = create_app(settings, settings.bootstrap_servers or "", str(tmp_path))
+    app = create_app(settings, settings.kafka.bootstrap_servers or "", str(tmp_path))
     credentials = app.conf.broker_credentials
     assert isinstance(credentials, faust.SASLCredentials)
     assert credentials.protocol.value == "SASL_SSL" and credentials.mechanism.value == "SCRAM-SHA-512"
@@ -285,7 +285,7 @@ async def test_ssl_options_make_a_verified_mutual_tls_connection(tls_files: tupl
         kafka_ssl_keyfile=key,
     )
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000, **client_options(settings)
+        bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=3000, **client_options(settings)
     )
     try:
         with pytest.raises(KafkaError):  # not a Kafka broker

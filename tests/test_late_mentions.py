@@ -22,7 +22,7 @@ from crisiswatch.follow import read_states
 from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import RiskBook
-from crisiswatch.stream.risk_stage import RiskStage, policy_from
+from crisiswatch.stream.risk_stage import RiskStage
 from crisiswatch.stream.window_stage import WindowStage
 
 
@@ -41,7 +41,7 @@ def enriched(brand: str, i: str, at: datetime, source: str, sentiment: str = "ne
 
 
 async def produce(s: Settings, records: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers)
     await producer.start()
     try:
         topic = s.topic(MENTIONS_ENRICHED.name)
@@ -53,7 +53,9 @@ async def produce(s: Settings, records: list[tuple[str, bytes]]) -> None:
 
 
 async def signals(s: Settings) -> list[Signal]:
-    return [Signal.model_validate_json(r.value) for r in await read_all(s.bootstrap_servers, s.topic(SIGNALS.name))]
+    return [
+        Signal.model_validate_json(r.value) for r in await read_all(s.kafka.bootstrap_servers, s.topic(SIGNALS.name))
+    ]
 
 
 def too_late(source: str, outcome: str) -> float:
@@ -61,7 +63,7 @@ def too_late(source: str, outcome: str) -> float:
 
 
 async def run_stage(s: Settings, records: int) -> WindowStage:
-    stage = WindowStage(s, s.bootstrap_servers)
+    stage = WindowStage(s, s.kafka.bootstrap_servers)
     await stage.start()
 
     async def read() -> bool:
@@ -78,8 +80,8 @@ async def test_a_feed_five_minutes_late_beside_a_live_stream_is_counted_in_its_w
     s = settings.model_copy(
         update={"partitions": 1, "idle_flush_seconds": 600, "correction_horizon_seconds": 3600, "batch_size": 13}
     )
-    assert s.bootstrap_servers
-    await ensure_topics(s.bootstrap_servers, s)
+    assert s.kafka.bootstrap_servers
+    await ensure_topics(s.kafka.bootstrap_servers, s)
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
     records: list[tuple[str, bytes]] = []
     for minute in range(40):  # in arrival order
@@ -122,7 +124,8 @@ async def test_a_feed_five_minutes_late_beside_a_live_stream_is_counted_in_its_w
     assert (correction.mentions, correction.late_mentions, correction.sources) == (1, 1, {"rss": 1})
     assert not correction.volume.spike and correction.volume.p_value == 1.0
     letters = [
-        DeadLetter.model_validate_json(r.value) for r in await read_all(s.bootstrap_servers, s.topic(MENTIONS_DLQ.name))
+        DeadLetter.model_validate_json(r.value)
+        for r in await read_all(s.kafka.bootstrap_servers, s.topic(MENTIONS_DLQ.name))
     ]
     assert [(d.reason, d.stage) for d in letters] == [("too_late", "window")]
     assert b"ancient" in base64.b64decode(letters[0].original_b64)
@@ -132,8 +135,8 @@ async def test_a_feed_five_minutes_late_beside_a_live_stream_is_counted_in_its_w
 async def test_a_changed_window_size_wins_over_the_restored_state(settings: Settings) -> None:
     """Window size used to be restored from each brand's state: a changed CRISISWATCH_WINDOW_SECONDS was ignored."""
     s = settings.model_copy(update={"partitions": 1, "idle_flush_seconds": 600})
-    assert s.bootstrap_servers
-    await ensure_topics(s.bootstrap_servers, s)
+    assert s.kafka.bootstrap_servers
+    await ensure_topics(s.kafka.bootstrap_servers, s)
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     first = [("acme", enriched("acme", str(i), start + timedelta(seconds=10 * i), "forum")) for i in range(30)]
     await produce(s, first)
@@ -142,7 +145,7 @@ async def test_a_changed_window_size_wins_over_the_restored_state(settings: Sett
     await stage.flush()
     assert stage.brands["acme"].size == 60
     await stage.stop()
-    states = await read_states(s.bootstrap_servers, s.topic(STATE.name), "window", [0], settings=s)
+    states = await read_states(s.kafka.bootstrap_servers, s.topic(STATE.name), "window", [0], settings=s)
     assert states[0]["acme"]["size"] == 60
 
     wider = s.model_copy(update={"window_seconds": 120})
@@ -188,10 +191,10 @@ def test_a_correction_adds_its_late_mentions_to_a_window() -> None:
 async def test_the_risk_stage_restores_only_its_partitions_and_keeps_corrections_across_a_restart(
     settings: Settings,
 ) -> None:
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
+    assert settings.kafka.bootstrap_servers
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     t = datetime(2026, 3, 2, 8, tzinfo=UTC)
-    risk = RiskStage(settings, settings.bootstrap_servers)
+    risk = RiskStage(settings, settings.kafka.bootstrap_servers)
     await risk.start()
     try:
         risk.invalidate([0, 1])
@@ -203,7 +206,7 @@ async def test_the_risk_stage_restores_only_its_partitions_and_keeps_corrections
     finally:
         await risk.stop()
 
-    restarted = RiskStage(settings, settings.bootstrap_servers)
+    restarted = RiskStage(settings, settings.kafka.bootstrap_servers)
     await restarted.start()
     try:
         restarted.invalidate([0])  # this worker now owns signals partition 0 only
@@ -215,7 +218,7 @@ async def test_the_risk_stage_restores_only_its_partitions_and_keeps_corrections
     finally:
         await restarted.stop()
     states = await read_states(
-        settings.bootstrap_servers, settings.topic(STATE.name), "risk", [0, 1], settings=settings
+        settings.kafka.bootstrap_servers, settings.topic(STATE.name), "risk", [0, 1], settings=settings
     )
     assert (
         states[0]["acme"]["carry"] is None
@@ -227,7 +230,7 @@ async def test_the_risk_stage_restores_only_its_partitions_and_keeps_corrections
 def test_a_carried_correction_can_raise_the_next_decision() -> None:
     """Forty negative mentions about a recall that reached a window after it closed: the window's own decision
     stands, and the brand's next window is assessed with them (the risk rises); without them it stays at 0."""
-    policy = policy_from(Settings())
+    policy = Settings().risk.policy()
     plain, corrected = RiskBook(policy), RiskBook(policy)
     t = datetime(2026, 3, 2, tzinfo=UTC)
     for i in range(600):  # ten quiet hours

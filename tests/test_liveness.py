@@ -81,9 +81,9 @@ def worker_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     _, brands = demo.write_demo(tmp_path)
     keys = generate_key_pair("test")
     return {
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_APP_ID": settings.app_id,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CRISISWATCH_APP_ID": settings.kafka.app_id,
+        "CRISISWATCH_PARTITIONS": str(settings.kafka.partitions),
         "CRISISWATCH_BRANDS_FILE": str(brands),
         "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_WEB_PORT": str(free_port()),
@@ -174,8 +174,9 @@ async def test_worker_resumes_by_itself_after_the_broker_restarts_empty(tmp_path
 
         await until(topics_back, 60, "the worker to re-create its topics", poll=0.5)
         counts = await topic_partitions(bootstrap)
-        mine = {name: n for name, n in counts.items() if name.startswith(settings.topic_prefix)}
-        assert mine[enriched] == settings.partitions, f"a topic was auto-created with the broker's defaults: {mine}"
+        mine = {name: n for name, n in counts.items() if name.startswith(settings.kafka.topic_prefix)}
+        auto_created = f"a topic was auto-created with the broker's defaults: {mine}"
+        assert mine[enriched] == settings.kafka.partitions, auto_created
         assert mine[settings.topic("publishing.control")] == 1, mine
 
         after = datetime.now(UTC) - timedelta(minutes=5)
@@ -239,8 +240,8 @@ async def _count(bootstrap: str, topic: str, at_least: int) -> bool:
 # --- a stage that stops ------------------------------------------------------------------------------
 async def corrupt_window_checkpoint(settings: Settings) -> None:
     """A checkpoint that is not JSON: the window stage cannot restore partition 0 (nor guess around it)."""
-    await ensure_topics(settings.bootstrap_servers, settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
     await producer.start()
     try:
         key = state_key("window", "offset:0")
@@ -258,7 +259,7 @@ async def test_a_stage_that_cannot_restore_is_reported_stopped(settings: Setting
     await corrupt_window_checkpoint(settings)
     health = WorkerHealth(("window",))
     failures = sample("crisiswatch_stage_failures_total", {"stage": "window", "reason": "restore_failed"})
-    stage = WindowStage(settings, settings.bootstrap_servers, health=health)
+    stage = WindowStage(settings, settings.kafka.bootstrap_servers, health=health)
     await stage.start()
     try:
 
@@ -282,7 +283,7 @@ async def test_a_worker_whose_stage_stops_exits_non_zero_within_30_s(settings: S
     await corrupt_window_checkpoint(settings)
     env = worker_env(settings, tmp_path)
     log = tmp_path / "worker.log"
-    worker = start_worker(settings, settings.bootstrap_servers, env, log)
+    worker = start_worker(settings, settings.kafka.bootstrap_servers, env, log)
     web = int(env["CRISISWATCH_WEB_PORT"])
     try:
         deadline = time.monotonic() + 120
@@ -321,10 +322,11 @@ async def test_run_until_idle_ends_with_the_reason_when_a_stage_stops(settings: 
         )
     )
     started = time.monotonic()
+    bootstrap = settings.kafka.bootstrap_servers
     try:
         with pytest.raises(RuntimeError) as failure:
             await run_pipeline(
-                Settings(bootstrap_servers=settings.bootstrap_servers), settings.bootstrap_servers, replay, speed=0,
+                Settings(bootstrap_servers=bootstrap), bootstrap, replay, speed=0,
                 until_idle=True, emit=lambda item: None, env_extra=env, log_path=tmp_path / "worker.log",
                 idle_timeout=300,
             )  # fmt: skip

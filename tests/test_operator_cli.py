@@ -49,8 +49,8 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproces
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CRISISWATCH_CONTROL_KEYS": TEST_KEYS,
         "CRISISWATCH_USER": "alice",
     }
@@ -132,9 +132,9 @@ def test_every_kafka_command_says_in_one_line_that_kafka_cannot_be_reached() -> 
 
 
 async def test_reading_commands_say_topics_not_created_and_create_none(settings: Settings) -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "", "CRISISWATCH_USER": "alice",
-           "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix, "CRISISWATCH_CONTROL_KEYS": TEST_KEYS}  # fmt: skip
-    p = settings.topic_prefix
+    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "", "CRISISWATCH_USER": "alice",
+           "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix, "CRISISWATCH_CONTROL_KEYS": TEST_KEYS}  # fmt: skip
+    p = settings.kafka.topic_prefix
     expected = {
         ("alerts", "--recent", "5"): f"{p}alerts, {p}alerts.ack",
         ("ack", "acme:1"): f"{p}alerts, {p}alerts.ack",
@@ -148,7 +148,7 @@ async def test_reading_commands_say_topics_not_created_and_create_none(settings:
         ]
     from crisiswatch.preflight import existing_topics
 
-    assert not {t for t in await existing_topics(settings, settings.bootstrap_servers or "") if t.startswith(p)}
+    assert not {t for t in await existing_topics(settings, settings.kafka.bootstrap_servers or "") if t.startswith(p)}
     result = await asyncio.to_thread(cli, ["topics", "--create"], env)
     assert result.returncode == 0 and f"{p}alerts" in result.stdout
     result = await asyncio.to_thread(cli, ["alerts", "--recent", "5"], env)
@@ -182,12 +182,15 @@ def an_alert(alert_id: str, brand: str) -> Alert:
 
 
 async def test_tables_never_cut_ids_at_80_columns(settings: Settings, env: dict[str, str]) -> None:
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     ids = {"globex:1772449320": "globex", "acme-international-holdings-eu:1772449999": "acme-international-holdings-eu"}
     for alert_id, brand in ids.items():
         alert = an_alert(alert_id, brand)
         await produce(
-            settings.bootstrap_servers or "", settings.topic("alerts"), brand.encode(), alert.model_dump_json().encode()
+            settings.kafka.bootstrap_servers or "",
+            settings.topic("alerts"),
+            brand.encode(),
+            alert.model_dump_json().encode(),
         )
     narrow = {**env, "COLUMNS": "80"}
     result = await asyncio.to_thread(runner.invoke, app, ["alerts", "--recent", "5"], env=narrow)
@@ -233,7 +236,7 @@ async def test_tail_prints_whole_records_and_verifies_control_records(settings: 
             "seq": 1, "issued_at": utcnow(), "signed_at": utcnow(), "on_resume": "review",
         })
     )  # fmt: skip
-    await produce(s.bootstrap_servers or "", s.topic("publishing.control"), b"global", forged.to_bytes())
+    await produce(s.kafka.bootstrap_servers or "", s.topic("publishing.control"), b"global", forged.to_bytes())
 
     public = {**env, "CRISISWATCH_CONTROL_KEYS": "", "CRISISWATCH_CONTROL_PUBLIC_KEYS": TEST_PUBLIC_KEYS}
     result = await asyncio.to_thread(runner.invoke, app, ["tail", "publishing.control", "--key"], env=public)
@@ -255,7 +258,7 @@ async def test_tail_prints_whole_records_and_verifies_control_records(settings: 
     # --last N and --from-beginning on a data topic; --follow prints what comes later
     for i in range(12):
         await produce(
-            s.bootstrap_servers or "", s.topic("mentions.dlq"), f"k{i}".encode(), json.dumps({"n": i}).encode()
+            s.kafka.bootstrap_servers or "", s.topic("mentions.dlq"), f"k{i}".encode(), json.dumps({"n": i}).encode()
         )
     result = await asyncio.to_thread(runner.invoke, app, ["tail", "mentions.dlq", "--json"], env=public)
     assert [json.loads(line)["value"]["n"] for line in result.output.splitlines()] == list(range(2, 12))
@@ -267,36 +270,36 @@ async def test_tail_prints_whole_records_and_verifies_control_records(settings: 
 
     out, stop, caught_up = io.StringIO(), asyncio.Event(), asyncio.Event()
     follow = asyncio.create_task(
-        tail(s, s.bootstrap_servers or "", "mentions.dlq", last=0, follow=True, as_json=True, out=out, stop=stop,
+        tail(s, s.kafka.bootstrap_servers or "", "mentions.dlq", last=0, follow=True, as_json=True, out=out, stop=stop,
              on_caught_up=caught_up.set)
     )  # fmt: skip
     await asyncio.wait_for(caught_up.wait(), 30)
-    await produce(s.bootstrap_servers or "", s.topic("mentions.dlq"), b"later", b'{"n": 99}')
+    await produce(s.kafka.bootstrap_servers or "", s.topic("mentions.dlq"), b"later", b'{"n": 99}')
     assert await wait_for(lambda: '"n": 99' in out.getvalue(), timeout=30)
     stop.set()
     assert await asyncio.wait_for(follow, 30) == 1
 
 
 async def test_tail_of_an_empty_topic_says_so_on_stderr(settings: Settings, env: dict[str, str]) -> None:
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
     result = await asyncio.to_thread(cli, ["tail", "mentions.dlq"], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr.strip().splitlines()[-1] == "(no records)"
 
     out, err, stop, caught_up = io.StringIO(), io.StringIO(), asyncio.Event(), asyncio.Event()
     follow = asyncio.create_task(
-        tail(settings, settings.bootstrap_servers or "", "mentions.dlq", follow=True, out=out, err=err, stop=stop,
+        tail(settings, settings.kafka.bootstrap_servers or "", "mentions.dlq", follow=True, out=out, err=err, stop=stop,
              on_caught_up=caught_up.set)
     )  # fmt: skip
     await asyncio.wait_for(caught_up.wait(), 30)
     assert err.getvalue() == "(no records yet; following)\n" and out.getvalue() == ""
-    await produce(settings.bootstrap_servers or "", settings.topic("mentions.dlq"), b"k", b'{"n": 1}')
+    await produce(settings.kafka.bootstrap_servers or "", settings.topic("mentions.dlq"), b"k", b'{"n": 1}')
     assert await wait_for(lambda: '"n": 1' in out.getvalue(), timeout=30)
     stop.set()
     assert await asyncio.wait_for(follow, 30) == 1
 
     quiet = io.StringIO()  # --last 0 of a topic with records: nothing printed, and nothing to say
-    assert await tail(settings, settings.bootstrap_servers or "", "mentions.dlq", last=0, out=out, err=quiet) == 0
+    assert await tail(settings, settings.kafka.bootstrap_servers or "", "mentions.dlq", last=0, out=out, err=quiet) == 0
     assert quiet.getvalue() == ""
 
 

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def base_env(settings: Settings, tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRISISWATCH_", "KAFKA_"))}
     env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "", "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_APP_ID": settings.app_id, "CRISISWATCH_PARTITIONS": "2", "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix, "CRISISWATCH_APP_ID": settings.kafka.app_id,
+        "CRISISWATCH_PARTITIONS": "2", "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_CONTROL_KEYS": TEST_KEYS, "TMPDIR": str(tmp), **extra,
     })  # fmt: skip
     return env
@@ -131,30 +132,32 @@ def test_a_replay_is_a_rehearsal_on_throwaway_topics_unless_live(settings: Setti
     assert "cannot pause real publishing" in first and "--live" in first and "deleted at the end" in first
     prefix = match.group(1)
     assert f"deleted the rehearsal's {len(ALL_TOPICS)} topics ({prefix}*)" in result.stderr, result.stderr
-    topics = asyncio.run(existing_topics(settings, settings.bootstrap_servers or ""))
-    assert not {t for t in topics if t.startswith(settings.topic_prefix)}, "the configured topics were touched"
+    topics = asyncio.run(existing_topics(settings, settings.kafka.bootstrap_servers or ""))
+    assert not {t for t in topics if t.startswith(settings.kafka.topic_prefix)}, "the configured topics were touched"
     assert not {t for t in topics if t.startswith(prefix)}, "the rehearsal's topics were left behind"
 
 
 def test_a_rehearsal_prefix_can_be_configured_and_its_topics_are_kept(settings: Settings, tmp_path: Path) -> None:
-    prefix = f"{settings.topic_prefix}rehearsal."
+    prefix = f"{settings.kafka.topic_prefix}rehearsal."
     result = rehearse(settings, tmp_path, CRISISWATCH_REHEARSAL_PREFIX=prefix)
     assert result.stderr.splitlines()[0].startswith(f"REHEARSAL on topics {prefix}*")
     assert "deleted" not in result.stderr
-    topics = asyncio.run(existing_topics(settings, settings.bootstrap_servers or ""))
+    topics = asyncio.run(existing_topics(settings, settings.kafka.bootstrap_servers or ""))
     assert f"{prefix}publishing.control" in topics
-    assert not {t for t in topics if t.startswith(settings.topic_prefix) and not t.startswith(prefix)}
-    replayed = asyncio.run(read_records(settings.bootstrap_servers or "", f"{prefix}mentions.raw"))
+    assert not {t for t in topics if t.startswith(settings.kafka.topic_prefix) and not t.startswith(prefix)}
+    replayed = asyncio.run(read_records(settings.kafka.bootstrap_servers or "", f"{prefix}mentions.raw"))
     assert len(replayed) == 150
 
 
 def test_rehearsal_prefix_can_be_configured_and_live_keeps_the_configured_topics(settings: Settings) -> None:
     env, banner = rehearsal_env(settings.model_copy(update={"rehearsal_prefix": "staging-rehearsal."}), live=False)
     assert env == {"CRISISWATCH_TOPIC_PREFIX": "staging-rehearsal.",
-                   "CRISISWATCH_APP_ID": f"{settings.app_id}-staging-rehearsal"}  # fmt: skip
+                   "CRISISWATCH_APP_ID": f"{settings.kafka.app_id}-staging-rehearsal"}  # fmt: skip
     assert banner.startswith("REHEARSAL on topics staging-rehearsal.*")
     env, banner = rehearsal_env(settings, live=True)
-    assert env == {} and banner.startswith(f"LIVE run on the configured topics (prefix '{settings.topic_prefix}')")
+    assert env == {} and banner.startswith(
+        f"LIVE run on the configured topics (prefix '{settings.kafka.topic_prefix}')"
+    )
     first, _ = rehearsal_env(settings, live=False)
     second, _ = rehearsal_env(settings, live=False)
     assert first["CRISISWATCH_TOPIC_PREFIX"] != second["CRISISWATCH_TOPIC_PREFIX"]  # each rehearsal its own

@@ -50,7 +50,7 @@ def test_owned_mentions_go_to_their_owner_and_unknown_owners_are_ignored() -> No
 async def test_an_owned_youtube_comment_without_the_brand_name_reaches_mentions_enriched_for_its_brand(
     settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.bootstrap_servers
+    assert settings.kafka.bootstrap_servers
     brands = tmp_path / "brands.yaml"
     brands.write_text("brands:\n  - id: acme\n    terms: [acme]\n  - id: globex\n    terms: [globex]\n")
     settings = settings.model_copy(update={"brands_file": brands})
@@ -95,9 +95,9 @@ async def test_an_owned_youtube_comment_without_the_brand_name_reaches_mentions_
     app.router.add_get("/youtube/v3/commentThreads", threads)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     try:
-        async with MentionSink(settings, settings.bootstrap_servers) as sink:
+        async with MentionSink(settings, settings.kafka.bootstrap_servers) as sink:
             connector = YouTubeConnector(
                 "test-key",
                 owned_channels={channel: "acme"},
@@ -109,14 +109,14 @@ async def test_an_owned_youtube_comment_without_the_brand_name_reaches_mentions_
     finally:
         await server.close()
 
-    stage = EnrichStage(settings, settings.bootstrap_servers)
+    stage = EnrichStage(settings, settings.kafka.bootstrap_servers)
     await stage.start()
     try:
         deadline = time.monotonic() + 120
         records: list[Any] = []
         while not records:
             assert time.monotonic() < deadline, "the owned comment never reached mentions.enriched"
-            records = await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_ENRICHED.name), 0.5)
+            records = await read_all(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_ENRICHED.name), 0.5)
             if not records:
                 await asyncio.sleep(0.2)
     finally:

@@ -70,8 +70,8 @@ def from_sources(tmp_path: Path, entry: str, settings: Settings, only: str | Non
 
 async def raw_topic(settings: Settings) -> tuple[dict[str, Mention], list[bytes]]:
     """Mentions on mentions.raw by id (a repeated id fails the test) and the raw values that are not mentions."""
-    assert settings.bootstrap_servers
-    return split(await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), 1.0))
+    assert settings.kafka.bootstrap_servers
+    return split(await read_all(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), 1.0))
 
 
 def drop_connection(request: web.Request) -> web.Response:
@@ -639,18 +639,18 @@ def test_the_readme_example_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 async def test_hackernews_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
     settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.bootstrap_servers
+    assert settings.kafka.bootstrap_servers
     algolia = AlgoliaServer()
     env = connect_env(settings)
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     newest = int(epoch("2026-12-03T12:30:00"))
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
-    async with serve(algolia.app()) as server, TopicWatch(settings.bootstrap_servers, mentions_topic) as raw:
+    async with serve(algolia.app()) as server, TopicWatch(settings.kafka.bootstrap_servers, mentions_topic) as raw:
         path = tmp_path / "sources.yaml"
         path.write_text("sources:\n" + hn_entry(server, interval=0.2), encoding="utf-8")
         first = await start_connect(path, "hn-acme", env)
         try:
-            async with TopicWatch(settings.bootstrap_servers, checkpoints_topic) as checkpoints:
+            async with TopicWatch(settings.kafka.bootstrap_servers, checkpoints_topic) as checkpoints:
                 await checkpoints.until(
                     lambda rs: any((json.loads(r.value)["state"].get("mark") or {}).get("newest") == newest for r in rs)
                 )

@@ -160,12 +160,12 @@ async def test_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
     make: Callable[[], Case], settings: Settings, tmp_path: Path
 ) -> None:
     case = make()
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
+    assert settings.kafka.bootstrap_servers
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     env = connect_env(settings, **case.env)
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
     checkpoint_key = f"connector:{case.kind}:{case.name}".encode()
-    bootstrap = settings.bootstrap_servers
+    bootstrap = settings.kafka.bootstrap_servers
 
     def arrived(ids: list[str]) -> Callable[[list[Any]], bool]:
         return lambda records: set(ids) <= {r.key.decode() for r in records if r.key}

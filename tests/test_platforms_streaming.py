@@ -238,7 +238,7 @@ async def test_mastodon_stream_drop_429_storm_catch_up_and_restart(
                 await wait_for(lambda: sink.sent >= 2)
                 after = server.post(server.status(300, "acme after the restart"))
                 await wait_for(lambda: sink.sent >= 3)
-        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=51)
+        records = await read_topic(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=51)
 
     mentions, raw = split(records)
     expected = {reply["id"], original["id"], live["id"], after["id"], *(s["id"] for s in gap + down)}
@@ -268,7 +268,7 @@ async def test_mastodon_public_timeline_hands_over_only_posts_naming_a_brand(
     """The public timeline is everything an instance sees: by default only posts naming a watched brand
     are handed over (as on Bluesky); ``match_brands: false`` passes every post on."""
     server = MastodonServer()
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     async with serve(server.app()) as http:
         base = str(http.make_url("")).rstrip("/")
         path = sources_file(
@@ -291,7 +291,7 @@ async def test_mastodon_public_timeline_hands_over_only_posts_naming_a_brand(
                     and sink.sent >= 3
                 )
             )
-        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=3)
+        records = await read_topic(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=3)
     mentions, _ = split(records)
     assert set(mentions) == {f"mastodon:127.0.0.1:{posted[i]['id']}" for i in (1, 3, 4)}  # excluded: "acme tools"
     assert counter("crisiswatch_connector_ignored_total", connector="mastodon", why="no_match") == ignored + 3
@@ -400,7 +400,7 @@ async def test_bluesky_jetstream_filter_cursor_resume_and_restart(settings: Sett
                 await wait_for(lambda: len(server.cursors) >= 6 and sink.sent >= 1)
                 h = server.post("3lhhhhhhhhh2h", "acme after the restart")
                 await wait_for(lambda: sink.sent >= 2)
-        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=6)
+        records = await read_topic(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=6)
 
     rewind = 5_000_000
     assert server.cursors == [None, *[last_before_drop - rewind] * 4, f["time_us"] - rewind]
@@ -604,7 +604,7 @@ async def test_x_filtered_stream_rules_backoff_stall_catch_up_and_restart(
                 await wait_for(lambda: sink.sent >= 1)
                 t5 = server.post(50, "acme after the restart")
                 await wait_for(lambda: sink.sent >= 2)
-        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=9)
+        records = await read_topic(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=9)
 
     # rules: ours kept in step with the brands file, the other team's untouched
     assert server.rule_posts[0] == {"delete": {"ids": ["1"]}}
@@ -647,7 +647,7 @@ async def test_x_catch_up_refused_for_good_still_follows_the_stream(
             await wait_for(lambda: server.connections >= 2 and len(server.recent_queries) >= 1)
             second = server.post(2, "acme two")
             await wait_for(lambda: sink.sent >= 2)
-        records = await read_topic(settings.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=2)
+        records = await read_topic(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_RAW.name), expect=2)
     assert server.recent_queries[0]["since_id"] == first["id"]
     assert server.connections == 2, "a refused catch-up is not a reason to reconnect"
     assert set(split(records)[0]) == {f"x:{first['id']}", f"x:{second['id']}"}
@@ -668,18 +668,18 @@ async def test_bluesky_killed_with_sigkill_resumes_from_the_kafka_checkpoint(
             await asyncio.sleep(0.05)
 
     env = connect_env(settings)
-    await ensure_topics(settings.bootstrap_servers, settings)
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     noise = asyncio.create_task(firehose())
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
     try:
-        async with serve(server.app()) as http, TopicWatch(settings.bootstrap_servers, mentions_topic) as raw:
+        async with serve(server.app()) as http, TopicWatch(settings.kafka.bootstrap_servers, mentions_topic) as raw:
             url = str(http.make_url("/subscribe")).replace("http://", "ws://")
             path = sources_file(tmp_path, f"  - {{name: bsky, kind: bluesky, url: '{url}', checkpoint_every: 0.2s}}\n")
             first = await start_connect(path, "bsky", env)
             try:
                 await wait_for(lambda: len(server.cursors) >= 1, timeout=60)
                 before = [server.post(f"3lbefore{i}", f"acme problem {i}") for i in range(3)]
-                async with TopicWatch(settings.bootstrap_servers, checkpoints_topic) as checkpoints:
+                async with TopicWatch(settings.kafka.bootstrap_servers, checkpoints_topic) as checkpoints:
                     saved = before[-1]["time_us"]
                     await checkpoints.until(
                         lambda rs: any(json.loads(r.value)["state"].get("time_us", 0) > saved for r in rs), timeout=60

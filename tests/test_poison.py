@@ -109,9 +109,9 @@ def worker_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
     brands = tmp_path / "brands.yaml"
     brands.write_text(demo.BRANDS_YAML, encoding="utf-8")
     yield {
-        "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "CRISISWATCH_APP_ID": settings.app_id,
-        "CRISISWATCH_PARTITIONS": str(settings.partitions),
+        "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CRISISWATCH_APP_ID": settings.kafka.app_id,
+        "CRISISWATCH_PARTITIONS": str(settings.kafka.partitions),
         "CRISISWATCH_BRANDS_FILE": str(brands),
         "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
         "CRISISWATCH_WEB_PORT": str(free_port()),
@@ -119,24 +119,24 @@ def worker_env(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 async def dead_letters(settings: Settings) -> list[DeadLetter]:
-    assert settings.bootstrap_servers
-    records = await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_DLQ.name), 0.5)
+    assert settings.kafka.bootstrap_servers
+    records = await read_all(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_DLQ.name), 0.5)
     return [DeadLetter.model_validate_json(r.value) for r in records]
 
 
 async def enriched_ids(settings: Settings) -> set[str]:
-    assert settings.bootstrap_servers
-    records = await read_all(settings.bootstrap_servers, settings.topic(MENTIONS_ENRICHED.name), 0.5)
+    assert settings.kafka.bootstrap_servers
+    records = await read_all(settings.kafka.bootstrap_servers, settings.topic(MENTIONS_ENRICHED.name), 0.5)
     return {EnrichedMention.model_validate_json(r.value).id for r in records}
 
 
 async def run_worker_until(settings: Settings, env: dict[str, str], log: Path, done: Any, timeout: float) -> None:
     """Run a worker until ``await done()`` and every stage has committed its input; the worker must not exit."""
-    assert settings.bootstrap_servers
-    worker = start_worker(settings, settings.bootstrap_servers, env, log)
+    assert settings.kafka.bootstrap_servers
+    worker = start_worker(settings, settings.kafka.bootstrap_servers, env, log)
     try:
         deadline = time.monotonic() + timeout
-        while not (await done() and await drained(settings, settings.bootstrap_servers)):
+        while not (await done() and await drained(settings, settings.kafka.bootstrap_servers)):
             assert worker.poll() is None, f"the worker exited ({worker.returncode}):\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"timed out:\n{log.read_text()[-3000:]}"
             await asyncio.sleep(0.5)
@@ -150,13 +150,13 @@ async def test_finding_1_a_timestamp_that_overflows_utc_does_not_stop_the_pipeli
 ) -> None:
     """``0001-01-01T00:00:00+14:00`` raised OverflowError in the UTC conversion: the enrich stage crashed on
     every restart and none of the 40 mentions around it was processed."""
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
+    assert settings.kafka.bootstrap_servers
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     start = utcnow() - timedelta(minutes=30)
     poison = json.dumps(
         {"id": "poison:1", "source": "forum", "text": "Acme", "created_at": "0001-01-01T00:00:00+14:00"}
     ).encode()
-    async with MentionSink(settings, settings.bootstrap_servers) as sink:
+    async with MentionSink(settings, settings.kafka.bootstrap_servers) as sink:
         for i in range(40):
             await sink.send_raw(json.dumps(_good(i, start + timedelta(seconds=i))).encode(), f"good:{i}".encode())
             if i == 19:
@@ -176,11 +176,11 @@ async def test_finding_1_a_timestamp_that_overflows_utc_does_not_stop_the_pipeli
 async def test_poison_of_every_kind_lands_in_the_dlq_while_the_good_records_flow(
     settings: Settings, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    assert settings.bootstrap_servers
-    await ensure_topics(settings.bootstrap_servers, settings)
+    assert settings.kafka.bootstrap_servers
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
     now = utcnow()
     poison = poison_of_every_kind(now)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
     await producer.start()
     try:  # a signal nobody can read: the risk stage dead-letters it and goes on
         await producer.send_and_wait(settings.topic(SIGNALS.name), b'{"brand": 5, "mentions": "many"}', key=b"acme")
@@ -188,7 +188,7 @@ async def test_poison_of_every_kind_lands_in_the_dlq_while_the_good_records_flow
         await producer.stop()
     start = now - timedelta(minutes=30)
     good = 3 * len(poison)
-    async with MentionSink(settings, settings.bootstrap_servers) as sink:
+    async with MentionSink(settings, settings.kafka.bootstrap_servers) as sink:
         names = iter(poison)
         for i in range(good):
             await sink.send_raw(json.dumps(_good(i, start + timedelta(seconds=i))).encode(), f"good:{i}".encode())
@@ -257,8 +257,8 @@ async def test_a_far_future_enriched_mention_does_not_make_every_later_mention_t
     """A ``mentions.enriched`` record dated 2099 would drag the watermark to 2099: every later mention too late,
     no window ever counted again. The window stage dead-letters it (``future_timestamp``) instead."""
     s = settings.model_copy(update={"partitions": 1, "allowed_lateness_seconds": 0, "idle_flush_seconds": 60})
-    assert s.bootstrap_servers
-    await ensure_topics(s.bootstrap_servers, s)
+    assert s.kafka.bootstrap_servers
+    await ensure_topics(s.kafka.bootstrap_servers, s)
     start = (utcnow() - timedelta(hours=2)).replace(second=0, microsecond=0)
 
     def enriched(i: str, at: datetime) -> bytes:
@@ -268,7 +268,7 @@ async def test_a_far_future_enriched_mention_does_not_make_every_later_mention_t
         }).encode()  # fmt: skip
 
     headers = [("raw-partition", b"0")]
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers)
     await producer.start()
     try:
         topic = s.topic(MENTIONS_ENRICHED.name)
@@ -279,7 +279,7 @@ async def test_a_far_future_enriched_mention_does_not_make_every_later_mention_t
             await producer.send_and_wait(topic, enriched(f"m:{i}", at), key=b"acme", headers=headers)
     finally:
         await producer.stop()
-    stage = WindowStage(s, s.bootstrap_servers)
+    stage = WindowStage(s, s.kafka.bootstrap_servers)
     await stage.start()
     try:
         deadline = time.monotonic() + 30
@@ -289,7 +289,8 @@ async def test_a_far_future_enriched_mention_does_not_make_every_later_mention_t
         await stage.flush()
     finally:
         await stage.stop()
-    signals = [Signal.model_validate_json(r.value) for r in await read_all(s.bootstrap_servers, s.topic(SIGNALS.name))]
+    records = await read_all(s.kafka.bootstrap_servers, s.topic(SIGNALS.name))
+    signals = [Signal.model_validate_json(r.value) for r in records]
     counted = sum(x.mentions for x in signals if x.brand == "acme")
     assert counted == 24, f"the first four windows hold 24 mentions; counted {counted}"
     [letter] = await dead_letters(s)

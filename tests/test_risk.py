@@ -330,14 +330,13 @@ def test_pause_severity_knob() -> None:
         RiskWeights(support=1.5)
 
 
-def test_policy_from_settings_and_dict() -> None:
-    class FakeSettings:
-        pause_severity = "warning"
-        min_mentions_to_pause = 7
-        min_sources_to_pause = 2
-
-    policy = RiskPolicy.from_settings(FakeSettings(), critical_at=80)
+def test_policy_from_fields_and_dict() -> None:
+    policy = RiskPolicy.from_fields(
+        {"pause_severity": "warning", "min_mentions_to_pause": 7, "min_sources_to_pause": 2, "critical_at": 80}
+    )
     assert (policy.pause_severity, policy.min_mentions_to_pause, policy.min_sources_to_pause) == ("warning", 7, 2)
+    with pytest.raises(ValueError, match="unknown risk policy field"):
+        RiskPolicy.from_fields({"critical": 80})
     assert RiskPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
 
 
@@ -448,10 +447,9 @@ def test_any_policy_field_is_configuration() -> None:
     from pydantic import ValidationError
 
     from crisiswatch.settings import Settings
-    from crisiswatch.stream.risk_stage import policy_from
 
     settings = Settings(risk_policy={"warning_at": 35, "cooldown_seconds": 600}, min_mentions_to_pause=7)
-    policy = policy_from(settings)
+    policy = settings.risk.policy()
     assert (policy.warning_at, policy.cooldown_seconds, policy.min_mentions_to_pause) == (35, 600, 7)
     with pytest.raises(ValidationError, match="unknown risk policy field"):
         Settings(risk_policy={"warn_at": 35})

@@ -113,10 +113,13 @@ async def test_the_run_serves_the_page_on_its_port_or_a_free_one(settings: Setti
                 "web_users": SecretStr("demo:pw-for-this-run"), "page_port": free_port(),
                 "web_allow_plaintext_passwords": True}  # a test user (the run itself stores a hash)
     )  # fmt: skip
-    await ensure_topics(settings.bootstrap_servers, s)
+    await ensure_topics(settings.kafka.bootstrap_servers, s)
     demo_user = {"Authorization": "Basic " + base64.b64encode(b"demo:pw-for-this-run").decode()}
-    async with open_page(s, settings.bootstrap_servers) as first, open_page(s, settings.bootstrap_servers) as second:
-        assert first.port == s.page_port and second.port not in (0, s.page_port)
+    async with (
+        open_page(s, settings.kafka.bootstrap_servers) as first,
+        open_page(s, settings.kafka.bootstrap_servers) as second,
+    ):
+        assert first.port == s.web.page_port and second.port not in (0, s.web.page_port)
         async with aiohttp.ClientSession() as http:
             async with http.get(second.url + "api/state") as r:
                 assert r.status == 401

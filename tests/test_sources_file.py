@@ -245,7 +245,7 @@ async def test_cli_connect_sources_only_one_entry(kafka_bootstrap: str, settings
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "CRISISWATCH_TOPIC_PREFIX": settings.topic_prefix,
+            "CRISISWATCH_TOPIC_PREFIX": settings.kafka.topic_prefix,
             "CRISISWATCH_PARTITIONS": "2",
             "CRISISWATCH_CONNECTOR_STATE_DIR": str(tmp_path / "state"),
         }
@@ -294,7 +294,7 @@ def test_replay_entry_options(tmp_path: Path) -> None:
 async def test_cli_replay_killed_with_sigkill_resumes_from_its_kafka_checkpoint(
     settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.bootstrap_servers
+    assert settings.kafka.bootstrap_servers
     total, start = 400, datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
     ids = [f"replay-{i:04d}" for i in range(total)]
     with (tmp_path / "m.jsonl").open("w", encoding="utf-8") as out:
@@ -308,8 +308,8 @@ async def test_cli_replay_killed_with_sigkill_resumes_from_its_kafka_checkpoint(
         encoding="utf-8",
     )
     env = connect_env(settings)
-    await ensure_topics(settings.bootstrap_servers, settings)
-    bootstrap, key = settings.bootstrap_servers, b"connector:replay:history"
+    await ensure_topics(settings.kafka.bootstrap_servers, settings)
+    bootstrap, key = settings.kafka.bootstrap_servers, b"connector:replay:history"
     mentions_topic, checkpoints_topic = settings.topic(MENTIONS_RAW.name), settings.topic(CONNECTOR_CHECKPOINTS.name)
 
     def done(records: list[Any]) -> list[int]:

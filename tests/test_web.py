@@ -41,7 +41,7 @@ def web_settings(settings: Settings, **overrides: Any) -> Settings:
         "api_token_role": "admin",
         "page_port": 0,
         "public_url": "https://crisis.example.org/",
-        "brands_file": settings.brands_file,  # explicit: without a brands file the page lists no brands
+        "brands_file": settings.worker.brands_file,  # explicit: without a brands file the page lists no brands
         **overrides,
     }
     return settings.model_copy(update=values)
@@ -76,7 +76,7 @@ async def login(http: aiohttp.ClientSession, server: WebServer, user: str = "mar
 
 async def control_records(settings: Settings) -> list[tuple[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
-        settings.topic("publishing.control"), bootstrap_servers=settings.bootstrap_servers,
+        settings.topic("publishing.control"), bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
@@ -176,7 +176,8 @@ async def test_metrics_count_what_is_done_through_the_page(server: WebServer, ht
                        seq=10**15, issued_at=utcnow(), signed_at=utcnow(), on_resume="skip")
     )  # fmt: skip
     topic = server.settings.topic("publishing.control")
-    await produce(server.settings.bootstrap_servers or "", topic, b"global", fake.to_bytes(), settings=server.settings)
+    bootstrap = server.settings.kafka.bootstrap_servers or ""
+    await produce(bootstrap, topic, b"global", fake.to_bytes(), settings=server.settings)
     for _ in range(100):
         if (now := await scrape(http, server)).get(forged, 0.0) > before.get(forged, 0.0):
             break
@@ -321,7 +322,7 @@ def an_alert(severity: str, alert_id: str = "acme:9") -> Alert:
 
 async def test_alerts_with_evidence_and_acknowledgement(server: WebServer, http: aiohttp.ClientSession) -> None:
     s = server.settings
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, enable_idempotence=False)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         for alert in (an_alert("warning"), an_alert("critical")):
@@ -350,7 +351,7 @@ async def test_alerts_with_evidence_and_acknowledgement(server: WebServer, http:
         acks = (await r.json())["alerts"][0]["acks"]
     assert [(a["actor"], a["note"]) for a in acks] == [("maria", "statement in 10 min")]
     consumer = AIOKafkaConsumer(
-        s.topic("alerts.ack"), bootstrap_servers=s.bootstrap_servers, auto_offset_reset="earliest"
+        s.topic("alerts.ack"), bootstrap_servers=s.kafka.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

@@ -66,7 +66,7 @@ async def test_login_pause_all_and_the_signed_message(server: WebServer, browser
         evidence={"top_mentions": [{"text": hostile, "source": "rss", "reach": 10, "lang": "en",
                                     "sentiment": "negative", "url": "javascript:alert(2)"}]},
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, enable_idempotence=False)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
         await producer.send_and_wait(s.topic("alerts"), alert.model_dump_json().encode(), key=b"acme")
@@ -124,7 +124,7 @@ async def test_login_pause_all_and_the_signed_message(server: WebServer, browser
 
     # The signed pause message is on the control topic, by the person who pressed the button.
     consumer = AIOKafkaConsumer(
-        s.topic("publishing.control"), bootstrap_servers=s.bootstrap_servers, auto_offset_reset="earliest"
+        s.topic("publishing.control"), bootstrap_servers=s.kafka.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

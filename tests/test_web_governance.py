@@ -188,7 +188,7 @@ async def test_pause_and_resume_need_a_reason(server: WebServer, kafka_bootstrap
         assert me["reason_required"] is True
     assert server.services is not None and not server.services.plane.status()  # nothing was published
     # Optional when configured so: the page's default reason is recorded.
-    s = gov_settings(settings, control_require_reason=False, topic_prefix=settings.topic_prefix + "opt.")
+    s = gov_settings(settings, control_require_reason=False, topic_prefix=settings.kafka.topic_prefix + "opt.")
     await ensure_topics(kafka_bootstrap, s)
     async with WebServer(s, port=0) as optional, client() as http:
         status, body = await call(http, optional, "POST", "api/pause", as_("maria"), {"scope": "brand:acme"})
@@ -286,7 +286,7 @@ async def test_hashed_passwords_and_plain_text_refused(server: WebServer, settin
         body = {"username": "oscar", "password": PASSWORDS["oscar"]}
         status, me = await call(http, server, "POST", "api/login", {}, body)
         assert status == 200 and me["user"] == "oscar" and me["role"] == "operator"
-    stored = parse_users(server.settings.web_users.get_secret_value())  # type: ignore[union-attr]
+    stored = parse_users(server.settings.web.web_users.get_secret_value())  # type: ignore[union-attr]
     assert all(v.startswith("$argon2id$") for v in stored.values())
     with pytest.raises(ConfigError, match="plain-text passwords"):
         Authenticator(gov_settings(settings, web_users=SecretStr("maria:admin pass 1")))
@@ -358,7 +358,7 @@ async def test_audit_endpoint_and_command_verify_every_record(server: WebServer)
         await call(http, server, "POST", "api/pause", as_("maria"), {"scope": "channel:x", "reason": "x storm"})
         # A record nobody signed (or an old unsigned one) is shown, flagged, never trusted.
         forged = AuditRecord(action="resume", scope="global", actor="mallory", reason="forged", at=utcnow())
-        await produce(s.bootstrap_servers or "", s.topic("publishing.audit"), b"global",
+        await produce(s.kafka.bootstrap_servers or "", s.topic("publishing.audit"), b"global",
                       forged.model_dump_json().encode(), settings=s)  # fmt: skip
 
         records = await audit(http, server)
@@ -377,8 +377,8 @@ async def test_audit_endpoint_and_command_verify_every_record(server: WebServer)
         assert (await call(http, server, "GET", "api/audit", {}))[0] == 401
 
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers or "",
-        "CRISISWATCH_TOPIC_PREFIX": s.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers or "",
+        "CRISISWATCH_TOPIC_PREFIX": s.kafka.topic_prefix,
         "CRISISWATCH_CONTROL_PUBLIC_KEYS": KEYS.public,  # a reader: public keys are all it needs
     }
 

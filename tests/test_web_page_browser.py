@@ -68,7 +68,7 @@ async def demo_page(kafka_bootstrap: str, settings: Settings, tmp_path: Path) ->
             "at": utcnow().isoformat(),
             "scopes": {"brand:globex": {"waiting": 12, "review": 0, "ready": 0}},
         }  # what a publishing gate reports (crisiswatch.control.held.HeldReport)
-        producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, enable_idempotence=False)
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, enable_idempotence=False)
         await producer.start()
         try:
             value = json.dumps(report).encode()

@@ -27,7 +27,6 @@ from crisiswatch.detectors.risk import BrandPolicy
 from crisiswatch.kafka import ensure_topics
 from crisiswatch.settings import Settings
 from crisiswatch.stream.decisions import RiskBook
-from crisiswatch.stream.risk_stage import policy_from
 from crisiswatch.web.server import WebServer
 from crisiswatch.web.timeline import Point, TimelineFeed, TimelineStore, trend
 
@@ -220,7 +219,7 @@ def test_trend_words() -> None:
 def test_marks_on_event_time(tmp_path: Path) -> None:
     """A person's pause sits at the last window written by then; a policy pause at its alert; scopes apart."""
     signals, alerts = demo_records(str(tmp_path / "demo"))
-    store = TimelineStore(policy_from(Settings()), max_hours=2.0)
+    store = TimelineStore(Settings().risk.policy(), max_hours=2.0)
     written = 1_000_000.0
     for i, signal in enumerate(signals):
         store.add_signal(signal, written + i)  # the broker's timestamps: one second apart
@@ -255,7 +254,7 @@ def test_each_brand_charts_its_own_policy(tmp_path: Path) -> None:
     """A brand with its own preset in the brands file: its risk is the risk stage's under that policy, its
     threshold lines are its own, and a changed file applies without a restart."""
     signals, _ = demo_records(str(tmp_path / "demo"))
-    base = policy_from(Settings())
+    base = Settings().risk.policy()
     brands = tmp_path / "brands.yaml"
     brands.write_text(
         demo.BRANDS_YAML.replace("    name: Globex\n", "    name: Globex\n    policy: {sensitivity: quiet}\n")
@@ -299,9 +298,9 @@ def test_the_feed_reads_the_risk_stage_brands_file(tmp_path: Path) -> None:
     settings, keyring = Settings(bootstrap_servers="127.0.0.1:9"), Keyring()  # not started: no broker needed
     feed = TimelineFeed(settings.model_copy(update={"brands_file": brands}), keyring)
     assert feed.store.thresholds("acme")["critical"] == 88.0
-    assert feed.store.thresholds("globex")["critical"] == policy_from(settings).critical_at
+    assert feed.store.thresholds("globex")["critical"] == settings.risk.policy().critical_at
     missing = TimelineFeed(settings.model_copy(update={"brands_file": tmp_path / "none.yaml"}), keyring)
     assert (
         missing.store.watch is None
-        and missing.store.thresholds("acme")["critical"] == policy_from(settings).critical_at
+        and missing.store.thresholds("acme")["critical"] == settings.risk.policy().critical_at
     )

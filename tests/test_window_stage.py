@@ -18,7 +18,7 @@ from crisiswatch.stream.window_stage import WindowStage
 
 async def signals_of(settings: Settings, brand: str) -> list[Signal]:
     consumer = AIOKafkaConsumer(
-        settings.topic(SIGNALS.name), bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest"
+        settings.topic(SIGNALS.name), bootstrap_servers=settings.kafka.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -38,9 +38,9 @@ async def until(predicate, timeout: float, what: str) -> None:  # type: ignore[n
 
 async def test_idle_flush_waits_while_the_enrich_stage_has_a_backlog(settings: Settings) -> None:
     s = settings.model_copy(update={"idle_flush_seconds": 0.5, "allowed_lateness_seconds": 0})
-    await ensure_topics(s.bootstrap_servers, s)
+    await ensure_topics(s.kafka.bootstrap_servers, s)
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers)
     await producer.start()
     try:
         for i in range(12):  # what the enrich stage wrote: one window of acme, two hours ago
@@ -54,7 +54,7 @@ async def test_idle_flush_waits_while_the_enrich_stage_has_a_backlog(settings: S
     finally:
         await producer.stop()
 
-    stage = WindowStage(s, s.bootstrap_servers)
+    stage = WindowStage(s, s.kafka.bootstrap_servers)
     await stage.start()
     try:
         await until(lambda: asyncio.sleep(0, stage.records_processed >= 12), 30, "the window stage to read")
@@ -62,15 +62,15 @@ async def test_idle_flush_waits_while_the_enrich_stage_has_a_backlog(settings: S
         assert await signals_of(s, "acme") == [], "a window closed while mentions were still on their way"
         # Going idle checkpointed the open window, and only that checkpoint committed the input.
         assert stage.checkpointed == stage.applied and stage.applied
-        enriched = [TopicPartition(s.topic(MENTIONS_ENRICHED.name), p) for p in range(s.partitions)]
+        enriched = [TopicPartition(s.topic(MENTIONS_ENRICHED.name), p) for p in range(s.kafka.partitions)]
         committed = {tp: await stage.consumer.committed(tp) for tp in enriched}  # type: ignore[union-attr]
         assert {tp.partition: offset - 1 for tp, offset in committed.items() if offset} == stage.checkpointed
 
         # The enrich stage catches up: its group commits the end of mentions.raw.
-        enrich = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, group_id=f"{s.app_id}-enrich")
+        enrich = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers, group_id=f"{s.kafka.app_id}-enrich")
         await enrich.start()
         try:
-            raw = [TopicPartition(s.topic(MENTIONS_RAW.name), p) for p in range(s.partitions)]
+            raw = [TopicPartition(s.topic(MENTIONS_RAW.name), p) for p in range(s.kafka.partitions)]
             enrich.assign(raw)
             ends = await enrich.end_offsets(raw)
             await enrich.commit({tp: ends[tp] for tp in raw})

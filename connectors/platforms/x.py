@@ -470,6 +470,6 @@ def build(config: XSource, ctx: BuildContext) -> Connector:
         max_pages=config.max_pages,
         reconnect=config.reconnect,
         state=ctx.state(config),
-        timeout=ctx.settings.connector_timeout_seconds,
-        user_agent=ctx.settings.connector_user_agent,
+        timeout=ctx.settings.connectors.connector_timeout_seconds,
+        user_agent=ctx.settings.connectors.connector_user_agent,
     )

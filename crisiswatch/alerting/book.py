@@ -147,14 +147,14 @@ class AlertFeed:
     """Follows ``alerts`` and ``alerts.ack`` from the beginning into an `AlertBook` (a `TopicFollower`)."""
 
     def __init__(self, settings: Settings, book: AlertBook | None = None):
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.book = book or AlertBook()
         self.alerts_topic = settings.topic(ALERTS.name)
         self.ack_topic = settings.topic(ALERTS_ACK.name)
         self.follower = TopicFollower(
-            settings.bootstrap_servers,
+            settings.kafka.bootstrap_servers,
             (self.alerts_topic, self.ack_topic),
             lambda record, _live: self._ingest(record.topic, record.value),
             name="alert-feed",
@@ -188,7 +188,7 @@ class AckPublisher:
     """Writes acknowledgements to ``alerts.ack`` (waits for the broker's acknowledgement)."""
 
     def __init__(self, settings: Settings):
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.topic = settings.topic(ALERTS_ACK.name)

@@ -72,7 +72,7 @@ class Channel(ABC):
 
 def link_for(settings: Settings, alert_id: str) -> str:
     """URL of the page, focused on one alert."""
-    base = settings.public_url or f"http://{settings.web_host}:{settings.page_port}/"
+    base = settings.web.public_url or f"http://{settings.web.web_host}:{settings.web.page_port}/"
     return f"{base.rstrip('/')}/#alert={quote(alert_id, safe='')}"
 
 
@@ -153,10 +153,10 @@ class AlertmanagerChannel(_HttpChannel):
     """
 
     def __init__(self, base_url: str, settings: Settings, *, name: str = "alertmanager"):
-        super().__init__(name, settings.alert_timeout_seconds)
+        super().__init__(name, settings.alerts.alert_timeout_seconds)
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
         self.settings = settings
-        self.resend_seconds = settings.alertmanager_resend_seconds
+        self.resend_seconds = settings.alerts.alertmanager_resend_seconds
         self.period = self.resend_seconds
         self.active: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -275,7 +275,7 @@ class SlackChannel(_HttpChannel):
     """Slack (or Mattermost, Rocket.Chat, …) incoming webhook: ``{"text", "blocks"}``."""
 
     def __init__(self, url: str, settings: Settings, *, name: str = "slack"):
-        super().__init__(name, settings.alert_timeout_seconds)
+        super().__init__(name, settings.alerts.alert_timeout_seconds)
         self._url = url
         self.settings = settings
 
@@ -321,7 +321,7 @@ class WebhookChannel(_HttpChannel):
     """Generic JSON webhook; signed with ``X-Crisiswatch-Signature`` when a secret is configured."""
 
     def __init__(self, url: str, settings: Settings, *, secret: bytes | None = None, name: str = "webhook"):
-        super().__init__(name, settings.alert_timeout_seconds)
+        super().__init__(name, settings.alerts.alert_timeout_seconds)
         self._url = url
         self._secret = secret
         self.settings = settings
@@ -350,24 +350,24 @@ class EmailChannel(Channel):
     """
 
     def __init__(self, settings: Settings, *, name: str = "email"):
-        if not settings.smtp_host or not settings.alert_email_to:
+        if not settings.alerts.smtp_host or not settings.alerts.alert_email_to:
             raise ValueError("e-mail needs CRISISWATCH_SMTP_HOST and CRISISWATCH_ALERT_EMAIL_TO")
         self.name = name
         self.settings = settings
-        self.recipients = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
+        self.recipients = [a.strip() for a in settings.alerts.alert_email_to.split(",") if a.strip()]
 
     def __repr__(self) -> str:
-        return f"EmailChannel(host={self.settings.smtp_host!r}, recipients={len(self.recipients)})"
+        return f"EmailChannel(host={self.settings.alerts.smtp_host!r}, recipients={len(self.recipients)})"
 
     def message(self, n: Notification) -> EmailMessage:
         """The e-mail for one notification."""
         s = self.settings
         msg = EmailMessage()
         msg["Subject"] = f"[crisiswatch] {render.headline(n)}"
-        msg["From"] = s.alert_email_from
+        msg["From"] = s.alerts.alert_email_from
         msg["To"] = ", ".join(self.recipients)
         msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
-        domain = s.alert_email_from.rpartition("@")[2] or "crisiswatch.local"
+        domain = s.alerts.alert_email_from.rpartition("@")[2] or "crisiswatch.local"
         thread = f"<{hashlib.sha256(n.alert_id.encode()).hexdigest()[:24]}.crisiswatch@{domain}>"
         if n.event == "opened":
             msg["Message-ID"] = thread
@@ -388,21 +388,23 @@ class EmailChannel(Channel):
 
     def _send_sync(self, msg: EmailMessage) -> None:
         s = self.settings
-        host = s.smtp_host or ""
+        host = s.alerts.smtp_host or ""
         try:
-            tls = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
-            if s.smtp_ssl:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(host, s.smtp_port, timeout=s.alert_timeout_seconds, context=tls)
+            tls = ssl.create_default_context(cafile=str(s.alerts.smtp_ca_file) if s.alerts.smtp_ca_file else None)
+            if s.alerts.smtp_ssl:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    host, s.alerts.smtp_port, timeout=s.alerts.alert_timeout_seconds, context=tls
+                )
             else:
-                client = smtplib.SMTP(host, s.smtp_port, timeout=s.alert_timeout_seconds)
+                client = smtplib.SMTP(host, s.alerts.smtp_port, timeout=s.alerts.alert_timeout_seconds)
             with client:
                 client.ehlo()
-                if s.smtp_starttls and not s.smtp_ssl:
+                if s.alerts.smtp_starttls and not s.alerts.smtp_ssl:
                     client.starttls(context=tls)  # raises SMTPNotSupportedError when not offered
                     client.ehlo()
-                if s.smtp_username:
-                    password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-                    client.login(s.smtp_username, password)
+                if s.alerts.smtp_username:
+                    password = s.alerts.smtp_password.get_secret_value() if s.alerts.smtp_password else ""
+                    client.login(s.alerts.smtp_username, password)
                 client.send_message(msg, to_addrs=self.recipients)
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"SMTP {host} answered {exc.smtp_code}", retryable=exc.smtp_code < 500) from None
@@ -420,16 +422,20 @@ class EmailChannel(Channel):
 def channels_from_settings(settings: Settings) -> list[Channel]:
     """Every channel the settings configure (possibly none)."""
     channels: list[Channel] = []
-    urls = [u.strip() for u in (settings.alertmanager_urls or "").split(",") if u.strip()]
+    urls = [u.strip() for u in (settings.alerts.alertmanager_urls or "").split(",") if u.strip()]
     for i, url in enumerate(urls):
         name = "alertmanager" if len(urls) == 1 else f"alertmanager-{i + 1}"
         channels.append(AlertmanagerChannel(url, settings, name=name))
-    if settings.slack_webhook_url:
-        channels.append(SlackChannel(settings.slack_webhook_url.get_secret_value(), settings))
-    if settings.alert_webhook_url:
-        secret = settings.alert_webhook_secret.get_secret_value().encode() if settings.alert_webhook_secret else None
-        channels.append(WebhookChannel(settings.alert_webhook_url.get_secret_value(), settings, secret=secret))
-    if settings.smtp_host and settings.alert_email_to:
+    if settings.alerts.slack_webhook_url:
+        channels.append(SlackChannel(settings.alerts.slack_webhook_url.get_secret_value(), settings))
+    if settings.alerts.alert_webhook_url:
+        secret = (
+            settings.alerts.alert_webhook_secret.get_secret_value().encode()
+            if settings.alerts.alert_webhook_secret
+            else None
+        )
+        channels.append(WebhookChannel(settings.alerts.alert_webhook_url.get_secret_value(), settings, secret=secret))
+    if settings.alerts.smtp_host and settings.alerts.alert_email_to:
         channels.append(EmailChannel(settings))
     return channels
 

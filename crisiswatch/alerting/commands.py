@@ -25,7 +25,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _settings() -> Settings:
     settings = Settings()
-    if not settings.bootstrap_servers:
+    if not settings.kafka.bootstrap_servers:
         raise _fail("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS")
     return settings
 
@@ -36,7 +36,7 @@ def run_dispatcher(metrics_port: int = 0) -> None:
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=settings.web_host)
+        start_http_server(metrics_port, addr=settings.web.web_host)
 
     async def main() -> None:
         dispatcher = AlertDispatcher(settings)

@@ -60,9 +60,9 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(
-            settings.alert_retry_attempts,
-            settings.alert_retry_backoff_seconds,
-            settings.alert_retry_max_backoff_seconds,
+            settings.alerts.alert_retry_attempts,
+            settings.alerts.alert_retry_backoff_seconds,
+            settings.alerts.alert_retry_max_backoff_seconds,
         )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -152,15 +152,16 @@ class OffsetTracker:
 
 def reminders_from_settings(settings: Settings) -> ReminderPolicy:
     """The reminder and escalation delays of the settings (minutes there, seconds here)."""
-    return ReminderPolicy(settings.alert_remind_minutes * 60.0, settings.alert_escalate_minutes * 60.0)
+    return ReminderPolicy(settings.alerts.alert_remind_minutes * 60.0, settings.alerts.alert_escalate_minutes * 60.0)
 
 
 def escalation_channels_from_settings(settings: Settings) -> list[Channel]:
     """The channel only the escalation route has (``alert_escalation_webhook_url``), if configured."""
-    url = settings.alert_escalation_webhook_url
+    url = settings.alerts.alert_escalation_webhook_url
     if url is None:
         return []
-    secret = settings.alert_webhook_secret.get_secret_value().encode() if settings.alert_webhook_secret else None
+    configured = settings.alerts.alert_webhook_secret
+    secret = configured.get_secret_value().encode() if configured else None
     return [WebhookChannel(url.get_secret_value(), settings, secret=secret, name=ESCALATION)]
 
 
@@ -230,26 +231,26 @@ class AlertDispatcher:
         reminder_check_seconds: float = 15.0,
     ):
         """``clock`` tells the time reminders are due against; ``reminder_check_seconds`` how often they are checked."""
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         if channels is None:
             channels = [*channels_from_settings(settings), *escalation_channels_from_settings(settings)]
         self.channels = channels
         self.policy = policy or DeliveryPolicy(
-            min_severity=settings.alert_min_severity,
-            cooldown_seconds=settings.alert_cooldown_seconds,
-            max_age_seconds=settings.alert_max_age_seconds,
+            min_severity=settings.alerts.alert_min_severity,
+            cooldown_seconds=settings.alerts.alert_cooldown_seconds,
+            max_age_seconds=settings.alerts.alert_max_age_seconds,
             reminders=reminders_from_settings(settings),
         )
         self.clock = clock
         self.reminder_check_seconds = reminder_check_seconds
         self.retry = retry or RetryPolicy.from_settings(settings)
-        self.group_id = group_id or f"{settings.app_id}-alerting"
+        self.group_id = group_id or f"{settings.kafka.app_id}-alerting"
         self.create_topics = create_topics
         self.alerts_topic = settings.topic(ALERTS.name)
         self.ack_topic = settings.topic(ALERTS_ACK.name)
-        escalation = {n.strip() for n in (settings.alert_escalation_channels or "").split(",") if n.strip()}
+        escalation = {n.strip() for n in (settings.alerts.alert_escalation_channels or "").split(",") if n.strip()}
         escalation.add(ESCALATION)
         self.workers = [
             ChannelWorker(c, self.retry, frozenset({ESCALATION if c.name in escalation else PRIMARY}))
@@ -274,7 +275,7 @@ class AlertDispatcher:
         if self.create_topics:
             from crisiswatch.kafka import ensure_topics
 
-            await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
+            await ensure_topics(self.settings.kafka.bootstrap_servers or "", self.settings)
         if not self.channels:
             log.warning("no alert channel configured: alerts are read but delivered nowhere")
         for channel in self.channels:

@@ -11,7 +11,6 @@ from tqdm import tqdm
 
 from crisiswatch.detectors.risk import RiskPolicy
 from crisiswatch.settings import Settings
-from crisiswatch.stream.risk_stage import policy_from
 
 from .report import BacktestRun, run_backtest
 
@@ -24,9 +23,7 @@ def load_policy(settings: Settings, path: Path | None) -> RiskPolicy:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a policy file is a mapping of risk policy fields")
         overrides = data.get("risk_policy", data)
-    return RiskPolicy.from_settings(settings, **{**settings.risk_policy, **overrides}) if overrides else policy_from(
-        settings
-    )
+    return settings.risk.policy(overrides)
 
 
 def load_events(path: Path | None) -> list[Any]:

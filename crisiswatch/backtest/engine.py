@@ -101,12 +101,12 @@ class Backtest:
         timelines: bool = True,
         brand_policies: Mapping[str, BrandPolicy] | None = None,
     ):
-        """``policy`` is the global policy; ``brand_policies`` default to those of ``settings.brands_file``
+        """``policy`` is the global policy; ``brand_policies`` default to those of ``settings.worker.brands_file``
         (what the worker's risk stage applies)."""
         self.settings = settings
         self.policy = policy
         self.brand_policies = (
-            dict(brand_policies) if brand_policies is not None else load_brand_policies(settings.brands_file)
+            dict(brand_policies) if brand_policies is not None else load_brand_policies(settings.worker.brands_file)
         )
         self.keep_timelines = timelines
         self._reset()
@@ -115,7 +115,7 @@ class Backtest:
         """Start from no state (a new run, or the sorted replay of badly ordered input)."""
         self.book = RiskBook(self.policy, self.brand_policies)
         self.windows: dict[str, BrandWindows] = {}
-        self.closing = ClosingPolicy.from_settings(self.settings)
+        self.closing = ClosingPolicy.from_settings(self.settings.worker)
         self.watermark = Watermark(self.closing)
         self._disordered = False
 
@@ -160,7 +160,7 @@ class Backtest:
 
     def _run(self, items: Iterator[tuple[float, WindowedMention]]) -> BacktestResult:
         result = BacktestResult()
-        size = float(self.settings.window_seconds)
+        size = float(self.settings.worker.window_seconds)
         current: dict[str, float] = {}
         sources, watermark = self.closing.sources, self.watermark
         for t, mention in items:
@@ -169,7 +169,9 @@ class Backtest:
             windows = self.windows.get(brand)
             if windows is None:
                 windows = self.windows[brand] = BrandWindows(
-                    brand, self.settings.window_seconds, correction_horizon=self.settings.correction_horizon_seconds
+                    brand,
+                    self.settings.worker.window_seconds,
+                    correction_horizon=self.settings.worker.correction_horizon_seconds,
                 )
                 result.first_mention[brand] = t
             key = sources.key(mention.source)

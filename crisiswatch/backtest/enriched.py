@@ -65,7 +65,7 @@ def enrich_file(
 ) -> EnrichedFile:
     """Enrich ``mentions`` into ``cache_dir`` (or reuse the cached result); return where it is."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(mentions, settings.brands_file, settings.language_backend)
+    key = cache_key(mentions, settings.worker.brands_file, settings.worker.language_backend)
     target = cache_dir / f"enriched-{key}.jsonl.gz"
     stats_path = target.with_suffix(".stats.json")
     if target.is_file() and stats_path.is_file():
@@ -74,8 +74,8 @@ def enrich_file(
             target, stats["raw"], Counter(stats["dead_letters"]), stats["duplicates"], stats["unmatched"], cached=True
         )
     result = EnrichedFile(target)
-    enricher = Enricher(load_brands(settings.brands_file), settings.language_backend)
-    seen = SeenIds(settings.dedupe_ttl_seconds, settings.dedupe_max_ids)
+    enricher = Enricher(load_brands(settings.worker.brands_file), settings.worker.language_backend)
+    seen = SeenIds(settings.worker.dedupe_ttl_seconds, settings.worker.dedupe_max_ids)
     partial = target.with_suffix(".partial")
     with gzip.open(partial, "wb", compresslevel=3) as out:
         for batch in _batches(mentions, settings, seen, result):
@@ -108,7 +108,7 @@ def _batches(mentions: Path, settings: Settings, seen: SeenIds, result: Enriched
     for item in read_items(mentions):
         result.raw += 1
         try:
-            mention = decode_mention(item.value, settings.max_record_bytes, now)
+            mention = decode_mention(item.value, settings.worker.max_record_bytes, now)
         except RejectedRecord as exc:
             result.dead_letters[exc.reason] += 1
             continue

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from crisiswatch.settings import Settings
-from crisiswatch.stream.risk_stage import policy_from
 
 TARGET_RATE = 50_000.0
 
@@ -30,7 +29,7 @@ def run(corpus: Path, out: Path) -> dict[str, Any]:
     if not mentions.is_file():
         raise FileNotFoundError(f"no corpus at {corpus}: run `crisiswatch corpus generate --out {corpus}` first")
     settings = Settings(brands_file=corpus / "brands.yaml")
-    policy = policy_from(settings)
+    policy = settings.risk.policy()
     events = list(load_labels(corpus / "labels.json").events)
     work = out / "bench-backtest"
     first = run_backtest(mentions, settings, policy, work, events, pictures=False)

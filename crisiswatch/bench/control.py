@@ -188,13 +188,13 @@ def run_control_bench(settings: Settings, *, gates: int = 50, rounds: int = 200,
     """Run the benchmark (embedded broker unless a cluster is configured) and write the report."""
     logging.getLogger("crisiswatch.control").setLevel(logging.ERROR)  # one line per change is noise here
     tag = secrets.token_hex(4)
-    keys = settings.control_keys or SecretStr(generate_key_pair("bench").private)
+    keys = settings.control.control_keys or SecretStr(generate_key_pair("bench").private)
     with broker_for(settings) as bootstrap:
         bench_settings = settings.model_copy(
             update={"bootstrap_servers": bootstrap, "topic_prefix": f"bench-{tag}.", "control_keys": keys}
         )
         result = asyncio.run(measure(bench_settings, gates, rounds))
-    result["broker"] = "configured cluster" if settings.bootstrap_servers else "embedded Tansu (memory)"
+    result["broker"] = "configured cluster" if settings.kafka.bootstrap_servers else "embedded Tansu (memory)"
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     result["when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out.mkdir(parents=True, exist_ok=True)

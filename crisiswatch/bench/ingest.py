@@ -249,7 +249,7 @@ def run(
     result["webhook_runs"] = [r.get("rate") for r in hooks]
     result["webhook_one_per_request"] = single
     result["targets"] = {"replay": REPLAY_TARGET, "webhook": WEBHOOK_TARGET}
-    result["broker"] = "configured cluster" if settings.bootstrap_servers else "embedded Tansu (memory)"
+    result["broker"] = "configured cluster" if settings.kafka.bootstrap_servers else "embedded Tansu (memory)"
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     result["when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result["git"] = _git_head()

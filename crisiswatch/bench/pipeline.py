@@ -256,7 +256,7 @@ class Bench:
                 for records in batches.values():
                     for record in records:
                         signal = Signal.model_validate_json(record.value)
-                        closing = signal.window_end.timestamp() + self.settings.allowed_lateness_seconds
+                        closing = signal.window_end.timestamp() + self.settings.worker.allowed_lateness_seconds
                         if closing >= since and signal.mentions:
                             delays.append(record.timestamp / 1000 - closing)
         finally:
@@ -286,7 +286,7 @@ async def run_bench(bootstrap: str, mentions: int, rate: float, seconds: float, 
         live_started = time.time()
         achieved = await bench.produce(live_count, mentions, rate, live=True)
         await bench.wait_drained()
-        await asyncio.sleep(bench.settings.idle_flush_seconds + 2)
+        await asyncio.sleep(bench.settings.worker.idle_flush_seconds + 2)
         after = histogram_buckets(bench.scrape(), metric)
         live = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
         latency = histogram_quantiles(live, (0.5, 0.9, 0.99))

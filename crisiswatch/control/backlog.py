@@ -4,7 +4,7 @@ When `PublishingGate.allowed` says no, the service hands the post to ``gate.back
 the scope that blocked it resumes, the resume choice of that scope decides:
 
 * ``hold``: the post becomes *ready*; `Backlog.release` (async) or `Backlog.take` (sync) hands ready
-  posts back in due order, at most ``Settings.backlog_release_per_second``;
+  posts back in due order, at most ``ControlSettings.backlog_release_per_second``;
 * ``skip``: the post is dropped and listed in `Backlog.skipped`;
 * ``review``: the post waits in `Backlog.awaiting_review` until a person calls `Backlog.approve`
   (becomes ready) or `Backlog.drop` (skipped).

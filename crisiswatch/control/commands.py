@@ -50,7 +50,7 @@ def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
     commands get its public half only.
     """
     settings = Settings()
-    if not settings.bootstrap_servers:
+    if not settings.kafka.bootstrap_servers:
         raise fail("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (the control topic must be durable)")
     try:
         keyring = Keyring.from_settings(settings)
@@ -62,7 +62,7 @@ def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
             "environment (`crisiswatch keys generate` makes a key pair)"
         )
     if not signing:
-        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         if not keyring:
             raise fail(
                 "cannot verify control messages: set CRISISWATCH_CONTROL_PUBLIC_KEYS='kid:ed25519:<public key>' "
@@ -163,7 +163,7 @@ def required_reason(settings: Settings, reason: str | None, action: str) -> str:
     reason = (reason or "").strip()
     if reason:
         return reason
-    if settings.control_require_reason:
+    if settings.control.control_require_reason:
         raise fail(
             f"a reason is required: crisiswatch {action} --reason '...' (kept in the audit log; "
             "CRISISWATCH_CONTROL_REQUIRE_REASON=false makes it optional)"
@@ -200,7 +200,7 @@ async def read_control(settings: Settings, keyring: Keyring, timeout: float = 15
         return ControlReading(
             states=feed.view.states(),
             unknown=feed.view.unknown(),
-            heartbeat_problem=heartbeat_problem(feed, settings.control_heartbeat_max_age_seconds),
+            heartbeat_problem=heartbeat_problem(feed, settings.control.control_heartbeat_max_age_seconds),
             rejected=dict(feed.rejected),
         )
     finally:
@@ -514,7 +514,7 @@ def audit_table(entries: list[AuditEntry]) -> Table:
 async def _ensure_topics(settings: Settings) -> None:
     from crisiswatch.kafka import ensure_topics
 
-    await ensure_topics(settings.bootstrap_servers or "", settings)
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -530,7 +530,7 @@ def _serve_metrics(port: int, settings: Settings) -> None:
     if port:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=settings.web_host)
+        start_http_server(port, addr=settings.web.web_host)
 
 
 def _when(schedule: Schedule) -> str:

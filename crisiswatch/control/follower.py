@@ -44,11 +44,11 @@ class ControlFeed:
         fetch_max_wait_ms: int = 100,
         bootstrap_servers: str | None = None,
     ):
-        servers = bootstrap_servers or settings.bootstrap_servers
+        servers = bootstrap_servers or settings.kafka.bootstrap_servers
         if not servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.component = component
-        self.view = ControlView(keyring, settings.control_max_age_seconds)
+        self.view = ControlView(keyring, settings.control.control_max_age_seconds)
         self.rejected: Counter[str] = Counter()
         self.listeners: list[Callable[[Ingested], None]] = []
         self.reset_listeners: list[Callable[[dict[str, ControlMessage]], None]] = []

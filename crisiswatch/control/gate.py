@@ -66,18 +66,18 @@ class PublishingGate:
         self.settings = settings
         self.name = name
         keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         if not keyring:
             raise ValueError(
                 "the gate cannot verify control messages: "
                 "set CRISISWATCH_CONTROL_PUBLIC_KEYS='kid:ed25519:<public key>'"
             )
-        if settings.control_heartbeat_max_age_seconds <= settings.control_reassert_seconds:
+        if settings.control.control_heartbeat_max_age_seconds <= settings.control.control_reassert_seconds:
             raise ValueError(
                 "CRISISWATCH_CONTROL_HEARTBEAT_MAX_AGE_SECONDS must be larger than CRISISWATCH_CONTROL_REASSERT_SECONDS"
             )
-        self.max_staleness_seconds = settings.gate_max_staleness_seconds
-        self.heartbeat_max_age_seconds = settings.control_heartbeat_max_age_seconds
+        self.max_staleness_seconds = settings.control.gate_max_staleness_seconds
+        self.heartbeat_max_age_seconds = settings.control.control_heartbeat_max_age_seconds
         self.feed = ControlFeed(
             settings,
             keyring,
@@ -86,9 +86,9 @@ class PublishingGate:
             fetch_max_wait_ms=fetch_max_wait_ms,
             bootstrap_servers=bootstrap_servers,
         )
-        self.backlog = Backlog(self.decide, self.feed.view.get, settings.backlog_release_per_second)
+        self.backlog = Backlog(self.decide, self.feed.view.get, settings.control.backlog_release_per_second)
         self.reporter: HeldReporter | None = None
-        if settings.gate_held_report_seconds > 0:
+        if settings.control.gate_held_report_seconds > 0:
             self.reporter = HeldReporter(settings, self.backlog, name, bootstrap_servers)
 
     async def start(self) -> None:

@@ -59,8 +59,8 @@ class HeldReporter:
         self.backlog = backlog
         self.key = reporter_id(name)
         self.topic = settings.topic(PUBLISHING_HELD.name)
-        self.bootstrap_servers = bootstrap_servers or settings.bootstrap_servers
-        self.interval = settings.gate_held_report_seconds
+        self.bootstrap_servers = bootstrap_servers or settings.kafka.bootstrap_servers
+        self.interval = settings.control.gate_held_report_seconds
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._last: tuple[dict[str, dict[str, int]], float] | None = None
@@ -116,10 +116,10 @@ class HeldBoard:
 
     def __init__(self, settings: Settings, *, name: str = "held-board"):
         self.settings = settings
-        self.max_age_seconds = settings.held_report_max_age_seconds
+        self.max_age_seconds = settings.control.held_report_max_age_seconds
         self.reports: dict[str, HeldReport] = {}
         self.follower = TopicFollower(
-            settings.bootstrap_servers,
+            settings.kafka.bootstrap_servers,
             settings.topic(PUBLISHING_HELD.name),
             self._ingest,
             name=name,

@@ -117,18 +117,18 @@ class Keyring:
         ``CRISISWATCH_CONTROL_PUBLIC_KEYS`` (empty when neither is set). Raises `ValueError` on a bad
         key, and on an HMAC key without ``CRISISWATCH_CONTROL_HMAC_MIGRATION=true``."""
         ring = cls()
-        private = settings.control_keys.get_secret_value() if settings.control_keys is not None else ""
+        private = settings.control.control_keys.get_secret_value() if settings.control.control_keys is not None else ""
         for key in parse_private_keys(private):
-            if key.algorithm != "ed25519" and not settings.control_hmac_migration:
+            if key.algorithm != "ed25519" and not settings.control.control_hmac_migration:
                 raise KeyConfigError(
                     f"CRISISWATCH_CONTROL_KEYS holds a legacy HMAC key ({key.kid!r}): generate an Ed25519 key pair "
                     "with `crisiswatch keys generate`, or set CRISISWATCH_CONTROL_HMAC_MIGRATION=true for the "
                     "migration period (see the README)"
                 )
             ring._add(key.kid, key)
-        for verifier in parse_public_keys(settings.control_public_keys or ""):
+        for verifier in parse_public_keys(settings.control.control_public_keys or ""):
             ring._add(verifier.kid, verifier)
-        if settings.control_hmac_migration and any(k.algorithm != "ed25519" for k in ring._verifiers.values()):
+        if settings.control.control_hmac_migration and any(k.algorithm != "ed25519" for k in ring._verifiers.values()):
             log.warning("CRISISWATCH_CONTROL_HMAC_MIGRATION: HMAC-signed control records are accepted; end it soon")
         return ring
 

@@ -108,7 +108,7 @@ class ControlPlane:
         heartbeat: HeartbeatMode | None = None,
         writer: str = "plane",
     ):
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
@@ -119,7 +119,7 @@ class ControlPlane:
             )
         self.reassert_seconds = reassert_seconds
         self.heartbeat_mode: HeartbeatMode = heartbeat or ("primary" if reassert_seconds else "standby")
-        self.heartbeat_seconds = reassert_seconds or settings.control_reassert_seconds
+        self.heartbeat_seconds = reassert_seconds or settings.control.control_reassert_seconds
         self.writer_id = f"{writer}-{uuid.uuid4().hex[:8]}"
         """Names this process in its heartbeats."""
         self.create_topics = create_topics
@@ -139,7 +139,7 @@ class ControlPlane:
         if self.create_topics:
             from crisiswatch.kafka import ensure_topics
 
-            await ensure_topics(self.settings.bootstrap_servers or "", self.settings)
+            await ensure_topics(self.settings.kafka.bootstrap_servers or "", self.settings)
         self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-control-plane")
         await self._producer.start()
         await self.feed.start()
@@ -192,7 +192,7 @@ class ControlPlane:
     ) -> ChangeResult:
         """Pause publishing in ``scope``. Idempotent per episode (``episode``, else ``alert_id``).
 
-        ``on_resume`` (default ``Settings.control_default_on_resume``) says what happens to posts that
+        ``on_resume`` (default ``ControlSettings.control_default_on_resume``) says what happens to posts that
         fall due during the pause; ``resume_at`` makes the pause end by itself.
         """
         _check_scope(scope)
@@ -200,7 +200,7 @@ class ControlPlane:
         if resume_at is not None and resume_at <= now:
             raise ValueError("resume_at must be in the future")
         episode = episode or alert_id or f"{_actor_kind(actor)}:{uuid.uuid4().hex[:12]}"
-        choice: OnResume = on_resume or self.settings.control_default_on_resume
+        choice: OnResume = on_resume or self.settings.control.control_default_on_resume
         async with self._lock:
             current = self.get(scope)
             if self.feed.view.episode_seen(scope, episode):

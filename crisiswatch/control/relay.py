@@ -1,7 +1,7 @@
 """`Relay` (``crisiswatch relay``): tells external systems about every pause and resume by webhook.
 
 It follows ``publishing.control`` like a gate (verifying every record, ignoring forged, replayed and
-late ones), and POSTs each new change to every URL of ``Settings.relay_urls``
+late ones), and POSTs each new change to every URL of ``ControlSettings.relay_urls``
 (``CRISISWATCH_RELAY_URLS="https://ads.example/hooks/pause,https://..."``). On start it sends the
 current state of every scope once (receivers de-duplicate with the idempotency key), then every change.
 
@@ -51,14 +51,14 @@ class Relay:
         backoff_max_seconds: float = 30.0,
         timeout_seconds: float = 10.0,
     ):
-        self.urls = list(urls if urls is not None else settings.relay_urls)
+        self.urls = list(urls if urls is not None else settings.control.relay_urls)
         if not self.urls:
             raise ValueError("no webhook URLs: set CRISISWATCH_RELAY_URLS='https://…[,https://…]'")
         keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        keyring = keyring.verifying_only(hmac_allowed=settings.control_hmac_migration)
+        keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         if not keyring:
             raise ValueError("the relay cannot verify control messages: set CRISISWATCH_CONTROL_PUBLIC_KEYS")
-        self.max_attempts = max_attempts or settings.relay_max_attempts
+        self.max_attempts = max_attempts or settings.control.relay_max_attempts
         self.backoff_initial_seconds = backoff_initial_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.timeout_seconds = timeout_seconds

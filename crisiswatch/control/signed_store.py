@@ -40,7 +40,7 @@ class SignedStore(Generic[RecordT]):
     """The component in logs and the rejection metric."""
 
     def __init__(self, settings: Settings, topic: str, *, keyring: Keyring | None = None):
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
         self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
@@ -50,7 +50,7 @@ class SignedStore(Generic[RecordT]):
         """Set whenever a record is added, replaced or removed."""
         self._records: dict[str, RecordT] = {}
         self._follower = TopicFollower(
-            settings.bootstrap_servers,
+            settings.kafka.bootstrap_servers,
             self.topic,
             self._on_record,
             name=self.follower_name,

@@ -23,7 +23,7 @@ _ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="CRISISWATCH_US
 async def _ensure_topics(settings: object) -> None:
     from crisiswatch.kafka import ensure_topics
 
-    await ensure_topics(settings.bootstrap_servers or "", settings)  # type: ignore[attr-defined]
+    await ensure_topics(settings.kafka.bootstrap_servers or "", settings)  # type: ignore[attr-defined]
 
 
 def _when(silence: Silence) -> str:

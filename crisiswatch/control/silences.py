@@ -189,7 +189,7 @@ async def open_silences(settings: Settings, keyring: Keyring | None = None) -> S
     except ValueError as exc:
         log.warning("silences are not applied: %s", exc)
         return None
-    if not keyring or not settings.bootstrap_servers:
+    if not keyring or not settings.kafka.bootstrap_servers:
         log.warning("silences are not applied: no control keys to verify them (CRISISWATCH_CONTROL_KEYS)")
         return None
     store = SilenceStore(settings, keyring=keyring)

@@ -108,7 +108,7 @@ class Authenticator:
     """Checks passwords, tokens, sessions and SSO proxy headers; knows every caller's role."""
 
     def __init__(self, settings: Settings):
-        self.users = parse_users(settings.web_users.get_secret_value() if settings.web_users else "")
+        self.users = parse_users(settings.web.web_users.get_secret_value() if settings.web.web_users else "")
         bcrypt = sorted(user for user, stored in self.users.items() if stored.startswith(("$2a$", "$2b$", "$2y$")))
         if bcrypt:
             raise ConfigError(
@@ -116,7 +116,7 @@ class Authenticator:
                 "with `crisiswatch users hash <user>`"
             )
         plain = sorted(user for user, stored in self.users.items() if not is_hash(stored))
-        if plain and not settings.web_allow_plaintext_passwords:
+        if plain and not settings.web.web_allow_plaintext_passwords:
             raise ConfigError(
                 f"CRISISWATCH_WEB_USERS holds plain-text passwords ({', '.join(plain)}): store Argon2 hashes "
                 "instead (`crisiswatch users hash <user>`), or set CRISISWATCH_WEB_ALLOW_PLAINTEXT_PASSWORDS=true "
@@ -137,22 +137,23 @@ class Authenticator:
                         f"CRISISWATCH_WEB_USERS: the hash of {user!r} is not a valid Argon2 hash"
                     ) from exc
         try:
-            self.roles = parse_roles(settings.web_roles or "")
+            self.roles = parse_roles(settings.web.web_roles or "")
         except RoleConfigError as exc:
             raise ConfigError(str(exc)) from exc
         for user in self.roles:
             _check_user(user)
-        self.default_role: Role | None = None if settings.web_default_role == "none" else settings.web_default_role
-        self.token = settings.api_token.get_secret_value() if settings.api_token else None
-        self.token_actor = settings.api_token_actor
-        self.token_role: Role = settings.api_token_role
+        default_role = settings.web.web_default_role
+        self.default_role: Role | None = None if default_role == "none" else default_role
+        self.token = settings.web.api_token.get_secret_value() if settings.web.api_token else None
+        self.token_actor = settings.web.api_token_actor
+        self.token_role: Role = settings.web.api_token_role
         if self.token is not None and (len(self.token) < 16):
             raise ConfigError("CRISISWATCH_API_TOKEN is too short: use at least 16 random characters")
         _check_user(self.token_actor)
-        self.proxies = parse_networks(settings.web_trusted_proxies or "")
-        self.proxy_user_header = settings.web_proxy_user_header
-        self.proxy_role_header = settings.web_proxy_role_header
-        self.session_seconds = settings.web_session_seconds
+        self.proxies = parse_networks(settings.web.web_trusted_proxies or "")
+        self.proxy_user_header = settings.web.web_proxy_user_header
+        self.proxy_role_header = settings.web.web_proxy_role_header
+        self.session_seconds = settings.web.web_session_seconds
         self._sessions: dict[bytes, Session] = {}
         self._key = secrets.token_bytes(32)
         # An unknown user is checked against this, with the parameters of a configured hash: same cost.
@@ -533,7 +534,7 @@ def own_origins(host: str, port: int) -> set[str]:
 def allowed_origins(settings: Settings, host: str, port: int) -> frozenset[str]:
     """Origins allowed to send changes and logins: ``CRISISWATCH_WEB_ALLOWED_ORIGINS`` when set, else the
     server's own (`own_origins`); plus ``CRISISWATCH_PUBLIC_URL``'s origin. Never the request's ``Host``."""
-    configured = [o.strip() for o in (settings.web_allowed_origins or "").split(",") if o.strip()]
+    configured = [o.strip() for o in (settings.web.web_allowed_origins or "").split(",") if o.strip()]
     origins: set[str] = set()
     for text in configured:
         origin = origin_of(text)
@@ -542,6 +543,6 @@ def allowed_origins(settings: Settings, host: str, port: int) -> frozenset[str]:
         origins.add(origin)
     if not configured:
         origins |= own_origins(host, port)
-    if settings.public_url and (public := origin_of(settings.public_url)):
+    if settings.web.public_url and (public := origin_of(settings.web.public_url)):
         origins.add(public)
     return frozenset(origins)

@@ -18,10 +18,10 @@ def serve(host: str | None = None, port: int | None = None) -> None:
     from crisiswatch.web.server import WebServer
 
     settings = Settings()
-    if not settings.bootstrap_servers:
+    if not settings.kafka.bootstrap_servers:
         typer.echo("error: no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS", err=True)
         raise typer.Exit(1)
-    if not settings.web_users and not settings.api_token and not settings.web_trusted_proxies:
+    if not settings.web.web_users and not settings.web.api_token and not settings.web.web_trusted_proxies:
         typer.echo(
             "error: nobody could sign in: set CRISISWATCH_WEB_USERS, CRISISWATCH_API_TOKEN and/or "
             "CRISISWATCH_WEB_TRUSTED_PROXIES (SSO)",
@@ -36,7 +36,7 @@ def serve(host: str | None = None, port: int | None = None) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         async with WebServer(settings, host=host, port=port) as server:
-            typer.echo(f"crisiswatch page: {settings.public_url or server.url}  (Ctrl-C stops)")
+            typer.echo(f"crisiswatch page: {settings.web.public_url or server.url}  (Ctrl-C stops)")
             await stop.wait()
 
     try:

@@ -82,10 +82,10 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(
-            require_reason=settings.control_require_reason,
-            operator_pause_global=settings.web_operator_pause_global,
-            resume_approval=settings.web_resume_approval,
-            approval_seconds=settings.web_resume_approval_seconds,
+            require_reason=settings.control.control_require_reason,
+            operator_pause_global=settings.web.web_operator_pause_global,
+            resume_approval=settings.web.web_resume_approval,
+            approval_seconds=settings.web.web_resume_approval_seconds,
         )
 
     def reason(self, given: str | None, default: str) -> str:

@@ -146,13 +146,13 @@ def load_brand_names(settings: Settings) -> list[tuple[str, str]]:
 
     None either when no brands file is configured: the default file holds the demo's brands, not yours.
     """
-    if "brands_file" not in settings.model_fields_set:
+    if "brands_file" not in settings.worker.model_fields_set:
         log.warning("no brands file (CRISISWATCH_BRANDS_FILE): the page lists no brand scopes until one is set")
         return []
     try:
         from crisiswatch.brands_file import load_brands
 
-        return [(b.id, b.name or b.id) for b in load_brands(settings.brands_file).brands]
+        return [(b.id, b.name or b.id) for b in load_brands(settings.worker.brands_file).brands]
     except Exception as exc:
         log.warning("brands file not readable, brand scopes appear once paused: %s", exc)
         return []
@@ -187,10 +187,10 @@ class Api:
         self.policy = Policy.from_settings(services.settings)
         self.requests = resume_requests or ResumeRequests()
         self.governance = GovernanceApi(self)
-        self.control_limiter = RateLimiter(self.settings.web_rate_limit_per_minute)
+        self.control_limiter = RateLimiter(self.settings.web.web_rate_limit_per_minute)
         self.token_limiter = RateLimiter(TOKEN_FAILURES_PER_MINUTE)
         self.guard = login_guard or LoginGuard()
-        self.allowed_origins = allowed_origins(self.settings, self.settings.web_host, self.settings.page_port)
+        self.allowed_origins = allowed_origins(self.settings, self.settings.web.web_host, self.settings.web.page_port)
 
     def bound(self, host: str, port: int) -> None:
         """The address the server really listens on (its own origins are allowed by default)."""
@@ -330,7 +330,7 @@ class Api:
 
     async def readyz(self, request: web.Request) -> web.Response:
         age = self.s.plane.feed.follower.view_age()
-        ready = age is not None and age <= self.settings.gate_max_staleness_seconds
+        ready = age is not None and age <= self.settings.control.gate_max_staleness_seconds
         body = {
             "ready": ready,
             "control_view_age_seconds": None if age is None else round(age, 3),
@@ -366,11 +366,11 @@ class Api:
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
-            max_age=int(self.settings.web_session_seconds),
+            max_age=int(self.settings.web.web_session_seconds),
             path="/",
             httponly=True,
             samesite="Strict",
-            secure=request.secure or self.settings.web_cookie_secure,
+            secure=request.secure or self.settings.web.web_cookie_secure,
         )
         response.set_cookie(
             DEVICE_COOKIE,
@@ -379,7 +379,7 @@ class Api:
             path=request.path,
             httponly=True,
             samesite="Strict",
-            secure=request.secure or self.settings.web_cookie_secure,
+            secure=request.secure or self.settings.web.web_cookie_secure,
         )
         return response
 
@@ -476,7 +476,7 @@ class Api:
         for scope, row in summary["scopes"].items():
             state = states.get(scope)
             row["on_resume"] = state.on_resume if state is not None else None
-        summary["default_on_resume"] = self.s.settings.control_default_on_resume
+        summary["default_on_resume"] = self.s.settings.control.control_default_on_resume
         return web.json_response(summary)
 
     # --- schedules ---------------------------------------------------------------------------------------
@@ -649,8 +649,8 @@ class WebServer:
         resume_requests: ResumeRequests | None = None,
     ):
         self.settings = settings
-        self.host = host or settings.web_host
-        self.port = settings.page_port if port is None else port
+        self.host = host or settings.web.web_host
+        self.port = settings.web.page_port if port is None else port
         self._given = {"plane": plane, "schedules": schedules, "alerts": alerts, "acks": acks, "held": held}
         self._login_guard = login_guard
         self._resume_requests = resume_requests

@@ -378,7 +378,7 @@ def brands_watch(settings: Settings) -> BrandsWatch | None:
     """A watch on the brands file the risk stage reads (None, with a warning, when it cannot be read: the
     charts then use the global policy for every brand)."""
     try:
-        return BrandsWatch(settings.brands_file)
+        return BrandsWatch(settings.worker.brands_file)
     except BrandsFileError as exc:
         log.warning("timelines: brands file not readable, charts use the global policy for every brand: %s", exc)
         return None
@@ -396,12 +396,11 @@ class TimelineFeed:
         start_limit: int = START_LIMIT,
         store: TimelineStore | None = None,
     ):
-        if not settings.bootstrap_servers:
+        if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         if policy is None:
-            from crisiswatch.stream.risk_stage import policy_from
 
-            policy = policy_from(settings)
+            policy = settings.risk.policy()
         self.settings = settings
         self.keyring = keyring
         self.store = store or TimelineStore(policy, brands=brands_watch(settings))
@@ -412,7 +411,7 @@ class TimelineFeed:
             settings.topic(PUBLISHING_AUDIT.name): "audit",
         }
         self.follower = TopicFollower(
-            settings.bootstrap_servers,
+            settings.kafka.bootstrap_servers,
             tuple(self.topics),
             self._on_record,
             name="timelines",
