@@ -36,8 +36,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter
 
-from crisiswatch.kafka import new_admin, new_consumer
-from crisiswatch.settings import Settings
+from crisiswatch.kafka import KafkaConfig, new_admin, new_consumer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topics: str | Iterable[st
 
 
 async def read_to_end(
-    settings: Settings | None,
+    settings: KafkaConfig | None,
     topic: str,
     handle: Callable[[ConsumerRecord], None],
     *,
@@ -185,7 +184,7 @@ class TopicFollower:
         *,
         name: str = "follower",
         fetch_max_wait_ms: int = 100,
-        settings: Settings | None = None,
+        settings: KafkaConfig | None = None,
         component: str = "follower",
         tail: Callable[[TopicPartition], int] | None = None,
         max_records: int | None = None,
@@ -391,7 +390,7 @@ class TopicFollower:
 
 
 async def read_states(
-    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: Settings | None = None
+    bootstrap_servers: str, topic: str, stage: str, partitions: Iterable[int], *, settings: KafkaConfig | None = None
 ) -> dict[int, dict[str, dict[str, Any]]]:
     """Latest state per key of ``stage`` in the given partitions: ``{partition: {name: state}}``.
 

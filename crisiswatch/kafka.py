@@ -27,7 +27,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from crisiswatch.contracts.topics import ALL_TOPICS, TopicSpec
-from crisiswatch.settings import Settings, get_settings
+from crisiswatch.settings import KafkaSettings, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,33 +44,45 @@ class _Password(str):
         return "'**********'"
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+KafkaConfig = Settings | KafkaSettings
+"""What the kit reads its options from: the ``kafka`` section, or whole settings (it reads only their ``kafka``)."""
+
+
+def kafka_section(settings: KafkaConfig | None = None) -> KafkaSettings:
+    """The ``kafka`` section of ``settings`` (default: of the process-wide `get_settings()`)."""
+    if settings is None:
+        settings = get_settings()
+    return settings.kafka if isinstance(settings, Settings) else settings
+
+
+def ssl_context(settings: KafkaConfig) -> ssl.SSLContext | None:
     """The TLS context of the SSL and SASL_SSL protocols (server certificate and host name verified)."""
-    if settings.kafka.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+    kafka = kafka_section(settings)
+    if kafka.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
     return create_ssl_context(
-        cafile=settings.kafka.kafka_ssl_cafile,
-        certfile=settings.kafka.kafka_ssl_certfile,
-        keyfile=settings.kafka.kafka_ssl_keyfile,
+        cafile=kafka.kafka_ssl_cafile,
+        certfile=kafka.kafka_ssl_certfile,
+        keyfile=kafka.kafka_ssl_keyfile,
     )
 
 
-def client_options(settings: Settings | None = None) -> dict[str, Any]:
+def client_options(settings: KafkaConfig | None = None) -> dict[str, Any]:
     """Security keyword arguments for `AIOKafkaProducer`, `AIOKafkaConsumer` and `AIOKafkaAdminClient`.
 
     ``settings`` defaults to the process-wide `get_settings()`. Bootstrap servers are not included:
     callers pass them (they may come from the embedded broker).
     """
-    settings = settings if settings is not None else get_settings()
-    options: dict[str, Any] = {"security_protocol": settings.kafka.kafka_security_protocol}
-    context = ssl_context(settings)
+    kafka = kafka_section(settings)
+    options: dict[str, Any] = {"security_protocol": kafka.kafka_security_protocol}
+    context = ssl_context(kafka)
     if context is not None:
         options["ssl_context"] = context
-    if settings.kafka.kafka_security_protocol.startswith("SASL_"):
-        assert settings.kafka.kafka_sasl_password is not None  # Settings validates it
-        options["sasl_mechanism"] = settings.kafka.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka.kafka_sasl_username
-        options["sasl_plain_password"] = _Password(settings.kafka.kafka_sasl_password.get_secret_value())
+    if kafka.kafka_security_protocol.startswith("SASL_"):
+        assert kafka.kafka_sasl_password is not None  # KafkaSettings validates it
+        options["sasl_mechanism"] = kafka.kafka_sasl_mechanism
+        options["sasl_plain_username"] = kafka.kafka_sasl_username
+        options["sasl_plain_password"] = _Password(kafka.kafka_sasl_password.get_secret_value())
     return options
 
 
@@ -88,13 +100,13 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"enable_auto_commit": False}
 """crisiswatch never auto-commits: consumer groups commit explicitly, readers without a group commit nothing."""
 
 
-def _servers(bootstrap_servers: str | None, settings: Settings) -> str | None:
+def _servers(bootstrap_servers: str | None, settings: KafkaConfig) -> str | None:
     """The servers a caller passed (e.g. the embedded broker's), else the configured ones."""
-    return bootstrap_servers if bootstrap_servers is not None else settings.kafka.bootstrap_servers
+    return bootstrap_servers if bootstrap_servers is not None else kafka_section(settings).bootstrap_servers
 
 
 def new_producer(
-    bootstrap_servers: str | None = None, *, settings: Settings | None = None, **overrides: Any
+    bootstrap_servers: str | None = None, *, settings: KafkaConfig | None = None, **overrides: Any
 ) -> AIOKafkaProducer:
     """A producer with `PRODUCER_DEFAULTS` and the security options, then ``overrides``.
 
@@ -111,7 +123,7 @@ def new_producer(
 
 
 def new_consumer(
-    *topics: str, bootstrap_servers: str | None = None, settings: Settings | None = None, **overrides: Any
+    *topics: str, bootstrap_servers: str | None = None, settings: KafkaConfig | None = None, **overrides: Any
 ) -> AIOKafkaConsumer:
     """A consumer (subscribed to ``topics`` if any) with `CONSUMER_DEFAULTS` and the security options."""
     settings = settings if settings is not None else get_settings()
@@ -125,7 +137,7 @@ def new_consumer(
 
 
 def new_admin(
-    bootstrap_servers: str | None = None, *, settings: Settings | None = None, **overrides: Any
+    bootstrap_servers: str | None = None, *, settings: KafkaConfig | None = None, **overrides: Any
 ) -> AIOKafkaAdminClient:
     """An admin client with the security options, then ``overrides`` (e.g. ``request_timeout_ms``)."""
     settings = settings if settings is not None else get_settings()
@@ -134,7 +146,7 @@ def new_admin(
     return AIOKafkaAdminClient(**options)
 
 
-def faust_credentials(settings: Settings | None = None) -> CredentialsT | None:
+def faust_credentials(settings: KafkaConfig | None = None) -> CredentialsT | None:
     """``broker_credentials`` of the faust app, matching `client_options` (None for PLAINTEXT)."""
     import faust
 
@@ -181,25 +193,27 @@ def forbid_topic_auto_creation() -> None:
     aiokafka.admin.client.MetadataRequest = _NoAutoCreate  # type: ignore[misc]
 
 
-def partitions_for(spec: TopicSpec, settings: Settings) -> int:
-    return 1 if spec.single_partition else settings.kafka.partitions
+def partitions_for(spec: TopicSpec, settings: KafkaConfig) -> int:
+    """Partitions of ``spec``'s topic: 1 for single-partition topics, else ``CRISISWATCH_PARTITIONS``."""
+    return 1 if spec.single_partition else kafka_section(settings).partitions
 
 
-async def ensure_topics(bootstrap_servers: str, settings: Settings) -> list[str]:
+async def ensure_topics(bootstrap_servers: str, settings: KafkaConfig) -> list[str]:
     """Create every crisiswatch topic that does not exist yet; return the names created."""
-    admin = new_admin(bootstrap_servers, settings=settings)
+    kafka = kafka_section(settings)
+    admin = new_admin(bootstrap_servers, settings=kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         new = []
         for spec in ALL_TOPICS:
-            name = settings.topic(spec.name)
+            name = kafka.topic(spec.name)
             if name in existing:
                 continue
             configs = dict(spec.configs)
             if spec.compacted:
                 configs["cleanup.policy"] = "compact"
-            new.append(NewTopic(name, partitions_for(spec, settings), settings.kafka.replication_factor, None, configs))
+            new.append(NewTopic(name, partitions_for(spec, kafka), kafka.replication_factor, None, configs))
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # raced with another process: fine
                 await admin.create_topics(new)

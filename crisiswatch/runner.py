@@ -154,7 +154,7 @@ class Watcher:
         self.spiking: set[str] = set()
         self.held: list[tuple[ControlMessage, float]] = []
         """Control changes that name an alert not seen yet (another topic may be read later), with arrival."""
-        self.keyring = Keyring.from_settings(settings)
+        self.keyring = Keyring.from_settings(settings.control)
         self.verifier = self.keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         """Public keys only: what verifies the control records printed."""
         self.view = ControlView(self.verifier, settings.control.control_max_age_seconds)

@@ -74,7 +74,7 @@ class Verifier:
 
     def __init__(self, settings: Settings):
         try:
-            keyring = Keyring.from_settings(settings)
+            keyring = Keyring.from_settings(settings.control)
         except ValueError as exc:
             self.keyring: Keyring | None = None
             self.problem = f"the configured keys are invalid ({exc})"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crisiswatch.control import PublishingGate
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, KafkaSettings
 
 
 @dataclass
@@ -33,7 +33,8 @@ async def publish(post: Post) -> None:
 
 
 async def main(posts: list[Post], until_released: bool = False) -> None:
-    gate = PublishingGate(Settings())  # KAFKA_BOOTSTRAP_SERVERS, CRISISWATCH_CONTROL_PUBLIC_KEYS (public only)
+    # Only two sections: KAFKA_BOOTSTRAP_SERVERS (and TLS/SASL), CRISISWATCH_CONTROL_PUBLIC_KEYS (public keys only).
+    gate = PublishingGate(KafkaSettings(), ControlSettings())
     await gate.start()
     await gate.wait_ready()  # reads the whole (compacted) topic first; until then it refuses every post
     try:

@@ -139,7 +139,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    gate = PublishingGate(Settings(), name="example-publisher")
+    gate = PublishingGate.from_settings(Settings(), name="example-publisher")
     await gate.start()
     if not await gate.wait_ready(30):
         log.error("the gate could not read the control topic: every post will be deferred")

@@ -65,7 +65,7 @@ class RiskStage:
         self.producer = new_producer(self.bootstrap_servers, settings=self.settings, linger_ms=0)
         await self.producer.start()
         if self.settings.control.control_keys is not None:
-            self.control = ControlPlane(self.settings)
+            self.control = ControlPlane.from_settings(self.settings)
             await self.control.start()
         else:
             log.warning("CRISISWATCH_CONTROL_KEYS is not set: alerts are published but nothing can be paused")

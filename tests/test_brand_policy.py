@@ -268,7 +268,7 @@ async def test_risk_stage_on_the_broker_per_brand_presets_reload_and_a_silence(
     finally:
         await stage.stop()
 
-    keyring = Keyring.from_settings(settings)
+    keyring = Keyring.from_settings(settings.control)
     controls = [
         keyring.verify_record(r.value, ControlMessage)
         for r in await read_records(settings.kafka.bootstrap_servers or "", settings.topic("publishing.control"))

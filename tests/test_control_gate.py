@@ -22,9 +22,9 @@ from crisiswatch.settings import Settings
 async def control(settings: Settings):
     """A started plane (private key) and a ready gate holding only the public key, on a private topic set."""
     settings = with_test_keys(settings)
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
-    gate = PublishingGate(with_public_keys(settings))
+    gate = PublishingGate.from_settings(with_public_keys(settings))
     await gate.start()
     assert await gate.wait_ready(10)
     assert await wait_for(lambda: gate.allowed().allowed)  # the plane's heartbeat vouches for the state
@@ -109,7 +109,7 @@ async def test_fails_closed_before_catching_up(control) -> None:
     settings, plane, _ = control
     await plane.pause("global", reason="crisis", actor="detector", alert_id="a-0")
     await plane.resume("global", reason="over", actor="alice")  # the state is "active" again
-    gate = PublishingGate(settings, name="late-joiner")
+    gate = PublishingGate.from_settings(settings, name="late-joiner")
     decision = gate.allowed(channel="twitter")  # not even started
     assert not decision.allowed and "not caught up" in decision.reason
     await gate.start()
@@ -121,7 +121,7 @@ async def test_fails_closed_before_catching_up(control) -> None:
 
 async def test_fails_closed_while_the_control_topic_does_not_exist(settings: Settings) -> None:
     settings = with_test_keys(settings)
-    gate = PublishingGate(with_public_keys(settings))
+    gate = PublishingGate.from_settings(with_public_keys(settings))
     await gate.start()
     await asyncio.sleep(1.0)
     assert not gate.allowed(channel="twitter").allowed  # no topic, no knowledge: closed
@@ -129,7 +129,7 @@ async def test_fails_closed_while_the_control_topic_does_not_exist(settings: Set
     assert await gate.wait_ready(10)
     decision = gate.allowed(channel="twitter")  # an empty topic, and nobody vouches for it: closed
     assert not decision.allowed and "no signed state heartbeat" in decision.reason
-    plane = ControlPlane(settings)  # a writer heartbeats
+    plane = ControlPlane.from_settings(settings)  # a writer heartbeats
     await plane.start()
     assert await wait_for(lambda: gate.allowed(channel="twitter").allowed)
     await plane.stop()
@@ -141,9 +141,9 @@ async def test_fails_closed_when_its_view_goes_stale(settings: Settings) -> None
     try:
         settings = with_test_keys(settings, bootstrap_servers=broker.bootstrap_servers, gate_max_staleness_seconds=1.0)
         await ensure_topics(broker.bootstrap_servers, settings)
-        plane = ControlPlane(settings)
+        plane = ControlPlane.from_settings(settings)
         await plane.start()
-        gate = PublishingGate(with_public_keys(settings))
+        gate = PublishingGate.from_settings(with_public_keys(settings))
         await gate.start()
         assert await gate.wait_ready(10)
         assert await wait_for(lambda: gate.allowed(channel="twitter").allowed)
@@ -161,7 +161,7 @@ async def test_fails_closed_when_its_view_goes_stale(settings: Settings) -> None
 
 async def test_sync_gate_in_a_thread(control) -> None:
     settings, plane, _ = control
-    sync_gate = SyncPublishingGate(settings, name="sync")
+    sync_gate = SyncPublishingGate(settings.kafka, settings.control, name="sync")
     assert await asyncio.to_thread(sync_gate.start, 10)
     try:
         assert sync_gate.allowed(brand="acme").allowed
@@ -256,11 +256,12 @@ async def test_key_rotation_across_writers_and_gates(settings: Settings) -> None
     new_writer_settings = with_test_keys(settings, keys=k2.private, control_public_keys=k1.public)
     old_gate_settings = with_public_keys(settings, k1.public)
     rotated_gate_settings = with_public_keys(settings, f"{k2.public},{k1.public}")  # new key rolled out first
-    old_writer, new_writer = ControlPlane(old_writer_settings), ControlPlane(new_writer_settings)
+    old_writer = ControlPlane.from_settings(old_writer_settings)
+    new_writer = ControlPlane.from_settings(new_writer_settings)
     await old_writer.start()
     await new_writer.start()
-    old_gate = PublishingGate(old_gate_settings, name="old")
-    new_gate = PublishingGate(rotated_gate_settings, name="rotated")
+    old_gate = PublishingGate.from_settings(old_gate_settings, name="old")
+    new_gate = PublishingGate.from_settings(rotated_gate_settings, name="rotated")
     for gate in (old_gate, new_gate):
         await gate.start()
         assert await gate.wait_ready(10)
@@ -288,7 +289,7 @@ async def test_a_gate_with_a_wrong_key_fails_closed_and_says_why(control) -> Non
     settings, plane, _ = control
     await plane.pause("brand:acme", reason="recall", actor="detector", alert_id="a-3")
     wrong = with_public_keys(settings, fixed_key_pair("test1", "a typo").public)
-    gate = PublishingGate(wrong, name="wrong-key")
+    gate = PublishingGate.from_settings(wrong, name="wrong-key")
     await gate.start()
     try:
         assert await gate.wait_ready(10)
@@ -310,8 +311,8 @@ async def test_a_gate_fails_closed_after_the_broker_comes_back_empty(settings: S
     broker = EmbeddedBroker().start()
     port = broker.port
     settings = with_test_keys(settings, bootstrap_servers=broker.bootstrap_servers)
-    plane = ControlPlane(settings)  # e.g. the worker's plane, running through the outage
-    gate = PublishingGate(with_public_keys(settings), name="survivor")
+    plane = ControlPlane.from_settings(settings)  # e.g. the worker's plane, running through the outage
+    gate = PublishingGate.from_settings(with_public_keys(settings), name="survivor")
     newcomer: ControlPlane | None = None
     try:
         await plane.start()
@@ -324,7 +325,7 @@ async def test_a_gate_fails_closed_after_the_broker_comes_back_empty(settings: S
         await asyncio.to_thread(broker.stop)
         broker = EmbeddedBroker(port=port).start()  # the same address, an empty log
         await ensure_topics(broker.bootstrap_servers, settings)
-        newcomer = ControlPlane(settings)  # e.g. a person's CLI, or a restarted worker
+        newcomer = ControlPlane.from_settings(settings)  # e.g. a person's CLI, or a restarted worker
         await newcomer.start()
         paused_at = time.monotonic()
         await newcomer.pause("global", reason="new crisis after the restart", actor="carol")
@@ -363,9 +364,9 @@ async def test_a_late_resume_loses_for_readers_that_start_later(settings: Settin
     settings = with_test_keys(
         settings, control_max_age_seconds=2.0, control_reassert_seconds=0.3, control_heartbeat_max_age_seconds=10.0
     )
-    plane = ControlPlane(settings)  # the worker's own plane: no scheduler runs
+    plane = ControlPlane.from_settings(settings)  # the worker's own plane: no scheduler runs
     await plane.start()
-    running = PublishingGate(with_public_keys(settings), name="running")
+    running = PublishingGate.from_settings(with_public_keys(settings), name="running")
     await running.start()
     assert await running.wait_ready(10)
     try:
@@ -392,7 +393,7 @@ async def test_a_late_resume_loses_for_readers_that_start_later(settings: Settin
     assert not running.allowed(channel="twitter").allowed
     await running.stop()
 
-    later = PublishingGate(with_public_keys(settings), name="later")
+    later = PublishingGate.from_settings(with_public_keys(settings), name="later")
     await later.start()
     try:
         assert await later.wait_ready(10)
@@ -407,9 +408,9 @@ async def test_a_late_resume_loses_for_readers_that_start_later(settings: Settin
 async def test_a_gate_fails_closed_when_nobody_signs_the_state_any_more(settings: Settings) -> None:
     """A stale log: the last writer stopped, so the newest heartbeat ages past its limit."""
     settings = with_test_keys(settings, control_reassert_seconds=0.3, control_heartbeat_max_age_seconds=1.5)
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
-    gate = PublishingGate(with_public_keys(settings), name="stale-log")
+    gate = PublishingGate.from_settings(with_public_keys(settings), name="stale-log")
     await gate.start()
     try:
         assert await gate.wait_ready(10)

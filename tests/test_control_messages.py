@@ -18,7 +18,7 @@ from crisiswatch.control.keys import generate_key_pair
 from crisiswatch.control.messages import ControlRejected, Keyring, SigningUnavailable
 from crisiswatch.control.metrics import ScopePausedTracker, ThrottledWarnings
 from crisiswatch.control.view import ControlView, scopes_for
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, Settings
 
 K1, K2 = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 OLD = Keyring({"k1": K1})
@@ -94,23 +94,24 @@ def test_stale_messages_are_rejected_when_age_is_checked() -> None:
 def test_keyring_from_settings_and_secret_never_shown() -> None:
     a, b = generate_key_pair("a"), generate_key_pair("b")
     settings = Settings(control_keys=SecretStr(f"{a.private},{b.private}"))
-    ring = Keyring.from_settings(settings)
+    ring = Keyring.from_settings(settings.control)
     assert ring.signing_kid == "a" and ring.kids == ["a", "b"] and ring.can_sign
     assert ring.public_keys() == [a.public, b.public]
     secret = a.private.rsplit(":", 1)[1]
     assert secret not in repr(ring) and secret not in repr(settings) and secret not in repr(a)
-    assert not Keyring.from_settings(Settings(control_keys=None))
+    assert not Keyring.from_settings(Settings(control_keys=None).control)
     # A reader configured with the public key only verifies, and cannot sign.
-    reader = Keyring.from_settings(Settings(control_public_keys=a.public))
+    reader = Keyring.from_settings(Settings(control_public_keys=a.public).control)
     assert reader.kids == ["a"] and not reader.can_sign
     reader.verify_record(ring.sign(message()).to_bytes(), ControlMessage)
     with pytest.raises(SigningUnavailable):
         reader.sign(message())
     for bad in ("a:ed25519:tooshort", "no-colon", "a:ed25519:" + "A" * 43 + ",a"):
         with pytest.raises(ValueError):
-            Keyring.from_settings(Settings(control_public_keys=bad))
+            Keyring.from_settings(Settings(control_public_keys=bad).control)
     with pytest.raises(ValueError, match="two different keys"):  # one kid, two keys: a configuration error
-        Keyring.from_settings(Settings(control_keys=SecretStr(a.private), control_public_keys=f"a:{b.public[2:]}"))
+        mixed = ControlSettings(control_keys=SecretStr(a.private), control_public_keys=f"a:{b.public[2:]}")
+        Keyring.from_settings(mixed)
 
 
 def test_public_keys_verify_and_another_private_key_forges_nothing() -> None:
@@ -129,11 +130,11 @@ def test_public_keys_verify_and_another_private_key_forges_nothing() -> None:
 def test_hmac_keys_only_during_an_explicit_migration() -> None:
     legacy = "old:correct-horse-battery-staple"
     with pytest.raises(ValueError, match="CRISISWATCH_CONTROL_HMAC_MIGRATION"):
-        Keyring.from_settings(Settings(control_keys=SecretStr(legacy)))
+        Keyring.from_settings(Settings(control_keys=SecretStr(legacy)).control)
     pair = generate_key_pair("new")
     migrating = Keyring.from_settings(
         Settings(control_keys=SecretStr(f"{pair.private},{legacy}"), control_hmac_migration=True)
-    )
+    .control)
     assert migrating.signing_kid == "new"  # Ed25519 signs; the HMAC key only still verifies old records
     old_record = Keyring({"old": b"correct-horse-battery-staple"}).sign(message())
     migrating.verify_record(old_record.to_bytes(), ControlMessage)

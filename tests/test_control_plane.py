@@ -17,7 +17,7 @@ from crisiswatch.settings import Settings
 
 @pytest.fixture
 async def plane(settings: Settings):
-    plane = ControlPlane(with_test_keys(settings))
+    plane = ControlPlane.from_settings(with_test_keys(settings))
     await plane.start()
     yield plane
     await plane.stop()
@@ -25,7 +25,7 @@ async def plane(settings: Settings):
 
 async def control_records(plane: ControlPlane) -> list[ControlMessage]:
     """The changes on the control topic (heartbeats and re-signed copies of a state left out)."""
-    records = await read_records(plane.settings.kafka.bootstrap_servers, plane.control_topic)
+    records = await read_records(plane.kafka.bootstrap_servers, plane.control_topic)
     messages = [plane.keyring.verify_record(r.value, ControlMessage) for r in records if r.key != b"heartbeat"]
     seen: set[tuple[str, int]] = set()
     changes = []
@@ -37,7 +37,7 @@ async def control_records(plane: ControlPlane) -> list[ControlMessage]:
 
 
 async def audit_records(plane: ControlPlane) -> list[AuditRecord]:
-    records = await read_records(plane.settings.kafka.bootstrap_servers, plane.audit_topic)
+    records = await read_records(plane.kafka.bootstrap_servers, plane.audit_topic)
     return [AuditRecord.model_validate_json(r.value) for r in records]
 
 
@@ -55,7 +55,7 @@ async def test_repeated_pause_for_one_alert_publishes_once(plane: ControlPlane) 
     assert not late_trigger.changed and plane.get("global").state == "active"  # a person decided
 
     # Idempotence survives a restart: a new plane learns the episode from the compacted topic.
-    fresh = ControlPlane(plane.settings)
+    fresh = ControlPlane(plane.kafka, plane.control)
     await fresh.start()
     try:
         assert not (await fresh.pause("global", reason="crisis", actor="detector", alert_id="alert-1")).changed
@@ -113,14 +113,14 @@ async def test_audit_log_says_who_what_why_when_and_before(plane: ControlPlane) 
 
 async def test_signing_needs_a_key_and_scopes_are_checked(settings: Settings, plane: ControlPlane) -> None:
     with pytest.raises(SigningUnavailable):
-        ControlPlane(settings)  # no CRISISWATCH_CONTROL_KEYS
+        ControlPlane.from_settings(settings)  # no CRISISWATCH_CONTROL_KEYS
     with pytest.raises(ValueError):
         await plane.pause("everything", reason="x", actor="alice")
 
 
 async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Settings) -> None:
     settings = with_test_keys(settings)
-    guardian = ControlPlane(settings, reassert_seconds=30)  # repairs at once after a rejected record
+    guardian = ControlPlane.from_settings(settings, reassert_seconds=30)  # repairs at once after a rejected record
     await guardian.start()
     try:
         pause = (await guardian.pause("global", reason="crisis", actor="detector", alert_id="a-7")).message
@@ -155,7 +155,7 @@ async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Set
             await asyncio.sleep(0.1)
         assert last[0] is not None and last[0].paused and last[0].seq > late.seq
         # A gate that starts now (reading everything as history) ends up paused, as the live gates are.
-        gate = PublishingGate(settings, name="newcomer")
+        gate = PublishingGate.from_settings(settings, name="newcomer")
         await gate.start()
         assert await gate.wait_ready(10)
         assert await wait_for(lambda: not gate.allowed().allowed)
@@ -167,10 +167,10 @@ async def test_reassertion_repairs_the_log_after_a_rejected_record(settings: Set
 async def test_the_workers_plane_heartbeats_when_no_scheduler_runs_and_stands_by_when_one_does(
     settings: Settings,
 ) -> None:
-    """`ControlPlane(settings)` (what the worker's risk stage runs) re-signs the state by itself; a
+    """`ControlPlane.from_settings(settings)` (what the worker's risk stage runs) re-signs the state by itself; a
     scheduler's primary plane takes the heartbeat over, and the worker's takes it back when it stops."""
     settings = with_test_keys(settings, control_reassert_seconds=1.0, control_heartbeat_max_age_seconds=5.0)
-    worker = ControlPlane(settings)
+    worker = ControlPlane.from_settings(settings)
     await worker.start()
     try:
         await worker.pause("brand:acme", reason="crisis", actor="detector", alert_id="a-8")
@@ -182,7 +182,7 @@ async def test_the_workers_plane_heartbeats_when_no_scheduler_runs_and_stands_by
             return beat is not None and beat.signed_at > first.signed_at and beat.states.get("brand:acme", 0) > 0
 
         assert await wait_for(worker_beat_again, timeout=5)
-        scheduler = ControlPlane(settings, heartbeat="primary", writer="scheduler")
+        scheduler = ControlPlane.from_settings(settings, heartbeat="primary", writer="scheduler")
         await scheduler.start()
         handed_over = utcnow() + timedelta(seconds=0.5)
         try:

@@ -17,9 +17,10 @@ async def test_example_publisher_defers_during_a_pause_and_releases_after(
     settings: Settings, example_publisher: ModuleType
 ) -> None:
     settings = with_test_keys(settings, backlog_release_per_second=50.0)
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
-    gate = PublishingGate(with_public_keys(settings), name="example")  # a publisher holds only the public key
+    public_only = with_public_keys(settings)  # a publisher holds only the public key
+    gate = PublishingGate(public_only.kafka, public_only.control, name="example")
     seen: dict[str, datetime] = {}
 
     def note(result: Ingested) -> None:

@@ -51,7 +51,7 @@ async def receiver():
 async def test_relay_retries_with_backoff_and_sends_idempotency_keys(settings: Settings, receiver) -> None:
     flaky, url = receiver
     settings = with_test_keys(settings, relay_urls=[url, "http://127.0.0.1:9/unreachable"], relay_max_attempts=3)
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
     relay = Relay(settings, backoff_initial_seconds=0.05, timeout_seconds=2)
     await relay.start()
@@ -84,7 +84,7 @@ async def test_relay_sends_current_state_on_start(settings: Settings, receiver) 
     flaky, url = receiver
     flaky.failures = 0
     settings = with_test_keys(settings, relay_urls=[url])
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
     try:
         await plane.pause("brand:acme", reason="recall", actor="bob")

@@ -22,7 +22,7 @@ class RunningScheduler:
     """A scheduler process: its own plane, store and loop."""
 
     def __init__(self, settings: Settings):
-        self.plane = ControlPlane(settings)
+        self.plane = ControlPlane.from_settings(settings)
         self.store = ScheduleStore(settings)
         self.stop_event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -45,10 +45,10 @@ class RunningScheduler:
 @pytest.fixture
 async def env(settings: Settings):
     settings = with_test_keys(settings)
-    plane = ControlPlane(settings)  # creates the topics
+    plane = ControlPlane.from_settings(settings)  # creates the topics
     await plane.start()
     await plane.stop()
-    gate = PublishingGate(settings)
+    gate = PublishingGate.from_settings(settings)
     changes: list[tuple[datetime, ControlMessage]] = []
 
     def record(result: Ingested) -> None:

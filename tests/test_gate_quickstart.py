@@ -27,7 +27,7 @@ def test_the_readme_shows_the_example_file_verbatim() -> None:
 
 async def test_the_example_defers_a_paused_brand_and_publishes_it_after_the_resume(settings: Settings) -> None:
     settings = with_test_keys(settings, backlog_release_per_second=50.0)
-    plane = ControlPlane(settings)  # a writer: creates the topics and heartbeats the state, as a worker does
+    plane = ControlPlane.from_settings(settings)  # a writer: creates the topics and heartbeats, as a worker does
     await plane.start()
     try:
         await plane.pause("brand:globex", reason="data breach", actor="alice", on_resume="hold")

@@ -29,9 +29,9 @@ async def held_setup(settings: Settings) -> AsyncIterator[tuple[Settings, Contro
     """A heartbeating plane, a gate that reports every 0.1 s, and the page server."""
     settings = with_test_keys(settings, gate_held_report_seconds=0.1)
     await ensure_topics(settings.kafka.bootstrap_servers, settings)
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
-    gate = PublishingGate(with_public_keys(settings, gate_held_report_seconds=0.1), name="shop-publisher")
+    gate = PublishingGate.from_settings(with_public_keys(settings, gate_held_report_seconds=0.1), name="shop-publisher")
     await gate.start()
     assert await gate.wait_ready(10)
     web_settings = settings.model_copy(update={"api_token": SecretStr(TOKEN), "page_port": 0})

@@ -224,7 +224,7 @@ async def test_tables_never_cut_ids_at_80_columns(settings: Settings, env: dict[
 # --- tail ----------------------------------------------------------------------------------------------
 async def test_tail_prints_whole_records_and_verifies_control_records(settings: Settings, env: dict[str, str]) -> None:
     s = with_test_keys(settings)
-    plane = ControlPlane(s, heartbeat="off")
+    plane = ControlPlane.from_settings(s, heartbeat="off")
     await plane.start()
     try:
         await plane.pause("brand:globex", reason="data breach", actor="detector", alert_id="globex:1772449320")

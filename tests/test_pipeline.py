@@ -46,7 +46,7 @@ async def test_demo_crisis_pauses_and_viral_spike_does_not(
     settings, env, data = pipeline_settings
     await ensure_topics(kafka_bootstrap, settings)
     gate_settings = Settings(bootstrap_servers=kafka_bootstrap)  # the worker's topic prefix and key (env)
-    gate = PublishingGate(gate_settings, name="example-publisher")
+    gate = PublishingGate.from_settings(gate_settings, name="example-publisher")
     paused_at: list[float] = []
     gate.add_listener(lambda r: paused_at.append(time.time()) if r.changed and r.message.state == "paused" else None)
     await gate.start()

@@ -132,7 +132,7 @@ async def test_pause_and_resume_record_the_authenticated_actor(server: WebServer
 
     # Every change is a signed message on the control topic, by the authenticated person.
     records = await control_records(server.settings)
-    keyring = Keyring.from_settings(server.settings)
+    keyring = Keyring.from_settings(server.settings.control)
     messages = [keyring.verify_record(value, ControlMessage) for _, value in records]
     assert [(m.scope, m.state, m.actor) for m in messages] == [
         ("global", "paused", "maria"),

@@ -133,11 +133,11 @@ async def test_login_pause_all_and_the_signed_message(server: WebServer, browser
         await consumer.stop()
     [record] = [m for msgs in batches.values() for m in msgs]
     assert record.key == b"global"
-    message = Keyring.from_settings(s).verify_record(record.value, ControlMessage)
+    message = Keyring.from_settings(s.control).verify_record(record.value, ControlMessage)
     assert (message.state, message.actor, message.reason) == ("paused", "maria", "recall story trending")
     assert message.kid == "k2"
     with pytest.raises(ControlRejected):  # the signature covers the actor: a changed record fails
-        Keyring.from_settings(s).verify_record(record.value.replace(b'"maria"', b'"mallory"'), ControlMessage)
+        Keyring.from_settings(s.control).verify_record(record.value.replace(b'"maria"', b'"mallory"'), ControlMessage)
     with pytest.raises(ControlRejected):  # and another key does not verify it
         Keyring({"k2": b"another key"}).verify_record(record.value, ControlMessage)
 

@@ -63,7 +63,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def measure(settings: Settings, gates: int, rounds: int, warmup: int = 4) -> dict:
-    plane = ControlPlane(settings)
+    plane = ControlPlane.from_settings(settings)
     await plane.start()
     applied: list[dict[int, float]] = [{} for _ in range(gates)]
 
@@ -74,7 +74,7 @@ async def measure(settings: Settings, gates: int, rounds: int, warmup: int = 4) 
 
         return record
 
-    followers = [PublishingGate(settings, name=f"bench-gate-{i:02d}") for i in range(gates)]
+    followers = [PublishingGate.from_settings(settings, name=f"bench-gate-{i:02d}") for i in range(gates)]
     for index, gate in enumerate(followers):
         gate.add_listener(recorder(index))
     started = time.perf_counter()

@@ -53,7 +53,7 @@ def checked_settings(*, signing: bool) -> tuple[Settings, Keyring]:
     if not settings.kafka.bootstrap_servers:
         raise fail("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (the control topic must be durable)")
     try:
-        keyring = Keyring.from_settings(settings)
+        keyring = Keyring.from_settings(settings.control)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     if signing and not keyring.can_sign:
@@ -135,7 +135,7 @@ def change(
     reason = required_reason(settings, reason, action)
 
     async def main() -> ChangeResult:
-        plane = ControlPlane(settings, keyring=keyring, heartbeat="off", writer="cli")
+        plane = ControlPlane.from_settings(settings, keyring=keyring, heartbeat="off", writer="cli")
         await plane.start()
         try:
             if action == "pause":
@@ -192,7 +192,7 @@ class ControlReading:
 
 async def read_control(settings: Settings, keyring: Keyring, timeout: float = 15.0) -> ControlReading:
     """Read the whole control topic once, verifying every record."""
-    feed = ControlFeed(settings, keyring, component="status")
+    feed = ControlFeed(settings.kafka, settings.control, keyring, component="status")
     await feed.start()
     try:
         if not await feed.follower.wait_caught_up(timeout):
@@ -281,7 +281,7 @@ def keys_public() -> None:
     """Print the public keys of the configured private keys (and configured public keys)."""
     settings = Settings()
     try:
-        keyring = Keyring.from_settings(settings)
+        keyring = Keyring.from_settings(settings.control)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     public = keyring.public_keys()
@@ -401,7 +401,7 @@ def schedule_run(metrics_port: int) -> None:
     _serve_metrics(metrics_port, settings)
 
     async def main() -> None:
-        plane = ControlPlane(settings, keyring=keyring, heartbeat="primary", writer="scheduler")
+        plane = ControlPlane.from_settings(settings, keyring=keyring, heartbeat="primary", writer="scheduler")
         await plane.start()
         store = ScheduleStore(settings, keyring=keyring)
         await store.start()

@@ -19,7 +19,7 @@ from crisiswatch.control import metrics
 from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import ControlView, Ingested
 from crisiswatch.follow import TopicFollower
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class ControlFeed:
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        control: ControlSettings,
         keyring: Keyring,
         *,
         component: str,
@@ -44,21 +45,21 @@ class ControlFeed:
         fetch_max_wait_ms: int = 100,
         bootstrap_servers: str | None = None,
     ):
-        servers = bootstrap_servers or settings.kafka.bootstrap_servers
+        servers = bootstrap_servers or kafka.bootstrap_servers
         if not servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.component = component
-        self.view = ControlView(keyring, settings.control.control_max_age_seconds)
+        self.view = ControlView(keyring, control.control_max_age_seconds)
         self.rejected: Counter[str] = Counter()
         self.listeners: list[Callable[[Ingested], None]] = []
         self.reset_listeners: list[Callable[[dict[str, ControlMessage]], None]] = []
         self.follower = TopicFollower(
             servers,
-            settings.topic(PUBLISHING_CONTROL.name),
+            kafka.topic(PUBLISHING_CONTROL.name),
             self._on_record,
             name=name or component,
             fetch_max_wait_ms=fetch_max_wait_ms,
-            settings=settings,
+            settings=kafka,
             component=component,
         )
         self.follower.on_reset = self._on_reset

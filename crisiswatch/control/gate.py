@@ -3,8 +3,9 @@
 Async services::
 
     from crisiswatch.control import PublishingGate
+    from crisiswatch.settings import ControlSettings, KafkaSettings
 
-    gate = PublishingGate(settings)                 # needs CRISISWATCH_CONTROL_PUBLIC_KEYS to verify
+    gate = PublishingGate(KafkaSettings(), ControlSettings())  # needs CRISISWATCH_CONTROL_PUBLIC_KEYS to verify
     await gate.start()
     decision = gate.allowed(channel="twitter", account="acme_us", brand="acme")
     if decision.allowed:
@@ -40,6 +41,7 @@ import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from crisiswatch.contracts.control import ControlMessage
 from crisiswatch.control import metrics
@@ -48,7 +50,7 @@ from crisiswatch.control.follower import ControlFeed
 from crisiswatch.control.held import HeldReporter
 from crisiswatch.control.messages import Keyring
 from crisiswatch.control.view import Decision, Ingested, scopes_for
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, KafkaSettings, Settings
 
 
 class PublishingGate:
@@ -56,40 +58,47 @@ class PublishingGate:
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        control: ControlSettings,
         *,
         name: str = "gate",
         keyring: Keyring | None = None,
         bootstrap_servers: str | None = None,
         fetch_max_wait_ms: int = 100,
     ):
-        self.settings = settings
+        self.kafka, self.control = kafka, control
         self.name = name
-        keyring = keyring if keyring is not None else Keyring.from_settings(settings)
-        keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
+        keyring = keyring if keyring is not None else Keyring.from_settings(control)
+        keyring = keyring.verifying_only(hmac_allowed=control.control_hmac_migration)
         if not keyring:
             raise ValueError(
                 "the gate cannot verify control messages: "
                 "set CRISISWATCH_CONTROL_PUBLIC_KEYS='kid:ed25519:<public key>'"
             )
-        if settings.control.control_heartbeat_max_age_seconds <= settings.control.control_reassert_seconds:
+        if control.control_heartbeat_max_age_seconds <= control.control_reassert_seconds:
             raise ValueError(
                 "CRISISWATCH_CONTROL_HEARTBEAT_MAX_AGE_SECONDS must be larger than CRISISWATCH_CONTROL_REASSERT_SECONDS"
             )
-        self.max_staleness_seconds = settings.control.gate_max_staleness_seconds
-        self.heartbeat_max_age_seconds = settings.control.control_heartbeat_max_age_seconds
+        self.max_staleness_seconds = control.gate_max_staleness_seconds
+        self.heartbeat_max_age_seconds = control.control_heartbeat_max_age_seconds
         self.feed = ControlFeed(
-            settings,
+            kafka,
+            control,
             keyring,
             component="gate",
             name=name,
             fetch_max_wait_ms=fetch_max_wait_ms,
             bootstrap_servers=bootstrap_servers,
         )
-        self.backlog = Backlog(self.decide, self.feed.view.get, settings.control.backlog_release_per_second)
+        self.backlog = Backlog(self.decide, self.feed.view.get, control.backlog_release_per_second)
         self.reporter: HeldReporter | None = None
-        if settings.control.gate_held_report_seconds > 0:
-            self.reporter = HeldReporter(settings, self.backlog, name, bootstrap_servers)
+        if control.gate_held_report_seconds > 0:
+            self.reporter = HeldReporter(kafka, control, self.backlog, name, bootstrap_servers)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> PublishingGate:
+        """The gate of whole settings: it reads only their ``kafka`` and ``control`` sections."""
+        return cls(settings.kafka, settings.control, **options)
 
     async def start(self) -> None:
         """Start following the control topic (returns at once; see `wait_ready`)."""
@@ -230,12 +239,12 @@ def heartbeat_problem(feed: ControlFeed, max_age_seconds: float) -> str | None:
 class SyncPublishingGate:
     """`PublishingGate` for threaded code: runs the gate's event loop in a daemon thread.
 
-    >>> with SyncPublishingGate(settings) as gate:
+    >>> with SyncPublishingGate(settings.kafka, settings.control) as gate:
     ...     if gate.allowed(channel="email").allowed: ...
     """
 
-    def __init__(self, settings: Settings, **kwargs: object):
-        self._settings = settings
+    def __init__(self, kafka: KafkaSettings, control: ControlSettings, **kwargs: object):
+        self._sections = (kafka, control)
         self._kwargs = kwargs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -246,7 +255,7 @@ class SyncPublishingGate:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="publishing-gate", daemon=True)
         self._thread.start()
-        self.gate = PublishingGate(self._settings, **self._kwargs)  # type: ignore[arg-type]
+        self.gate = PublishingGate(*self._sections, **self._kwargs)  # type: ignore[arg-type]
         self._call(self.gate.start(), timeout)
         return bool(self._call(self.gate.wait_ready(timeout), timeout + 5))
 

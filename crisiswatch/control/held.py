@@ -30,7 +30,7 @@ from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.backlog import Backlog
 from crisiswatch.follow import TopicFollower, stop_quietly
 from crisiswatch.kafka import new_producer
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,27 @@ def reporter_id(name: str) -> str:
 class HeldReporter:
     """Writes a gate's backlog counts to ``publishing.held`` (started and stopped by the gate)."""
 
-    def __init__(self, settings: Settings, backlog: Backlog, name: str, bootstrap_servers: str | None = None):
-        self.settings = settings
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        control: ControlSettings,
+        backlog: Backlog,
+        name: str,
+        bootstrap_servers: str | None = None,
+    ):
+        self.kafka = kafka
         self.backlog = backlog
         self.key = reporter_id(name)
-        self.topic = settings.topic(PUBLISHING_HELD.name)
-        self.bootstrap_servers = bootstrap_servers or settings.kafka.bootstrap_servers
-        self.interval = settings.control.gate_held_report_seconds
+        self.topic = kafka.topic(PUBLISHING_HELD.name)
+        self.bootstrap_servers = bootstrap_servers or kafka.bootstrap_servers
+        self.interval = control.gate_held_report_seconds
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._last: tuple[dict[str, dict[str, int]], float] | None = None
 
     async def start(self) -> None:
         self._producer = new_producer(
-            self.bootstrap_servers, settings=self.settings, linger_ms=0, client_id="crisiswatch-held-reporter"
+            self.bootstrap_servers, settings=self.kafka, linger_ms=0, client_id="crisiswatch-held-reporter"
         )
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name=f"held-report-{self.key}")

@@ -48,7 +48,7 @@ from crisiswatch.control.keys import (
     parse_private_keys,
     parse_public_keys,
 )
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,23 +112,23 @@ class Keyring:
         return cls({kid: Ed25519PrivateKey.generate()})
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Keyring:
+    def from_settings(cls, control: ControlSettings) -> Keyring:
         """The private keys of ``CRISISWATCH_CONTROL_KEYS`` and the public keys of
         ``CRISISWATCH_CONTROL_PUBLIC_KEYS`` (empty when neither is set). Raises `ValueError` on a bad
         key, and on an HMAC key without ``CRISISWATCH_CONTROL_HMAC_MIGRATION=true``."""
         ring = cls()
-        private = settings.control.control_keys.get_secret_value() if settings.control.control_keys is not None else ""
+        private = control.control_keys.get_secret_value() if control.control_keys is not None else ""
         for key in parse_private_keys(private):
-            if key.algorithm != "ed25519" and not settings.control.control_hmac_migration:
+            if key.algorithm != "ed25519" and not control.control_hmac_migration:
                 raise KeyConfigError(
                     f"CRISISWATCH_CONTROL_KEYS holds a legacy HMAC key ({key.kid!r}): generate an Ed25519 key pair "
                     "with `crisiswatch keys generate`, or set CRISISWATCH_CONTROL_HMAC_MIGRATION=true for the "
                     "migration period (see the README)"
                 )
             ring._add(key.kid, key)
-        for verifier in parse_public_keys(settings.control.control_public_keys or ""):
+        for verifier in parse_public_keys(control.control_public_keys or ""):
             ring._add(verifier.kid, verifier)
-        if settings.control.control_hmac_migration and any(k.algorithm != "ed25519" for k in ring._verifiers.values()):
+        if control.control_hmac_migration and any(k.algorithm != "ed25519" for k in ring._verifiers.values()):
             log.warning("CRISISWATCH_CONTROL_HMAC_MIGRATION: HMAC-signed control records are accepted; end it soon")
         return ring
 

@@ -4,7 +4,7 @@ The risk agent uses it like this::
 
     from crisiswatch.control import ControlPlane
 
-    plane = ControlPlane(settings)          # needs CRISISWATCH_CONTROL_KEYS (an Ed25519 private key)
+    plane = ControlPlane.from_settings(settings)  # needs CRISISWATCH_CONTROL_KEYS (an Ed25519 private key)
     await plane.start()                     # reads the current state of every scope first
     result = await plane.pause("global", reason=alert.summary, actor="detector", alert_id=alert.alert_id)
     # result.changed is False when this alert already paused the scope (idempotent), or when the
@@ -44,7 +44,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -67,7 +67,7 @@ from crisiswatch.control.messages import ControlRejected, Keyring, SigningUnavai
 from crisiswatch.control.view import Ingested
 from crisiswatch.follow import stop_quietly
 from crisiswatch.kafka import new_producer
-from crisiswatch.settings import Settings
+from crisiswatch.settings import ControlSettings, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class ControlPlane:
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        control: ControlSettings,
         *,
         keyring: Keyring | None = None,
         reassert_seconds: float | None = None,
@@ -108,10 +109,10 @@ class ControlPlane:
         heartbeat: HeartbeatMode | None = None,
         writer: str = "plane",
     ):
-        if not settings.kafka.bootstrap_servers:
+        if not kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        self.kafka, self.control = kafka, control
+        self.keyring = keyring if keyring is not None else Keyring.from_settings(control)
         if self.keyring.signing_kid is None:
             raise SigningUnavailable(
                 "no signing key: set CRISISWATCH_CONTROL_KEYS='kid:ed25519:<private key>' in the environment "
@@ -119,13 +120,13 @@ class ControlPlane:
             )
         self.reassert_seconds = reassert_seconds
         self.heartbeat_mode: HeartbeatMode = heartbeat or ("primary" if reassert_seconds else "standby")
-        self.heartbeat_seconds = reassert_seconds or settings.control.control_reassert_seconds
+        self.heartbeat_seconds = reassert_seconds or control.control_reassert_seconds
         self.writer_id = f"{writer}-{uuid.uuid4().hex[:8]}"
         """Names this process in its heartbeats."""
         self.create_topics = create_topics
-        self.feed = ControlFeed(settings, self.keyring, component="plane")
-        self.control_topic = settings.topic(PUBLISHING_CONTROL.name)
-        self.audit_topic = settings.topic(PUBLISHING_AUDIT.name)
+        self.feed = ControlFeed(kafka, control, self.keyring, component="plane")
+        self.control_topic = kafka.topic(PUBLISHING_CONTROL.name)
+        self.audit_topic = kafka.topic(PUBLISHING_AUDIT.name)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,14 +134,19 @@ class ControlPlane:
         self.last_acked_at: float | None = None
         """``time.perf_counter()`` when the broker last acknowledged a change (for benchmarks)."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> ControlPlane:
+        """The plane of whole settings: it reads only their ``kafka`` and ``control`` sections."""
+        return cls(settings.kafka, settings.control, **options)
+
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self, timeout: float = 15.0) -> None:
         """Connect, and read the current state of every scope before accepting changes."""
         if self.create_topics:
             from crisiswatch.kafka import ensure_topics
 
-            await ensure_topics(self.settings.kafka.bootstrap_servers or "", self.settings)
-        self._producer = new_producer(settings=self.settings, linger_ms=0, client_id="crisiswatch-control-plane")
+            await ensure_topics(self.kafka.bootstrap_servers or "", self.kafka)
+        self._producer = new_producer(settings=self.kafka, linger_ms=0, client_id="crisiswatch-control-plane")
         await self._producer.start()
         await self.feed.start()
         if not await self.feed.follower.wait_caught_up(timeout):
@@ -200,7 +206,7 @@ class ControlPlane:
         if resume_at is not None and resume_at <= now:
             raise ValueError("resume_at must be in the future")
         episode = episode or alert_id or f"{_actor_kind(actor)}:{uuid.uuid4().hex[:12]}"
-        choice: OnResume = on_resume or self.settings.control.control_default_on_resume
+        choice: OnResume = on_resume or self.control.control_default_on_resume
         async with self._lock:
             current = self.get(scope)
             if self.feed.view.episode_seen(scope, episode):

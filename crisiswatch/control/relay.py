@@ -54,7 +54,7 @@ class Relay:
         self.urls = list(urls if urls is not None else settings.control.relay_urls)
         if not self.urls:
             raise ValueError("no webhook URLs: set CRISISWATCH_RELAY_URLS='https://…[,https://…]'")
-        keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        keyring = keyring if keyring is not None else Keyring.from_settings(settings.control)
         keyring = keyring.verifying_only(hmac_allowed=settings.control.control_hmac_migration)
         if not keyring:
             raise ValueError("the relay cannot verify control messages: set CRISISWATCH_CONTROL_PUBLIC_KEYS")
@@ -62,7 +62,7 @@ class Relay:
         self.backoff_initial_seconds = backoff_initial_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.timeout_seconds = timeout_seconds
-        self.feed = ControlFeed(settings, keyring, component="relay")
+        self.feed = ControlFeed(settings.kafka, settings.control, keyring, component="relay")
         self.outcomes: Counter[str] = Counter()
         """Delivery outcomes since start: ``delivered``, ``failed``, ``retried``."""
         self._queues = {url: asyncio.Queue[ControlMessage]() for url in self.urls}

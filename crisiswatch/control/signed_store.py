@@ -43,7 +43,7 @@ class SignedStore(Generic[RecordT]):
         if not settings.kafka.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
         self.settings = settings
-        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        self.keyring = keyring if keyring is not None else Keyring.from_settings(settings.control)
         self.topic = topic
         self.rejected: Counter[str] = Counter()
         self.changed = asyncio.Event()

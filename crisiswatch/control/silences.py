@@ -185,7 +185,7 @@ def silence_json(silence: Silence, now: datetime | None = None) -> dict[str, Any
 async def open_silences(settings: Settings, keyring: Keyring | None = None) -> SilenceStore | None:
     """A started store for a reader such as the risk stage, or ``None`` (with a warning) when nothing can verify."""
     try:
-        keyring = keyring if keyring is not None else Keyring.from_settings(settings)
+        keyring = keyring if keyring is not None else Keyring.from_settings(settings.control)
     except ValueError as exc:
         log.warning("silences are not applied: %s", exc)
         return None

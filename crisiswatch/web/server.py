@@ -667,7 +667,9 @@ class WebServer:
         authenticator = Authenticator(self.settings)  # fail fast on bad users before connecting
         try:
             # The workers' planes (or `schedule run`) heartbeat the state; the page's plane only changes it.
-            plane = self._given["plane"] or await self._own(ControlPlane(self.settings, heartbeat="off", writer="page"))
+            plane = self._given["plane"] or await self._own(
+                ControlPlane.from_settings(self.settings, heartbeat="off", writer="page")
+            )
             schedules = self._given["schedules"] or await self._own(ScheduleStore(self.settings, keyring=plane.keyring))
             alerts = self._given["alerts"] or await self._own(AlertFeed(self.settings))
             acks = self._given["acks"] or await self._own(AckPublisher(self.settings))
