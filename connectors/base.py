@@ -6,8 +6,8 @@ normalise it hands over raw (`Handover.raw`) so the pipeline dead-letters it wit
 
 Here: the `Connector` ABC (``await connector.run(sink, stop_event)``), `PollingConnector` (interval,
 jittered exponential backoff, ``Retry-After``), `Backoff`, `StateStore` (a connector's checkpoint
-document, saved through `connectors.checkpoints`), `SeenIds` (bounded de-duplication) and `Handover`
-(publish + metrics).
+document, saved through `connectors.checkpoints`) and `Handover` (publish + metrics; with
+`crisiswatch.detectors.seen.SeenIds`, the ids handed over are not sent twice).
 
 Restarts: ETags, cursors, last event ids and the recently seen ids are checkpoints (`StateStore`). Under
 ``crisiswatch connect`` they live in the compacted ``connectors.checkpoints`` topic (or, explicitly,
@@ -28,7 +28,6 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Awaitable, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -43,6 +42,7 @@ from crisiswatch.connectors.mapping import FieldMapping, MappingError
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.contracts.records import Mention
 from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.detectors.seen import SeenIds
 
 if TYPE_CHECKING:
     from crisiswatch.connectors.checkpoints import Checkpoints
@@ -229,37 +229,6 @@ class StateStore:
         return True if self.backend is None else await self.backend.wait_saved(timeout)
 
 
-class SeenIds:
-    """The most recent ``capacity`` mention ids, oldest forgotten first."""
-
-    def __init__(self, ids: Iterable[str] = (), capacity: int = 10_000):
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict((i, None) for i in ids)
-        self._trim()
-
-    def add(self, mention_id: str) -> bool:
-        """Remember an id; False if it was already known."""
-        if mention_id in self._ids:
-            self._ids.move_to_end(mention_id)
-            return False
-        self._ids[mention_id] = None
-        self._trim()
-        return True
-
-    def __contains__(self, mention_id: object) -> bool:
-        return mention_id in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def to_list(self) -> list[str]:
-        return list(self._ids)
-
-    def _trim(self) -> None:
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
-
-
 class Handover:
     """Publishes one connector's output to the sink and counts it."""
 
@@ -277,7 +246,7 @@ class Handover:
             return False
         await self.sink.send(mention)
         if self.seen is not None:  # only once handed over: a failed send is retried on the next fetch
-            self.seen.add(mention.id)
+            self.seen.first_time(mention.id)
         metrics.ITEMS.labels(self.connector).inc()
         self.published += 1
         return True

@@ -33,7 +33,6 @@ from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     PollingConnector,
-    SeenIds,
     StateStore,
     check_response,
     retry_after_seconds,
@@ -42,6 +41,7 @@ from crisiswatch.connectors.base import (
 )
 from crisiswatch.connectors.mapping import MISSING, FieldMapping, MappingError, get_path
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_RETRIES = 5
@@ -110,7 +110,7 @@ class JsonApiPoller(PollingConnector):
         self.headers = _expanded({**mapping.extra.get("headers", {}), **(headers or {})})
         self.pagination = pagination or Pagination.from_dict(mapping.extra.get("pagination"))
         self.since_field = self.pagination.since_field or mapping.fields["id"]
-        self.seen = SeenIds(self.state.data.get("seen", []), capacity=5000)
+        self.seen = SeenIds(self.state.data.get("seen", []), max_ids=5000)
         self.requests = 0
 
     async def _get_json(self, url: str, params: dict[str, str]) -> Any:

@@ -32,7 +32,6 @@ from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     PollingConnector,
-    SeenIds,
     StateStore,
     check_response,
     safe_url,
@@ -42,6 +41,7 @@ from crisiswatch.connectors.mapping import MappingError, parse_timestamp, qualif
 from crisiswatch.connectors.sink import MentionSink
 from crisiswatch.contracts.records import Author, Mention
 from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 SEEN_PER_FEED = 5000
@@ -136,7 +136,7 @@ class FeedConnector(PollingConnector):
         self.url = url
         self.source = source
         self.host = (urlsplit(url).hostname or "unknown").lower()
-        self.seen = SeenIds(self.state.data.get("seen", []), capacity=SEEN_PER_FEED)
+        self.seen = SeenIds(self.state.data.get("seen", []), max_ids=SEEN_PER_FEED)
 
     def mention_id(self, entry: Any) -> str:
         """``rss:<feed host>:<entry id | link hash | content hash>``."""
@@ -191,7 +191,7 @@ class FeedConnector(PollingConnector):
         for entry in parsed.entries:
             mention = self.to_mention(entry, language, fetched_at)
             if mention is None:
-                if self.seen.add(f"raw:{self.mention_id(entry)}"):
+                if self.seen.first_time(f"raw:{self.mention_id(entry)}"):
                     await handover.raw(json.dumps(entry, default=str).encode(), "feed entry without text")
                 continue
             await handover.mention(mention)

@@ -27,7 +27,6 @@ from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
-    SeenIds,
     StateStore,
     check_response,
     safe_url,
@@ -36,6 +35,7 @@ from crisiswatch.connectors.base import (
 )
 from crisiswatch.connectors.mapping import FieldMapping
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 5.0
@@ -75,7 +75,7 @@ class SseConnector(Connector):
         self.timeout = timeout
         self.user_agent = user_agent
         self.last_event_id: str = self.state.data.get("last_event_id") or ""
-        self.seen = SeenIds(capacity=10_000)
+        self.seen = SeenIds(max_ids=10_000)
         self.connections = 0
         self._saved_at = 0.0
 

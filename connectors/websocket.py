@@ -32,7 +32,6 @@ from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
-    SeenIds,
     StateStore,
     safe_url,
     sleep_or_stop,
@@ -40,6 +39,7 @@ from crisiswatch.connectors.base import (
 )
 from crisiswatch.connectors.mapping import MISSING, FieldMapping, get_path
 from crisiswatch.connectors.sink import MentionSink
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 5.0
@@ -81,7 +81,7 @@ class WebSocketConnector(Connector):
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.user_agent = user_agent
-        self.seen = SeenIds(capacity=10_000)
+        self.seen = SeenIds(max_ids=10_000)
         self.connections = 0
 
     async def run(self, sink: MentionSink, stop: asyncio.Event) -> None:

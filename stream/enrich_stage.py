@@ -11,12 +11,12 @@ from crisiswatch.brands_file import load_brands
 from crisiswatch.contracts.records import Mention
 from crisiswatch.contracts.topics import MENTIONS_ENRICHED, MENTIONS_RAW
 from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.detectors.seen import SeenIds
 from crisiswatch.follow import read_to_end
 from crisiswatch.settings import Settings
 from crisiswatch.stream import metrics
 from crisiswatch.stream.batch_stage import BatchStage
 from crisiswatch.stream.dead_letters import DeadLetterLog, RejectedRecord, decode_mention, reason_of
-from crisiswatch.stream.dedupe import SeenIds
 from crisiswatch.stream.enrichment import Enricher, Enrichment
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class EnrichStage(BatchStage):
 
     async def on_start(self) -> None:
         self.enricher = Enricher(load_brands(self.settings.worker.brands_file), self.settings.worker.language_backend)
-        self.seen = SeenIds(self.settings.worker.dedupe_ttl_seconds, self.settings.worker.dedupe_max_ids)
+        worker = self.settings.worker
+        self.seen = SeenIds(max_ids=worker.dedupe_max_ids, ttl_seconds=worker.dedupe_ttl_seconds)
         self.dead_letters = DeadLetterLog(log, self.settings.worker.dead_letter_log_seconds)
         await super().on_start()
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from crisiswatch.connectors.base import Backoff, SeenIds, StateStore, retry_after_seconds
+from crisiswatch.connectors.base import Backoff, StateStore, retry_after_seconds
 from crisiswatch.connectors.mapping import MISSING, FieldMapping, MappingError, get_path, parse_timestamp, qualified_id
 from crisiswatch.connectors.poll import Pagination, expand_env
 from crisiswatch.connectors.rss import entry_text, html_to_text
 from crisiswatch.connectors.webhook import sign, split_body
+from crisiswatch.detectors.seen import SeenIds
 
 FETCHED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -163,8 +164,8 @@ def test_html_is_stripped_to_text() -> None:
 
 def test_state_store_round_trip_and_seen_ids(tmp_path: Path) -> None:
     store = StateStore.for_connector(tmp_path, "rss", "https://a.example/feed")
-    seen = SeenIds(capacity=3)
-    assert all(seen.add(i) for i in "abcd") and not seen.add("d")
+    seen = SeenIds(max_ids=3)
+    assert all(seen.first_time(i) for i in "abcd") and not seen.first_time("d")
     assert seen.to_list() == ["b", "c", "d"]
     store.data.update(etag='"v1"', seen=seen.to_list())
     store.save()

@@ -14,8 +14,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from crisiswatch.contracts.records import DEAD_LETTER_REASONS, DeadLetter
+from crisiswatch.detectors.seen import SeenIds
 from crisiswatch.stream.dead_letters import DeadLetterLog, RejectedRecord, dead_letter, decode_mention, reason_of
-from crisiswatch.stream.dedupe import SeenIds
 
 GOOD = {"id": "x:1", "source": "twitter", "text": "hello", "created_at": "2026-03-02T10:00:00+02:00"}
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -145,7 +145,7 @@ def test_the_readme_dead_letter_table_lists_every_reason() -> None:
 
 
 def test_seen_ids_ttl_and_bound() -> None:
-    seen = SeenIds(ttl_seconds=10, max_ids=1000)
+    seen = SeenIds(max_ids=1000, ttl_seconds=10)
     assert seen.first_time("a", now=0)
     assert not seen.first_time("a", now=5)
     assert seen.first_time("a", now=16)  # expired

@@ -35,7 +35,6 @@ from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
-    SeenIds,
     StateStore,
     retry_after_seconds,
     safe_url,
@@ -49,6 +48,7 @@ from crisiswatch.connectors.sources import BuildContext, Duration, DurationOrZer
 from crisiswatch.contracts.records import Author, Context, Mention
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import BrandsConfig, TermMatcher
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 POST = "app.bsky.feed.post"
@@ -142,7 +142,7 @@ class BlueskyConnector(Connector):
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.user_agent = user_agent
-        self.seen = SeenIds(self.checkpoint.data.get("seen", []), capacity=5000)
+        self.seen = SeenIds(self.checkpoint.data.get("seen", []), max_ids=5000)
         self.connections = 0
         self.cursors: list[int | None] = []  # the cursor each connection asked for (for logs and tests)
 
@@ -246,7 +246,7 @@ class BlueskyConnector(Connector):
             mention = post_to_mention(event, utcnow())
         except MappingError as exc:
             key = f"bluesky:raw:{event.get('did')}:{(event.get('commit') or {}).get('rkey')}"
-            if self.seen.add(key):  # a replayed overlap must not dead-letter it twice
+            if self.seen.first_time(key):  # a replayed overlap must not dead-letter it twice
                 await handover.raw(json.dumps(event, ensure_ascii=False).encode(), str(exc))
             return
         await handover.mention(mention)

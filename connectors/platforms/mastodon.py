@@ -44,7 +44,6 @@ from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
-    SeenIds,
     StateStore,
     check_response,
     retry_after_seconds,
@@ -66,6 +65,7 @@ from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig,
 from crisiswatch.contracts.records import Author, Context, Mention, Metrics
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import TermMatcher
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 40  # the largest page the timeline endpoints give
@@ -181,7 +181,7 @@ class MastodonConnector(Connector):
         self.headers = {"User-Agent": user_agent}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self.seen = SeenIds(self.checkpoint.data.get("seen", []), capacity=5000)
+        self.seen = SeenIds(self.checkpoint.data.get("seen", []), max_ids=5000)
         self.channel = f"#{tag}" if timeline == "hashtag" else f"list:{list_id}" if timeline == "list" else None
         self.connections = 0
         self.rest_requests = 0

@@ -40,7 +40,6 @@ from crisiswatch.connectors.base import (
     Connector,
     ConnectorError,
     Handover,
-    SeenIds,
     StateStore,
     check_response,
     retry_after_seconds,
@@ -61,6 +60,7 @@ from crisiswatch.connectors.sources import BuildContext, Duration, SourceConfig,
 from crisiswatch.contracts.records import Author, Context, Mention, Metrics
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors.brands import BrandsConfig, TermSet
+from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 TWEET_FIELDS = "created_at,lang,public_metrics,author_id,conversation_id,referenced_tweets"
@@ -249,7 +249,7 @@ class XFilteredStream(Connector):
         self.checkpoint = Checkpoint(state or StateStore(None), every=checkpoint_every)
         self.timeout = timeout
         self.headers = {"User-Agent": user_agent, "Authorization": f"Bearer {token}"}
-        self.seen = SeenIds(self.checkpoint.data.get("seen", []), capacity=5000)
+        self.seen = SeenIds(self.checkpoint.data.get("seen", []), max_ids=5000)
         self.connections = 0
         self.delays: list[tuple[str, float]] = []  # (schedule, seconds) of every reconnect wait
         self._rules_synced = False

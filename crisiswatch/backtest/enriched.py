@@ -22,9 +22,9 @@ from crisiswatch.connectors.replay import read_items
 from crisiswatch.contracts.records import Mention
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.detectors import sentiment
+from crisiswatch.detectors.seen import SeenIds
 from crisiswatch.settings import Settings
 from crisiswatch.stream.dead_letters import RejectedRecord, decode_mention
-from crisiswatch.stream.dedupe import SeenIds
 from crisiswatch.stream.enrichment import Enricher
 
 BATCH = 2000
@@ -75,7 +75,7 @@ def enrich_file(
         )
     result = EnrichedFile(target)
     enricher = Enricher(load_brands(settings.worker.brands_file), settings.worker.language_backend)
-    seen = SeenIds(settings.worker.dedupe_ttl_seconds, settings.worker.dedupe_max_ids)
+    seen = SeenIds(max_ids=settings.worker.dedupe_max_ids, ttl_seconds=settings.worker.dedupe_ttl_seconds)
     partial = target.with_suffix(".partial")
     with gzip.open(partial, "wb", compresslevel=3) as out:
         for batch in _batches(mentions, settings, seen, result):
