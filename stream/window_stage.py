@@ -42,7 +42,7 @@ from crisiswatch.stream import metrics
 from crisiswatch.stream.batch_stage import BatchStage
 from crisiswatch.stream.dead_letters import DeadLetterLog, dead_letter, enriched_reason_of, event_time_bounds, reason_of
 from crisiswatch.stream.decisions import mention_facts
-from crisiswatch.stream.lag import committed_lag
+from crisiswatch.stream.lag import committed_lags
 from crisiswatch.stream.state_store import Checkpoint, split_restored
 from crisiswatch.stream.windowing import (
     BrandWindows,
@@ -78,6 +78,7 @@ class WindowStage(BatchStage):
         self.checkpointed: dict[int, int] = {}
         self.dirty: set[str] = set()
         self.last_checkpoint = time.monotonic()
+        self.lags_checked: tuple[float, dict[int, int] | None] = (float("-inf"), None)
         self.quiet_checked: tuple[float, bool] = (float("-inf"), False)
         self.closing = ClosingPolicy.from_settings(self.settings.worker)
         self.sources: SourcePolicy = self.closing.sources
@@ -220,7 +221,9 @@ class WindowStage(BatchStage):
         now = time.time()
         for raw_time in produced:
             metrics.PROCESSING_LATENCY.observe(max(0.0, now - raw_time))
+        backlogged = await self.upstream_backlog()
         for p in touched:
+            self.watermarks[p].backlogged = backlogged
             await self.close_windows(p)
         await self.checkpoint()
         self.dead_letters.flush()
@@ -335,31 +338,58 @@ class WindowStage(BatchStage):
         await self.checkpoint(force=self.applied != self.checkpointed)
         await self.flush()
 
-    async def upstream_quiet(self) -> bool:
-        """Whether the enrich stage has committed all of ``mentions.raw`` and this stage has fetched all of
-        ``mentions.enriched`` (a broker error counts as not quiet)."""
-        checked_at, quiet = self.quiet_checked
+    async def upstream_lags(self) -> dict[int, int] | None:
+        """Records of each ``mentions.raw`` partition the enrich stage has not committed yet (None: the broker
+        did not say). Asked at most every ``QUIET_RECHECK_SECONDS``."""
+        checked_at, lags = self.lags_checked
         if time.monotonic() - checked_at < QUIET_RECHECK_SECONDS:
-            return quiet
+            return lags
         assert self.consumer is not None
         try:
-            lag = await committed_lag(
+            lags = await committed_lags(
                 self.admin,
                 self.consumer,
                 f"{self.settings.kafka.app_id}-{UPSTREAM_STAGE}",
                 self.settings.topic(MENTIONS_RAW.name),
                 self.settings.kafka.partitions,
             )
-            if not lag:
-                assigned = list(self.consumer.assignment())
-                ends = await self.consumer.end_offsets(assigned)
-                for tp in assigned:
-                    lag += max(0, ends[tp] - await self.consumer.position(tp))
+        except KafkaError as exc:
+            log.warning("window stage: cannot tell how far behind the enrich stage is: %s", exc)
+            lags = None
+        self.lags_checked = (time.monotonic(), lags)
+        return lags
+
+    async def upstream_backlog(self) -> frozenset[int]:
+        """The raw partitions the enrich stage still has records of: their silence is not idleness
+        (`Watermark.backlogged`). Unknown (a broker error) counts as none, as before the check existed."""
+        lags = await self.upstream_lags()
+        return frozenset(p for p, lag in (lags or {}).items() if lag > 0)
+
+    async def upstream_quiet(self) -> bool:
+        """Whether the enrich stage has committed all of ``mentions.raw`` and this stage has fetched all of
+        ``mentions.enriched`` (a broker error counts as not quiet). Reused for ``QUIET_RECHECK_SECONDS``."""
+        checked_at, quiet = self.quiet_checked
+        if time.monotonic() - checked_at < QUIET_RECHECK_SECONDS:
+            return quiet
+        quiet = await self._upstream_quiet()
+        self.quiet_checked = (time.monotonic(), quiet)
+        return quiet
+
+    async def _upstream_quiet(self) -> bool:
+        lags = await self.upstream_lags()
+        if lags is None or any(lags.values()):
+            return False
+        assert self.consumer is not None
+        try:
+            assigned = list(self.consumer.assignment())
+            ends = await self.consumer.end_offsets(assigned)
+            for tp in assigned:
+                if ends[tp] > await self.consumer.position(tp):
+                    return False
         except KafkaError as exc:
             log.warning("window stage: cannot tell whether upstream is quiet: %s", exc)
-            lag = 1
-        self.quiet_checked = (time.monotonic(), not lag)
-        return not lag
+            return False
+        return True
 
     async def checkpoint(self, force: bool = False) -> None:
         """Queue a `Checkpoint` (dirty brand states, then each partition's offset and watermark) after the

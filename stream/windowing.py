@@ -393,7 +393,8 @@ class Watermark:
     time seen would then close windows before the records of the lagging partition arrive. So, as in
     Kafka Streams and Flink, the upstream watermark (`current`) is the *minimum* over upstream partitions
     of the highest event time each has delivered; an upstream partition silent for the closing policy's
-    ``upstream_idle_seconds`` (wall clock) stops holding it back. It never goes backwards.
+    ``upstream_idle_seconds`` (wall clock) stops holding it back, unless it is `backlogged` (the enrich
+    stage has records of it still to do: a slow partition is not a silent one). It never goes backwards.
 
     Sources deliver with different delays (a polled feed minutes late, a stream seconds), so each source
     key has its own progress too: the highest event time it delivered, capped by the upstream watermark.
@@ -416,6 +417,8 @@ class Watermark:
         self.seen_at: dict[int, float] = {}
         self.source_highest: dict[str, float] = {}
         self.source_seen_at: dict[str, float] = {}
+        self.backlogged: frozenset[int] = frozenset()
+        """Upstream partitions with records still on their way (set by the stage from the enrich group's lag)."""
 
     def observe(self, upstream: int, event_time: float, now: float, source: str = OTHER_SOURCES) -> None:
         """A record of source key ``source`` from upstream partition ``upstream`` with ``event_time`` arrived
@@ -429,8 +432,11 @@ class Watermark:
 
     def current(self, now: float) -> float | None:
         """The upstream watermark at (monotonic) ``now``."""
-        unheard = len(self.highest) < self.upstreams and now - self.started_at < self.idle_seconds
-        active = [t for s, t in self.highest.items() if now - self.seen_at[s] < self.idle_seconds]
+        waiting = len(self.highest) < self.upstreams and now - self.started_at < self.idle_seconds
+        unheard = waiting or not self.backlogged <= self.highest.keys()
+        active = [
+            t for s, t in self.highest.items() if now - self.seen_at[s] < self.idle_seconds or s in self.backlogged
+        ]
         if active and not unheard:
             candidate = min(active)
             if self.value is None or candidate > self.value:

@@ -94,3 +94,22 @@ def test_watermark_waits_for_the_slowest_upstream_partition() -> None:
     assert w.current(now=20.0) == T0 + 600  # everyone idle: it never goes backwards
     w.observe(0, T0 + 800, now=21.0)
     assert w.current(now=21.5) == T0 + 800  # partition 1 silent for > 5 s no longer holds it back
+
+
+def test_a_slow_upstream_partition_with_a_backlog_is_not_a_silent_one() -> None:
+    """Under load the enrich stage may not reach a raw partition for longer than the idle limit: while it
+    still has records of that partition to do, the partition holds the watermark back (its mentions would
+    otherwise all arrive late)."""
+    from crisiswatch.stream.windowing import ClosingPolicy, Watermark
+
+    w = Watermark(ClosingPolicy(idle_flush_seconds=5, upstream_idle_factor=1), upstreams=3)
+    w.observe(0, T0 + 600, now=0.0)
+    w.observe(1, T0 + 10, now=0.0)
+    w.backlogged = frozenset({1, 2})  # the enrich group has records of raw partitions 1 and 2 still to do
+    assert w.current(now=30.0) is None  # partition 2 was never heard from and has a backlog: wait
+    w.observe(2, T0 + 650, now=30.0)
+    assert w.current(now=60.0) == T0 + 10  # partition 1 silent for a minute, but not done: it still holds
+    w.backlogged = frozenset()  # caught up: its silence is real now
+    assert w.current(now=61.0) == T0 + 10  # 2 was heard 31 s ago (> 5 s): idle too; nothing active moves it
+    w.observe(0, T0 + 900, now=62.0)
+    assert w.current(now=62.0) == T0 + 900
