@@ -18,9 +18,10 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(BIN)/crisiswatch run $(ARGS)
 
-## Run the whole test suite against a real (embedded) broker.
+## Run the whole test suite against a real (embedded) broker; TEST_WORKERS processes share the files.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
