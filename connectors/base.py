@@ -28,7 +28,7 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -149,6 +149,39 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
     return stop.is_set()
+
+
+class StopReconnecting(Exception):
+    """A streaming connection ended in a way that must not be retried (e.g. SSE's HTTP 204)."""
+
+
+async def keep_connected(
+    connect: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    *,
+    after_end: Callable[[], float],
+    after_error: Callable[[Exception], float],
+    waiting: Callable[[float], None] | None = None,
+) -> None:
+    """Hold a streaming connection until ``stop``: run ``connect()`` (one connection, until it ends), then
+    wait ``after_end()`` seconds after a clean end, or ``after_error(exc)`` after a failure (it counts the
+    failure), and connect again. ``waiting(delay)`` hears each wait; `StopReconnecting` ends it all."""
+    while not stop.is_set():
+        try:
+            await until_stopped(connect(), stop)
+            if stop.is_set():
+                return
+            delay = after_end()
+        except StopReconnecting:
+            return
+        except Exception as exc:  # whatever broke the connection: count it, back off, reconnect
+            delay = after_error(exc)
+            if stop.is_set():
+                return
+        if waiting is not None:
+            waiting(delay)
+        if await sleep_or_stop(stop, delay):
+            return
 
 
 async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
@@ -302,6 +335,14 @@ class Connector(ABC):
 
     def mark_success(self) -> None:
         metrics.LAST_SUCCESS.labels(self.kind).set_to_current_time()
+
+    def stream_failed(self, exc: Exception, backoff: Backoff) -> float:
+        """Count a failed stream connection; the wait before the next one: the source's ``Retry-After`` when
+        it sent one, else the next step of ``backoff``."""
+        self.count_error(exc, "stream")
+        if isinstance(exc, ConnectorError) and exc.retry_after is not None:
+            return exc.retry_after
+        return backoff.next()
 
     def count_error(self, exc: BaseException, what: str) -> str:
         """Count and log a failure (never with headers or query strings); return its reason."""

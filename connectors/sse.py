@@ -28,10 +28,10 @@ from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     StateStore,
+    StopReconnecting,
     check_response,
+    keep_connected,
     safe_url,
-    sleep_or_stop,
-    until_stopped,
 )
 from crisiswatch.connectors.mapping import FieldMapping
 from crisiswatch.connectors.sink import MentionSink
@@ -39,10 +39,6 @@ from crisiswatch.detectors.seen import SeenIds
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 5.0
-
-
-class _ServerSaidStop(Exception):
-    pass
 
 
 class SseConnector(Connector):
@@ -84,21 +80,12 @@ class SseConnector(Connector):
         timeout = httpx.Timeout(self.timeout, read=self.idle_timeout)
         async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": self.user_agent}) as client:
             try:
-                while not stop.is_set():
-                    try:
-                        await until_stopped(self._follow(client, handover), stop)
-                        delay = self.reconnect_seconds  # the server ended the stream cleanly
-                    except _ServerSaidStop:
-                        log.warning("sse %s answered 204: not reconnecting", safe_url(self.url))
-                        return
-                    except ConnectorError as exc:
-                        self.count_error(exc, "stream")
-                        delay = exc.retry_after if exc.retry_after is not None else self.backoff.next()
-                    except Exception as exc:
-                        self.count_error(exc, "stream")
-                        delay = self.backoff.next()
-                    if await sleep_or_stop(stop, delay):
-                        break
+                await keep_connected(
+                    lambda: self._follow(client, handover),
+                    stop,
+                    after_end=lambda: self.reconnect_seconds,  # the server ended the stream cleanly
+                    after_error=lambda exc: self.stream_failed(exc, self.backoff),
+                )
             finally:
                 await sink.flush()
                 self._save()
@@ -110,7 +97,8 @@ class SseConnector(Connector):
         async with aconnect_sse(client, "GET", self.url, headers=headers) as source:
             response = source.response
             if response.status_code == 204:
-                raise _ServerSaidStop
+                log.warning("sse %s answered 204: not reconnecting", safe_url(self.url))
+                raise StopReconnecting
             check_response(response)
             self.connections += 1
             self.mark_success()

@@ -33,9 +33,8 @@ from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     StateStore,
+    keep_connected,
     safe_url,
-    sleep_or_stop,
-    until_stopped,
 )
 from crisiswatch.connectors.mapping import MISSING, FieldMapping, get_path
 from crisiswatch.connectors.sink import MentionSink
@@ -90,19 +89,18 @@ class WebSocketConnector(Connector):
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
             try:
-                while not stop.is_set():
-                    try:
-                        await until_stopped(self._follow(session, handover), stop)
-                        if not stop.is_set():
-                            log.info("websocket %s closed by the server; reconnecting", safe_url(self.url))
-                    except ConnectorError as exc:
-                        self.count_error(exc, "stream")
-                    except Exception as exc:
-                        self.count_error(exc, "stream")
-                    if await sleep_or_stop(stop, self.backoff.next()):
-                        break
+                await keep_connected(
+                    lambda: self._follow(session, handover),
+                    stop,
+                    after_end=self._closed_by_server,
+                    after_error=lambda exc: self.stream_failed(exc, self.backoff),
+                )
             finally:
                 await self._save(sink)
+
+    def _closed_by_server(self) -> float:
+        log.info("websocket %s closed by the server; reconnecting", safe_url(self.url))
+        return self.backoff.next()
 
     def connect_url(self) -> str:
         """The URL to (re)connect to: with the cursor parameter once a position is known."""

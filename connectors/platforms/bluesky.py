@@ -36,10 +36,9 @@ from crisiswatch.connectors.base import (
     ConnectorError,
     Handover,
     StateStore,
+    keep_connected,
     retry_after_seconds,
     safe_url,
-    sleep_or_stop,
-    until_stopped,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import SAVE_EVERY_SECONDS, Checkpoint
@@ -164,21 +163,18 @@ class BlueskyConnector(Connector):
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout)
         async with aiohttp.ClientSession(headers={"User-Agent": self.user_agent}, timeout=timeout) as session:
             try:
-                while not stop.is_set():
-                    delay: float | None = None
-                    try:
-                        await until_stopped(self._follow(session, handover), stop)
-                        if not stop.is_set():
-                            log.info("bluesky %s closed by the server; reconnecting", safe_url(self.url))
-                    except ConnectorError as exc:
-                        self.count_error(exc, "stream")
-                        delay = exc.retry_after
-                    except Exception as exc:
-                        self.count_error(exc, "stream")
-                    if await sleep_or_stop(stop, self.backoff.next() if delay is None else delay):
-                        break
+                await keep_connected(
+                    lambda: self._follow(session, handover),
+                    stop,
+                    after_end=self._closed_by_server,
+                    after_error=lambda exc: self.stream_failed(exc, self.backoff),
+                )
             finally:
                 await self._save(handover)
+
+    def _closed_by_server(self) -> float:
+        log.info("bluesky %s closed by the server; reconnecting", safe_url(self.url))
+        return self.backoff.next()
 
     async def _save(self, handover: Handover) -> None:
         self.checkpoint.data["seen"] = self.seen.to_list()[-2000:]

@@ -46,10 +46,10 @@ from crisiswatch.connectors.base import (
     Handover,
     StateStore,
     check_response,
+    keep_connected,
     retry_after_seconds,
     safe_url,
     sleep_or_stop,
-    until_stopped,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import (
@@ -217,18 +217,12 @@ class MastodonConnector(Connector):
         timeout = httpx.Timeout(self.timeout, read=self.idle_timeout)
         async with httpx.AsyncClient(timeout=timeout, headers=self.headers, follow_redirects=True) as client:
             try:
-                while not stop.is_set():
-                    try:
-                        await until_stopped(self._follow(client, handover), stop)
-                        delay = self.backoff.next() if not stop.is_set() else 0.0  # a clean end: reconnect
-                    except ConnectorError as exc:
-                        self.count_error(exc, "stream")
-                        delay = exc.retry_after if exc.retry_after is not None else self.backoff.next()
-                    except Exception as exc:
-                        self.count_error(exc, "stream")
-                        delay = self.backoff.next()
-                    if await sleep_or_stop(stop, delay):
-                        break
+                await keep_connected(
+                    lambda: self._follow(client, handover),
+                    stop,
+                    after_end=self.backoff.next,  # a clean end: reconnect
+                    after_error=lambda exc: self.stream_failed(exc, self.backoff),
+                )
             finally:
                 await self._save(handover)
 

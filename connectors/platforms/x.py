@@ -42,10 +42,10 @@ from crisiswatch.connectors.base import (
     Handover,
     StateStore,
     check_response,
+    keep_connected,
     retry_after_seconds,
     safe_url,
     sleep_or_stop,
-    until_stopped,
 )
 from crisiswatch.connectors.mapping import MappingError, parse_timestamp
 from crisiswatch.connectors.platforms._common import (
@@ -253,6 +253,7 @@ class XFilteredStream(Connector):
         self.connections = 0
         self.delays: list[tuple[str, float]] = []  # (schedule, seconds) of every reconnect wait
         self._rules_synced = False
+        self._schedule = "network"  # the backoff schedule of the next reconnect wait
         self._stop = asyncio.Event()
 
     # --- rules ----------------------------------------------------------------------------------------------
@@ -304,35 +305,44 @@ class XFilteredStream(Connector):
         timeout = httpx.Timeout(self.timeout, read=self.stall_seconds)
         async with httpx.AsyncClient(timeout=timeout, headers=self.headers) as client:
             try:
-                while not stop.is_set():
-                    try:
-                        if self.manage_rules and not self._rules_synced:
-                            await until_stopped(self.sync_rules(client), stop)
-                            self._rules_synced = True
-                        await until_stopped(self._follow(client, handover), stop)
-                        schedule, delay = "network", self.backoff.network()  # the server closed the stream
-                    except ConnectorError as exc:
-                        self.count_error(exc, "stream")
-                        if exc.reason == "rate_limited":
-                            schedule, delay = "rate_limit", self.backoff.rate_limited(exc.retry_after)
-                        elif exc.reason in ("http_4xx", "http_5xx"):
-                            schedule, delay = "http", self.backoff.http()
-                        else:
-                            schedule, delay = "network", self.backoff.network()
-                    except (_Disconnect, httpx.TransportError, OSError) as exc:
-                        self.count_error(ConnectorError("connect", str(exc)), "stream")
-                        schedule, delay = "network", self.backoff.network()
-                    except Exception as exc:
-                        self.count_error(exc, "stream")
-                        schedule, delay = "http", self.backoff.http()
-                    if stop.is_set():
-                        break
-                    self.delays.append((schedule, delay))
-                    log.info("x stream: reconnecting in %.2fs (%s backoff)", delay, schedule)
-                    if await sleep_or_stop(stop, delay):
-                        break
+                await keep_connected(
+                    lambda: self._connect(client, handover),
+                    stop,
+                    after_end=lambda: self._next_wait("network"),  # the server closed the stream
+                    after_error=self._failed,
+                    waiting=self._waiting,
+                )
             finally:
                 await self._save(handover)
+
+    async def _connect(self, client: httpx.AsyncClient, handover: Handover) -> None:
+        if self.manage_rules and not self._rules_synced:
+            await self.sync_rules(client)
+            self._rules_synced = True
+        await self._follow(client, handover)
+
+    def _failed(self, exc: Exception) -> float:
+        """Count a failed connection; the wait of X's backoff schedule for its kind (network, HTTP, 429)."""
+        if isinstance(exc, ConnectorError):
+            self.count_error(exc, "stream")
+            if exc.reason == "rate_limited":
+                return self._next_wait("rate_limit", exc.retry_after)
+            return self._next_wait("http" if exc.reason in ("http_4xx", "http_5xx") else "network")
+        if isinstance(exc, _Disconnect | httpx.TransportError | OSError):
+            self.count_error(ConnectorError("connect", str(exc)), "stream")
+            return self._next_wait("network")
+        self.count_error(exc, "stream")
+        return self._next_wait("http")
+
+    def _next_wait(self, schedule: str, retry_after: float | None = None) -> float:
+        self._schedule = schedule
+        if schedule == "rate_limit":
+            return self.backoff.rate_limited(retry_after)
+        return self.backoff.http() if schedule == "http" else self.backoff.network()
+
+    def _waiting(self, delay: float) -> None:
+        self.delays.append((self._schedule, delay))
+        log.info("x stream: reconnecting in %.2fs (%s backoff)", delay, self._schedule)
 
     async def _save(self, handover: Handover) -> None:
         self.checkpoint.data["seen"] = self.seen.to_list()[-2000:]
