@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -518,8 +518,6 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings.model_validate({}))
     web: WebSettings = Field(default_factory=lambda: WebSettings.model_validate({}))
     connectors: ConnectorSettings = Field(default_factory=lambda: ConnectorSettings.model_validate({}))
-
-    SECTIONS: ClassVar[dict[str, type[Section]]] = SECTIONS
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**route(values))

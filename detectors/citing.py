@@ -34,10 +34,10 @@ def concerning(sentiment: str | None, text: str | None = None, terms: Iterable[s
     return bool(find_crisis_terms(text))
 
 
-def keep_cited(items: Sequence[T], reach: Callable[[T], float], is_concerning: Callable[[T], bool]) -> list[T]:
-    """The `TOP_CITED` items with the most reach and the `TOP_CITED` concerning ones with the most reach (an
-    item in both counts once), by reach, most first."""
-    ranked = sorted(items, key=lambda item: -reach(item))
+def keep_cited(items: Sequence[T], order: Callable[[T], Any], is_concerning: Callable[[T], bool]) -> list[T]:
+    """The `TOP_CITED` items first in ``order`` (most reach first: `citation_order`) and the `TOP_CITED` first
+    concerning ones (an item in both counts once), in that order."""
+    ranked = sorted(items, key=order)
     kept, worrying = [], 0
     for i, item in enumerate(ranked):
         worry = is_concerning(item)
@@ -48,11 +48,11 @@ def keep_cited(items: Sequence[T], reach: Callable[[T], float], is_concerning: C
 
 
 def cited(
-    items: Sequence[T], reach: Callable[[T], float], is_concerning: Callable[[T], bool], negativity: bool
+    items: Sequence[T], order: Callable[[T], Any], is_concerning: Callable[[T], bool], negativity: bool
 ) -> list[T]:
     """``items`` in the order an alert cites them: concerning ones first for a ``negativity`` alert (each group
-    by reach), else by reach alone; all of them (the caller cuts)."""
-    ranked = sorted(items, key=lambda item: -reach(item))
+    in ``order``), else in ``order`` alone; all of them (the caller cuts)."""
+    ranked = sorted(items, key=order)
     if not negativity:
         return ranked
     return [item for item in ranked if is_concerning(item)] + [item for item in ranked if not is_concerning(item)]
@@ -67,11 +67,19 @@ class Mention(Protocol):
     def sentiment(self) -> str: ...
     @property
     def reach(self) -> int: ...
+    @property
+    def id(self) -> str: ...
 
 
-def reach_of(m: Mention) -> float:
-    """A cited mention's reach (the key `keep_cited` and `cited` rank by)."""
-    return m.reach
+def citation_order(m: Mention) -> tuple[float, str]:
+    """The key `keep_cited` and `cited` sort a cited mention by: most reach first, then by id, so that ties
+    are cut the same way whatever order the mentions arrived in (the worker and the backtest agree)."""
+    return (-m.reach, m.id)
+
+
+def dict_order(item: dict[str, Any]) -> tuple[float, str]:
+    """`citation_order` for a window's kept mention (a dict)."""
+    return (-item["reach"], item["id"])
 
 
 def mention_concerning(m: Mention) -> bool:

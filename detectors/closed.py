@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from crisiswatch.contracts.vocabulary import INT64_MAX, Count, SaturatedCount, Sentiment, UtcDatetime
-from crisiswatch.detectors.citing import keep_cited, mention_concerning, reach_of
+from crisiswatch.detectors.citing import citation_order, keep_cited, mention_concerning
 from crisiswatch.detectors.volume import SpikeResult
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class ClosedWindow(BaseModel):
                 continue
             mine, theirs = getattr(self, name), getattr(late, name)
             if name == "top_mentions":
-                value: Any = keep_cited([*mine, *theirs], reach_of, mention_concerning)
+                value: Any = keep_cited([*mine, *theirs], citation_order, mention_concerning)
             elif isinstance(mine, dict):
                 counts = Counter(mine)
                 counts.update(theirs)

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from scipy.special import gammainc
 
 from crisiswatch.contracts.vocabulary import SEVERITIES, SEVERITY_RANK, Severity
-from crisiswatch.detectors.citing import cited, mention_concerning, reach_of
+from crisiswatch.detectors.citing import citation_order, cited, mention_concerning
 from crisiswatch.detectors.closed import ClosedWindow
 from crisiswatch.detectors.crisis import CrisisGate, CrisisPolicy, CrisisVerdict, GateState
 from crisiswatch.detectors.episodes import EpisodeTracker
@@ -564,7 +564,9 @@ class RiskAssessor:
             share=share, usual=usual, reach=reach, reach_baseline=history.reach_baseline if history.windows else None,
             sources=sources, languages=languages, known_languages=known_languages, terms=terms,
             previous=previous, adjacent=len(recent) >= 3, acceleration=acceleration,
-            top=[m.model_dump() for m in cited(window.top_mentions, reach_of, mention_concerning, negativity_alert)],
+            top=[
+                m.model_dump() for m in cited(window.top_mentions, citation_order, mention_concerning, negativity_alert)
+            ],
         )
         def explain() -> list[str]:
             lines = _explain(facts, volume, negativity, components, risk, gates)

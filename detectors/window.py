@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from crisiswatch.detectors.citing import concerning, dict_concerning, keep_cited
+from crisiswatch.detectors.citing import concerning, dict_concerning, dict_order, keep_cited
 
 DISTINCT_K = 1024
 VOICES_PER_STORY = 8
@@ -166,15 +166,16 @@ class WindowAggregate:
         (`detectors.citing.keep_cited`), one per story."""
         top = self.top
         worry = concerning(m.sentiment, terms=m.crisis_terms)
-        if len(top) >= TOP_MENTIONS and m.reach <= top[TOP_MENTIONS - 1]["reach"]:
+        rank = (-m.reach, m.id)  # `dict_order`: ties go to the smaller id, whatever the arrival order
+        if len(top) >= TOP_MENTIONS and rank >= dict_order(top[TOP_MENTIONS - 1]):
             if not worry:
                 return
-            worried = [item["reach"] for item in top if dict_concerning(item)]
-            if len(worried) >= TOP_MENTIONS and m.reach <= worried[TOP_MENTIONS - 1]:
+            worried = [dict_order(item) for item in top if dict_concerning(item)]
+            if len(worried) >= TOP_MENTIONS and rank >= worried[TOP_MENTIONS - 1]:
                 return
         for i, held in enumerate(top):
             if held["story"] == m.story:
-                if m.reach <= held["reach"]:
+                if rank >= dict_order(held):
                     return
                 del top[i]
                 break
@@ -191,7 +192,7 @@ class WindowAggregate:
                 "concerning": worry,
             }
         )
-        top[:] = keep_cited(top, lambda item: item["reach"], dict_concerning)
+        top[:] = keep_cited(top, dict_order, dict_concerning)
 
     @property
     def story_count(self) -> int:

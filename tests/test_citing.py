@@ -8,7 +8,7 @@ from pathlib import Path
 from page_data import demo_records
 
 from crisiswatch.alerting.render import explain
-from crisiswatch.detectors.citing import TOP_CITED, cited, concerning, keep_cited, mention_concerning, reach_of
+from crisiswatch.detectors.citing import TOP_CITED, citation_order, cited, concerning, keep_cited, mention_concerning
 from crisiswatch.detectors.closed import ClosedWindow, TopMention
 from crisiswatch.detectors.evidence import Evidence
 from crisiswatch.detectors.risk import RiskAssessor
@@ -49,12 +49,12 @@ def test_a_window_keeps_the_worrying_mentions_beside_the_loudest() -> None:
 
 def test_a_negativity_alert_cites_the_worrying_first_any_other_by_reach() -> None:
     mentions = ClosedWindow.of(_window(), QUIET, QUIET).top_mentions
-    worrying = cited(mentions, reach_of, mention_concerning, negativity=True)
+    worrying = cited(mentions, citation_order, mention_concerning, negativity=True)
     assert [m.id for m in worrying[:3]] == ["m10", "m12", "m11"]  # negative or crisis-term, by reach
     assert [m.id for m in worrying[3:5]] == ["m0", "m1"]  # then the loudest
-    assert [m.id for m in cited(mentions, reach_of, mention_concerning, negativity=False)][:2] == ["m0", "m1"]
+    assert [m.id for m in cited(mentions, citation_order, mention_concerning, negativity=False)][:2] == ["m0", "m1"]
     only_happy = [m for m in mentions if m.sentiment == "positive"]
-    assert cited(only_happy, reach_of, mention_concerning, negativity=True) == sorted(
+    assert cited(only_happy, citation_order, mention_concerning, negativity=True) == sorted(
         only_happy, key=lambda m: -m.reach
     )  # nothing worrying: by reach
 
@@ -79,7 +79,8 @@ def test_concerning_and_keep_cited() -> None:
     assert concerning("neutral", "they were hacked, passwords leaked")  # crisis terms found in the text
     assert concerning("neutral", terms=["recall"]) and not concerning("neutral", "a data leak", terms=[])
     items = [(f"p{i}", 100 - i, False) for i in range(8)] + [("n", 1, True)]
-    assert [i for i, _, _ in keep_cited(items, lambda t: t[1], lambda t: t[2])] == ["p0", "p1", "p2", "p3", "p4", "n"]
+    kept = keep_cited(items, lambda t: (-t[1], t[0]), lambda t: t[2])
+    assert [i for i, _, _ in kept] == ["p0", "p1", "p2", "p3", "p4", "n"]
 
 
 def test_a_correction_keeps_the_worrying_mentions() -> None:
@@ -99,3 +100,21 @@ def test_the_demo_crisis_alert_cites_complaints_first(tmp_path: Path) -> None:
     top = explain(critical).top_mentions
     assert top, "the critical alert cites no mentions"
     assert all(concerning(m.sentiment, m.text) for m in top[:3]), [(m.sentiment, m.text) for m in top]
+
+
+def test_ties_in_reach_are_cut_the_same_way_whatever_the_arrival_order() -> None:
+    """The worker reads partitions interleaved, the backtest in file order: the cited mentions must not
+    depend on it (a tie in reach goes to the smaller id)."""
+    import random
+
+    facts = [_facts(i, "negative" if i % 2 else "neutral", 1, f"globex post {i}") for i in range(20)]
+    kept = []
+    for seed in range(5):
+        shuffled = facts[:]
+        random.Random(seed).shuffle(shuffled)
+        window = WindowAggregate("globex", 0.0, 60.0)
+        for m in shuffled:
+            window.add(m)
+        kept.append([m["id"] for m in window.top])
+    assert all(k == kept[0] for k in kept), kept
+    assert kept[0][:TOP_CITED] == sorted((f"m{i}" for i in range(20)), key=str)[:TOP_CITED]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from crisiswatch.alerting.plain import plain_headline
 from crisiswatch.alerting.policy import Notification
 from crisiswatch.contracts.records import Alert
-from crisiswatch.detectors.citing import cited, mention_concerning, reach_of
+from crisiswatch.detectors.citing import cited, mention_concerning
 from crisiswatch.detectors.evidence import Evidence
 
 MAX_TOP_MENTIONS = 5
@@ -195,7 +195,7 @@ def _top_mentions(ev: Evidence) -> list[TopMentionLine]:
                 url=m.url or None,
             )
         )
-    out = cited(out, reach_of, mention_concerning, about_negativity(ev))
+    out = cited(out, _most_reach_first, mention_concerning, about_negativity(ev))  # ties keep the evidence order
     return out[:MAX_TOP_MENTIONS]
 
 
@@ -234,3 +234,7 @@ def _count(value: float) -> str:
 
 def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _most_reach_first(line: TopMentionLine) -> float:
+    return -line.reach
