@@ -6,8 +6,9 @@
   whether a post may go out, failing closed (unverifiable, unknown, stale or unsigned state: no).
 * `ScheduleStore` / `Scheduler` (``schedules.py``): planned pause windows, absolute or recurring.
 * `Relay` (``relay.py``): pushes every change to external systems by webhook.
-* ``messages.py``: the records (state, heartbeat, audit, schedule) and their Ed25519 signatures;
-  ``keys.py``: key pairs (writers hold private keys, gates only public keys).
+* ``messages.py``: the `Keyring` that signs and verifies the records (Ed25519); ``keys.py``: key pairs
+  (writers hold private keys, gates only public keys). The records themselves are contracts
+  (`crisiswatch.contracts.control`); the most used ones are re-exported here for publishing services.
 """
 
 from crisiswatch.contracts.control import AuditRecord, ControlMessage, Heartbeat, Schedule, scope_of

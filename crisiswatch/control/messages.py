@@ -1,15 +1,7 @@
-"""Records of the publishing control plane, and their signatures.
+"""The signatures of the control-plane records: `Keyring` signs and verifies them.
 
-Three topics carry them:
-
-* ``publishing.control`` (compacted, key = scope): `ControlMessage`, the signed pause/resume state of
-  one scope. The latest valid message per scope *is* the state. The same topic carries the signed
-  state `Heartbeat` (key ``heartbeat``): a writer re-signs every scope's state and then writes one,
-  every ``control_reassert_seconds``; gates fail closed without a fresh one.
-* ``publishing.audit`` (append-only, key = scope): `AuditRecord`, who changed what, why, when, and
-  what the state was before.
-* ``publishing.schedules`` (compacted, key = schedule id): `Schedule`, a signed absolute or recurring
-  pause window.
+The records (`ControlMessage` and its `Heartbeat` on ``publishing.control``, `AuditRecord`, `Schedule`,
+`Silence`) are contracts: `crisiswatch.contracts.control`. Gates fail closed without a fresh heartbeat.
 
 Signing: Ed25519 over the canonical JSON encoding (sorted keys, no whitespace, UTF-8) of every field of
 the record except ``sig`` (so ``kid`` is covered too); ``sig`` is the hex signature. Writers hold
