@@ -300,3 +300,13 @@ def test_cli_rejects_an_unknown_part(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "detectors", "--out", str(tmp_path), "--part", "nope"])
     assert result.exit_code == 2
     assert not (tmp_path / "bench-detectors.md").exists()
+
+
+def test_the_risk_scenarios_run_through_the_real_detectors() -> None:
+    """Not stubbed: the benchmark's own scenario code against today's window and risk API (it once broke
+    unnoticed when the closed-window contract changed)."""
+    from crisiswatch.bench import risk
+
+    crisis = risk.crisis_scenario("en")
+    assert crisis["max_severity"] == "critical" and crisis["pauses"] == 1 and crisis["episodes"] == 1
+    assert risk.sparse_scenario()["alerts"] == []

@@ -118,12 +118,12 @@ def simulate(
                 story=story_key(text), crisis_terms=found,
             ))
         for closed in windows.close_until(start + 0.001):
-            decision = monitor.observe(closed.summary, closed.volume, closed.negativity)
+            decision = monitor.observe(closed)
             a = decision.assessment
-            at = round((closed.summary.start - T0) / WINDOW)
+            at = round((closed.start - T0) / WINDOW)
             if a.risk > peak["risk"]:
-                peak = {"risk": a.risk, "minute": at, "severity": a.severity, "mentions": closed.summary.mentions,
-                        "stories": closed.summary.story_count, "summary": a.summary}
+                peak = {"risk": a.risk, "minute": at, "severity": a.severity, "mentions": closed.mentions,
+                        "stories": closed.stories, "summary": a.summary}
             if decision.alert_kind or decision.pause:
                 alerts.append({
                     "minute": at, "minutes_after_start": None if event_start is None else at - event_start,
