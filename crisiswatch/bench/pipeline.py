@@ -39,6 +39,7 @@ from crisiswatch.runner import drained, start_worker, stop_process
 from crisiswatch.settings import Settings
 
 BRANDS = [f"Brand{i:02d}" for i in range(20)]
+SOURCES = ("twitter", "news", "reddit", "forum")
 
 
 def brands_yaml(path: Path) -> Path:
@@ -61,7 +62,7 @@ def mention_bytes(i: int, created: datetime, rng: random.Random) -> bytes:
             text = rng.choice(CALM[lang][mood]).format(b=brand) + f" #{rng.randrange(1000)}"
     item = {
         "id": f"bench:{i}",
-        "source": rng.choice(("twitter", "news", "reddit", "forum")),
+        "source": rng.choice(SOURCES),
         "text": text,
         "created_at": created.isoformat(),
         "author": {"id": f"u{rng.randrange(50_000)}", "followers": rng.randrange(10_000)},
@@ -158,6 +159,9 @@ class Bench:
             "CRISISWATCH_BRANDS_FILE": str(brands_yaml(workdir / "brands.yaml")),
             "CRISISWATCH_WINDOW_SECONDS": "5",
             "CRISISWATCH_ALLOWED_LATENESS_SECONDS": "1",
+            # Every generated source gets the bench's 1 s of lateness: reddit's built-in 5 min would keep
+            # its brands' windows open past the end of the run (and nothing would be decided).
+            "CRISISWATCH_SOURCE_LATENESS": json.dumps(dict.fromkeys(SOURCES, 1)),
             "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
             "CRISISWATCH_CONTROL_KEYS": generate_key_pair("bench").private,
         }
