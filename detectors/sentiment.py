@@ -295,7 +295,7 @@ def _naive_bayes(X: sp.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | No
 @lru_cache(maxsize=1)
 def load_default() -> SentimentModel:
     """The model shipped inside the package (``detectors/models/sentiment-v1.npz`` and its lexicon), loaded once."""
-    artifact = resources.files("detectors").joinpath("models", DEFAULT_ARTIFACT)
+    artifact = resources.files("crisiswatch.detectors").joinpath("models", DEFAULT_ARTIFACT)
     with artifact.open("rb") as fh:
         return SentimentModel.load(fh)
 

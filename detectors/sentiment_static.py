@@ -133,7 +133,7 @@ class Lexicon:
 @lru_cache(maxsize=4)
 def load_lexicon(name: str = DEFAULT_LEXICON) -> Lexicon:
     """A lexicon by bare file name inside ``detectors/models`` (the shipped one) or else by path."""
-    packaged = resources.files("detectors").joinpath("models", name)
+    packaged = resources.files("crisiswatch.detectors").joinpath("models", name)
     if Path(name).name == name and packaged.is_file():
         with packaged.open("rb") as fh:
             return Lexicon.load(fh)

@@ -178,3 +178,49 @@ def test_the_folders_install_under_the_crisiswatch_namespace(package: str) -> No
         spec = importlib.util.find_spec(bare)
         installed = spec is not None and Path(spec.origin or "").parent.parent != ROOT
         assert not installed, f"{bare} is installed as a top-level package"
+
+
+def test_no_package_is_named_by_a_bare_string_either() -> None:
+    """``resources.files("detectors")`` resolves only while the repository is the working directory (as in
+    the tests); installed, it fails. Package names in strings follow the namespace too: the argument of
+    ``resources.files``, ``import_module``, ``find_spec`` or ``getLogger``, and any dotted module path."""
+    loaders = {"files", "import_module", "find_spec", "__import__", "getLogger"}
+    topics = {"connectors.checkpoints"}  # a topic name, not a package
+    bare = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            texts: list[str] = []
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in loaders and isinstance(node.args[0].value, str):
+                    texts.append(node.args[0].value)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value:
+                texts.append(node.value)
+            for text in texts:
+                parts = text.split(".")
+                module_like = all(part.isidentifier() for part in parts)
+                if module_like and parts[0] in ("stream", "detectors", "connectors") and text not in topics:
+                    bare.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    assert not bare, "name crisiswatch.<package> instead:\n" + "\n".join(bare)
+
+
+def test_the_models_and_the_worker_load_outside_the_repository(tmp_path: Path) -> None:
+    """From another working directory (as a deployed service runs): the worker's modules import and the
+    shipped models load from the installed package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import crisiswatch.stream.app, crisiswatch.connectors.sources, crisiswatch.cli\n"
+        "from crisiswatch.detectors.sentiment import predict_batch\n"
+        "from crisiswatch.detectors.language import detect_batch\n"
+        "from crisiswatch.detectors.lexicon import find_crisis_terms\n"
+        "assert predict_batch(['I love it', 'this is terrible, a disgrace']) == ['positive', 'negative']\n"
+        "assert detect_batch(['hello world, how are you today']) == ['en']\n"
+        "assert find_crisis_terms('a massive data breach')\n"
+        "import stream\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "No module named 'stream'" in result.stderr, result.stderr  # everything before the last line worked

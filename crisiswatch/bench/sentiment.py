@@ -65,7 +65,7 @@ def run(data_dir: Path) -> dict[str, Any]:
     report = evaluate(model, val)
     texts = list(val.texts)
     random.Random(0).shuffle(texts)
-    models = resources.files("detectors").joinpath("models")
+    models = resources.files("crisiswatch.detectors").joinpath("models")
     files = {DEFAULT_ARTIFACT: len(models.joinpath(DEFAULT_ARTIFACT).read_bytes())}
     if model.static_weight:
         files[model.lexicon] = len(models.joinpath(model.lexicon).read_bytes())
