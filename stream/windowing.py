@@ -385,6 +385,12 @@ class BrandWindows:
         return windows
 
 
+BACKLOG_HOLD_FACTOR = 10.0
+"""A raw partition with a backlog holds the watermark for at most this many upstream idle limits of silence
+(150 s by default): long enough for a slow enrich stage, not for ever if it is stuck (then the windows close
+and what arrives later becomes corrections, as before)."""
+
+
 class Watermark:
     """Event-time progress of one input partition, per upstream raw partition and per source.
 
@@ -394,7 +400,8 @@ class Watermark:
     Kafka Streams and Flink, the upstream watermark (`current`) is the *minimum* over upstream partitions
     of the highest event time each has delivered; an upstream partition silent for the closing policy's
     ``upstream_idle_seconds`` (wall clock) stops holding it back, unless it is `backlogged` (the enrich
-    stage has records of it still to do: a slow partition is not a silent one). It never goes backwards.
+    stage has records of it still to do: a slow partition is not a silent one; for at most
+    `BACKLOG_HOLD_FACTOR` idle limits). It never goes backwards.
 
     Sources deliver with different delays (a polled feed minutes late, a stream seconds), so each source
     key has its own progress too: the highest event time it delivered, capped by the upstream watermark.
@@ -432,10 +439,13 @@ class Watermark:
 
     def current(self, now: float) -> float | None:
         """The upstream watermark at (monotonic) ``now``."""
+        hold = self.idle_seconds * BACKLOG_HOLD_FACTOR  # how long a backlogged partition may stay silent
         waiting = len(self.highest) < self.upstreams and now - self.started_at < self.idle_seconds
-        unheard = waiting or not self.backlogged <= self.highest.keys()
+        unheard = waiting or (not self.backlogged <= self.highest.keys() and now - self.started_at < hold)
         active = [
-            t for s, t in self.highest.items() if now - self.seen_at[s] < self.idle_seconds or s in self.backlogged
+            t
+            for s, t in self.highest.items()
+            if (quiet := now - self.seen_at[s]) < self.idle_seconds or (s in self.backlogged and quiet < hold)
         ]
         if active and not unheard:
             candidate = min(active)

@@ -108,8 +108,11 @@ def test_a_slow_upstream_partition_with_a_backlog_is_not_a_silent_one() -> None:
     w.backlogged = frozenset({1, 2})  # the enrich group has records of raw partitions 1 and 2 still to do
     assert w.current(now=30.0) is None  # partition 2 was never heard from and has a backlog: wait
     w.observe(2, T0 + 650, now=30.0)
-    assert w.current(now=60.0) == T0 + 10  # partition 1 silent for a minute, but not done: it still holds
+    w.observe(0, T0 + 600, now=30.0)
+    assert w.current(now=49.0) == T0 + 10  # within 10 idle limits (50 s) of silence, partition 1 still holds
+    w.observe(0, T0 + 700, now=49.0)
+    assert w.current(now=49.5) == T0 + 10
+    assert w.current(now=51.0) == T0 + 650  # stuck, not slow: past 10 idle limits it stops holding
     w.backlogged = frozenset()  # caught up: its silence is real now
-    assert w.current(now=61.0) == T0 + 10  # 2 was heard 31 s ago (> 5 s): idle too; nothing active moves it
     w.observe(0, T0 + 900, now=62.0)
     assert w.current(now=62.0) == T0 + 900
