@@ -283,13 +283,10 @@ class ControlSettings(Section):
         return value
 
 
-
 class AlertSettings(Section):
     """Alert delivery (`crisiswatch alerts`): routing, retries, reminders and the channels."""
 
-    alert_min_severity: Severity = Field(
-        "warning", description="Lowest alert severity that is delivered to people."
-    )
+    alert_min_severity: Severity = Field("warning", description="Lowest alert severity that is delivered to people.")
     alert_cooldown_seconds: float = Field(
         900.0, ge=0, description="A brand's new episode this soon after the last one resolved is not re-sent."
     )

@@ -283,7 +283,6 @@ def schedule_id_of(episode: str) -> str | None:
     return episode[len(SCHEDULE_EPISODE_PREFIX) :].split(":", 1)[0]
 
 
-
 SILENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 BRAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+/-]{0,127}$"
 MAX_SILENCE = timedelta(days=31)

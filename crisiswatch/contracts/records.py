@@ -80,7 +80,6 @@ CleanStr = Annotated[str, AfterValidator(_no_nul)]
 """Text without NUL characters (they truncate strings in C-based consumers and databases)."""
 
 
-
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, str_max_length=100_000)
 

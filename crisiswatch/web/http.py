@@ -18,9 +18,7 @@ from crisiswatch.contracts.control import ControlMessage, is_scope
 class Body(BaseModel):
     """A JSON request body: unknown fields are refused, strings are stripped."""
 
-
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
 
 
 def error(kind: type[web.HTTPException], message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
@@ -49,7 +47,6 @@ def check_scope(scope: str) -> None:
     if not is_scope(scope):
         hint = "use global, brand:<id>, channel:<name> or account:<id>"
         raise error(web.HTTPBadRequest, f"invalid scope {scope!r}: {hint}")
-
 
 
 def scope_json(scope: str, message: ControlMessage | None, name: str | None = None) -> dict[str, Any]:
