@@ -53,6 +53,15 @@ STALE_END_POLLS = 3
 """Empty polls after which `read_to_end` asks again where the log ends (it may have been truncated)."""
 
 
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (None: nothing to do) and wait until it has finished."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def stop_quietly(stop: Callable[[], Awaitable[object]], what: str) -> None:
     """Close a Kafka client even when the broker is gone (aiokafka may then raise on close)."""
     try:
@@ -232,10 +241,7 @@ class TopicFollower:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await stop_quietly(consumer.stop, self.name)

@@ -41,6 +41,7 @@ from crisiswatch.alerting.policy import ESCALATION, PRIMARY, DeliveryPolicy, Not
 from crisiswatch.contracts.records import Alert, AlertAck
 from crisiswatch.contracts.topics import ALERTS, ALERTS_ACK
 from crisiswatch.contracts.vocabulary import utcnow
+from crisiswatch.follow import cancel_and_wait
 from crisiswatch.kafka import new_consumer
 from crisiswatch.settings import Settings
 
@@ -316,11 +317,8 @@ class AlertDispatcher:
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
         """Stop reading, give queued deliveries ``drain_seconds`` to finish, commit, disconnect."""
-        if self._consume_task is not None:
-            self._consume_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consume_task
-            self._consume_task = None
+        task, self._consume_task = self._consume_task, None
+        await cancel_and_wait(task)
         if self.workers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(w.queue.join() for w in self.workers)), drain_seconds)

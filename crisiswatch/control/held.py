@@ -28,7 +28,7 @@ from crisiswatch.contracts.control import HeldCounts, HeldReport
 from crisiswatch.contracts.topics import PUBLISHING_HELD
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.backlog import Backlog
-from crisiswatch.follow import TopicFollower, stop_quietly
+from crisiswatch.follow import TopicFollower, cancel_and_wait, stop_quietly
 from crisiswatch.kafka import new_producer
 from crisiswatch.settings import ControlSettings, KafkaSettings, Settings
 
@@ -81,10 +81,7 @@ class HeldReporter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):  # gone from the board: its backlog goes with the process

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from crisiswatch.contracts.vocabulary import utcnow
 from crisiswatch.control.messages import SigningUnavailable
 from crisiswatch.control.silences import SilenceStore, new_silence, parse_when, silence_json
+from crisiswatch.follow import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,7 @@ def add_silence_routes(app: web.Application, api: Any) -> None:
     async def stop(_: web.Application) -> None:
         task, store = holder["task"], holder["store"]
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if store is not None:
             with contextlib.suppress(Exception):
                 await store.stop()
